@@ -1,0 +1,235 @@
+"""The ``identify`` command line: thin over the engine.
+
+Each command parses its options, calls one engine function, and turns an
+``IdentifyError`` into one line on stderr and a non-zero exit code. Headless commands
+(index, verify, match, init) never import Textual.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from server.engine.errors import IdentifyError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_ERROR = 2
+"""Exit code for a user error (bad input, bad project, missing index...)."""
+EXIT_UNFIT = 3
+"""Exit code of ``verify`` when the reference set is below ``--min-accuracy``."""
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> None:
+    """Print one line to stderr and exit."""
+    click.echo(f"identify: error: {message}", err=True)
+    sys.exit(code)
+
+
+def user_errors(fn: F) -> F:
+    """Turn an ``IdentifyError`` into a one-line message and a non-zero exit code."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except IdentifyError as exc:
+            fail(exc.message)
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def progress_bar(length: int, label: str) -> Iterator[Callable[[int], None]]:
+    """A progress bar on a terminal, silence elsewhere (pipes, CI logs)."""
+    if not sys.stderr.isatty():
+        yield lambda n: None
+        return
+    with click.progressbar(length=length, label=label, file=sys.stderr) as bar:
+        yield bar.update
+
+
+project_option = click.option(
+    "--project", "-p", required=True, metavar="NAME|FILE",
+    help="Project name under ./projects/ or a path to a project YAML file.",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="identify")
+def main() -> None:
+    """identify: tell which known thing a photo shows, or say "unknown".
+
+    \b
+    Example, the offline demo:
+      identify index  --project projects/demo.yaml
+      identify verify --project projects/demo.yaml
+      identify match  --project projects/demo.yaml examples/demo/queries/*.jpg
+    """
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+
+
+@main.command()
+@click.argument("name")
+@click.option("--refs", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of reference images (one file or one sub-folder per class).")
+@click.option("--model", default="ViT-B-32", show_default=True,
+              help="Embedder: an open_clip architecture, or efficientnet-lite0 (offline).")
+@click.option("--force", is_flag=True, help="Overwrite an existing project file.")
+@user_errors
+def init(name: str, refs: Path, model: str, force: bool) -> None:
+    """Write a new project file to projects/NAME.yaml and print its path.
+
+    \b
+    Example:
+      identify init cards --refs ~/photos/cards --model efficientnet-lite0
+    """
+    from server.engine.project_init import write_new_project
+
+    path = write_new_project(Path.cwd(), name, refs, model, force=force)
+    click.echo(str(path))
+
+
+@main.command()
+@project_option
+@user_errors
+def index(project: str) -> None:
+    """Embed new or changed reference images into the project's index.
+
+    Incremental: files whose content did not change are not embedded again.
+    Unreadable files are skipped and listed.
+
+    \b
+    Example:
+      identify index --project projects/demo.yaml
+    """
+    from server.engine.config import load_project
+    from server.engine.embedders import create_embedder
+    from server.engine.indexer import build_index, describe_skipped
+    from server.engine.references import scan_references
+
+    proj = load_project(project)
+    embedder = create_embedder(proj.config.model)
+    files, _ = scan_references(proj.config)
+    with progress_bar(len(files), "embedding") as update:
+        s = build_index(proj, embedder, progress=update)
+    click.echo(
+        f"indexed {proj.name}: {s.index_size} references in {s.classes} classes "
+        f"({s.embedded} embedded, {s.unchanged} unchanged, {s.retired} removed, "
+        f"{len(s.skipped)} skipped) in {s.seconds:.1f}s with {embedder.spec.model_id}"
+    )
+    if s.rebuilt_index:
+        click.echo("the vector index was rebuilt from the database")
+    if s.skipped:
+        click.echo(f"skipped {len(s.skipped)} file(s):")
+        for line in describe_skipped(s.skipped, proj.file.parent):
+            click.echo(f"  {line}")
+
+
+@main.command()
+@project_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per image, per line.")
+@click.option("--no-record", is_flag=True,
+              help="Do not store the queries and results in the project database.")
+@click.argument("images", nargs=-1, required=True,
+                type=click.Path(dir_okay=False, path_type=Path))
+@user_errors
+def match(project: str, as_json: bool, no_record: bool, images: tuple[Path, ...]) -> None:
+    """Identify image files (the whole image is one object).
+
+    Unreadable files get an error line (or an "error" field with --json); the exit code
+    is non-zero if any file failed.
+
+    \b
+    Example:
+      identify match --project projects/demo.yaml --json photo1.jpg photo2.jpg
+    """
+    from server.engine.config import load_project
+    from server.engine.embedders import create_embedder
+    from server.engine.matching import match_files
+
+    proj = load_project(project)
+    embedder = create_embedder(proj.config.model)
+    failures = 0
+    for result in match_files(proj, embedder, list(images), record=not no_record):
+        if result.error is not None:
+            failures += 1
+        if as_json:
+            click.echo(json.dumps(result.to_json()))
+        elif result.error is not None:
+            click.echo(f"{result.path}: error: {result.error}", err=True)
+        else:
+            for obj in result.decisions:
+                if obj.matched:
+                    answer = f"{obj.label}  score {obj.score:.3f}  margin {obj.margin:.3f}"
+                else:
+                    best = obj.candidates[0].label if obj.candidates else "-"
+                    answer = (f"unknown ({obj.reason}; closest {best}, score {obj.score:.3f},"
+                              f" margin {obj.margin:.3f})")
+                click.echo(f"{result.path}: {answer}")
+    if failures:
+        sys.exit(EXIT_ERROR)
+
+
+@main.command()
+@project_option
+@click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
+@click.option("--min-accuracy", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Exit with code 3 when predicted open-set accuracy is below this.")
+@click.option("--queries", type=click.IntRange(1, 100), default=None,
+              help="Synthetic queries per reference (default: the project's verify setting).")
+@click.option("--no-write", is_flag=True, help="Do not write the thresholds to the project.")
+@user_errors
+def verify(project: str, as_json: bool, min_accuracy: float, queries: int | None,
+           no_write: bool) -> None:
+    """Self-test the reference set with synthetic camera-like queries.
+
+    Reports top-1 accuracy, margins, the most confusable pairs and an estimate of how
+    unknown things score; recommends thresholds and writes them into the project.
+
+    \b
+    Example:
+      identify verify --project projects/demo.yaml --min-accuracy 0.9
+    """
+    from server.engine.config import load_project
+    from server.engine.embedders import create_embedder
+    from server.engine.verify import format_report, run_verify
+
+    proj = load_project(project)
+    embedder = create_embedder(proj.config.model)
+    report = run_verify(proj, embedder, queries_per_reference=queries, write=not no_write)
+    click.echo(json.dumps(report.to_json(), indent=2) if as_json else format_report(report))
+    if report.predicted_open_set_accuracy < min_accuracy:
+        click.echo(
+            f"identify: predicted open-set accuracy {report.predicted_open_set_accuracy:.3f} "
+            f"is below --min-accuracy {min_accuracy:.3f}", err=True)
+        sys.exit(EXIT_UNFIT)
+
+
+@main.command()
+@user_errors
+def models() -> None:
+    """List the embedders a project may use (offline ones first).
+
+    \b
+    Example:
+      identify models
+    """
+    from server.engine.embedders import list_models
+
+    for m in list_models():
+        click.echo(f"{m.name:<28} {'offline' if m.offline else 'download'}  {m.description}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

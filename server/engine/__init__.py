@@ -1,0 +1,1 @@
+"""The headless core of identify: no aiohttp, no Textual (checked by import-linter)."""

@@ -1,0 +1,346 @@
+"""The project file: typed, frozen, validated once on load and passed down explicitly.
+
+A project is one YAML file (``projects/<name>.yaml`` or any path). Relative paths in it
+resolve against the file's folder. Unknown keys and wrong types are reported with the
+file, the line and the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Literal
+
+import yaml
+
+from .errors import ProjectConfigError
+from .yamlschema import load_yaml_as
+
+DEFAULT_RARITY_SUFFIXES: tuple[str, ...] = (
+    "c", "r", "sr", "ur", "scr", "utr", "gr", "hr", "pr", "pscr", "qcscr", "str", "sp", "ssp",
+)
+"""Rarity codes split off the end of a file stem (``Dark_Magician_ur`` -> rarity ``ur``)."""
+
+DEFAULT_TAXONOMY = "default"
+PROJECT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def _empty() -> Mapping[str, ClassThreshold]:
+    return MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class NamingRules:
+    """How a reference file or folder name becomes a label (the seed's rules)."""
+
+    strip_set_code: bool = True
+    """Drop a leading set code such as ``LOCH-JP001_`` from file stems."""
+    rarity_suffixes: tuple[str, ...] = DEFAULT_RARITY_SUFFIXES
+    """Lower-case suffixes after the last ``_`` that name a rarity, not the thing."""
+    title_case: bool = True
+    """Upper-case the first letter of each word (the rest of the word is kept)."""
+
+
+@dataclass(frozen=True)
+class ReferenceSource:
+    """A folder of references: each image file directly in it is one class (its stem is
+    the label) and each sub-folder is one class holding any number of images."""
+
+    path: Path
+    """The folder; relative to the project file."""
+    taxonomy: str = DEFAULT_TAXONOMY
+    """Which taxonomy (thresholds) the classes of this folder belong to."""
+    prefix: str | None = None
+    """A hierarchical label prefix, e.g. ``Cards > Yu-Gi-Oh`` gives
+    ``Cards > Yu-Gi-Oh > Dark Magician``."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which embedder turns an image into a vector."""
+
+    name: str = "ViT-B-32"
+    """A registry name (``efficientnet-lite0``) or any open_clip architecture name."""
+    pretrained: str | None = None
+    """open_clip pretrained tag (e.g. ``laion2b_s34b_b79k``); None picks the default."""
+    checkpoint: Path | None = None
+    """A local weights file, used instead of downloading; relative to the project file."""
+    device: str = "auto"
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
+    batch_size: int = 16
+    """Images per forward pass when indexing."""
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError("model.batch_size must be at least 1")
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """The USearch vector index."""
+
+    dtype: Literal["f32", "f16", "bf16", "i8"] = "f16"
+    """Scalar type of stored vectors: f16 halves memory with no measurable recall loss."""
+    connectivity: int = 16
+    """HNSW graph degree (USearch ``connectivity``)."""
+    expansion_add: int = 128
+    """HNSW beam width while inserting."""
+    expansion_search: int = 64
+    """HNSW beam width while searching."""
+    top_k: int = 20
+    """Neighbours fetched per query before per-class aggregation."""
+
+
+@dataclass(frozen=True)
+class RerankConfig:
+    """Second stage: local features matched to the shortlisted references with a
+    RANSAC homography check, for things a global embedding cannot tell apart."""
+
+    enabled: bool = True
+    """Run the second stage at all."""
+    shortlist: int = 5
+    """Classes from the global ranking that are re-checked."""
+    max_features: int = 400
+    """Keypoints kept per image."""
+    min_inliers: int = 10
+    """Homography inliers below this count as no geometric evidence."""
+    saturation: int = 40
+    """Inlier count at which the geometric bonus is full."""
+    weight: float = 0.35
+    """Bonus added to the cosine score at full geometric evidence."""
+
+
+@dataclass(frozen=True)
+class ClassThreshold:
+    """An override of the decision thresholds for one class."""
+
+    threshold: float | None = None
+    """Minimum score to accept; None inherits from the taxonomy."""
+    margin: float | None = None
+    """Minimum score gap to the best other class; None inherits."""
+
+
+@dataclass(frozen=True)
+class Taxonomy:
+    """A named group of classes sharing decision thresholds."""
+
+    name: str
+    """Referred to by ``references[].taxonomy``."""
+    threshold: float | None = None
+    """Minimum score to accept; None uses the value ``identify verify`` calibrated."""
+    margin: float | None = None
+    """Minimum gap to the best other class; None uses the calibrated value."""
+    classes: Mapping[str, ClassThreshold] = field(default_factory=_empty)
+    """Per-class overrides, keyed by label."""
+
+
+@dataclass(frozen=True)
+class VerifyConfig:
+    """How ``identify verify`` builds its synthetic camera-like queries."""
+
+    queries_per_reference: int = 6
+    """Synthetic views made of each reference."""
+    backgrounds: Path | None = None
+    """Folder of background photos; None uses the photos shipped with identify."""
+    strength: float = 1.0
+    """Harshness of the synthetic camera (0 clean, 1 typical, 1.5 harsh)."""
+    seed: int = 0
+    """Random seed: the same set and seed give the same report."""
+    expected_unknown_share: float = 0.3
+    """Share of live queries expected to show things not in the index; weights the
+    known and unknown passes when predicting open-set accuracy."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.expected_unknown_share <= 1.0:
+            raise ValueError("verify.expected_unknown_share must be between 0 and 1")
+        if self.queries_per_reference < 1:
+            raise ValueError("verify.queries_per_reference must be at least 1")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Thresholds recommended by ``identify verify``; written back into the project."""
+
+    threshold: float
+    """Score threshold."""
+    margin: float
+    """Margin threshold."""
+    model: str = ""
+    """Model id the calibration is valid for; ignored when the model changed."""
+    predicted_open_set_accuracy: float | None = None
+    """Open-set accuracy predicted by verify at these thresholds."""
+    verified_at: str = ""
+    """ISO time of the verify run."""
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    """Everything in a project file."""
+
+    references: tuple[ReferenceSource, ...]
+    """Reference folders."""
+    name: str | None = None
+    """Project name; defaults to the file's stem."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """The embedder."""
+    index: IndexConfig = field(default_factory=IndexConfig)
+    """The vector index."""
+    naming: NamingRules = field(default_factory=NamingRules)
+    """Label naming rules."""
+    data_dir: Path | None = None
+    """Where the index, database and crops live; default ``indexes/<name>/``."""
+    taxonomies: tuple[Taxonomy, ...] = ()
+    """Threshold groups; a ``default`` taxonomy always exists."""
+    rerank: RerankConfig = field(default_factory=RerankConfig)
+    """The local-feature second stage."""
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
+    """Self-test settings."""
+    calibration: Calibration | None = None
+    """Written by ``identify verify``; do not edit by hand unless you mean it."""
+
+    def __post_init__(self) -> None:
+        if not self.references:
+            raise ValueError("'references' must list at least one folder")
+        names = [t.name for t in self.taxonomies]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ValueError(f"taxonomy names must be unique: {', '.join(sorted(dupes))}")
+        known = set(names) | {DEFAULT_TAXONOMY}
+        for ref in self.references:
+            if ref.taxonomy not in known:
+                raise ValueError(
+                    f"references: taxonomy '{ref.taxonomy}' is not declared under 'taxonomies'"
+                )
+
+    def taxonomy(self, name: str) -> Taxonomy:
+        """The taxonomy called ``name`` (``default`` exists even when not declared)."""
+        for t in self.taxonomies:
+            if t.name == name:
+                return t
+        return Taxonomy(name=name)
+
+
+@dataclass(frozen=True)
+class Project:
+    """A loaded project: its file, its resolved paths and its configuration."""
+
+    file: Path
+    """The YAML file it was loaded from."""
+    name: str
+    """Project name."""
+    data_dir: Path
+    """Resolved folder for the index, database and crops."""
+    config: ProjectConfig
+    """The validated configuration with every path made absolute."""
+
+    @property
+    def db_path(self) -> Path:
+        """The SQLite database."""
+        return self.data_dir / "identify.db"
+
+    @property
+    def index_path(self) -> Path:
+        """The USearch index file (its metadata sits beside it)."""
+        return self.data_dir / "index.usearch"
+
+
+def resolve_project_path(project: str | Path, cwd: Path | None = None) -> Path:
+    """Find a project file: a path to a YAML file, or a name under ``./projects/``."""
+    cwd = cwd or Path.cwd()
+    candidate = Path(project).expanduser()
+    path = candidate if candidate.is_absolute() else cwd / candidate
+    if candidate.suffix in (".yaml", ".yml") or path.is_file():
+        if not path.is_file():
+            raise ProjectConfigError(f"project file not found: {path}")
+        return path
+    for ext in (".yaml", ".yml"):
+        path = cwd / "projects" / f"{project}{ext}"
+        if path.is_file():
+            return path
+    raise ProjectConfigError(
+        f"no project '{project}': looked for projects/{project}.yaml under {cwd}; "
+        "pass a path to a YAML file or create one with `identify init`"
+    )
+
+
+def default_data_dir(file: Path, name: str) -> Path:
+    """``indexes/<name>/`` beside ``projects/`` (or beside the file if it is elsewhere)."""
+    folder = file.parent
+    root = folder.parent if folder.name == "projects" else folder
+    return root / "indexes" / name
+
+
+def load_project(project: str | Path, cwd: Path | None = None) -> Project:
+    """Load and validate a project by name or path.
+
+    Raises:
+        ProjectConfigError: the file is missing, not YAML, or has a wrong key or type.
+    """
+    file = resolve_project_path(project, cwd).resolve()
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProjectConfigError(f"cannot read project file {file}: {exc}") from None
+    cfg = load_yaml_as(ProjectConfig, text, str(file))
+    name = cfg.name or file.stem
+    if not PROJECT_NAME_RE.match(name):
+        raise ProjectConfigError(
+            f"{file}: project name {name!r} may hold only letters, digits, '_', '-', '.'"
+        )
+    base = file.parent
+
+    def absolute(p: Path) -> Path:
+        p = p.expanduser()
+        return p if p.is_absolute() else (base / p).resolve()
+
+    cfg = dataclasses.replace(
+        cfg,
+        references=tuple(dataclasses.replace(r, path=absolute(r.path)) for r in cfg.references),
+        model=dataclasses.replace(
+            cfg.model,
+            checkpoint=absolute(cfg.model.checkpoint) if cfg.model.checkpoint else None,
+        ),
+        verify=dataclasses.replace(
+            cfg.verify,
+            backgrounds=absolute(cfg.verify.backgrounds) if cfg.verify.backgrounds else None,
+        ),
+    )
+    data_dir = absolute(cfg.data_dir) if cfg.data_dir else default_data_dir(file, name)
+    return Project(file=file, name=name, data_dir=data_dir, config=cfg)
+
+
+def write_calibration(file: Path, calibration: Calibration) -> None:
+    """Replace (or append) the top-level ``calibration:`` block of a project file.
+
+    Only that block is rewritten, so the user's comments and layout elsewhere survive.
+    The write is atomic (temporary file, then rename).
+    """
+    text = file.read_text(encoding="utf-8")
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, ln in enumerate(lines) if re.match(r"^calibration\s*:", ln)), None)
+    if start is not None:
+        end = start + 1
+        while end < len(lines) and (lines[end][:1] in (" ", "\t", "\n", "#") or not lines[end].strip()):
+            end += 1
+        # Keep a trailing comment that belongs to the next top-level key.
+        while end > start + 1 and lines[end - 1].startswith("#"):
+            end -= 1
+        del lines[start:end]
+    else:
+        start = len(lines)
+        if lines and not lines[-1].endswith("\n"):
+            lines[-1] += "\n"
+    payload = {k: v for k, v in dataclasses.asdict(calibration).items() if v not in (None, "")}
+    block = "calibration:  # written by `identify verify`\n" + "".join(
+        "  " + ln + "\n" for ln in yaml.safe_dump(payload, sort_keys=False).splitlines()
+    )
+    lines.insert(start, block)
+    new_text = "".join(lines)
+    load_yaml_as(ProjectConfig, new_text, str(file))  # never write a file we cannot read
+    tmp = file.with_name(f".{file.name}.tmp")
+    tmp.write_text(new_text, encoding="utf-8")
+    tmp.replace(file)

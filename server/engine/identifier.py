@@ -1,0 +1,127 @@
+"""Identification of an image (or a crop): embed -> search -> second stage -> decide."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import Project
+from .decision import Candidate, Decision, Thresholds, aggregate, decide, resolve_thresholds, with_scores
+from .embedders import Embedder
+from .errors import NotIndexedError
+from .indexer import open_or_none
+from .localfeatures import FEATURE_KIND, LocalFeatures, count_inliers, extract, geometric_bonus
+from .store import Store
+from .vector_index import VectorIndex
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the second stage needs from a query: its embedding and local features."""
+
+    vector: np.ndarray
+    features: LocalFeatures | None
+
+
+class Identifier:
+    """Answers "which reference is this?" for images, using a project's index."""
+
+    def __init__(self, project: Project, embedder: Embedder, store: Store,
+                 index: VectorIndex, thresholds: Thresholds | None = None) -> None:
+        self.project = project
+        self.embedder = embedder
+        self.store = store
+        self.index = index
+        refs = store.active_references()
+        self.labels = {r.id: r.label for r in refs}
+        self.taxonomy_of = {r.label: r.taxonomy for r in refs}
+        self.thresholds = thresholds or resolve_thresholds(project.config, embedder.spec)
+        self._ref_features: dict[int, LocalFeatures] = {}
+
+    @classmethod
+    def open(cls, project: Project, embedder: Embedder) -> Identifier:
+        """Open the project's database and index for identification.
+
+        Raises:
+            NotIndexedError: ``identify index`` has not been run.
+            IndexMismatchError: the index was built with another model.
+        """
+        index = open_or_none(project, embedder)
+        if index is None or not project.db_path.exists():
+            raise NotIndexedError(
+                f"project '{project.name}' has no index yet: run `identify index "
+                f"--project {project.file}` first"
+            )
+        return cls(project, embedder, Store(project.db_path), index)
+
+    def close(self) -> None:
+        """Release the database connection."""
+        self.store.close()
+
+    @property
+    def classes(self) -> list[str]:
+        """Labels of every indexed class."""
+        return sorted(set(self.labels.values()))
+
+    def evidence(self, images: Sequence[np.ndarray]) -> list[Evidence]:
+        """Embed images in one batch and extract their local features."""
+        vecs = self.embedder.embed_batch(np.stack([self.embedder.preprocess(im) for im in images]))
+        rr = self.project.config.rerank
+        feats = [extract(im, rr.max_features) if rr.enabled else None for im in images]
+        return [Evidence(v, f) for v, f in zip(vecs, feats, strict=True)]
+
+    def identify(self, images: Sequence[np.ndarray]) -> list[Decision]:
+        """Decide for each image (whole image = one object)."""
+        if not images:
+            return []
+        return [self.decide(ev) for ev in self.evidence(images)]
+
+    def candidates(self, ev: Evidence, exclude: str | None = None,
+                   inlier_cache: dict[int, int] | None = None) -> list[Candidate]:
+        """Per-class ranking of one query, re-ranked by the second stage.
+
+        ``exclude`` drops one class before re-ranking, as if it were not indexed (the
+        leave-class-out pass of ``identify verify``). ``inlier_cache`` (reference id ->
+        inliers) lets two rankings of the same query share second-stage work.
+        """
+        k = self.project.config.index.top_k + (self.project.config.rerank.shortlist
+                                               if exclude else 0)
+        keys, sims = self.index.search(ev.vector[None, :], k)
+        ranked = aggregate(keys[0], sims[0], self.labels)
+        if exclude is not None:
+            ranked = [c for c in ranked if c.label != exclude]
+        if ev.features is not None:
+            ranked = self.rerank(ev.features, ranked, inlier_cache)
+        return ranked
+
+    def decide(self, ev: Evidence) -> Decision:
+        """The decision for one query's evidence."""
+        return decide(self.candidates(ev), self.thresholds, self.taxonomy_of)
+
+    def reference_features(self, ref_id: int) -> LocalFeatures | None:
+        """Stored local features of a reference (cached)."""
+        cached = self._ref_features.get(ref_id)
+        if cached is None:
+            row = self.store.features(ref_id, FEATURE_KIND)
+            if row is None:
+                return None
+            cached = LocalFeatures(*row)
+            self._ref_features[ref_id] = cached
+        return cached
+
+    def rerank(self, query: LocalFeatures, ranked: list[Candidate],
+               inlier_cache: dict[int, int] | None = None) -> list[Candidate]:
+        """Add the geometric bonus to the shortlisted classes and sort again."""
+        rr = self.project.config.rerank
+        cache = {} if inlier_cache is None else inlier_cache
+        out = list(ranked)
+        for i, cand in enumerate(ranked[:rr.shortlist]):
+            if cand.reference_id not in cache:
+                ref = self.reference_features(cand.reference_id)
+                cache[cand.reference_id] = count_inliers(query, ref) if ref is not None else 0
+            inliers = cache[cand.reference_id]
+            bonus = geometric_bonus(inliers, rr.min_inliers, rr.saturation, rr.weight)
+            out[i] = with_scores(cand, cand.cosine + bonus, inliers)
+        return sorted(out, key=lambda c: -c.score)

@@ -1,0 +1,114 @@
+"""Safe image decoding with named limits.
+
+Every image that enters the system passes through ``decode_image``: empty, truncated,
+non-image and decompression-bomb inputs are rejected with one clear ``ImageRejected``
+before any large allocation happens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .errors import ImageRejected
+
+MAX_IMAGE_BYTES = 40 * 1024 * 1024
+"""Largest encoded image accepted (bytes)."""
+MAX_IMAGE_PIXELS = 50_000_000
+"""Largest decoded image accepted (width x height); bigger is treated as a bomb."""
+MIN_IMAGE_SIDE = 8
+"""Smallest useful image side in pixels."""
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+"""File suffixes treated as images when scanning folders."""
+
+
+def read_image_bytes(path: Path) -> bytes:
+    """Read a file with the byte limit applied before reading it whole."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_IMAGE_BYTES:
+            raise ImageRejected(
+                f"{path.name}: {size} bytes is over the {MAX_IMAGE_BYTES} byte limit"
+            )
+        return path.read_bytes()
+    except OSError as exc:
+        raise ImageRejected(f"{path.name}: cannot read: {exc.strerror or exc}") from None
+
+
+def decode_image(data: bytes, name: str = "image", *, keep_alpha: bool = False) -> np.ndarray:
+    """Decode encoded image bytes into an RGB (or RGBA) uint8 array.
+
+    Args:
+        data: The encoded file contents.
+        name: Used in error messages.
+        keep_alpha: Return RGBA when the image has transparency.
+
+    Raises:
+        ImageRejected: empty, too big, not an image, truncated, or a decompression bomb.
+    """
+    if not data:
+        raise ImageRejected(f"{name}: the file is empty")
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ImageRejected(f"{name}: {len(data)} bytes is over the {MAX_IMAGE_BYTES} byte limit")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            width, height = img.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise ImageRejected(
+                    f"{name}: {width}x{height} pixels is over the {MAX_IMAGE_PIXELS} pixel limit"
+                )
+            img.load()
+    except ImageRejected:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageRejected(f"{name}: too many pixels (decompression bomb)") from None
+    except UnidentifiedImageError:
+        raise ImageRejected(f"{name}: not an image (or an unsupported format)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageRejected(f"{name}: damaged or truncated image ({exc})") from None
+    if min(img.size) < MIN_IMAGE_SIDE:
+        raise ImageRejected(f"{name}: {img.size[0]}x{img.size[1]} is too small")
+    has_alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
+    mode = "RGBA" if keep_alpha and has_alpha else "RGB"
+    if has_alpha and mode == "RGB":
+        # Flatten on white: a cut-out on paper, as a reference print would look.
+        rgba = img.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(canvas, rgba)
+    return np.ascontiguousarray(np.asarray(img.convert(mode)))
+
+
+def load_image(path: Path, *, keep_alpha: bool = False) -> np.ndarray:
+    """Read and decode an image file (see ``decode_image``)."""
+    return decode_image(read_image_bytes(path), path.name, keep_alpha=keep_alpha)
+
+
+def flatten_alpha(image: np.ndarray, background: int = 255) -> np.ndarray:
+    """RGBA -> RGB composited on a flat grey level; RGB passes through."""
+    if image.shape[2] == 3:
+        return image
+    alpha = image[:, :, 3:4].astype(np.float32) / 255.0
+    rgb = image[:, :, :3].astype(np.float32) * alpha + background * (1.0 - alpha)
+    return rgb.astype(np.uint8)
+
+
+def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
+    """Encode an RGB array as JPEG bytes."""
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+                           [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:  # pragma: no cover - OpenCV only fails on empty input
+        raise ImageRejected("cannot encode image as JPEG")
+    return buf.tobytes()
+
+
+def content_hash(data: bytes) -> str:
+    """Stable content hash used to skip unchanged files when indexing."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()

@@ -1,0 +1,224 @@
+"""``identify index``: embed new or changed references, retire removed ones, save.
+
+Incremental by content hash: a second run with nothing changed reads and hashes the
+files but embeds nothing. Unreadable files are skipped and listed, never fatal. The
+vector index is derived data: when it is missing, damaged or built with another model,
+it is rebuilt from the embeddings stored in the database.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .config import Project
+from .embedders import Embedder
+from .errors import IdentifyError, ImageRejected
+from .images import content_hash, decode_image, read_image_bytes
+from .localfeatures import FEATURE_KIND, LocalFeatures, extract
+from .pipeline_io import DECODE_WORKERS, bounded_map
+from .references import ReferenceFile, scan_references
+from .store import ReferenceRow, Store
+from .vector_index import HnswParams, VectorIndex
+
+Progress = Callable[[int], None]
+"""Called with the number of files just processed."""
+
+
+@dataclass
+class IndexSummary:
+    """What one ``identify index`` run did."""
+
+    files: int = 0
+    embedded: int = 0
+    unchanged: int = 0
+    retired: int = 0
+    classes: int = 0
+    index_size: int = 0
+    rebuilt_index: bool = False
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def images_per_second(self) -> float:
+        """Embedding throughput of this run."""
+        return self.embedded / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class _Prepared:
+    ref: ReferenceFile
+    digest: str
+    tensor: np.ndarray | None = None
+    features: LocalFeatures | None = None
+    size: tuple[int, int] = (0, 0)
+    error: str | None = None
+
+
+def hnsw_params(project: Project) -> HnswParams:
+    """HNSW parameters from the project's ``index:`` section."""
+    ic = project.config.index
+    return HnswParams(ic.connectivity, ic.expansion_add, ic.expansion_search)
+
+
+def open_or_none(project: Project, embedder: Embedder) -> VectorIndex | None:
+    """The project's index if it exists and matches the embedder (else raises)."""
+    return VectorIndex.open(project.index_path, embedder.spec, project.config.index.dtype,
+                            hnsw_params(project))
+
+
+def rebuild_index(project: Project, store: Store, embedder: Embedder) -> VectorIndex:
+    """A fresh index from the embeddings stored for every active reference."""
+    index = VectorIndex.create(project.index_path, embedder.spec, project.config.index.dtype,
+                               hnsw_params(project))
+    refs = store.active_references()
+    vectors = store.embeddings([r.id for r in refs], embedder.spec.model_id)
+    keys = [r.id for r in refs if r.id in vectors]
+    if keys:
+        index.add(keys, np.stack([vectors[k] for k in keys]))
+    return index
+
+
+def build_index(project: Project, embedder: Embedder, progress: Progress | None = None) -> IndexSummary:
+    """Bring the database and the vector index in step with the reference folders.
+
+    Raises:
+        ProjectConfigError: a reference folder is missing.
+        NoReferencesError: no image in any reference folder.
+    """
+    started = time.perf_counter()
+    files, not_images = scan_references(project.config)
+    summary = IndexSummary(files=len(files) + len(not_images))
+    summary.skipped.extend((str(p), why) for p, why in not_images)
+    model_id = embedder.spec.model_id
+    rerank = project.config.rerank
+    store = Store(project.db_path)
+    try:
+        existing = {r.path: r for r in store.active_references()}
+        have_vec = set(store.embeddings(list(r.id for r in existing.values()), model_id))
+        have_feat = store.feature_ids(FEATURE_KIND)
+
+        def is_current(row: ReferenceRow | None, digest: str) -> bool:
+            return (row is not None and row.content_hash == digest and row.id in have_vec
+                    and (not rerank.enabled or row.id in have_feat))
+
+        def prepare(ref: ReferenceFile) -> _Prepared:
+            try:
+                data = read_image_bytes(ref.path)
+                digest = content_hash(data)
+                if is_current(existing.get(str(ref.path)), digest):
+                    return _Prepared(ref, digest)
+                image = decode_image(data, ref.path.name)
+            except ImageRejected as exc:
+                return _Prepared(ref, "", error=exc.message)
+            feats = extract(image, rerank.max_features) if rerank.enabled else None
+            return _Prepared(ref, digest, embedder.preprocess(image), feats,
+                             (image.shape[1], image.shape[0]))
+
+        seen_paths: set[str] = set()
+        batch: list[_Prepared] = []
+        new_keys: list[int] = []
+        new_vecs: list[np.ndarray] = []
+        retired: list[int] = []
+
+        def flush() -> None:
+            if not batch:
+                return
+            vecs = embedder.embed_batch(np.stack([b.tensor for b in batch]))
+            with store.db.conn:
+                for item, vec in zip(batch, vecs, strict=True):
+                    old = existing.get(str(item.ref.path))
+                    if old is not None and old.content_hash == item.digest:
+                        row_id = old.id
+                        store.relabel(row_id, item.ref.label, item.ref.taxonomy, item.ref.rarity)
+                    else:
+                        if old is not None:
+                            store.retire([old.id])
+                            retired.append(old.id)
+                        row_id = store.add_reference(
+                            path=str(item.ref.path), content_hash=item.digest,
+                            label=item.ref.label, taxonomy=item.ref.taxonomy,
+                            rarity=item.ref.rarity, source=str(item.ref.source),
+                            width=item.size[0], height=item.size[1])
+                    store.put_embedding(row_id, model_id, vec)
+                    if item.features is not None:
+                        store.put_features(row_id, FEATURE_KIND, item.features.keypoints,
+                                           item.features.descriptors, item.size)
+                    new_keys.append(row_id)
+                    new_vecs.append(vec)
+            summary.embedded += len(batch)
+            if progress:
+                progress(len(batch))
+            batch.clear()
+
+        with ThreadPoolExecutor(DECODE_WORKERS, thread_name_prefix="decode") as pool:
+            window = max(4, project.config.model.batch_size * 2)
+            for item in bounded_map(pool, prepare, files, window):
+                seen_paths.add(str(item.ref.path))
+                if item.error is not None:
+                    summary.skipped.append((str(item.ref.path), item.error))
+                    if progress:
+                        progress(1)
+                elif item.tensor is None:
+                    summary.unchanged += 1
+                    row = existing[str(item.ref.path)]
+                    if (row.label, row.taxonomy, row.rarity) != (
+                            item.ref.label, item.ref.taxonomy, item.ref.rarity):
+                        store.relabel(row.id, item.ref.label, item.ref.taxonomy, item.ref.rarity)
+                    if progress:
+                        progress(1)
+                else:
+                    batch.append(item)
+                    if len(batch) >= project.config.model.batch_size:
+                        flush()
+            flush()
+        gone = [r.id for p, r in existing.items() if p not in seen_paths]
+        store.retire(gone)
+        retired.extend(gone)
+        summary.retired = len(retired)
+
+        index = _updated_index(project, store, embedder, new_keys, new_vecs, retired, summary)
+        index.save()
+        summary.index_size = len(index)
+        summary.classes = len({r.label for r in store.active_references()})
+    finally:
+        store.close()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _updated_index(project: Project, store: Store, embedder: Embedder, keys: list[int],
+                   vecs: list[np.ndarray], retired: list[int],
+                   summary: IndexSummary) -> VectorIndex:
+    try:
+        index = open_or_none(project, embedder)
+    except IdentifyError:
+        # Another model, or damaged: the index is derived data, rebuild it.
+        index = None
+    active = {r.id for r in store.active_references()}
+    if index is None or any(k not in index for k in active - set(keys)):
+        summary.rebuilt_index = project.index_path.exists()
+        return rebuild_index(project, store, embedder)
+    index.remove(retired)
+    if keys:
+        index.add(keys, np.stack(vecs))
+    return index
+
+
+def describe_skipped(skipped: list[tuple[str, str]], root: Path | None = None) -> list[str]:
+    """Lines for the summary: ``path: reason``."""
+    lines = []
+    for path, why in skipped:
+        shown = path
+        if root is not None:
+            try:
+                shown = str(Path(path).relative_to(root))
+            except ValueError:
+                pass
+        lines.append(f"{shown}: {why}")
+    return lines

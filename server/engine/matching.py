@@ -1,0 +1,79 @@
+"""``identify match``: identify image files, whole image as one object."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import Project
+from .decision import Decision
+from .embedders import Embedder
+from .errors import ImageRejected
+from .identifier import Identifier
+from .images import content_hash, decode_image, read_image_bytes
+from .pipeline_io import DECODE_WORKERS, bounded_map
+
+
+@dataclass
+class FileResult:
+    """The objects found in one file, or why it could not be read."""
+
+    path: Path
+    decisions: list[Decision] = field(default_factory=list)
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """One line of ``identify match --json``."""
+        out: dict[str, Any] = {"path": str(self.path),
+                               "objects": [d.to_json(bbox=None) for d in self.decisions]}
+        if self.error is not None:
+            out["error"] = self.error
+        return out
+
+
+@dataclass
+class _Loaded:
+    path: Path
+    image: np.ndarray | None = None
+    digest: str = ""
+    error: str | None = None
+
+
+def _load(path: Path) -> _Loaded:
+    try:
+        data = read_image_bytes(path)
+        return _Loaded(path, decode_image(data, path.name), content_hash(data))
+    except ImageRejected as exc:
+        return _Loaded(path, error=exc.message)
+
+
+def match_files(project: Project, embedder: Embedder, paths: Sequence[Path],
+                record: bool = True) -> Iterator[FileResult]:
+    """Identify each file in order; unreadable files yield a result with ``error``.
+
+    Raises:
+        NotIndexedError, IndexMismatchError: before any file is read.
+    """
+    ident = Identifier.open(project, embedder)
+    try:
+        with ThreadPoolExecutor(DECODE_WORKERS, thread_name_prefix="decode") as pool:
+            for item in bounded_map(pool, _load, paths, window=8):
+                if item.image is None:
+                    yield FileResult(item.path, error=item.error)
+                    continue
+                (ev,) = ident.evidence([item.image])
+                decision = ident.decide(ev)
+                if record:
+                    ident.store.record_observation(
+                        path=str(item.path.resolve()), content_hash=item.digest,
+                        width=item.image.shape[1], height=item.image.shape[0],
+                        model_id=embedder.spec.model_id, embedding=ev.vector,
+                        result=decision.to_json())
+                yield FileResult(item.path, [decision])
+    finally:
+        ident.close()

@@ -1,0 +1,235 @@
+"""The project's SQLite database (sqlite-utils, WAL, versioned migrations).
+
+Every image or crop the system has seen is a row of ``images``; the vector index keys
+are these row ids. Embeddings are stored per model so the index can be rebuilt, or the
+model switched back, without re-reading a single image.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlite_utils
+
+from .errors import IdentifyError
+
+
+def _jsonable(value: Any) -> Any:
+    """JSON fallback for numpy scalars and arrays."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def now_iso() -> str:
+    """UTC time as ISO 8601 with seconds."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _m1(db: sqlite_utils.Database) -> None:
+    db["images"].create(
+        {
+            "id": int, "kind": str, "path": str, "content_hash": str, "label": str,
+            "rarity": str, "taxonomy": str, "source": str, "width": int, "height": int,
+            "status": str, "created_at": str, "updated_at": str,
+        },
+        pk="id",
+        not_null={"kind", "status", "created_at"},
+        defaults={"status": "active"},
+    )
+    db["images"].create_index(["kind", "status"])
+    db["images"].create_index(["path"])
+    db["embeddings"].create(
+        {"image_id": int, "model_id": str, "vector": bytes},
+        pk=("image_id", "model_id"),
+        foreign_keys=[("image_id", "images", "id")],
+    )
+    db["features"].create(
+        {"image_id": int, "kind": str, "keypoints": bytes, "descriptors": bytes,
+         "width": int, "height": int},
+        pk=("image_id", "kind"),
+        foreign_keys=[("image_id", "images", "id")],
+    )
+    db["observations"].create(
+        {"id": int, "image_id": int, "model_id": str, "label": str, "score": float,
+         "margin": float, "matched": int, "reason": str, "candidates": str,
+         "bbox": str, "created_at": str},
+        pk="id",
+        foreign_keys=[("image_id", "images", "id")],
+    )
+
+
+MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (_m1,)
+"""Schema migrations in order; ``PRAGMA user_version`` counts those applied."""
+
+
+@dataclass(frozen=True)
+class ReferenceRow:
+    """An active reference image."""
+
+    id: int
+    path: str
+    content_hash: str
+    label: str
+    taxonomy: str
+    rarity: str | None
+
+
+class Store:
+    """Typed access to the project database. One writer at a time (see DESIGN.md)."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(path), check_same_thread=False, timeout=10)
+            self.db = sqlite_utils.Database(conn)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise IdentifyError(f"database {path} is unreadable: {exc}") from None
+        self.path = path
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise IdentifyError(
+                f"database schema v{version} is newer than this identify (v{len(MIGRATIONS)})"
+            )
+        for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self.db.conn:
+                step(self.db)
+                self.db.execute(f"PRAGMA user_version = {number}")
+
+    @property
+    def schema_version(self) -> int:
+        """Number of migrations applied."""
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.db.conn.close()
+
+    # --- references -----------------------------------------------------------------
+
+    def active_references(self) -> list[ReferenceRow]:
+        """All active reference rows, by id."""
+        rows = self.db.execute(
+            "select id, path, content_hash, label, taxonomy, rarity from images "
+            "where kind = 'reference' and status = 'active' order by id"
+        ).fetchall()
+        return [ReferenceRow(*r) for r in rows]
+
+    def add_reference(self, *, path: str, content_hash: str, label: str, taxonomy: str,
+                      rarity: str | None, source: str, width: int, height: int) -> int:
+        """Insert a reference image row and return its id."""
+        ts = now_iso()
+        table = self.db.table("images")
+        table.insert({
+            "kind": "reference", "path": path, "content_hash": content_hash, "label": label,
+            "rarity": rarity, "taxonomy": taxonomy, "source": source, "width": width,
+            "height": height, "status": "active", "created_at": ts, "updated_at": ts,
+        })
+        return int(table.last_pk)
+
+    def retire(self, ids: Iterable[int]) -> None:
+        """Mark rows as removed (they stay in the database, out of the index)."""
+        ts = now_iso()
+        for image_id in ids:
+            self.db["images"].update(image_id, {"status": "removed", "updated_at": ts})
+
+    def relabel(self, image_id: int, label: str, taxonomy: str, rarity: str | None) -> None:
+        """Change the label of a reference whose file did not change."""
+        self.db["images"].update(image_id, {"label": label, "taxonomy": taxonomy,
+                                            "rarity": rarity, "updated_at": now_iso()})
+
+    # --- embeddings and features ----------------------------------------------------
+
+    def put_embedding(self, image_id: int, model_id: str, vector: np.ndarray) -> None:
+        """Store (or replace) one image's embedding under a model id."""
+        self.db["embeddings"].upsert(
+            {"image_id": image_id, "model_id": model_id,
+             "vector": np.asarray(vector, np.float32).tobytes()},
+            pk=("image_id", "model_id"),
+        )
+
+    def embeddings(self, ids: Sequence[int], model_id: str) -> dict[int, np.ndarray]:
+        """Stored embeddings of ``ids`` under ``model_id`` (missing ids are absent)."""
+        out: dict[int, np.ndarray] = {}
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start:start + 500])
+            marks = ",".join("?" * len(chunk))
+            for image_id, blob in self.db.execute(
+                f"select image_id, vector from embeddings where model_id = ? "
+                f"and image_id in ({marks})", [model_id, *chunk]
+            ):
+                out[int(image_id)] = np.frombuffer(blob, dtype=np.float32)
+        return out
+
+    def put_features(self, image_id: int, kind: str, keypoints: np.ndarray,
+                     descriptors: np.ndarray, size: tuple[int, int]) -> None:
+        """Store local features (keypoints (N, 2) float32, descriptors (N, D) uint8)."""
+        self.db["features"].upsert(
+            {"image_id": image_id, "kind": kind,
+             "keypoints": np.asarray(keypoints, np.float32).tobytes(),
+             "descriptors": np.asarray(descriptors, np.uint8).tobytes(),
+             "width": size[0], "height": size[1]},
+            pk=("image_id", "kind"),
+        )
+
+    def features(self, image_id: int, kind: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """Stored local features of one image, or None."""
+        row = self.db.execute(
+            "select keypoints, descriptors from features where image_id = ? and kind = ?",
+            [image_id, kind],
+        ).fetchone()
+        if row is None:
+            return None
+        kps = np.frombuffer(row[0], dtype=np.float32).reshape(-1, 2)
+        desc = np.frombuffer(row[1], dtype=np.uint8).reshape(len(kps), -1) if len(kps) else \
+            np.zeros((0, 32), np.uint8)
+        return kps, desc
+
+    def feature_ids(self, kind: str) -> set[int]:
+        """Ids of images with stored features of ``kind``."""
+        return {int(r[0]) for r in self.db.execute(
+            "select image_id from features where kind = ?", [kind])}
+
+    # --- observations ---------------------------------------------------------------
+
+    def record_observation(self, *, path: str, content_hash: str, width: int, height: int,
+                           model_id: str, embedding: np.ndarray, result: dict[str, Any],
+                           kind: str = "query") -> int:
+        """Store a query image (or crop), its embedding and the decision made about it."""
+        ts = now_iso()
+        # Serialise first, then write the three rows in one transaction with plain SQL:
+        # sqlite-utils commits after each insert, which could leave an orphan image row.
+        candidates = json.dumps(result["candidates"], default=_jsonable)
+        bbox = json.dumps(result.get("bbox"), default=_jsonable)
+        vector = np.asarray(embedding, np.float32).tobytes()
+        conn = self.db.conn
+        with conn:
+            cur = conn.execute(
+                "insert into images (kind, path, content_hash, width, height, status, "
+                "created_at, updated_at) values (?, ?, ?, ?, ?, 'active', ?, ?)",
+                [kind, path, content_hash, width, height, ts, ts])
+            image_id = int(cur.lastrowid or 0)
+            conn.execute("insert into embeddings (image_id, model_id, vector) values (?, ?, ?)",
+                         [image_id, model_id, vector])
+            conn.execute(
+                "insert into observations (image_id, model_id, label, score, margin, matched, "
+                "reason, candidates, bbox, created_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [image_id, model_id, result["label"], float(result["score"]),
+                 float(result["margin"]), int(bool(result["matched"])),
+                 result.get("reason", ""), candidates, bbox, ts])
+        return image_id

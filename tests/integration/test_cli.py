@@ -1,0 +1,167 @@
+"""The command line end to end, in-process (click's runner) on real files and models."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from identify_tui.cli import main
+from tests.conftest import DEMO_QUERIES, REPO, write_project
+
+COMMANDS = sorted(main.commands)
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_an_example_and_is_in_the_readme(command: str) -> None:
+    code, out, _ = run(command, "--help")
+    assert code == 0
+    assert "Example" in out and f"identify {command}" in out
+    assert f"identify {command}" in (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def test_index_is_incremental_and_a_second_run_embeds_nothing(tmp_path: Path,
+                                                              small_refs: Path) -> None:
+    project = write_project(tmp_path, small_refs)
+    code, out, _ = run("index", "--project", str(project))
+    assert code == 0, out
+    assert "6 references in 6 classes (6 embedded, 0 unchanged" in out
+    code, out, _ = run("index", "--project", str(project))
+    assert code == 0
+    assert "(0 embedded, 6 unchanged, 0 removed, 0 skipped)" in out
+    # A changed file is embedded again; a removed one leaves the index.
+    shutil.copy(small_refs / "banana.png", small_refs / "Japan.png")
+    (small_refs / "grapes.png").unlink()
+    code, out, _ = run("index", "--project", str(project))
+    assert "5 references in 5 classes (1 embedded, 4 unchanged, 2 removed" in out
+
+
+def test_index_skips_bad_files_and_lists_them_without_a_traceback(tmp_path: Path,
+                                                                  small_refs: Path) -> None:
+    good = (small_refs / "banana.png").read_bytes()
+    (small_refs / "empty.png").write_bytes(b"")
+    (small_refs / "truncated.png").write_bytes(good[: len(good) // 3])
+    (small_refs / "notes.txt").write_text("not an image")
+    (small_refs / "fake.jpg").write_text("<html>not a jpeg</html>")
+    project = write_project(tmp_path, small_refs)
+    code, out, err = run("index", "--project", str(project))
+    assert code == 0, err
+    assert "6 references in 6 classes" in out and "4 skipped" in out
+    for name, why in [("empty.png", "empty"), ("truncated.png", "truncated"),
+                      ("notes.txt", "not an image"), ("fake.jpg", "not an image")]:
+        assert re.search(rf"{name}: .*{why}", out), (name, out)
+    assert "Traceback" not in out + err
+
+
+def test_index_of_a_folder_without_images_is_one_clear_error(tmp_path: Path) -> None:
+    refs = tmp_path / "empty"
+    refs.mkdir()
+    project = write_project(tmp_path, refs)
+    code, out, err = run("index", "--project", str(project))
+    assert code == 2
+    assert err.strip().startswith("identify: error: no reference images found in")
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_typo_in_the_project_file_names_the_key_and_the_line(tmp_path: Path,
+                                                              small_refs: Path) -> None:
+    project = write_project(tmp_path, small_refs, extra="index:\n  dtpye: f16\n")
+    code, _, err = run("index", "--project", str(project))
+    assert code == 2
+    assert f"{project}:9:" in err and "'dtpye'" in err and "did you mean 'dtype'" in err
+
+
+def test_match_json_has_the_documented_shape(tmp_path: Path, small_refs: Path) -> None:
+    project = write_project(tmp_path, small_refs)
+    assert run("index", "--project", str(project))[0] == 0
+    query = DEMO_QUERIES / "known-pineapple.jpg"
+    code, out, _ = run("match", "--project", str(project), "--json", str(query))
+    assert code == 0
+    line = json.loads(out)
+    assert line["path"] == str(query)
+    (obj,) = line["objects"]
+    assert set(obj) >= {"bbox", "label", "score", "margin", "matched", "candidates"}
+    assert obj["bbox"] is None
+    assert obj["label"] == "Pineapple" and obj["matched"] is True
+    assert obj["candidates"][0]["label"] == "Pineapple"
+    assert all(set(c) >= {"label", "score"} for c in obj["candidates"])
+
+
+def test_match_reports_an_unreadable_file_and_exits_non_zero(tmp_path: Path,
+                                                            small_refs: Path) -> None:
+    project = write_project(tmp_path, small_refs)
+    run("index", "--project", str(project))
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    good = DEMO_QUERIES / "known-brazil.jpg"
+    code, out, _ = run("match", "--project", str(project), "--json", str(bad), str(good))
+    assert code == 2
+    first, second = (json.loads(x) for x in out.splitlines())
+    assert "error" in first and first["objects"] == []
+    assert second["objects"][0]["label"] == "Brazil"
+
+
+def test_match_before_index_says_to_run_index(tmp_path: Path, small_refs: Path) -> None:
+    project = write_project(tmp_path, small_refs)
+    code, _, err = run("match", "--project", str(project), str(DEMO_QUERIES / "known-brazil.jpg"))
+    assert code == 2 and "identify index" in err
+
+
+def test_an_index_built_with_another_model_is_refused_and_left_untouched(
+        tmp_path: Path, small_refs: Path) -> None:
+    project = write_project(tmp_path, small_refs)
+    run("index", "--project", str(project))
+    meta = tmp_path / "indexes" / "t" / "index.usearch.json"
+    doc = json.loads(meta.read_text())
+    doc["model_id"] = "open_clip/ViT-B-32/laion2b_s34b_b79k"
+    doc["dim"] = 512
+    meta.write_text(json.dumps(doc))
+    before = (tmp_path / "indexes" / "t" / "index.usearch").read_bytes()
+    code, _, err = run("match", "--project", str(project), str(DEMO_QUERIES / "known-brazil.jpg"))
+    assert code == 2
+    assert "built with open_clip/ViT-B-32" in err and "efficientnet-lite0" in err
+    assert (tmp_path / "indexes" / "t" / "index.usearch").read_bytes() == before
+
+
+def test_verify_writes_thresholds_that_match_then_uses(tmp_path: Path, small_refs: Path) -> None:
+    project = write_project(tmp_path, small_refs)
+    run("index", "--project", str(project))
+    code, out, _ = run("verify", "--project", str(project), "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["queries"] == 12 and report["written"] is True
+    assert 0.0 <= report["predicted_open_set_accuracy"] <= 1.0
+    text = project.read_text()
+    assert "calibration:" in text and f"threshold: {report['threshold']}" in text
+    code, out, _ = run("match", "--project", str(project), "--json",
+                       str(DEMO_QUERIES / "known-brazil.jpg"))
+    # The calibrated threshold is the one the decision used.
+    from server.engine.config import load_project
+
+    assert load_project(project).config.calibration is not None
+    code, _, err = run("verify", "--project", str(project), "--no-write", "--min-accuracy", "1.0")
+    assert code in (0, 3)
+    if code == 3:
+        assert "below --min-accuracy" in err
+
+
+def test_init_writes_a_project_that_loads(in_tmp: Path, small_refs: Path) -> None:
+    code, out, _ = run("init", "cards", "--refs", str(small_refs), "--model", "efficientnet-lite0")
+    assert code == 0
+    path = Path(out.strip())
+    assert path == in_tmp / "projects" / "cards.yaml"
+    from server.engine.config import load_project
+
+    proj = load_project("cards", cwd=in_tmp)
+    assert proj.config.references[0].path == small_refs.resolve()
+    code, _, err = run("init", "cards", "--refs", str(small_refs))
+    assert code == 2 and "already exists" in err

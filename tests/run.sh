@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Fresh machine -> test results: make .venv, install identify with its test extras, run
+# every test. Exits non-zero when any test fails or when no test ran (pytest's code 5).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e '.[test]'
+# Public-domain flags for the dataset tests and the benchmark (npm registry).
+if command -v npm >/dev/null && [ ! -d node_modules/svg-country-flags ]; then
+  npm install --no-save --no-package-lock --silent svg-country-flags@1.2.10 \
+    || echo "tests/run.sh: could not install svg-country-flags; flag tests will say so" >&2
+fi
+export YOLO_OFFLINE=1 YOLO_AUTOINSTALL=false HF_HUB_OFFLINE=1
+set +e
+.venv/bin/python -m pytest "$@"
+code=$?
+set -e
+if [ "$code" -eq 5 ]; then
+  echo "tests/run.sh: no test ran; that is a failure" >&2
+  exit 1
+fi
+exit "$code"

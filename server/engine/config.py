@@ -93,6 +93,16 @@ class IndexConfig:
     """HNSW beam width while searching."""
     top_k: int = 20
     """Neighbours fetched per query before per-class aggregation."""
+    views: int = 6
+    """Synthetic camera views of each reference (perspective, light, blur, background)
+    averaged with it into its vector; 0 embeds the plain image only. Costs one extra
+    forward pass per view at index time, none at query time."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.views <= 64:
+            raise ValueError("index.views must be between 0 and 64")
+        if self.top_k < 1:
+            raise ValueError("index.top_k must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -104,11 +114,11 @@ class RerankConfig:
     """Run the second stage at all."""
     shortlist: int = 5
     """Classes from the global ranking that are re-checked."""
-    max_features: int = 400
-    """Keypoints kept per image."""
-    min_inliers: int = 10
+    max_features: int = 500
+    """ORB keypoints kept per image."""
+    min_inliers: int = 8
     """Homography inliers below this count as no geometric evidence."""
-    saturation: int = 40
+    saturation: int = 30
     """Inlier count at which the geometric bonus is full."""
     weight: float = 0.35
     """Bonus added to the cosine score at full geometric evidence."""
@@ -144,6 +154,9 @@ class VerifyConfig:
 
     queries_per_reference: int = 6
     """Synthetic views made of each reference."""
+    max_references: int = 500
+    """Larger sets are self-tested on a seeded sample of this many references (the
+    index still holds them all), so verify stays minutes, not hours."""
     backgrounds: Path | None = None
     """Folder of background photos; None uses the photos shipped with identify."""
     strength: float = 1.0
@@ -159,6 +172,8 @@ class VerifyConfig:
             raise ValueError("verify.expected_unknown_share must be between 0 and 1")
         if self.queries_per_reference < 1:
             raise ValueError("verify.queries_per_reference must be at least 1")
+        if self.max_references < 2:
+            raise ValueError("verify.max_references must be at least 2")
 
 
 @dataclass(frozen=True)

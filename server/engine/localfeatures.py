@@ -14,10 +14,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-FEATURE_KIND = "sift"
-"""Stored feature type (the ``features.kind`` column)."""
-WORK_SIDE = 400
-"""Images are resized so their longer side is this many pixels before detection."""
+FEATURE_KIND = "orb"
+"""Stored feature type (the ``features.kind`` column). ORB, not SIFT: on the benchmark's
+crops both re-rank equally well (top-1 0.920 vs 0.920, AUROC 0.899 vs 0.905), and ORB
+extracts in 2 ms where SIFT takes 10-18 ms, which is what keeps the second stage inside
+the per-crop latency budget."""
+WORK_SIDE = 320
+"""Images are resized (up or down) so their longer side is this many pixels."""
 RATIO = 0.8
 """Lowe's ratio test threshold."""
 RANSAC_PX = 6.0
@@ -26,7 +29,7 @@ RANSAC_PX = 6.0
 
 @dataclass(frozen=True)
 class LocalFeatures:
-    """Keypoint positions (N, 2) and their descriptors (N, 128) uint8."""
+    """Keypoint positions (N, 2) and their binary descriptors (N, 32) uint8."""
 
     keypoints: np.ndarray
     descriptors: np.ndarray
@@ -35,23 +38,19 @@ class LocalFeatures:
         return int(self.keypoints.shape[0])
 
 
-def _detector(max_features: int) -> cv2.SIFT:
-    # nOctaveLayers, contrastThreshold, edgeThreshold, sigma as OpenCV defaults; uint8
-    # descriptors are 4x smaller to store and match as well as float ones.
-    return cv2.SIFT_create(max_features, 3, 0.04, 10.0, 1.6, cv2.CV_8U)
-
-
-def extract(image: np.ndarray, max_features: int = 400) -> LocalFeatures:
+def extract(image: np.ndarray, max_features: int = 500) -> LocalFeatures:
     """Detect keypoints on a grey, size-normalised copy of an RGB image."""
     grey = cv2.cvtColor(image[:, :, :3], cv2.COLOR_RGB2GRAY)
     h, w = grey.shape
+    # Up or down to one working size: ORB ignores a 31-pixel border and needs texture at
+    # its patch scale, so a small reference is enlarged rather than left keypoint-poor.
     scale = WORK_SIDE / max(h, w)
-    if scale < 1.0:
+    if abs(scale - 1.0) > 0.05:
         grey = cv2.resize(grey, (max(1, round(w * scale)), max(1, round(h * scale))),
-                          interpolation=cv2.INTER_AREA)
-    kps, desc = _detector(max_features).detectAndCompute(grey, None)
+                          interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    kps, desc = cv2.ORB_create(max_features).detectAndCompute(grey, None)
     if desc is None or not kps:
-        return LocalFeatures(np.zeros((0, 2), np.float32), np.zeros((0, 128), np.uint8))
+        return LocalFeatures(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8))
     pts = np.array([k.pt for k in kps], dtype=np.float32)
     return LocalFeatures(pts, np.asarray(desc, dtype=np.uint8))
 
@@ -60,9 +59,7 @@ def count_inliers(query: LocalFeatures, ref: LocalFeatures) -> int:
     """Matches between query and reference that one homography explains (0 if none)."""
     if len(query) < 4 or len(ref) < 4:
         return 0
-    matcher = cv2.BFMatcher(cv2.NORM_L2)
-    pairs = matcher.knnMatch(query.descriptors.astype(np.float32),
-                             ref.descriptors.astype(np.float32), k=2)
+    pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(query.descriptors, ref.descriptors, k=2)
     good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO * p[1].distance]
     if len(good) < 4:
         return 0

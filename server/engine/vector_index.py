@@ -33,12 +33,15 @@ class IndexMeta:
     dim: int
     dtype: str
     projection: str
+    views: int = 0
+    """Synthetic views averaged into each reference vector (``index.views``)."""
     count: int = 0
     format: int = FORMAT_VERSION
 
     def describe(self) -> str:
         """Short human description for error messages."""
-        return f"{self.model_id} ({self.dim}-d, {self.dtype}, projection {self.projection})"
+        return (f"{self.model_id} ({self.dim}-d, {self.dtype}, projection {self.projection}, "
+                f"{self.views} views per reference)")
 
 
 @dataclass(frozen=True)
@@ -65,18 +68,18 @@ class VectorIndex:
 
     @classmethod
     def create(cls, path: Path, spec: ModelSpec, dtype: str = "f16",
-               params: HnswParams | None = None) -> VectorIndex:
+               params: HnswParams | None = None, views: int = 0) -> VectorIndex:
         """A new, empty index for vectors of ``spec`` (not written until ``save``)."""
         p = params or HnswParams()
         index = Index(ndim=spec.dim, metric="cos", dtype=dtype, connectivity=p.connectivity,
                       expansion_add=p.expansion_add, expansion_search=p.expansion_search)
         meta = IndexMeta(model_id=spec.model_id, dim=spec.dim, dtype=dtype,
-                         projection=spec.projection)
+                         projection=spec.projection, views=views)
         return cls(index, meta, path)
 
     @classmethod
     def open(cls, path: Path, spec: ModelSpec, dtype: str,
-             params: HnswParams | None = None) -> VectorIndex | None:
+             params: HnswParams | None = None, views: int = 0) -> VectorIndex | None:
         """Open an index and check it matches ``spec`` and ``dtype``.
 
         Returns:
@@ -98,9 +101,9 @@ class VectorIndex:
                 "run `identify index` to rebuild it from the database"
             ) from None
         wanted = IndexMeta(model_id=spec.model_id, dim=spec.dim, dtype=dtype,
-                           projection=spec.projection, count=meta.count)
-        if (meta.model_id, meta.dim, meta.dtype, meta.projection) != (
-                wanted.model_id, wanted.dim, wanted.dtype, wanted.projection):
+                           projection=spec.projection, views=views, count=meta.count)
+        if (meta.model_id, meta.dim, meta.dtype, meta.projection, meta.views) != (
+                wanted.model_id, wanted.dim, wanted.dtype, wanted.projection, wanted.views):
             raise IndexMismatchError(
                 f"the index at {path} was built with {meta.describe()}, but the project now "
                 f"uses {wanted.describe()}; run `identify index` to rebuild it"

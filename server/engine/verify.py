@@ -27,7 +27,7 @@ import numpy as np
 
 from . import synth
 from .config import Calibration, Project, write_calibration
-from .decision import Candidate, Thresholds, decide
+from .decision import Candidate
 from .embedders import Embedder
 from .errors import ImageRejected, NoReferencesError
 from .identifier import Identifier
@@ -102,9 +102,8 @@ def _background_pool(project: Project, rng: np.random.Generator) -> tuple[list[n
     return [synth.fallback_background(rng) for _ in range(8)], "procedural (no photos found)"
 
 
-def _rank_thresholds(known: Sequence[QueryOutcome], unknown_share: float,
-                     base: Thresholds, taxonomy_of: dict[str, str]) -> tuple[float, float, float,
-                                                                             float, float]:
+def _rank_thresholds(known: Sequence[QueryOutcome],
+                     unknown_share: float) -> tuple[float, float, float, float, float]:
     """Grid search for (threshold, margin) maximising predicted open-set accuracy."""
     k_top = np.array([o.known_ranking[0].score if o.known_ranking else 0 for o in known])
     k_2nd = np.array([o.known_ranking[1].score if len(o.known_ranking) > 1 else 0
@@ -173,7 +172,13 @@ def run_verify(project: Project, embedder: Embedder, *, queries_per_reference: i
         backgrounds, bg_note = _background_pool(project, rng)
         outcomes: list[QueryOutcome] = []
         notes: list[str] = []
-        for ref in refs:
+        tested = refs
+        if len(refs) > vcfg.max_references:
+            pick = np.sort(rng.choice(len(refs), vcfg.max_references, replace=False))
+            tested = [refs[i] for i in pick]
+            notes.append(f"self-tested a seeded sample of {len(tested)} of {len(refs)} "
+                         "references (verify.max_references)")
+        for ref in tested:
             try:
                 image = load_image(Path(ref.path), keep_alpha=True)
             except ImageRejected as exc:
@@ -195,8 +200,7 @@ def run_verify(project: Project, embedder: Embedder, *, queries_per_reference: i
         top1 = float(np.mean([o.top1 == o.label for o in outcomes]))
         u_scores = np.array([o.unknown_ranking[0].score if o.unknown_ranking else 0.0
                              for o in outcomes])
-        acc, thr, mar, k_rate, u_rate = _rank_thresholds(
-            outcomes, vcfg.expected_unknown_share, ident.thresholds, ident.taxonomy_of)
+        acc, thr, mar, k_rate, u_rate = _rank_thresholds(outcomes, vcfg.expected_unknown_share)
         median = float(np.median(margins))
         verdict = next(text for bound, text in VERDICTS if median > bound)
         explicit = [t.name for t in project.config.taxonomies

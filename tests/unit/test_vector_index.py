@@ -153,8 +153,8 @@ def test_open_with_another_model_or_dtype_is_a_mismatch(tmp_path: Path, spec: Mo
     with pytest.raises(IndexMismatchError) as err:
         VectorIndex.open(path, spec, dtype)
     msg = err.value.message
-    assert "test/model (32-d, f16, projection none)" in msg  # what the index holds
-    assert f"{spec.model_id} ({spec.dim}-d, {dtype}, projection {spec.projection})" in msg
+    assert "test/model (32-d, f16, projection none, 0 views" in msg  # what the index holds
+    assert f"{spec.model_id} ({spec.dim}-d, {dtype}, projection {spec.projection}," in msg
     assert err.value.status == 409
 
 

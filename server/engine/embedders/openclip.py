@@ -7,6 +7,7 @@ checkpoint file. When neither works, one message says exactly what to do.
 from __future__ import annotations
 
 import hashlib
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,8 @@ def create_openclip_model(name: str, pretrained: str | None, checkpoint: Path | 
     source = str(checkpoint) if checkpoint else pretrained
     try:
         return open_clip.create_model(name, pretrained=source, require_pretrained=True)
-    except (RuntimeError, OSError, ValueError) as exc:
+    except (RuntimeError, OSError, ValueError, KeyError, EOFError,
+            pickle.UnpicklingError) as exc:
         if checkpoint is not None:
             raise ModelUnavailableError(
                 f"cannot load {name} weights from {checkpoint}: {exc}"

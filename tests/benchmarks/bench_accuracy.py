@@ -1,0 +1,188 @@
+"""Accuracy benchmark: identify against the seed method, side by side, same embedder.
+
+    python -m tests.benchmarks.bench_accuracy [--data .bench/data] [--out results.json]
+
+Builds the development dataset if missing (see ``dataset.py``), indexes its known
+references with ``identify``'s own indexer, runs ``identify verify`` to get the operating
+point, then asks every query (full camera frames and the object crops a detector would
+give) and reports, per method and query kind:
+
+- known top-1: share of known-class queries whose best class is right (closed set);
+- open-set AUROC: known vs unknown queries, ranked by the decision score;
+- open-set accuracy: (correct accepts + correct rejects) / all queries, at the
+  thresholds ``verify`` recommended (identify) or at 0.70 / 0.04 (the seed).
+
+The seed method is the data-label-factory recipe: one plain embedding per reference,
+brute-force cosine over an in-memory matrix, whole frame, accept at cosine >= 0.70 and
+margin >= 0.04.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from server.engine.config import load_project
+from server.engine.decision import aggregate, decide
+from server.engine.embedders import create_embedder, embed_images
+from server.engine.identifier import Evidence, Identifier
+from server.engine.images import flatten_alpha, load_image
+from server.engine.indexer import build_index
+from server.engine.verify import run_verify
+from tests.benchmarks.dataset import DatasetConfig, build_dataset, find_flags_dir
+
+SEED_THRESHOLD, SEED_MARGIN = 0.70, 0.04
+
+
+def auroc(pos: np.ndarray, neg: np.ndarray) -> float:
+    """Probability that a random positive outscores a random negative (ties count half)."""
+    if len(pos) == 0 or len(neg) == 0:
+        return float("nan")
+    diff = pos[:, None] - neg[None, :]
+    return float(((diff > 0).sum() + 0.5 * (diff == 0).sum()) / diff.size)
+
+
+def metrics(labels: list[str | None], top1: list[str | None], scores: list[float],
+            accepted: list[str | None]) -> dict[str, float]:
+    """Known top-1, AUROC and open-set accuracy from per-query outcomes."""
+    known = np.array([lab is not None for lab in labels])
+    s = np.array(scores)
+    right_top1 = np.array([t == lab for t, lab in zip(top1, labels, strict=True)])
+    correct = np.array([(a == lab) if lab is not None else (a is None)
+                        for a, lab in zip(accepted, labels, strict=True)])
+    return {
+        "known_top1": float(right_top1[known].mean()),
+        "auroc": auroc(s[known], s[~known]),
+        "open_set_accuracy": float(correct.mean()),
+        "known_accepted_correctly": float(correct[known].mean()),
+        "unknown_rejected": float(correct[~known].mean()),
+    }
+
+
+def write_project(work: Path, data: Path, unknown_share: float, views: int,
+                  rerank: bool) -> Path:
+    """The benchmark's project file (offline embedder, verify's default settings)."""
+    work = work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    path = work / "bench.yaml"
+    path.write_text(
+        f"references:\n  - path: {data.resolve() / 'references'}\n"
+        f"naming:\n  strip_set_code: false\n  rarity_suffixes: []\n  title_case: false\n"
+        f"model:\n  name: efficientnet-lite0\n  device: cpu\n"
+        f"index:\n  views: {views}\n"
+        f"rerank:\n  enabled: {str(rerank).lower()}\n"
+        f"verify:\n  expected_unknown_share: {unknown_share:.3f}\n"
+        f"data_dir: {work / 'index'}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def run(data: Path, work: Path, views: int, rerank: bool, batch: int = 16) -> dict[str, Any]:
+    """Index, verify and evaluate one configuration."""
+    manifest = json.loads((data / "manifest.json").read_text())
+    queries = manifest["queries"]
+    # Labels come from file stems; the manifest maps its labels to those files.
+    stem_of = {label: Path(rel).stem for label, rel in manifest["references"].items()}
+    queries = [{**q, "label": stem_of[q["label"]]} for q in queries]
+    unknown_share = float(np.mean([not q["known"] for q in queries]))
+    project_file = write_project(work, data, unknown_share, views, rerank)
+    project = load_project(project_file)
+    embedder = create_embedder(project.config.model)
+    t0 = time.perf_counter()
+    summary = build_index(project, embedder)
+    index_s = time.perf_counter() - t0
+    report = run_verify(project, embedder)
+    project = load_project(project_file)  # now with verify's calibration
+    ident = Identifier.open(project, embedder)
+    # The seed: plain reference embeddings, brute force.
+    refs = ident.store.active_references()
+    ref_labels = [r.label for r in refs]
+    seed_matrix = embed_images(embedder, [flatten_alpha(load_image(Path(r.path), keep_alpha=True))
+                                          for r in refs])
+    out: dict[str, Any] = {
+        "views": views, "rerank": rerank, "references": len(refs),
+        "queries": len(queries), "unknown_share": unknown_share,
+        "index_seconds": index_s, "index_embedded": summary.embedded,
+        "verify": report.to_json(),
+    }
+    for kind in ("crop", "frame"):
+        labels: list[str | None] = [q["label"] if q["known"] else None for q in queries]
+        rows: dict[str, dict[str, list[Any]]] = {
+            m: {"top1": [], "score": [], "accepted": []}
+            for m in ("identify", "identify_global_only", "seed")}
+        t0 = time.perf_counter()
+        for start in range(0, len(queries), batch):
+            chunk = queries[start:start + batch]
+            images = [load_image(data / q[kind]) for q in chunk]
+            for ev in ident.evidence(images):
+                for name, evidence in (("identify", ev),
+                                       ("identify_global_only", replace(ev, features=None))):
+                    d = ident.decide(evidence)
+                    rows[name]["top1"].append(d.candidates[0].label if d.candidates else None)
+                    rows[name]["score"].append(d.score)
+                    rows[name]["accepted"].append(d.label)
+                sims = seed_matrix @ ev.vector
+                order = np.argsort(-sims)
+                cands = aggregate(order[:10], sims[order[:10]],
+                                  {i: ref_labels[i] for i in range(len(refs))})
+                best = cands[0]
+                margin = best.score - (cands[1].score if len(cands) > 1 else 0.0)
+                ok = best.score >= SEED_THRESHOLD and margin >= SEED_MARGIN
+                rows["seed"]["top1"].append(best.label)
+                rows["seed"]["score"].append(best.score)
+                rows["seed"]["accepted"].append(best.label if ok else None)
+        elapsed = time.perf_counter() - t0
+        out[kind] = {m: metrics(labels, r["top1"], r["score"], r["accepted"])
+                     for m, r in rows.items()}
+        out[kind]["seconds_per_query_all_methods"] = elapsed / len(queries)
+    ident.close()
+    return out
+
+
+def table(res: dict[str, Any]) -> str:
+    """Markdown rows for RESULTS.md."""
+    lines = ["| queries | method | known top-1 | open-set AUROC | open-set accuracy |"
+             " known accepted right | unknown rejected |", "|---|---|---|---|---|---|---|"]
+    for kind in ("crop", "frame"):
+        for m in ("seed", "identify_global_only", "identify"):
+            r = res[kind][m]
+            lines.append(f"| {kind}s | {m} | {r['known_top1']:.3f} | {r['auroc']:.3f} | "
+                         f"{r['open_set_accuracy']:.3f} | {r['known_accepted_correctly']:.3f} | "
+                         f"{r['unknown_rejected']:.3f} |")
+    v = res["verify"]
+    lines.append("")
+    lines.append(f"verify (views={res['views']}, rerank={res['rerank']}): threshold "
+                 f"{v['threshold']}, margin {v['margin_threshold']}, predicted open-set accuracy "
+                 f"{v['predicted_open_set_accuracy']:.3f}, top-1 {v['top1_accuracy']:.3f}, "
+                 f"median margin {v['margin_median']:.3f}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, default=Path(".bench/data"))
+    ap.add_argument("--work", type=Path, default=Path(".bench/accuracy"))
+    ap.add_argument("--views", type=int, nargs="+", default=[6])
+    ap.add_argument("--no-rerank", action="store_true")
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    if not (args.data / "manifest.json").exists():
+        build_dataset(DatasetConfig(out=args.data, flags_dir=find_flags_dir()))
+    results = []
+    for views in args.views:
+        res = run(args.data, args.work / f"views{views}", views, not args.no_rerank)
+        results.append(res)
+        print(table(res), flush=True)
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

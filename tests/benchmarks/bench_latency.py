@@ -1,0 +1,126 @@
+"""Latency per crop and ``index`` throughput, against the bare model on the same images.
+
+    python -m tests.benchmarks.bench_latency [--data .bench/data] [--n 200]
+
+Latency: for each query crop, the bare model's forward pass on the preprocessed tensor
+(batch 1) against identify's whole per-crop path (preprocess, forward, USearch search,
+second-stage feature extraction and matching, decision). Reported as medians and as
+the ratio identify / bare.
+
+Throughput of indexing, in reference images per second: the bare model on pre-decoded
+tensors (the ceiling; batch 1 and 16, the faster counts), the seed's loop (decode one
+file, embed it, next), and ``identify index`` from files on disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from server.engine.config import load_project
+from server.engine.embedders import create_embedder
+from server.engine.identifier import Identifier
+from server.engine.images import decode_image, flatten_alpha, load_image
+from server.engine.indexer import build_index
+from server.engine.localfeatures import extract
+from tests.benchmarks.bench_accuracy import write_project
+from tests.benchmarks.dataset import DatasetConfig, build_dataset, find_flags_dir
+
+
+def _median_ms(samples: list[float]) -> float:
+    return float(np.median(samples) * 1000)
+
+
+def latency(data: Path, work: Path, n: int) -> dict[str, Any]:
+    """Per-crop latency of identify's path against the bare forward pass."""
+    project = load_project(write_project(work, data, 0.25, views=0, rerank=True))
+    embedder = create_embedder(project.config.model)
+    build_index(project, embedder)
+    ident = Identifier.open(project, embedder)
+    manifest = json.loads((data / "manifest.json").read_text())
+    crops = [load_image(data / q["crop"]) for q in manifest["queries"][:n]]
+    for im in crops[:5]:  # warm-up
+        ident.identify([im])
+    bare, full, stages = [], [], {"preprocess": [], "extract": [], "search_rerank_decide": []}
+    for im in crops:
+        x = embedder.preprocess(im)[None]
+        t0 = time.perf_counter()
+        embedder.embed_batch(x)
+        bare.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        ident.identify([im])
+        full.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        embedder.preprocess(im)
+        t1 = time.perf_counter()
+        feats = extract(im, project.config.rerank.max_features)
+        t2 = time.perf_counter()
+        (ev,) = ident.evidence([im])
+        t3 = time.perf_counter()
+        ident.decide(replace(ev, features=feats))
+        t4 = time.perf_counter()
+        stages["preprocess"].append(t1 - t0)
+        stages["extract"].append(t2 - t1)
+        stages["search_rerank_decide"].append(t4 - t3)
+    ident.close()
+    out = {"crops": len(crops), "bare_forward_ms": _median_ms(bare),
+           "identify_ms": _median_ms(full),
+           "ratio": float(np.median(full) / np.median(bare))}
+    out.update({f"{k}_ms": _median_ms(v) for k, v in stages.items()})
+    return out
+
+
+def throughput(data: Path, work: Path, views: int) -> dict[str, Any]:
+    """Index throughput against the bare model and the seed's one-at-a-time loop."""
+    refs = sorted((data / "references").glob("*.png"))
+    project = load_project(write_project(work / "tp", data, 0.25, views=views, rerank=True))
+    embedder = create_embedder(project.config.model)
+    images = [flatten_alpha(load_image(p, keep_alpha=True)) for p in refs]
+    tensors = np.stack([embedder.preprocess(im) for im in images])
+    embedder.embed_batch(tensors[:4])  # warm-up
+    best_bare = 0.0
+    for bs in (1, 16):
+        t0 = time.perf_counter()
+        for i in range(0, len(tensors), bs):
+            embedder.embed_batch(tensors[i:i + bs])
+        best_bare = max(best_bare, len(tensors) / (time.perf_counter() - t0))
+    t0 = time.perf_counter()
+    for p in refs:
+        im = flatten_alpha(decode_image(p.read_bytes(), p.name, keep_alpha=True))
+        embedder.embed_batch(embedder.preprocess(im)[None])
+    seed = len(refs) / (time.perf_counter() - t0)
+    shutil.rmtree(project.data_dir, ignore_errors=True)
+    t0 = time.perf_counter()
+    summary = build_index(project, embedder)
+    ident_rate = summary.embedded / (time.perf_counter() - t0)
+    return {"references": len(refs), "views": views, "bare_images_per_s": best_bare,
+            "seed_loop_images_per_s": seed, "identify_index_images_per_s": ident_rate,
+            "identify_forward_passes_per_s": ident_rate * (views + 1),
+            "vs_bare": ident_rate * (views + 1) / best_bare, "vs_seed": ident_rate / seed}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, default=Path(".bench/data"))
+    ap.add_argument("--work", type=Path, default=Path(".bench/latency"))
+    ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    if not (args.data / "manifest.json").exists():
+        build_dataset(DatasetConfig(out=args.data, flags_dir=find_flags_dir()))
+    res = {"latency": latency(args.data, args.work / "lat", args.n),
+           "throughput": [throughput(args.data, args.work, v) for v in (0, 6)]}
+    print(json.dumps(res, indent=2))
+    if args.out:
+        args.out.write_text(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()

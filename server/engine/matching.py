@@ -56,24 +56,41 @@ def match_files(project: Project, embedder: Embedder, paths: Sequence[Path],
                 record: bool = True) -> Iterator[FileResult]:
     """Identify each file in order; unreadable files yield a result with ``error``.
 
+    Files are decoded on a small thread pool and embedded in batches of
+    ``model.batch_size``; results come back in input order.
+
     Raises:
         NotIndexedError, IndexMismatchError: before any file is read.
     """
     ident = Identifier.open(project, embedder)
+    batch_size = project.config.model.batch_size
+
+    def finish(chunk: list[_Loaded]) -> Iterator[FileResult]:
+        ready = [item for item in chunk if item.image is not None]
+        evidence = iter(ident.evidence([item.image for item in ready if item.image is not None])
+                        if ready else [])
+        for item in chunk:  # input order, errors included
+            if item.image is None:
+                yield FileResult(item.path, error=item.error)
+                continue
+            ev = next(evidence)
+            decision = ident.decide(ev)
+            if record:
+                ident.store.record_observation(
+                    path=str(item.path.resolve()), content_hash=item.digest,
+                    width=item.image.shape[1], height=item.image.shape[0],
+                    model_id=embedder.spec.model_id, embedding=ev.vector,
+                    result=decision.to_json())
+            yield FileResult(item.path, [decision])
+
     try:
         with ThreadPoolExecutor(DECODE_WORKERS, thread_name_prefix="decode") as pool:
-            for item in bounded_map(pool, _load, paths, window=8):
-                if item.image is None:
-                    yield FileResult(item.path, error=item.error)
-                    continue
-                (ev,) = ident.evidence([item.image])
-                decision = ident.decide(ev)
-                if record:
-                    ident.store.record_observation(
-                        path=str(item.path.resolve()), content_hash=item.digest,
-                        width=item.image.shape[1], height=item.image.shape[0],
-                        model_id=embedder.spec.model_id, embedding=ev.vector,
-                        result=decision.to_json())
-                yield FileResult(item.path, [decision])
+            chunk: list[_Loaded] = []
+            for item in bounded_map(pool, _load, paths, window=2 * batch_size):
+                chunk.append(item)
+                if len(chunk) >= batch_size:
+                    yield from finish(chunk)
+                    chunk = []
+            yield from finish(chunk)
     finally:
         ident.close()

@@ -9,7 +9,9 @@ the ratio identify / bare.
 
 Throughput of indexing, in reference images per second: the bare model on pre-decoded
 tensors (the ceiling; batch 1 and 16, the faster counts), the seed's loop (decode one
-file, embed it, next), and ``identify index`` from files on disk.
+file, embed it, next), and ``identify index`` from files on disk -- once on the small
+PNG cut-outs of the dataset and once on the same references saved as 1600-pixel JPEGs,
+the size of real reference photos, where decoding is real work.
 """
 
 from __future__ import annotations
@@ -77,9 +79,27 @@ def latency(data: Path, work: Path, n: int) -> dict[str, Any]:
     return out
 
 
-def throughput(data: Path, work: Path, views: int) -> dict[str, Any]:
+def photo_references(data: Path, out: Path, side: int = 1600) -> Path:
+    """The references as phone-photo-sized JPEGs (``side`` px wide, quality 92): real
+    reference photos are megapixel JPEGs whose decoding costs as much as the model."""
+    import cv2
+
+    folder = out / "references"
+    if folder.is_dir():
+        return out
+    folder.mkdir(parents=True)
+    for p in sorted((data / "references").glob("*.png")):
+        im = flatten_alpha(load_image(p, keep_alpha=True))
+        h, w = im.shape[:2]
+        big = cv2.resize(im, (side, max(1, round(h * side / w))), interpolation=cv2.INTER_CUBIC)
+        cv2.imwrite(str(folder / f"{p.stem}.jpg"), cv2.cvtColor(big, cv2.COLOR_RGB2BGR),
+                    [cv2.IMWRITE_JPEG_QUALITY, 92])
+    return out
+
+
+def throughput(data: Path, work: Path, views: int, suffix: str = "*.png") -> dict[str, Any]:
     """Index throughput against the bare model and the seed's one-at-a-time loop."""
-    refs = sorted((data / "references").glob("*.png"))
+    refs = sorted((data / "references").glob(suffix))
     project = load_project(write_project(work / "tp", data, 0.25, views=views, rerank=True))
     embedder = create_embedder(project.config.model)
     images = [flatten_alpha(load_image(p, keep_alpha=True)) for p in refs]
@@ -100,7 +120,8 @@ def throughput(data: Path, work: Path, views: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     summary = build_index(project, embedder)
     ident_rate = summary.embedded / (time.perf_counter() - t0)
-    return {"references": len(refs), "views": views, "bare_images_per_s": best_bare,
+    return {"references": len(refs), "files": suffix, "views": views,
+            "bare_images_per_s": best_bare,
             "seed_loop_images_per_s": seed, "identify_index_images_per_s": ident_rate,
             "identify_forward_passes_per_s": ident_rate * (views + 1),
             "vs_bare": ident_rate * (views + 1) / best_bare, "vs_seed": ident_rate / seed}
@@ -115,8 +136,10 @@ def main() -> None:
     args = ap.parse_args()
     if not (args.data / "manifest.json").exists():
         build_dataset(DatasetConfig(out=args.data, flags_dir=find_flags_dir()))
+    photos = photo_references(args.data, args.work / "photos")
     res = {"latency": latency(args.data, args.work / "lat", args.n),
-           "throughput": [throughput(args.data, args.work, v) for v in (0, 6)]}
+           "throughput": [throughput(args.data, args.work / "png", v) for v in (0, 6)]
+           + [throughput(photos, args.work / "jpg", v, "*.jpg") for v in (0, 6)]}
     print(json.dumps(res, indent=2))
     if args.out:
         args.out.write_text(json.dumps(res, indent=2))

@@ -165,3 +165,22 @@ def test_init_writes_a_project_that_loads(in_tmp: Path, small_refs: Path) -> Non
     assert proj.config.references[0].path == small_refs.resolve()
     code, _, err = run("init", "cards", "--refs", str(small_refs))
     assert code == 2 and "already exists" in err
+
+
+def test_match_keeps_input_order_across_batches_and_errors(tmp_path: Path,
+                                                           small_refs: Path) -> None:
+    project = write_project(tmp_path, small_refs)  # batch_size 4
+    run("index", "--project", str(project))
+    bad = tmp_path / "empty.jpg"
+    bad.write_bytes(b"")
+    names = ["known-brazil", "known-japan", "known-pineapple", "known-grapes",
+             "known-banana", "known-apple_red"]
+    paths = [str(DEMO_QUERIES / f"{n}.jpg") for n in names]
+    paths.insert(3, str(bad))
+    code, out, _ = run("match", "--project", str(project), "--json", "--no-record", *paths)
+    assert code == 2
+    lines = [json.loads(x) for x in out.splitlines()]
+    assert [x["path"] for x in lines] == paths
+    assert "empty" in lines[3]["error"]
+    top = [x["objects"][0]["candidates"][0]["label"] for i, x in enumerate(lines) if i != 3]
+    assert top[:3] == ["Brazil", "Japan", "Pineapple"]

@@ -97,10 +97,16 @@ def photo_references(data: Path, out: Path, side: int = 1600) -> Path:
     return out
 
 
-def throughput(data: Path, work: Path, views: int, suffix: str = "*.png") -> dict[str, Any]:
+def throughput(data: Path, work: Path, views: int, suffix: str = "*.png",
+               limit: int | None = None) -> dict[str, Any]:
     """Index throughput against the bare model and the seed's one-at-a-time loop."""
-    refs = sorted((data / "references").glob(suffix))
-    project = load_project(write_project(work / "tp", data, 0.25, views=views, rerank=True))
+    refs = sorted((data / "references").glob(suffix))[:limit]
+    subset = work / "subset"
+    shutil.rmtree(subset, ignore_errors=True)
+    (subset / "references").mkdir(parents=True)
+    for p in refs:
+        shutil.copy(p, subset / "references" / p.name)
+    project = load_project(write_project(work / "tp", subset, 0.25, views=views, rerank=True))
     embedder = create_embedder(project.config.model)
     images = [flatten_alpha(load_image(p, keep_alpha=True)) for p in refs]
     tensors = np.stack([embedder.preprocess(im) for im in images])
@@ -132,15 +138,24 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path(".bench/data"))
     ap.add_argument("--work", type=Path, default=Path(".bench/latency"))
     ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--refs", type=int, default=60, help="references timed for throughput")
+    ap.add_argument("--only", choices=["latency", "throughput"], help="run one half")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     if not (args.data / "manifest.json").exists():
         build_dataset(DatasetConfig(out=args.data, flags_dir=find_flags_dir()))
     photos = photo_references(args.data, args.work / "photos")
-    res = {"latency": latency(args.data, args.work / "lat", args.n),
-           "throughput": [throughput(args.data, args.work / "png", v) for v in (0, 6)]
-           + [throughput(photos, args.work / "jpg", v, "*.jpg") for v in (0, 6)]}
-    print(json.dumps(res, indent=2))
+    res: dict[str, Any] = {}
+    if args.only != "throughput":
+        res["latency"] = latency(args.data, args.work / "lat", args.n)
+        print(json.dumps(res, indent=2), flush=True)
+    res["throughput"] = []
+    for data, suffix in ((args.data, "*.png"), (photos, "*.jpg")) if args.only != "latency" \
+            else ():
+        for views in (0, 6):
+            row = throughput(data, args.work / suffix[2:], views, suffix, args.refs)
+            print(json.dumps(row), flush=True)
+            res["throughput"].append(row)
     if args.out:
         args.out.write_text(json.dumps(res, indent=2))
 

@@ -142,16 +142,26 @@ def test_verify_writes_thresholds_that_match_then_uses(tmp_path: Path, small_ref
     assert 0.0 <= report["predicted_open_set_accuracy"] <= 1.0
     text = project.read_text()
     assert "calibration:" in text and f"threshold: {report['threshold']}" in text
-    code, out, _ = run("match", "--project", str(project), "--json",
-                       str(DEMO_QUERIES / "known-brazil.jpg"))
-    # The calibrated threshold is the one the decision used.
+    # Identification now uses the calibrated thresholds, not the model's defaults.
     from server.engine.config import load_project
+    from server.engine.embedders import create_embedder
+    from server.engine.identifier import Identifier
 
-    assert load_project(project).config.calibration is not None
-    code, _, err = run("verify", "--project", str(project), "--no-write", "--min-accuracy", "1.0")
-    assert code in (0, 3)
-    if code == 3:
-        assert "below --min-accuracy" in err
+    proj = load_project(project)
+    ident = Identifier.open(proj, create_embedder(proj.config.model))
+    try:
+        assert ident.thresholds.calibrated
+        assert ident.thresholds.default == (report["threshold"], report["margin_threshold"])
+    finally:
+        ident.close()
+    code, out, err = run("verify", "--project", str(project), "--no-write", "--json",
+                         "--min-accuracy", "1.0")
+    again = json.loads(out[: out.rindex("}") + 1])
+    assert again["written"] is False
+    if again["predicted_open_set_accuracy"] < 1.0:
+        assert code == 3 and "below --min-accuracy" in err
+    else:
+        assert code == 0
 
 
 def test_init_writes_a_project_that_loads(in_tmp: Path, small_refs: Path) -> None:

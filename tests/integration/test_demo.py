@@ -39,5 +39,6 @@ def test_demo_script_indexes_verifies_and_identifies_the_queries(tmp_path: Path)
             right += answer.split("  ")[0].lower().replace(" ", "_") == thing
         else:
             right += answer.startswith("unknown")
-    # The demo is a demonstration, not the benchmark; it must still get most right.
-    assert right / len(answers) >= 0.6, out
+    # Deterministic (seeded views and verify): 20 of 22 at the time of writing; a
+    # regression in the pipeline shows up here first.
+    assert right >= 18, out

@@ -339,7 +339,8 @@ def write_calibration(file: Path, calibration: Calibration) -> None:
     start = next((i for i, ln in enumerate(lines) if re.match(r"^calibration\s*:", ln)), None)
     if start is not None:
         end = start + 1
-        while end < len(lines) and (lines[end][:1] in (" ", "\t", "\n", "#") or not lines[end].strip()):
+        while end < len(lines) and (lines[end][:1] in (" ", "\t", "\n", "#")
+                                    or not lines[end].strip()):
             end += 1
         # Keep a trailing comment that belongs to the next top-level key.
         while end > start + 1 and lines[end - 1].startswith("#"):

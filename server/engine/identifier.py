@@ -8,7 +8,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import Project
-from .decision import Candidate, Decision, Thresholds, aggregate, decide, resolve_thresholds, with_scores
+from .decision import (
+    Candidate,
+    Decision,
+    Thresholds,
+    aggregate,
+    decide,
+    resolve_thresholds,
+    with_scores,
+)
 from .embedders import Embedder
 from .errors import NotIndexedError
 from .indexer import open_or_none

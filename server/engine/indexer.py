@@ -124,7 +124,8 @@ def rebuild_index(project: Project, store: Store, embedder: Embedder) -> VectorI
     return index
 
 
-def build_index(project: Project, embedder: Embedder, progress: Progress | None = None) -> IndexSummary:
+def build_index(project: Project, embedder: Embedder,
+                progress: Progress | None = None) -> IndexSummary:
     """Bring the database and the vector index in step with the reference folders.
 
     Raises:
@@ -178,7 +179,7 @@ def build_index(project: Project, embedder: Embedder, progress: Progress | None 
             # One vector per reference: the normalised mean of its plain image and views.
             bounds = np.cumsum([0, *per_ref])
             vecs = l2_normalise(np.stack([flat[a:b].mean(axis=0)
-                                          for a, b in zip(bounds[:-1], bounds[1:])]))
+                                          for a, b in zip(bounds[:-1], bounds[1:], strict=True)]))
             with store.db.conn:
                 for item, vec in zip(batch, vecs, strict=True):
                     old = existing.get(str(item.ref.path))

@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 
 from server.engine.config import load_project
-from server.engine.decision import aggregate, decide
+from server.engine.decision import aggregate
 from server.engine.embedders import create_embedder, embed_images
-from server.engine.identifier import Evidence, Identifier
+from server.engine.identifier import Identifier
 from server.engine.images import flatten_alpha, load_image
 from server.engine.indexer import build_index
 from server.engine.verify import run_verify

@@ -50,7 +50,8 @@ def load_efficientnet_lite0(checkpoint: Path | None = None) -> Any:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError) as exc:
-        raise ModelUnavailableError(f"cannot load EfficientNet-Lite0 weights {path}: {exc}") from None
+        raise ModelUnavailableError(
+            f"cannot load EfficientNet-Lite0 weights {path}: {exc}") from None
     model = timm.create_model("efficientnet_lite0", pretrained=False)
     target = model.state_dict()
     if len(state) != len(target):

@@ -194,3 +194,14 @@ def test_match_keeps_input_order_across_batches_and_errors(tmp_path: Path,
     assert "empty" in lines[3]["error"]
     top = [x["objects"][0]["candidates"][0]["label"] for i, x in enumerate(lines) if i != 3]
     assert top[:3] == ["Brazil", "Japan", "Pineapple"]
+
+
+def test_verify_samples_large_sets_down_to_max_references(tmp_path: Path,
+                                                          small_refs: Path) -> None:
+    project = write_project(tmp_path, small_refs, extra="  max_references: 3\n")
+    run("index", "--project", str(project))
+    code, out, _ = run("verify", "--project", str(project), "--json", "--no-write")
+    assert code == 0
+    report = json.loads(out)
+    assert report["references"] == 6 and report["queries"] == 3 * 2
+    assert any("sample of 3 of 6" in n for n in report["notes"])

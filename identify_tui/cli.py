@@ -7,6 +7,7 @@ Each command parses its options, calls one engine function, and turns an
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -57,6 +58,13 @@ def progress_bar(length: int, label: str) -> Iterator[Callable[[int], None]]:
         return
     with click.progressbar(length=length, label=label, file=sys.stderr) as bar:
         yield bar.update
+
+
+def writer_lock(project: Any, holder: str) -> Any:
+    """The project's one-writer lock (a running server holds it)."""
+    from server.engine.lock import ProjectLock
+
+    return ProjectLock(project.data_dir, holder)
 
 
 project_option = click.option(
@@ -121,7 +129,7 @@ def index(project: str) -> None:
     proj = load_project(project)
     embedder = create_embedder(proj.config.model)
     files, _ = scan_references(proj.config)
-    with progress_bar(len(files), "embedding") as update:
+    with writer_lock(proj, "identify index"), progress_bar(len(files), "embedding") as update:
         s = build_index(proj, embedder, progress=update)
     click.echo(
         f"indexed {proj.name}: {s.index_size} references in {s.classes} classes "
@@ -161,22 +169,24 @@ def match(project: str, as_json: bool, no_record: bool, images: tuple[Path, ...]
     proj = load_project(project)
     embedder = create_embedder(proj.config.model)
     failures = 0
-    for result in match_files(proj, embedder, list(images), record=not no_record):
-        if result.error is not None:
-            failures += 1
-        if as_json:
-            click.echo(json.dumps(result.to_json()))
-        elif result.error is not None:
-            click.echo(f"{result.path}: error: {result.error}", err=True)
-        else:
-            for obj in result.decisions:
-                if obj.matched:
-                    answer = f"{obj.label}  score {obj.score:.3f}  margin {obj.margin:.3f}"
-                else:
-                    best = obj.candidates[0].label if obj.candidates else "-"
-                    answer = (f"unknown ({obj.reason}; closest {best}, score {obj.score:.3f},"
-                              f" margin {obj.margin:.3f})")
-                click.echo(f"{result.path}: {answer}")
+    lock = writer_lock(proj, "identify match") if not no_record else contextlib.nullcontext()
+    with lock:
+        for result in match_files(proj, embedder, list(images), record=not no_record):
+            if result.error is not None:
+                failures += 1
+            if as_json:
+                click.echo(json.dumps(result.to_json()))
+            elif result.error is not None:
+                click.echo(f"{result.path}: error: {result.error}", err=True)
+            else:
+                for obj in result.decisions:
+                    if obj.matched:
+                        answer = f"{obj.label}  score {obj.score:.3f}  margin {obj.margin:.3f}"
+                    else:
+                        best = obj.candidates[0].label if obj.candidates else "-"
+                        answer = (f"unknown ({obj.reason}; closest {best}, score {obj.score:.3f},"
+                                  f" margin {obj.margin:.3f})")
+                    click.echo(f"{result.path}: {answer}")
     if failures:
         sys.exit(EXIT_ERROR)
 
@@ -207,13 +217,58 @@ def verify(project: str, as_json: bool, min_accuracy: float, queries: int | None
 
     proj = load_project(project)
     embedder = create_embedder(proj.config.model)
-    report = run_verify(proj, embedder, queries_per_reference=queries, write=not no_write)
+    with writer_lock(proj, "identify verify"):
+        report = run_verify(proj, embedder, queries_per_reference=queries,
+                            write=not no_write)
     click.echo(json.dumps(report.to_json(), indent=2) if as_json else format_report(report))
     if report.predicted_open_set_accuracy < min_accuracy:
         click.echo(
             f"identify: predicted open-set accuracy {report.predicted_open_set_accuracy:.3f} "
             f"is below --min-accuracy {min_accuracy:.3f}", err=True)
         sys.exit(EXIT_UNFIT)
+
+
+@main.command()
+@project_option
+@click.option("--host", default=None, help="Interface to bind [default: the project's, "
+              "127.0.0.1]. Anything else needs --token.")
+@click.option("--port", type=click.IntRange(0, 65535), default=None,
+              help="TCP port [default: the project's, 8765].")
+@click.option("--token", envvar="IDENTIFY_TOKEN", default=None,
+              help="Require 'Authorization: Bearer TOKEN' (or $IDENTIFY_TOKEN).")
+@click.option("--insecure-no-auth", is_flag=True,
+              help="Allow a non-loopback --host without a token. Anyone who can reach "
+                   "the port can then read and change the project.")
+@click.option("--camera", "cameras", multiple=True, metavar="SRC",
+              help="A server-side camera: a device number, a video file (looped) or an "
+                   "RTSP/HTTP URL. Repeat for several.")
+@user_errors
+def serve(project: str, host: str | None, port: int | None, token: str | None,
+          insecure_no_auth: bool, cameras: tuple[str, ...]) -> None:
+    """Run the identification server: HTTP API, live webcam page, review queue.
+
+    Open the printed address in a browser to identify things with a webcam.
+
+    \b
+    Example:
+      identify serve --project projects/demo.yaml
+      identify serve --project cards --host 0.0.0.0 --token "$(openssl rand -hex 16)"
+    """
+    from server.engine.config import CameraConfig, load_project
+    from server.http.config import ServeConfig
+    from server.http.serve import run_server
+
+    proj = load_project(project)
+    scfg = proj.config.server
+    config = ServeConfig(
+        project=proj, host=host or scfg.host, port=scfg.port if port is None else port,
+        token=token, insecure_no_auth=insecure_no_auth,
+        cameras=scfg.cameras + tuple(CameraConfig(source=c) for c in cameras))
+    if insecure_no_auth and not token:
+        click.echo("identify: WARNING: serving without authentication on "
+                   f"{config.host}; anyone who can reach it can change this project",
+                   err=True)
+    run_server(config, announce=lambda url: click.echo(f"identify: serving {proj.name} on {url}"))
 
 
 @main.command()

@@ -177,6 +177,60 @@ class VerifyConfig:
 
 
 @dataclass(frozen=True)
+class ReviewConfig:
+    """Which misses enter the review queue, and how live video is kept from flooding it."""
+
+    min_crop_side: int = 48
+    """Crops whose shorter side is below this many pixels are not queued (counted)."""
+    min_sharpness: float = 8.0
+    """Variance of the Laplacian (on the crop scaled down to 256 px) below which a crop
+    is too blurred to review; 0 turns the check off. Sharp camera photos measure 20 to
+    several hundred; a 3x3 Gaussian blur of one brings it to about 10."""
+    track_similarity: float = 0.85
+    """Cosine similarity between consecutive frames' embeddings above which a whole-frame
+    object is the same track (boxes use ``track_iou``)."""
+    track_iou: float = 0.3
+    """Box overlap above which a detected object continues a track."""
+    track_timeout_s: float = 2.0
+    """A track not seen for this many seconds has left; its next appearance is new."""
+    min_track_frames: int = 3
+    """Frames a live track is smoothed over before a miss is queued."""
+    smoothing: float = 0.5
+    """Weight of the newest frame in a track's running per-class scores (1 = no
+    smoothing)."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.smoothing <= 1.0:
+            raise ValueError("review.smoothing must be in (0, 1]")
+        if self.min_track_frames < 1:
+            raise ValueError("review.min_track_frames must be at least 1")
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    """A server-side camera: a device number, a video file (looped) or a stream URL."""
+
+    source: str
+    """``0`` for the first device, a file path (relative to the project file) or a URL."""
+    name: str | None = None
+    """Shown as the source of its identifications; defaults to the source."""
+    fps: float = 5.0
+    """Frames per second identified at most (the rest are dropped, not queued)."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Defaults for ``identify serve`` (command-line options override them)."""
+
+    host: str = "127.0.0.1"
+    """Interface to bind; anything but loopback requires a token."""
+    port: int = 8765
+    """TCP port."""
+    cameras: tuple[CameraConfig, ...] = ()
+    """Server-side cameras opened at start."""
+
+
+@dataclass(frozen=True)
 class Calibration:
     """Thresholds recommended by ``identify verify``; written back into the project."""
 
@@ -214,6 +268,10 @@ class ProjectConfig:
     """The local-feature second stage."""
     verify: VerifyConfig = field(default_factory=VerifyConfig)
     """Self-test settings."""
+    review: ReviewConfig = field(default_factory=ReviewConfig)
+    """The review queue's quality gate and live-video tracking."""
+    server: ServerConfig = field(default_factory=ServerConfig)
+    """``identify serve`` defaults."""
     calibration: Calibration | None = None
     """Written by ``identify verify``; do not edit by hand unless you mean it."""
 

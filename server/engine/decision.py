@@ -108,6 +108,22 @@ def resolve_thresholds(cfg: ProjectConfig, spec: ModelSpec) -> Thresholds:
                       calibrated=calibrated)
 
 
+def with_overrides(base: Thresholds,
+                   overrides: Sequence[tuple[str, str, float | None, float | None]]) -> Thresholds:
+    """``base`` with thresholds set through the server applied on top (each value that is
+    None keeps the base one)."""
+    by_tax = dict(base.by_taxonomy)
+    by_class = dict(base.by_class)
+    for scope, name, thr, mar in overrides:
+        if scope == "taxonomy":
+            old_thr, old_mar = by_tax.get(name, base.default)
+            by_tax[name] = (old_thr if thr is None else thr, old_mar if mar is None else mar)
+        else:
+            old = by_class.get(name, (None, None))
+            by_class[name] = (old[0] if thr is None else thr, old[1] if mar is None else mar)
+    return replace(base, by_taxonomy=by_tax, by_class=by_class)
+
+
 def aggregate(keys: np.ndarray, sims: np.ndarray, labels: Mapping[int, str]) -> list[Candidate]:
     """Per-class ranking from one query's neighbours: each class scores its best reference."""
     best: dict[str, Candidate] = {}

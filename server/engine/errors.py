@@ -57,3 +57,25 @@ class NotIndexedError(IdentifyError):
 
     status = 409
     code = "not_indexed"
+
+
+class NotFoundError(IdentifyError):
+    """An id, class or item that does not exist (or no longer does)."""
+
+    status = 404
+    code = "not_found"
+
+
+class ConflictError(IdentifyError):
+    """The request contradicts the current state: a class name taken, an item already
+    resolved by someone else, a project owned by a running server."""
+
+    status = 409
+    code = "conflict"
+
+
+class BusyError(IdentifyError):
+    """Too much work in flight; try again shortly (nothing was done)."""
+
+    status = 429
+    code = "busy"

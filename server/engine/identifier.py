@@ -68,6 +68,28 @@ class Identifier:
         """Release the database connection."""
         self.store.close()
 
+    def set_reference(self, ref_id: int, label: str, taxonomy: str) -> None:
+        """Make a newly indexed reference known to the decision."""
+        self.labels[ref_id] = label
+        self.taxonomy_of.setdefault(label, taxonomy)
+
+    def drop_references(self, ref_ids: Sequence[int]) -> None:
+        """Forget references taken out of the index."""
+        for ref_id in ref_ids:
+            label = self.labels.pop(ref_id, None)
+            self._ref_features.pop(ref_id, None)
+            if label is not None and label not in self.labels.values():
+                self.taxonomy_of.pop(label, None)
+
+    def rename_class(self, old: str, new: str) -> None:
+        """Give every reference of ``old`` the label ``new``."""
+        for ref_id, label in self.labels.items():
+            if label == old:
+                self.labels[ref_id] = new
+        taxonomy = self.taxonomy_of.pop(old, None)
+        if taxonomy is not None:
+            self.taxonomy_of.setdefault(new, taxonomy)
+
     @property
     def classes(self) -> list[str]:
         """Labels of every indexed class."""

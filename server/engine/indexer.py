@@ -11,16 +11,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from . import synth
 from .config import Project
 from .embedders import Embedder, l2_normalise
-from .errors import IdentifyError, ImageRejected
+from .errors import IdentifyError, ImageRejected, IndexMismatchError, NotIndexedError
 from .images import content_hash, decode_image, flatten_alpha, read_image_bytes
-from . import synth
 from .localfeatures import FEATURE_KIND, LocalFeatures, extract
 from .pipeline_io import DECODE_WORKERS, bounded_map
 from .references import ReferenceFile, scan_references
@@ -36,6 +36,9 @@ verify's queries: they describe the thing, not the worst camera)."""
 VIEW_SIZE = (320, 320)
 """Frame size of the synthetic views: the crop is resized to the model's input anyway, and
 a 320-pixel frame renders in a third of the time of a 448-pixel one."""
+LIVE_SOURCES = frozenset({"api", "review"})
+"""``images.source`` of references added while the server runs; they have no file in a
+reference folder, so ``identify index`` must not retire them."""
 VIEW_BACKGROUNDS = 8
 """Procedural backgrounds the views are composited on. Not verify's photos, so verify
 never grades the index on the backgrounds it was built with."""
@@ -73,6 +76,8 @@ class IndexSummary:
     embedded: int = 0
     unchanged: int = 0
     retired: int = 0
+    deleted: int = 0
+    """Files skipped because a person deleted them as references (through the API)."""
     classes: int = 0
     index_size: int = 0
     rebuilt_index: bool = False
@@ -83,6 +88,9 @@ class IndexSummary:
     def images_per_second(self) -> float:
         """Embedding throughput of this run."""
         return self.embedded / self.seconds if self.seconds > 0 else 0.0
+
+
+DELETED = "deleted as a reference through the server"
 
 
 @dataclass
@@ -124,6 +132,57 @@ def rebuild_index(project: Project, store: Store, embedder: Embedder) -> VectorI
     return index
 
 
+def sync_index(project: Project, store: Store, embedder: Embedder) -> tuple[VectorIndex, bool]:
+    """The project's index, brought in step with the database's active references.
+
+    The database is the truth; the index may lag it after a crash between a committed
+    change and the next index save. Missing vectors are added from the stored
+    embeddings, stale keys removed; an unreadable index is rebuilt.
+
+    Returns:
+        (index, changed): ``changed`` says the index differs from the file on disk.
+
+    Raises:
+        NotIndexedError: no reference was ever indexed.
+        IndexMismatchError: the index was built with another model.
+    """
+    try:
+        index = open_or_none(project, embedder)
+    except IndexMismatchError:
+        raise
+    except IdentifyError:
+        index = None
+    refs = store.active_references()
+    if index is None:
+        if not refs:
+            raise NotIndexedError(
+                f"project '{project.name}' has no index yet: run `identify index "
+                f"--project {project.file}` first")
+        return rebuild_index(project, store, embedder), True
+    active = {r.id for r in refs}
+    present = index.keys()
+    stale = sorted(present - active)
+    missing = sorted(active - present)
+    vectors = store.embeddings(missing, reference_vector_id(project, embedder))
+    index.remove(stale)
+    add = [k for k in missing if k in vectors]
+    if add:
+        index.add(add, np.stack([vectors[k] for k in add]))
+    return index, bool(stale or add)
+
+
+def embed_reference(project: Project, embedder: Embedder, image: np.ndarray, digest: str,
+                    backgrounds: list[np.ndarray]) -> tuple[np.ndarray, LocalFeatures | None]:
+    """One reference's vector (plain image and its synthetic views, averaged) and its
+    local features, exactly as ``identify index`` computes them."""
+    views = reference_views(image, digest, project.config.index.views, backgrounds)
+    flat = embedder.embed_batch(np.stack([embedder.preprocess(v) for v in views]))
+    vector = l2_normalise(flat.mean(axis=0, keepdims=True))[0]
+    rerank = project.config.rerank
+    feats = extract(views[0], rerank.max_features) if rerank.enabled else None
+    return vector, feats
+
+
 def build_index(project: Project, embedder: Embedder,
                 progress: Progress | None = None) -> IndexSummary:
     """Bring the database and the vector index in step with the reference folders.
@@ -140,7 +199,11 @@ def build_index(project: Project, embedder: Embedder,
     rerank = project.config.rerank
     store = Store(project.db_path)
     try:
-        existing = {r.path: r for r in store.active_references()}
+        aliases = store.aliases()
+        files = [replace(f, label=aliases.get(f.label, f.label)) for f in files]
+        deleted = store.deleted_files()
+        existing = {r.path: r for r in store.active_references()
+                    if r.source not in LIVE_SOURCES}
         have_vec = set(store.embeddings(list(r.id for r in existing.values()), model_id))
         have_feat = store.feature_ids(FEATURE_KIND)
 
@@ -154,6 +217,8 @@ def build_index(project: Project, embedder: Embedder,
             try:
                 data = read_image_bytes(ref.path)
                 digest = content_hash(data)
+                if (str(ref.path), digest) in deleted:
+                    return _Prepared(ref, digest, error=DELETED)
                 if is_current(existing.get(str(ref.path)), digest):
                     return _Prepared(ref, digest)
                 image = decode_image(data, ref.path.name, keep_alpha=True)
@@ -210,7 +275,11 @@ def build_index(project: Project, embedder: Embedder,
             window = max(4, project.config.model.batch_size * 2)
             for item in bounded_map(pool, prepare, files, window):
                 seen_paths.add(str(item.ref.path))
-                if item.error is not None:
+                if item.error is DELETED:
+                    summary.deleted += 1
+                    if progress:
+                        progress(1)
+                elif item.error is not None:
                     summary.skipped.append((str(item.ref.path), item.error))
                     if progress:
                         progress(1)

@@ -68,7 +68,30 @@ def _m1(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (_m1,)
+def _m2(db: sqlite_utils.Database) -> None:
+    # The review queue: one row per queued miss, pointing at its crop's image row.
+    db["review"].create(
+        {"id": int, "image_id": int, "observation_id": int, "reason": str, "taxonomy": str,
+         "source": str, "track_id": str, "label": str, "score": float, "margin": float,
+         "candidates": str, "status": str, "resolved_label": str, "reference_id": int,
+         "created_at": str, "resolved_at": str},
+        pk="id",
+        not_null={"image_id", "reason", "status", "created_at"},
+        defaults={"status": "pending"},
+        foreign_keys=[("image_id", "images", "id"), ("observation_id", "observations", "id")],
+    )
+    db["review"].create_index(["status", "id"])
+    # Thresholds set through the API, applied over the project file's.
+    db["threshold_overrides"].create(
+        {"scope": str, "name": str, "threshold": float, "margin": float, "updated_at": str},
+        pk=("scope", "name"),
+    )
+    # Class renames and merges; ``identify index`` applies them to labels from file names.
+    db["label_aliases"].create({"from_label": str, "to_label": str, "created_at": str},
+                               pk="from_label")
+
+
+MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (_m1, _m2)
 """Schema migrations in order; ``PRAGMA user_version`` counts those applied."""
 
 
@@ -82,6 +105,9 @@ class ReferenceRow:
     label: str
     taxonomy: str
     rarity: str | None
+    source: str | None = None
+    """The reference folder it was found in, or ``api`` / ``review`` for references
+    added while the server runs (``identify index`` leaves those alone)."""
 
 
 class Store:
@@ -125,7 +151,7 @@ class Store:
     def active_references(self) -> list[ReferenceRow]:
         """All active reference rows, by id."""
         rows = self.db.execute(
-            "select id, path, content_hash, label, taxonomy, rarity from images "
+            "select id, path, content_hash, label, taxonomy, rarity, source from images "
             "where kind = 'reference' and status = 'active' order by id"
         ).fetchall()
         return [ReferenceRow(*r) for r in rows]
@@ -211,25 +237,130 @@ class Store:
                            model_id: str, embedding: np.ndarray, result: dict[str, Any],
                            kind: str = "query") -> int:
         """Store a query image (or crop), its embedding and the decision made about it."""
+        return self.record(path=path, content_hash=content_hash, width=width, height=height,
+                           model_id=model_id, embedding=embedding, result=result,
+                           kind=kind).image_id
+
+    def record(self, *, path: str, content_hash: str, width: int, height: int,
+               model_id: str, embedding: np.ndarray, result: dict[str, Any],
+               kind: str = "query", queue: QueueEntry | None = None) -> Recorded:
+        """Store an image, its embedding, the decision and (for a miss) its review item.
+
+        All rows are written in one transaction: a crash leaves all or none of them.
+        """
         ts = now_iso()
-        # Serialise first, then write the three rows in one transaction with plain SQL:
+        # Serialise first, then write the rows in one transaction with plain SQL:
         # sqlite-utils commits after each insert, which could leave an orphan image row.
         candidates = json.dumps(result["candidates"], default=_jsonable)
         bbox = json.dumps(result.get("bbox"), default=_jsonable)
         vector = np.asarray(embedding, np.float32).tobytes()
         conn = self.db.conn
+        review_id: int | None = None
         with conn:
             cur = conn.execute(
-                "insert into images (kind, path, content_hash, width, height, status, "
-                "created_at, updated_at) values (?, ?, ?, ?, ?, 'active', ?, ?)",
-                [kind, path, content_hash, width, height, ts, ts])
+                "insert into images (kind, path, content_hash, width, height, source, status, "
+                "created_at, updated_at) values (?, ?, ?, ?, ?, ?, 'active', ?, ?)",
+                [kind, path, content_hash, width, height,
+                 queue.source if queue else None, ts, ts])
             image_id = int(cur.lastrowid or 0)
             conn.execute("insert into embeddings (image_id, model_id, vector) values (?, ?, ?)",
                          [image_id, model_id, vector])
-            conn.execute(
+            cur = conn.execute(
                 "insert into observations (image_id, model_id, label, score, margin, matched, "
                 "reason, candidates, bbox, created_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [image_id, model_id, result["label"], float(result["score"]),
                  float(result["margin"]), int(bool(result["matched"])),
                  result.get("reason", ""), candidates, bbox, ts])
-        return image_id
+            observation_id = int(cur.lastrowid or 0)
+            if queue is not None:
+                top = result["candidates"][0] if result["candidates"] else None
+                cur = conn.execute(
+                    "insert into review (image_id, observation_id, reason, taxonomy, source, "
+                    "track_id, label, score, margin, candidates, status, created_at) "
+                    "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+                    [image_id, observation_id, result.get("reason", ""), queue.taxonomy,
+                     queue.source, queue.track_id, top["label"] if top else None,
+                     float(result["score"]), float(result["margin"]), candidates, ts])
+                review_id = int(cur.lastrowid or 0)
+        return Recorded(image_id, observation_id, review_id)
+
+    # --- class names ----------------------------------------------------------------
+
+    def aliases(self) -> dict[str, str]:
+        """Renamed or merged labels: old label -> current label (chains resolved)."""
+        raw = {a: b for a, b in self.db.execute(
+            "select from_label, to_label from label_aliases")}
+        out = {}
+        for start in raw:
+            label, seen = start, {start}
+            while label in raw and raw[label] not in seen:
+                label = raw[label]
+                seen.add(label)
+            out[start] = label
+        return out
+
+    def rename_label(self, old: str, new: str) -> int:
+        """Move every active reference of ``old`` to ``new`` and remember the alias, so
+        ``identify index`` keeps the new name for files named after the old one.
+        Returns the number of references moved."""
+        ts = now_iso()
+        with self.db.conn:
+            cur = self.db.conn.execute(
+                "update images set label = ?, updated_at = ? where kind = 'reference' "
+                "and status = 'active' and label = ?", [new, ts, old])
+            self.db.conn.execute("delete from label_aliases where from_label = ?", [new])
+            self.db.conn.execute(
+                "insert or replace into label_aliases (from_label, to_label, created_at) "
+                "values (?, ?, ?)", [old, new, ts])
+        return int(cur.rowcount)
+
+    def delete_reference(self, image_id: int) -> None:
+        """Remove a reference by a person's decision: ``identify index`` will not bring
+        the same file back (unlike a file that vanished, which is merely retired)."""
+        self.db.execute("update images set status = 'deleted', updated_at = ? where id = ?",
+                        [now_iso(), image_id])
+        self.db.conn.commit()
+
+    def deleted_files(self) -> set[tuple[str, str]]:
+        """(path, content hash) of references a person deleted."""
+        return {(p, h) for p, h in self.db.execute(
+            "select path, content_hash from images where kind = 'reference' "
+            "and status = 'deleted'")}
+
+    # --- threshold overrides --------------------------------------------------------
+
+    def threshold_overrides(self) -> list[tuple[str, str, float | None, float | None]]:
+        """(scope, name, threshold, margin) set through the API; scope is ``taxonomy``
+        or ``class``."""
+        return [(a, b, c, d) for a, b, c, d in self.db.execute(
+            "select scope, name, threshold, margin from threshold_overrides order by scope, name")]
+
+    def set_threshold_override(self, scope: str, name: str, threshold: float | None,
+                               margin: float | None) -> None:
+        """Set (or, with both values None, clear) one override."""
+        with self.db.conn:
+            if threshold is None and margin is None:
+                self.db.conn.execute(
+                    "delete from threshold_overrides where scope = ? and name = ?", [scope, name])
+            else:
+                self.db.conn.execute(
+                    "insert or replace into threshold_overrides values (?, ?, ?, ?, ?)",
+                    [scope, name, threshold, margin, now_iso()])
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    """Where a queued miss came from."""
+
+    source: str
+    taxonomy: str
+    track_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """Row ids written by ``Store.record``."""
+
+    image_id: int
+    observation_id: int
+    review_id: int | None = None

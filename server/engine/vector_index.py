@@ -127,6 +127,10 @@ class VectorIndex:
     def __contains__(self, key: int) -> bool:
         return bool(self._index.contains(int(key)))
 
+    def keys(self) -> set[int]:
+        """Every key in the index."""
+        return {int(k) for k in np.asarray(self._index.keys, dtype=np.uint64)}
+
     def add(self, keys: Sequence[int], vectors: np.ndarray) -> None:
         """Add vectors under ``keys`` (existing keys are replaced)."""
         if len(keys) == 0:

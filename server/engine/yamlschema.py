@@ -7,9 +7,9 @@ reported as ``projects/demo.yaml:12: unknown key 'treshold' in taxonomies[0]
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import difflib
-import collections.abc
 import types
 import typing
 from pathlib import Path

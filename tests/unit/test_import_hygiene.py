@@ -22,7 +22,7 @@ def test_headless_commands_do_not_import_textual_or_aiohttp() -> None:
         "import sys\n"
         "from click.testing import CliRunner\n"
         "from identify_tui.cli import main\n"
-        "for cmd in ('index', 'verify', 'match', 'init', 'models'):\n"
+        "for cmd in ('index', 'verify', 'match', 'init', 'models', 'serve'):\n"
         "    CliRunner().invoke(main, [cmd, '--help'])\n"
         "import server.engine.verify, server.engine.indexer, server.engine.matching\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('textual', 'aiohttp')]\n"

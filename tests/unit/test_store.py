@@ -111,8 +111,8 @@ def test_add_reference_returns_ids_and_lists_active_rows_in_order(store: Store) 
     assert b > a
     assert store.active_references() == [
         ReferenceRow(a, "/refs/Dark Magician.jpg", "h-Dark Magician", "Dark Magician",
-                     "cards", "scr"),
-        ReferenceRow(b, "/refs/Kuriboh.jpg", "h-Kuriboh", "Kuriboh", "default", None),
+                     "cards", "scr", "/refs"),
+        ReferenceRow(b, "/refs/Kuriboh.jpg", "h-Kuriboh", "Kuriboh", "default", None, "/refs"),
     ]
 
 
@@ -243,3 +243,69 @@ def test_numpy_scalars_in_results_are_stored_as_plain_numbers(store: Store) -> N
                              model_id="m", embedding=np.ones(4, np.float32), result=result)
     (cands,) = store.db.execute("select candidates from observations").fetchone()
     assert json.loads(cands) == [{"label": "X", "score": 0.5}]
+
+
+# --- review queue, names, overrides (schema v2) ------------------------------------------
+
+def test_recording_a_miss_writes_the_review_item_in_the_same_transaction(store: Store) -> None:
+    from server.engine.review import ReviewQueue
+    from server.engine.store import QueueEntry
+
+    result = {"label": None, "score": 0.41, "margin": 0.02, "matched": False,
+              "reason": "below_threshold",
+              "candidates": [{"label": "Kuriboh", "score": 0.41}, {"label": "A", "score": 0.39}]}
+    rec = store.record(path="/media/c.jpg", content_hash="c", width=64, height=48,
+                       model_id="m", embedding=np.ones(4, np.float32), result=result,
+                       kind="crop", queue=QueueEntry(source="cam", taxonomy="cards",
+                                                     track_id="cam#1"))
+    assert rec.review_id is not None
+    item = ReviewQueue(store).get(rec.review_id)
+    assert (item.image_id, item.source, item.track_id, item.taxonomy) == (
+        rec.image_id, "cam", "cam#1", "cards")
+    assert item.label == "Kuriboh" and item.status == "pending" and item.crop_path == "/media/c.jpg"
+
+
+def test_a_review_item_is_resolved_exactly_once(store: Store) -> None:
+    from server.engine.errors import ConflictError
+    from server.engine.review import ReviewQueue
+    from server.engine.store import QueueEntry
+
+    result = {"label": None, "score": 0.3, "margin": 0.0, "matched": False,
+              "reason": "below_threshold", "candidates": []}
+    rec = store.record(path="p", content_hash="c", width=1, height=1, model_id="m",
+                       embedding=np.ones(4, np.float32), result=result,
+                       queue=QueueEntry(source="s", taxonomy="default"))
+    queue = ReviewQueue(store)
+    assert rec.review_id is not None
+    assert queue.resolve(rec.review_id, "corrected", "X", None).resolved_label == "X"
+    with pytest.raises(ConflictError, match="already corrected"):
+        queue.resolve(rec.review_id, "skipped", None, None)
+    assert queue.counts()["corrected"] == 1 and queue.pending() == 0
+
+
+def test_renames_chain_and_move_active_references(store: Store) -> None:
+    a = _ref(store, "Dark Magician")
+    assert store.rename_label("Dark Magician", "DM") == 1
+    assert store.rename_label("DM", "Dark Magician (LOB)") == 1
+    assert store.aliases() == {"Dark Magician": "Dark Magician (LOB)",
+                               "DM": "Dark Magician (LOB)"}
+    assert [r.label for r in store.active_references() if r.id == a] == ["Dark Magician (LOB)"]
+    # Renaming back removes the loop instead of chasing it forever.
+    store.rename_label("Dark Magician (LOB)", "Dark Magician")
+    assert store.aliases()["DM"] == "Dark Magician"
+
+
+def test_deleted_references_are_remembered_by_path_and_hash(store: Store) -> None:
+    a = _ref(store, "A")
+    store.delete_reference(a)
+    assert store.active_references() == []
+    assert store.deleted_files() == {("/refs/A.jpg", "h-A")}
+
+
+def test_threshold_overrides_set_and_clear(store: Store) -> None:
+    store.set_threshold_override("class", "A", 0.9, None)
+    store.set_threshold_override("taxonomy", "cards", None, 0.1)
+    assert store.threshold_overrides() == [("class", "A", 0.9, None),
+                                           ("taxonomy", "cards", None, 0.1)]
+    store.set_threshold_override("class", "A", None, None)
+    assert store.threshold_overrides() == [("taxonomy", "cards", None, 0.1)]

@@ -1,0 +1,529 @@
+"""A project open for live use: identification with tracking and a review queue, and
+reference and threshold changes that apply to the very next query.
+
+This is what ``identify serve`` runs, with no HTTP in it. It is not thread-safe on
+purpose: the server calls it from one engine thread only (the one that owns the model,
+the index and the database connection), so changes and queries never interleave.
+Every change is committed to the database first; the index is derived data, saved by
+``save`` and brought back in step from the database on the next ``open`` after a crash.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .config import DEFAULT_TAXONOMY, Project
+from .decision import Decision, Thresholds, decide, resolve_thresholds, with_overrides
+from .embedders import Embedder
+from .errors import ConflictError, IdentifyError, NotFoundError
+from .identifier import Evidence, Identifier
+from .images import content_hash, decode_image, encode_jpeg, flatten_alpha
+from .indexer import LIVE_SOURCES, embed_reference, sync_index, view_backgrounds
+from .localfeatures import FEATURE_KIND
+from .quality import gate
+from .review import ACTIONS, ReviewItem, ReviewQueue
+from .store import QueueEntry, Store
+from .tracking import Tracker
+
+EventSink = Callable[[dict[str, Any]], None]
+"""Receives events (identifications, queue and reference changes); called on the
+engine thread, so it must only hand the event over."""
+
+MAX_LABEL_CHARS = 200
+"""Longest label accepted from a person."""
+THRESHOLD_RANGE = (0.0, 2.0)
+"""Scores are cosine similarity plus a second-stage bonus, so they can pass 1."""
+MARGIN_RANGE = (0.0, 1.0)
+
+
+def clean_label(label: object) -> str:
+    """A label typed by a person, trimmed and checked.
+
+    Raises:
+        IdentifyError: empty, too long, or holding control characters.
+    """
+    if not isinstance(label, str):
+        raise IdentifyError("a label must be a string")
+    text = " ".join(label.split())
+    if not text:
+        raise IdentifyError("a label cannot be empty")
+    if len(text) > MAX_LABEL_CHARS:
+        raise IdentifyError(f"a label is at most {MAX_LABEL_CHARS} characters")
+    if any(unicodedata.category(ch) == "Cc" for ch in text):
+        raise IdentifyError("a label cannot hold control characters")
+    return text
+
+
+@dataclass
+class LiveStats:
+    """Counters since the service opened (shown by health)."""
+
+    identified: int = 0
+    queued: int = 0
+    gate_rejected: Counter[str] = field(default_factory=Counter)
+    started: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class ObjectResult:
+    """One object in a frame: the decision and what happened to it."""
+
+    decision: Decision
+    bbox: Sequence[int] | None = None
+    track_id: str | None = None
+    review_id: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The object shape of ``identify match --json``, plus track and review ids."""
+        out = self.decision.to_json(bbox=self.bbox)
+        out["track_id"] = self.track_id
+        out["review_id"] = self.review_id
+        return out
+
+
+class Service:
+    """One project, open for identification and changes. See the module docstring."""
+
+    def __init__(self, project: Project, embedder: Embedder, store: Store,
+                 identifier: Identifier, on_event: EventSink | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.project = project
+        self.embedder = embedder
+        self.store = store
+        self.ident = identifier
+        self.queue = ReviewQueue(store)
+        self.tracker = Tracker(project.config.review)
+        self.stats = LiveStats()
+        self._emit = on_event or (lambda event: None)
+        self._clock = clock
+        self._backgrounds = view_backgrounds()
+        self.dirty = False
+        """The in-memory index differs from the file on disk."""
+
+    @classmethod
+    def open(cls, project: Project, embedder: Embedder,
+             on_event: EventSink | None = None) -> Service:
+        """Open the project's database and index (bringing the index in step).
+
+        Raises:
+            NotIndexedError: the project was never indexed.
+            IndexMismatchError: the index was built with another model.
+        """
+        store = Store(project.db_path)
+        try:
+            index, changed = sync_index(project, store, embedder)
+            ident = Identifier(project, embedder, store, index)
+        except BaseException:
+            store.close()
+            raise
+        service = cls(project, embedder, store, ident, on_event)
+        service.dirty = changed
+        service.ident.thresholds = service._thresholds()
+        return service
+
+    def close(self) -> None:
+        """Save the index if it changed and close the database."""
+        try:
+            self.save()
+        finally:
+            self.store.close()
+
+    def save(self) -> bool:
+        """Write the index if it changed since the last save; returns whether it did."""
+        if not self.dirty:
+            return False
+        self.ident.index.save()
+        self.dirty = False
+        return True
+
+    def warm_up(self) -> None:
+        """Run the model once so the first real request does not pay for lazy set-up."""
+        self.ident.evidence([np.full((64, 64, 3), 127, np.uint8)])
+
+    # --- identification -------------------------------------------------------------
+
+    def identify(self, image: np.ndarray, *, source: str, live: bool = False,
+                 record: bool = True) -> list[ObjectResult]:
+        """Identify the objects of one image (today: the whole image is one object).
+
+        A miss (unknown, or a match below the margin threshold) that passes the quality
+        gate is queued for review with its crop. ``live`` frames are smoothed per track
+        and queued once per track; other images are recorded and queued one by one.
+        """
+        image = flatten_alpha(image)
+        ev = self.ident.evidence([image])[0]
+        bbox = None
+        if live:
+            result = self._live_object(image, ev, bbox, source)
+        else:
+            decision = self.ident.decide(ev)
+            review_id = None
+            if record:
+                queue = not decision.matched and self._passes_gate(image)
+                review_id = self._record(image, ev, decision, bbox, source, None, queue=queue)
+            result = ObjectResult(decision, bbox, None, review_id)
+        self.stats.identified += 1
+        objects = [result]
+        self._emit({"type": "identification", "source": source,
+                    "objects": [o.to_json() for o in objects]})
+        for obj in objects:
+            if obj.review_id is not None:
+                self._emit({"type": "queue", "action": "added", "item_id": obj.review_id,
+                            "pending": self.queue.pending()})
+        return objects
+
+    def identify_bytes(self, data: bytes, *, source: str, name: str = "upload",
+                       live: bool = False, record: bool = True) -> list[ObjectResult]:
+        """``identify`` for encoded image bytes.
+
+        Raises:
+            ImageRejected: not a usable image.
+        """
+        return self.identify(decode_image(data, name), source=source, live=live,
+                             record=record)
+
+    def _live_object(self, image: np.ndarray, ev: Evidence, bbox: Sequence[int] | None,
+                     source: str) -> ObjectResult:
+        review = self.project.config.review
+        track = self.tracker.assign(source, bbox, ev.vector, self._clock(), set())
+        track.update(self.ident.candidates(ev), review.smoothing)
+        decision = decide(track.smoothed(), self.ident.thresholds, self.ident.taxonomy_of)
+        review_id = None
+        if track.frames >= review.min_track_frames and not track.recorded:
+            # One observation per appearance, decided on the smoothed scores; a miss
+            # waits for a frame that passes the quality gate.
+            miss = not decision.matched
+            if not miss or self._passes_gate(image, track_gated=track.gated):
+                track.recorded = True
+                review_id = self._record(image, ev, decision, bbox, source, track.id,
+                                         queue=miss)
+            else:
+                track.gated = True
+        return ObjectResult(decision, bbox, track.id, review_id)
+
+    def _passes_gate(self, crop: np.ndarray, track_gated: bool = False) -> bool:
+        """Whether a miss's crop may be queued; rejections are counted (once per
+        track for live video)."""
+        why_not = gate(crop, self.project.config.review)
+        if why_not is not None and not track_gated:
+            self.stats.gate_rejected[why_not] += 1
+        return why_not is None
+
+    def _record(self, crop: np.ndarray, ev: Evidence, decision: Decision,
+                bbox: Sequence[int] | None, source: str, track_id: str | None,
+                queue: bool) -> int | None:
+        """Store the observation and, with ``queue``, a review item with its crop.
+
+        Returns the review item id, if one was queued.
+        """
+        data = encode_jpeg(crop)
+        digest = content_hash(data)
+        path = self._write_media("crops", digest, ".jpg", data) if queue else ""
+        top = decision.candidates[0].label if decision.candidates else None
+        entry = QueueEntry(source=source, track_id=track_id,
+                           taxonomy=self.ident.taxonomy_of.get(top or "", DEFAULT_TAXONOMY)) \
+            if queue else None
+        recorded = self.store.record(
+            path=path, content_hash=digest, width=crop.shape[1], height=crop.shape[0],
+            model_id=self.embedder.spec.model_id, embedding=ev.vector,
+            result=decision.to_json(bbox=bbox), kind="crop", queue=entry)
+        if recorded.review_id is not None:
+            self.stats.queued += 1
+        return recorded.review_id
+
+    def _write_media(self, kind: str, digest: str, suffix: str, data: bytes) -> str:
+        """Write a file under ``<data_dir>/media/<kind>/`` atomically; returns its path."""
+        path = self.project.data_dir / "media" / kind / digest[:2] / f"{digest}{suffix}"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        return str(path)
+
+    # --- references -----------------------------------------------------------------
+
+    def classes(self) -> list[dict[str, Any]]:
+        """Every class with its taxonomy and number of references."""
+        rows = self.store.db.execute(
+            "select label, min(taxonomy), count(*) from images where kind = 'reference' "
+            "and status = 'active' group by label order by label").fetchall()
+        return [{"label": r[0], "taxonomy": r[1], "references": int(r[2])} for r in rows]
+
+    def references(self, label: str) -> list[dict[str, Any]]:
+        """The references of one class.
+
+        Raises:
+            NotFoundError: no such class.
+        """
+        rows = [r for r in self.store.active_references() if r.label == label]
+        if not rows:
+            raise NotFoundError(f"no class {label!r}")
+        return [{"id": r.id, "label": r.label, "taxonomy": r.taxonomy,
+                 "source": "folder" if r.source not in LIVE_SOURCES else r.source,
+                 "path": r.path} for r in rows]
+
+    def reference_file(self, ref_id: int) -> Path:
+        """The image file of an active reference (only inside the project's folders).
+
+        Raises:
+            NotFoundError: no such reference, or its file is gone.
+        """
+        row = next((r for r in self.store.active_references() if r.id == ref_id), None)
+        if row is None:
+            raise NotFoundError(f"no reference {ref_id}")
+        path = Path(row.path).resolve()
+        roots = [s.path.resolve() for s in self.project.config.references]
+        roots.append((self.project.data_dir / "media").resolve())
+        if not any(path.is_relative_to(r) for r in roots) or not path.is_file():
+            raise NotFoundError(f"the image of reference {ref_id} is not available")
+        return path
+
+    def add_reference(self, data: bytes, label: object, taxonomy: str | None = None,
+                      source: str = "api") -> dict[str, Any]:
+        """Make an image a reference of ``label`` (a new or an existing class), searchable
+        by the very next query.
+
+        Raises:
+            ImageRejected: not a usable image.
+            IdentifyError: a bad label or an undeclared taxonomy.
+        """
+        name = clean_label(label)
+        tax = self._taxonomy_for(name, taxonomy)
+        image = decode_image(data, "reference", keep_alpha=True)
+        digest = content_hash(data)
+        vector, feats = embed_reference(self.project, self.embedder, image, digest,
+                                        self._backgrounds)
+        ok, png = cv2.imencode(".png", cv2.cvtColor(
+            image, cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR))
+        if not ok:
+            raise IdentifyError("could not store the reference image")
+        path = self._write_media("references", digest, ".png", png.tobytes())
+        size = (image.shape[1], image.shape[0])
+        with self.store.db.conn:
+            ref_id = self.store.add_reference(
+                path=path, content_hash=digest, label=name, taxonomy=tax, rarity=None,
+                source=source, width=size[0], height=size[1])
+            self.store.put_embedding(ref_id, self._vector_id, vector)
+            if feats is not None:
+                self.store.put_features(ref_id, FEATURE_KIND, feats.keypoints,
+                                        feats.descriptors, size)
+        self.ident.index.add([ref_id], vector[None, :])
+        self.ident.set_reference(ref_id, name, tax)
+        self.dirty = True
+        self._emit({"type": "references", "action": "added", "id": ref_id, "label": name})
+        return {"id": ref_id, "label": name, "taxonomy": tax}
+
+    def remove_reference(self, ref_id: int) -> None:
+        """Take a reference out of the index for good (``identify index`` will not bring
+        its file back).
+
+        Raises:
+            NotFoundError: no such active reference.
+        """
+        row = next((r for r in self.store.active_references() if r.id == ref_id), None)
+        if row is None:
+            raise NotFoundError(f"no reference {ref_id}")
+        self.store.delete_reference(ref_id)
+        self.ident.index.remove([ref_id])
+        self.ident.drop_references([ref_id])
+        self.dirty = True
+        self._emit({"type": "references", "action": "removed", "id": ref_id,
+                    "label": row.label})
+
+    def rename_class(self, old: str, new: object) -> dict[str, Any]:
+        """Rename a class.
+
+        Raises:
+            NotFoundError: no class ``old``.
+            ConflictError: ``new`` is taken (merge instead).
+        """
+        name = clean_label(new)
+        labels = {c["label"] for c in self.classes()}
+        if old not in labels:
+            raise NotFoundError(f"no class {old!r}")
+        if name in labels and name != old:
+            raise ConflictError(f"class {name!r} exists; merge {old!r} into it instead")
+        moved = self.store.rename_label(old, name)
+        self.ident.rename_class(old, name)
+        self._emit({"type": "references", "action": "renamed", "from": old, "to": name})
+        return {"label": name, "references": moved}
+
+    def merge_classes(self, sources: Sequence[str], into: str) -> dict[str, Any]:
+        """Move every reference of ``sources`` into the existing class ``into``.
+
+        Raises:
+            NotFoundError: a class does not exist.
+        """
+        labels = {c["label"] for c in self.classes()}
+        missing = [s for s in [*sources, into] if s not in labels]
+        if missing:
+            raise NotFoundError(f"no class {missing[0]!r}")
+        moved = 0
+        for old in sources:
+            if old != into:
+                moved += self.store.rename_label(old, into)
+                self.ident.rename_class(old, into)
+        self._emit({"type": "references", "action": "merged", "from": list(sources),
+                    "to": into})
+        return {"label": into, "moved": moved}
+
+    def _taxonomy_for(self, label: str, taxonomy: str | None) -> str:
+        known = {t.name for t in self.project.config.taxonomies} | {DEFAULT_TAXONOMY}
+        if taxonomy is not None:
+            if taxonomy not in known:
+                raise IdentifyError(
+                    f"taxonomy {taxonomy!r} is not declared in the project "
+                    f"(declared: {', '.join(sorted(known))})")
+            return taxonomy
+        return self.ident.taxonomy_of.get(label, DEFAULT_TAXONOMY)
+
+    @property
+    def _vector_id(self) -> str:
+        return f"{self.embedder.spec.model_id}#views={self.project.config.index.views}"
+
+    # --- review ---------------------------------------------------------------------
+
+    def resolve(self, item_id: int, action: str, label: object = None,
+                candidate: int | None = None) -> ReviewItem:
+        """A reviewer's decision about a queued item.
+
+        ``confirm`` accepts the top candidate (or candidate number ``candidate``, from
+        1); ``correct`` gives the true ``label`` (a new name makes a new class); both
+        make the crop a reference at once. ``false_positive`` says none of the
+        candidates is right and it is not worth a class; ``skip`` closes it unlabelled.
+
+        Raises:
+            NotFoundError: no such item.
+            ConflictError: already resolved (nothing is labelled twice).
+            IdentifyError: an unknown action, a missing label or candidate.
+        """
+        if action not in ACTIONS:
+            raise IdentifyError(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
+        item = self.queue.get(item_id)
+        if item.status != "pending":
+            raise ConflictError(f"review item {item_id} is already {item.status}")
+        final: str | None = None
+        if action == "confirm":
+            number = 1 if candidate is None else candidate
+            if not isinstance(number, int) or not 1 <= number <= len(item.candidates):
+                raise IdentifyError(
+                    f"item {item_id} has {len(item.candidates)} candidates; pick 1 to "
+                    f"{len(item.candidates)}")
+            final = item.candidates[number - 1]["label"]
+        elif action == "correct":
+            if label is None:
+                raise IdentifyError("correct needs the right label")
+            final = clean_label(label)
+        ref_id = None
+        if final is not None:
+            try:
+                data = Path(item.crop_path).read_bytes()
+            except OSError:
+                raise NotFoundError(f"the crop of review item {item_id} is missing") from None
+            ref_id = int(self.add_reference(data, final, source="review")["id"])
+        resolved = self.queue.resolve(item_id, ACTIONS[action], final, ref_id)
+        self._emit({"type": "queue", "action": "resolved", "item_id": item_id,
+                    "status": resolved.status, "label": final,
+                    "pending": self.queue.pending()})
+        return resolved
+
+    def crop_file(self, item_id: int) -> Path:
+        """The crop image of a review item.
+
+        Raises:
+            NotFoundError: no such item, or its crop is gone.
+        """
+        path = Path(self.queue.get(item_id).crop_path)
+        if not path.is_file():
+            raise NotFoundError(f"the crop of review item {item_id} is missing")
+        return path
+
+    # --- thresholds -----------------------------------------------------------------
+
+    def _thresholds(self) -> Thresholds:
+        base = resolve_thresholds(self.project.config, self.embedder.spec)
+        return with_overrides(base, self.store.threshold_overrides())
+
+    def thresholds(self) -> dict[str, Any]:
+        """The thresholds in force: default, per taxonomy, per class (with overrides)."""
+        t = self.ident.thresholds
+        taxonomies = {t_.name for t_ in self.project.config.taxonomies} | {DEFAULT_TAXONOMY}
+        taxonomies |= set(t.by_taxonomy)
+        return {
+            "default": {"threshold": t.default[0], "margin": t.default[1],
+                        "calibrated": t.calibrated},
+            "taxonomies": {
+                name: dict(zip(("threshold", "margin"),
+                               t.by_taxonomy.get(name, t.default), strict=True))
+                for name in sorted(taxonomies)},
+            "classes": {
+                label: {"threshold": thr, "margin": mar}
+                for label, (thr, mar) in sorted(t.by_class.items())},
+            "overrides": [
+                {"scope": s, "name": n, "threshold": thr, "margin": mar}
+                for s, n, thr, mar in self.store.threshold_overrides()],
+        }
+
+    def set_threshold(self, scope: str, name: str, threshold: object = None,
+                      margin: object = None) -> dict[str, Any]:
+        """Set a taxonomy's or a class's threshold and/or margin; both None clears the
+        override. Applies to the next query and persists.
+
+        Raises:
+            NotFoundError: no such taxonomy or class.
+            IdentifyError: a value out of range.
+        """
+        if scope == "taxonomy":
+            known = {t.name for t in self.project.config.taxonomies} | {DEFAULT_TAXONOMY}
+        elif scope == "class":
+            known = {c["label"] for c in self.classes()}
+        else:
+            raise IdentifyError("scope must be 'taxonomy' or 'class'")
+        if name not in known:
+            raise NotFoundError(f"no {scope} {name!r}")
+        thr = _checked(threshold, "threshold", THRESHOLD_RANGE)
+        mar = _checked(margin, "margin", MARGIN_RANGE)
+        self.store.set_threshold_override(scope, name, thr, mar)
+        self.ident.thresholds = self._thresholds()
+        self._emit({"type": "thresholds", "scope": scope, "name": name,
+                    "threshold": thr, "margin": mar})
+        return self.thresholds()
+
+    # --- health ---------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """Model, index, classes, thresholds, queue and counters."""
+        return {
+            "project": self.project.name,
+            "model": self.embedder.spec.model_id,
+            "index_size": len(self.ident.index),
+            "classes": len(set(self.ident.labels.values())),
+            "thresholds": self.thresholds()["default"],
+            "queue": self.queue.counts(),
+            "identified": self.stats.identified,
+            "queued": self.stats.queued,
+            "gate_rejected": dict(self.stats.gate_rejected),
+            "tracks": self.tracker.active,
+            "uptime_s": round(time.monotonic() - self.stats.started, 1),
+        }
+
+
+def _checked(value: object, name: str, bounds: tuple[float, float]) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise IdentifyError(f"{name} must be a number")
+    if not bounds[0] <= float(value) <= bounds[1]:
+        raise IdentifyError(f"{name} must be between {bounds[0]} and {bounds[1]}")
+    return float(value)

@@ -1,0 +1,94 @@
+"""The one factory of the HTTP server: ``create_app(config)``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import weakref
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import WSCloseCode, web
+
+from server.engine.embedders import Embedder, create_embedder
+from server.engine.lock import ProjectLock
+from server.engine.service import Service
+
+from . import middlewares
+from .camera_feed import cameras_ctx
+from .config import ServeConfig
+from .events import EventHub
+from .keys import CAMERAS, CONFIG, ENGINE, EVENTS, SOCKETS, STATS
+from .limits import INDEX_SAVE_INTERVAL_S, MAX_REQUEST_BYTES, SHUTDOWN_GRACE_S
+from .routes import events, health, identify, live, pages, references, review, thresholds
+from .runner import EngineRunner
+from .stats import ServerStats
+
+log = logging.getLogger(__name__)
+
+EmbedderFactory = Callable[[ServeConfig], Embedder]
+
+
+def _default_embedder(cfg: ServeConfig) -> Embedder:
+    return create_embedder(cfg.project.config.model)
+
+
+def create_app(config: ServeConfig, embedder: EmbedderFactory = _default_embedder
+               ) -> web.Application:
+    """The aiohttp application for one project.
+
+    Heavy resources open in cleanup contexts, in order: the engine (model, database,
+    index, on its own thread), the periodic index saver, the cameras; they close in
+    reverse order, after every open WebSocket has been told the server is going away.
+    ``embedder`` lets tests share one loaded model between apps.
+    """
+    app = web.Application(client_max_size=MAX_REQUEST_BYTES,
+                          middlewares=[middlewares.errors, middlewares.auth])
+    app[CONFIG] = config
+    app[STATS] = ServerStats()
+    app[CAMERAS] = []
+    app[SOCKETS] = weakref.WeakSet()
+    for module in (health, identify, references, review, thresholds, events, live, pages):
+        app.add_routes(module.routes)
+
+    async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
+        app[EVENTS] = EventHub(asyncio.get_running_loop())
+        project = config.project
+        # One writer: `identify index` and friends are refused while this runs.
+        lock = ProjectLock(project.data_dir,
+                           f"identify serve on http://{config.host}:{config.port}").acquire()
+        runner = EngineRunner()
+        try:
+            await runner.open(lambda: Service.open(project, embedder(config),
+                                                   app[EVENTS].publish_threadsafe))
+            app[ENGINE] = runner
+            yield
+        finally:
+            await runner.close()
+            lock.release()
+
+    async def saver_ctx(app: web.Application) -> AsyncIterator[None]:
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(INDEX_SAVE_INTERVAL_S)
+                await app[ENGINE].run(lambda s: s.save())
+
+        task = asyncio.create_task(loop(), name="index-saver")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    app.cleanup_ctx.extend([engine_ctx, saver_ctx, cameras_ctx])
+    app.on_shutdown.append(_close_sockets)
+    return app
+
+
+async def _close_sockets(app: web.Application) -> None:
+    """Tell every open WebSocket the server is going away, so shutdown does not wait
+    for browsers."""
+    sockets = list(app[SOCKETS])
+    if sockets:
+        await asyncio.wait(
+            [asyncio.create_task(ws.close(code=WSCloseCode.GOING_AWAY, message=b"shutdown"))
+             for ws in sockets], timeout=SHUTDOWN_GRACE_S)

@@ -1,0 +1,21 @@
+"""Every piece of server state, under a typed ``web.AppKey`` (and nowhere else)."""
+
+from __future__ import annotations
+
+import weakref
+
+from aiohttp import web
+
+from server.engine.cameras import Camera
+
+from .config import ServeConfig
+from .events import EventHub
+from .runner import EngineRunner
+from .stats import ServerStats
+
+CONFIG = web.AppKey("config", ServeConfig)
+ENGINE = web.AppKey("engine", EngineRunner)
+EVENTS = web.AppKey("events", EventHub)
+STATS = web.AppKey("stats", ServerStats)
+CAMERAS = web.AppKey("cameras", list[Camera])
+SOCKETS = web.AppKey("sockets", weakref.WeakSet[web.WebSocketResponse])

@@ -1,0 +1,26 @@
+"""Named limits at the edge of the server. Each one has a test that hits it."""
+
+from __future__ import annotations
+
+MAX_REQUEST_BYTES = 20 * 1024 * 1024
+"""Largest HTTP request body (an upload); larger ones get 413."""
+MAX_JSON_BYTES = 64 * 1024
+"""Largest JSON request body."""
+ALLOWED_IMAGE_TYPES = frozenset({
+    "image/jpeg", "image/png", "image/webp", "image/bmp", "image/tiff", "image/gif",
+})
+"""Content types accepted for raw image bodies (others get 415). Pixel limits and
+decompression-bomb checks happen when decoding (``server.engine.images``)."""
+MAX_WS_MESSAGE_BYTES = 4 * 1024 * 1024
+"""Largest WebSocket message (a JPEG frame); larger ones close the socket with 1009."""
+MAX_FPS_PER_CLIENT = 30.0
+"""Frames per second one live client may send; faster frames are dropped (counted)."""
+MAX_PENDING_REQUESTS = 8
+"""Identify requests waiting for the engine; beyond this, 429 and nothing is done (so
+latency under overload stays bounded instead of growing with a queue)."""
+MAX_EVENT_BACKLOG = 256
+"""Events buffered per events subscriber; a slow one loses its oldest events."""
+INDEX_SAVE_INTERVAL_S = 5.0
+"""How often a changed index is written to disk (the database is written at once)."""
+SHUTDOWN_GRACE_S = 2.0
+"""Seconds given to open sockets and cameras to close on shutdown."""

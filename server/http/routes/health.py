@@ -1,0 +1,22 @@
+"""``GET /api/health``: is it up, and what is it serving."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..keys import CAMERAS, ENGINE, EVENTS, STATS
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/api/health")
+async def health(request: web.Request) -> web.Response:
+    """Model, index size, classes, thresholds, queue, uptime and counters."""
+    engine = request.app[ENGINE]
+    body = await engine.run(lambda s: s.health())
+    body["server"] = {**request.app[STATS].to_json(), "pending": engine.pending,
+                      "busy_refused": engine.refused,
+                      "event_subscribers": request.app[EVENTS].subscribers,
+                      "events_dropped": request.app[EVENTS].dropped}
+    body["cameras"] = [c.status() for c in request.app[CAMERAS]]
+    return web.json_response(body)

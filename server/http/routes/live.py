@@ -1,0 +1,118 @@
+"""``GET /api/live``: the browser webcam's WebSocket.
+
+The page sends JPEG frames as binary messages and gets one JSON ``result`` per frame it
+sent. At most one frame per client is in flight: a frame that arrives while the previous
+one is still being identified is dropped (and counted), never queued, so latency stays
+bounded however fast the client sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import time
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from server.engine.errors import IdentifyError
+
+from ..keys import ENGINE, SOCKETS, STATS
+from ..limits import MAX_FPS_PER_CLIENT, MAX_WS_MESSAGE_BYTES
+
+routes = web.RouteTableDef()
+_client_ids = itertools.count(1)
+
+
+class LiveClient:
+    """One browser's state: its source name, the frame in flight, its rate."""
+
+    def __init__(self, request: web.Request, ws: web.WebSocketResponse) -> None:
+        self.app = request.app
+        self.ws = ws
+        self.source = f"browser-{next(_client_ids)}"
+        self.busy = False
+        self.seq = 0
+        self.last_accepted = 0.0
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def drop(self, reason: str) -> None:
+        self.app[STATS].frames_dropped[reason] += 1
+
+    def on_frame(self, data: bytes) -> None:
+        stats = self.app[STATS]
+        stats.frames_received += 1
+        self.seq += 1
+        now = time.monotonic()
+        if self.busy:
+            self.drop("busy")
+            return
+        if now - self.last_accepted < 1.0 / MAX_FPS_PER_CLIENT:
+            self.drop("rate")
+            return
+        self.busy, self.last_accepted = True, now
+        task = asyncio.create_task(self.identify(self.seq, data))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def identify(self, seq: int, data: bytes) -> None:
+        started = time.perf_counter()
+        try:
+            objects = await self.app[ENGINE].run(
+                lambda s: s.identify_bytes(data, source=self.source, name="frame", live=True))
+            reply: dict[str, Any] = {
+                "type": "result", "frame": seq, "objects": [o.to_json() for o in objects],
+                "elapsed_ms": round((time.perf_counter() - started) * 1000, 1)}
+        except IdentifyError as exc:
+            self.drop("bad_image")
+            reply = {"type": "error", "frame": seq,
+                     "error": {"code": exc.code, "message": exc.message}}
+        finally:
+            self.busy = False
+        if not self.ws.closed:
+            with contextlib.suppress(ConnectionError):
+                await self.ws.send_json(reply)
+
+    async def on_text(self, text: str) -> None:
+        try:
+            msg = json.loads(text)
+            kind = msg.get("type") if isinstance(msg, dict) else None
+        except ValueError:
+            kind = None
+        if kind == "ping":
+            await self.ws.send_json({"type": "pong"})
+        else:
+            await self.ws.send_json({"type": "error", "error": {
+                "code": "bad_message",
+                "message": "send JPEG frames as binary messages, or {\"type\": \"ping\"}"}})
+
+
+@routes.get("/api/live")
+async def live(request: web.Request) -> web.WebSocketResponse:
+    """Identify the frames a browser streams; see the module docstring."""
+    ws = web.WebSocketResponse(heartbeat=20, max_msg_size=MAX_WS_MESSAGE_BYTES)
+    await ws.prepare(request)
+    request.app[SOCKETS].add(ws)
+    client = LiveClient(request, ws)
+    stats = request.app[STATS]
+    stats.live_clients += 1
+    await ws.send_json({"type": "hello", "source": client.source,
+                        "max_fps": MAX_FPS_PER_CLIENT})
+    try:
+        async for msg in ws:
+            if msg.type == WSMsgType.BINARY:
+                client.on_frame(msg.data)
+            elif msg.type == WSMsgType.TEXT:
+                await client.on_text(msg.data)
+            elif msg.type == WSMsgType.ERROR:
+                break
+    finally:
+        stats.live_clients -= 1
+        for task in list(client.tasks):
+            task.cancel()
+        source = client.source
+        with contextlib.suppress(RuntimeError):
+            await request.app[ENGINE].run(lambda s: s.tracker.forget(source))
+    return ws

@@ -1,0 +1,85 @@
+"""Classes and their references: list, add, remove, rename, merge."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from server.engine.errors import IdentifyError
+
+from ..io import read_image, read_json
+from ..keys import ENGINE
+from . import int_param
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/api/classes")
+async def list_classes(request: web.Request) -> web.Response:
+    """Every class with its taxonomy and reference count."""
+    classes = await request.app[ENGINE].run(lambda s: s.classes())
+    return web.json_response({"classes": classes})
+
+
+@routes.get("/api/classes/references")
+async def class_references(request: web.Request) -> web.Response:
+    """The references of the class ``?label=``."""
+    label = request.query.get("label")
+    if not label:
+        raise IdentifyError("pass the class as ?label=")
+    refs = await request.app[ENGINE].run(lambda s: s.references(label))
+    return web.json_response({"label": label, "references": refs})
+
+
+@routes.post("/api/classes/rename")
+async def rename(request: web.Request) -> web.Response:
+    """``{"from": old, "to": new}``; 409 when ``new`` exists (merge instead)."""
+    body = await read_json(request)
+    old, new = body.get("from"), body.get("to")
+    if not isinstance(old, str):
+        raise IdentifyError("'from' must be the class to rename")
+    result = await request.app[ENGINE].run(lambda s: s.rename_class(old, new))
+    return web.json_response(result)
+
+
+@routes.post("/api/classes/merge")
+async def merge(request: web.Request) -> web.Response:
+    """``{"from": [labels], "into": label}``: move every reference into one class."""
+    body = await read_json(request)
+    sources, into = body.get("from"), body.get("into")
+    if isinstance(sources, str):
+        sources = [sources]
+    if not isinstance(sources, list) or not sources or \
+            not all(isinstance(x, str) for x in sources) or not isinstance(into, str):
+        raise IdentifyError("'from' must list classes and 'into' name an existing class")
+    result = await request.app[ENGINE].run(lambda s: s.merge_classes(sources, into))
+    return web.json_response(result)
+
+
+@routes.post("/api/references")
+async def add_reference(request: web.Request) -> web.Response:
+    """Add an image (multipart ``image`` + ``label`` [+ ``taxonomy``], or a raw body with
+    ``?label=``) as a reference; searchable by the next request."""
+    data, fields = await read_image(request)
+    label = fields.get("label")
+    if label is None:
+        raise IdentifyError("a reference needs a 'label'")
+    taxonomy = fields.get("taxonomy") or None
+    result = await request.app[ENGINE].run(
+        lambda s: s.add_reference(data, label, taxonomy))
+    return web.json_response(result, status=201)
+
+
+@routes.delete("/api/references/{id}")
+async def remove_reference(request: web.Request) -> web.Response:
+    """Remove a reference for good."""
+    ref_id = int_param(request, "id")
+    await request.app[ENGINE].run(lambda s: s.remove_reference(ref_id))
+    return web.json_response({"removed": ref_id})
+
+
+@routes.get("/api/references/{id}/image")
+async def reference_image(request: web.Request) -> web.FileResponse:
+    """The reference's image file (only from the project's own folders)."""
+    ref_id = int_param(request, "id")
+    path = await request.app[ENGINE].run(lambda s: s.reference_file(ref_id))
+    return web.FileResponse(path)

@@ -1,0 +1,60 @@
+"""The review queue: list, fetch, see the crop, resolve."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from server.engine.errors import IdentifyError
+
+from ..io import read_json
+from ..keys import ENGINE
+from . import int_param, query_int
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/api/review")
+async def list_items(request: web.Request) -> web.Response:
+    """Items newest first. Query: ``status`` (default pending), ``taxonomy``, ``reason``,
+    ``limit`` (default 50), ``before`` (an id, to page)."""
+    q = request.query
+    status = q.get("status", "pending")
+    limit = query_int(request, "limit", 50) or 50
+    before = query_int(request, "before", None)
+    items, total = await request.app[ENGINE].run(
+        lambda s: s.queue.list(status, q.get("taxonomy"), q.get("reason"), limit, before))
+    return web.json_response({"items": [i.to_json() for i in items], "total": total})
+
+
+@routes.get("/api/review/{id}")
+async def get_item(request: web.Request) -> web.Response:
+    """One item."""
+    item_id = int_param(request, "id")
+    item = await request.app[ENGINE].run(lambda s: s.queue.get(item_id))
+    return web.json_response(item.to_json())
+
+
+@routes.get("/api/review/{id}/image")
+async def item_image(request: web.Request) -> web.FileResponse:
+    """The item's crop (JPEG)."""
+    item_id = int_param(request, "id")
+    path = await request.app[ENGINE].run(lambda s: s.crop_file(item_id))
+    return web.FileResponse(path)
+
+
+@routes.post("/api/review/{id}/resolve")
+async def resolve(request: web.Request) -> web.Response:
+    """``{"action": "confirm" | "correct" | "false_positive" | "skip", "label": ...,
+    "candidate": n}``. Confirm and correct make the crop a reference at once; an item
+    resolved meanwhile gives 409."""
+    item_id = int_param(request, "id")
+    body = await read_json(request)
+    action = body.get("action")
+    if not isinstance(action, str):
+        raise IdentifyError("'action' is required")
+    candidate = body.get("candidate")
+    if candidate is not None and (isinstance(candidate, bool) or not isinstance(candidate, int)):
+        raise IdentifyError("'candidate' must be a number from 1")
+    item = await request.app[ENGINE].run(
+        lambda s: s.resolve(item_id, action, body.get("label"), candidate))
+    return web.json_response(item.to_json())

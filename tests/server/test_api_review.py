@@ -1,0 +1,104 @@
+"""The review queue over the API: listing, filters, resolving once, labels becoming
+references at once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .conftest import KNOWN_QUERY, UNKNOWN_QUERY, Client, error_of, identify, query
+
+
+async def queue_unknown(client: Client, source: str = "api") -> int:
+    obj = (await identify(client, query(UNKNOWN_QUERY), source=source))["objects"][0]
+    assert obj["review_id"] is not None
+    return int(obj["review_id"])
+
+
+async def resolve(client: Client, item: int, **body: Any) -> Any:
+    return await client.post(f"/api/review/{item}/resolve", json=body)
+
+
+async def test_correcting_an_item_makes_it_a_reference_at_once(client: Client) -> None:
+    item = await queue_unknown(client)
+    resp = await resolve(client, item, action="correct", label="Germany")
+    body = await resp.json()
+    assert resp.status == 200 and body["status"] == "corrected"
+    assert body["resolved_label"] == "Germany" and body["reference_id"] is not None
+    obj = (await identify(client, query(UNKNOWN_QUERY)))["objects"][0]
+    assert obj["label"] == "Germany" and obj["matched"] is True
+    assert (await (await client.get("/api/review")).json())["total"] == 0
+
+
+async def test_confirming_takes_the_chosen_candidate(client: Client) -> None:
+    item = await queue_unknown(client)
+    listed = await (await client.get(f"/api/review/{item}")).json()
+    second = listed["candidates"][1]["label"]
+    body = await (await resolve(client, item, action="confirm", candidate=2)).json()
+    assert body["status"] == "confirmed" and body["resolved_label"] == second
+    classes = await (await client.get("/api/classes")).json()
+    assert {c["label"]: c["references"] for c in classes["classes"]}[second] == 2
+
+
+async def test_false_positive_and_skip_add_no_reference(client: Client) -> None:
+    first, second = await queue_unknown(client), await queue_unknown(client)
+    assert (await (await resolve(client, first, action="false_positive")).json())[
+        "status"] == "false_positive"
+    assert (await (await resolve(client, second, action="skip")).json())["status"] == "skipped"
+    health = await (await client.get("/api/health")).json()
+    assert health["index_size"] == 4
+    assert health["queue"] == {"pending": 0, "confirmed": 0, "corrected": 0,
+                               "false_positive": 1, "skipped": 1}
+    done = await (await client.get("/api/review", params={"status": "skipped"})).json()
+    assert [i["id"] for i in done["items"]] == [second]
+
+
+async def test_an_item_is_never_labelled_twice(client: Client) -> None:
+    item = await queue_unknown(client)
+    assert (await resolve(client, item, action="correct", label="Germany")).status == 200
+    again = await resolve(client, item, action="correct", label="Other")
+    assert await error_of(again, 409) == "conflict"
+    classes = await (await client.get("/api/classes")).json()
+    assert "Other" not in {c["label"] for c in classes["classes"]}
+
+
+async def test_listing_is_newest_first_filtered_and_paged(client: Client) -> None:
+    ids = [await queue_unknown(client, source=f"cam{i}") for i in range(3)]
+    page = await (await client.get("/api/review", params={"limit": "2"})).json()
+    assert [i["id"] for i in page["items"]] == ids[::-1][:2] and page["total"] == 3
+    rest = await (await client.get("/api/review", params={"before": str(ids[1])})).json()
+    assert [i["id"] for i in rest["items"]] == [ids[0]]
+    reason = page["items"][0]["reason"]
+    by_reason = await (await client.get("/api/review", params={"reason": reason})).json()
+    assert by_reason["total"] == 3
+    by_tax = await (await client.get("/api/review", params={"taxonomy": "fruit"})).json()
+    assert by_tax["total"] == 0
+
+
+async def test_known_photo_is_not_queued(client: Client) -> None:
+    assert (await identify(client, query(KNOWN_QUERY)))["objects"][0]["review_id"] is None
+    assert (await (await client.get("/api/review")).json())["total"] == 0
+
+
+async def test_bad_review_requests_get_clear_errors(client: Client) -> None:
+    item = await queue_unknown(client)
+    assert await error_of(await client.get("/api/review/999"), 404) == "not_found"
+    assert await error_of(await client.get("/api/review/999/image"), 404) == "not_found"
+    assert await error_of(await resolve(client, 999, action="skip"), 404) == "not_found"
+    assert await error_of(await resolve(client, item, action="explode"), 400) == \
+        "identify_error"
+    assert await error_of(await resolve(client, item, action="correct"), 400) == \
+        "identify_error"
+    assert await error_of(await resolve(client, item, action="confirm", candidate=99),
+                          400) == "identify_error"
+    assert await error_of(await resolve(client, item, action="confirm", candidate="1"),
+                          400) == "identify_error"
+    assert await error_of(await client.get("/api/review", params={"status": "nope"}),
+                          400) == "identify_error"
+    assert await error_of(await client.get("/api/review", params={"limit": "x"}),
+                          400) == "identify_error"
+    assert await error_of(await client.get("/api/review", params={"limit": "100000"}),
+                          400) == "identify_error"
+    big = await client.post(f"/api/review/{item}/resolve", data=b"{" + b" " * 70_000 + b"}",
+                            headers={"Content-Type": "application/json"})
+    assert "limited" in (await big.json())["error"]["message"]
+    assert (await (await client.get(f"/api/review/{item}")).json())["status"] == "pending"

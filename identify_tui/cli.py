@@ -263,7 +263,8 @@ def serve(project: str, host: str | None, port: int | None, token: str | None,
     config = ServeConfig(
         project=proj, host=host or scfg.host, port=scfg.port if port is None else port,
         token=token, insecure_no_auth=insecure_no_auth,
-        cameras=scfg.cameras + tuple(CameraConfig(source=c) for c in cameras))
+        cameras=scfg.cameras + tuple(CameraConfig(source=c) for c in cameras),
+        workers=scfg.workers)
     if insecure_no_auth and not token:
         click.echo("identify: WARNING: serving without authentication on "
                    f"{config.host}; anyone who can reach it can change this project",

@@ -228,6 +228,13 @@ class ServerConfig:
     """TCP port."""
     cameras: tuple[CameraConfig, ...] = ()
     """Server-side cameras opened at start."""
+    workers: int | None = None
+    """Images prepared at once (decode, embed, local features), each on its share of the
+    cores; None: one per core, at most 4."""
+
+    def __post_init__(self) -> None:
+        if self.workers is not None and self.workers < 1:
+            raise ValueError("server.workers must be at least 1")
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,14 @@ class LiveStats:
 
 
 @dataclass(frozen=True)
+class Prepared:
+    """A decoded image and its evidence, ready for the decision."""
+
+    image: np.ndarray
+    evidence: Evidence
+
+
+@dataclass(frozen=True)
 class ObjectResult:
     """One object in a frame: the decision and what happened to it."""
 
@@ -152,16 +160,29 @@ class Service:
 
     # --- identification -------------------------------------------------------------
 
-    def identify(self, image: np.ndarray, *, source: str, live: bool = False,
-                 record: bool = True) -> list[ObjectResult]:
-        """Identify the objects of one image (today: the whole image is one object).
+    def prepare(self, image: np.ndarray | bytes, name: str = "upload") -> Prepared:
+        """Decode an image and compute its evidence (embedding, local features).
+
+        The one step that may run on several threads at once (it reads only the model
+        and the project settings); everything else runs on the engine thread.
+
+        Raises:
+            ImageRejected: bytes that are not a usable image.
+        """
+        if isinstance(image, bytes):
+            image = decode_image(image, name)
+        image = flatten_alpha(image)
+        return Prepared(image, self.ident.evidence([image])[0])
+
+    def identify_prepared(self, prepared: Prepared, *, source: str, live: bool = False,
+                          record: bool = True) -> list[ObjectResult]:
+        """Decide about a prepared image (today: the whole image is one object).
 
         A miss (unknown, or a match below the margin threshold) that passes the quality
         gate is queued for review with its crop. ``live`` frames are smoothed per track
         and queued once per track; other images are recorded and queued one by one.
         """
-        image = flatten_alpha(image)
-        ev = self.ident.evidence([image])[0]
+        image, ev = prepared.image, prepared.evidence
         bbox = None
         if live:
             result = self._live_object(image, ev, bbox, source)
@@ -182,15 +203,15 @@ class Service:
                             "pending": self.queue.pending()})
         return objects
 
-    def identify_bytes(self, data: bytes, *, source: str, name: str = "upload",
-                       live: bool = False, record: bool = True) -> list[ObjectResult]:
-        """``identify`` for encoded image bytes.
+    def identify(self, image: np.ndarray | bytes, *, source: str, live: bool = False,
+                 record: bool = True, name: str = "upload") -> list[ObjectResult]:
+        """``prepare`` then ``identify_prepared``, on the calling thread.
 
         Raises:
-            ImageRejected: not a usable image.
+            ImageRejected: bytes that are not a usable image.
         """
-        return self.identify(decode_image(data, name), source=source, live=live,
-                             record=record)
+        return self.identify_prepared(self.prepare(image, name), source=source, live=live,
+                                      record=record)
 
     def _live_object(self, image: np.ndarray, ev: Evidence, bbox: Sequence[int] | None,
                      source: str) -> ObjectResult:

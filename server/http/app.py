@@ -57,7 +57,7 @@ def create_app(config: ServeConfig, embedder: EmbedderFactory = _default_embedde
         # One writer: `identify index` and friends are refused while this runs.
         lock = ProjectLock(project.data_dir,
                            f"identify serve on http://{config.host}:{config.port}").acquire()
-        runner = EngineRunner()
+        runner = EngineRunner(config.workers)
         try:
             await runner.open(lambda: Service.open(project, embedder(config),
                                                    app[EVENTS].publish_threadsafe))

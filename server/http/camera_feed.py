@@ -37,7 +37,7 @@ async def feed(app: web.Application, camera: Camera) -> None:
             app[STATS].frames_dropped["camera_skipped"] += frame.seq - seen - 1
         seen = frame.seq
         try:
-            await engine.run(lambda s, im=frame.image: s.identify(im, source=source, live=True))
+            await engine.identify(frame.image, source=source, live=True)
         except IdentifyError as exc:
             log.warning("camera %s: %s", camera.name, exc.message)
         await asyncio.sleep(max(0.0, interval - (loop.time() - started)))

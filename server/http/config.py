@@ -27,6 +27,8 @@ class ServeConfig:
     """Allow a non-loopback host without a token (loudly)."""
     cameras: tuple[CameraConfig, ...] = ()
     """Server-side cameras to open."""
+    workers: int | None = None
+    """Images prepared at once (decode, embed); None: one per core, at most 4."""
 
     def __post_init__(self) -> None:
         if self.host not in LOOPBACK_HOSTS and not self.token and not self.insecure_no_auth:

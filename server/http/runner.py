@@ -1,19 +1,25 @@
-"""The engine thread: the one thread that touches the model, the index and the database.
+"""The engine thread, and the workers that prepare images for it.
 
-Every request hands a function of the ``Service`` to ``run``; the event loop only ever
-awaits. One thread means changes and queries never interleave, and torch gets the
-machine's cores for one forward pass at a time.
+Every request hands a function of the ``Service`` to ``run``, which runs it on the one
+engine thread that touches the index and the database: changes and queries never
+interleave. The heavy, read-only part of identification (decode, embed, local features)
+runs first on a small pool of workers, several images at once (see
+``server.engine.threads``). The event loop only ever awaits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+import numpy as np
+
+from server.engine import threads
 from server.engine.errors import BusyError
-from server.engine.service import Service
+from server.engine.service import ObjectResult, Prepared, Service
 
 from .limits import MAX_PENDING_REQUESTS
 
@@ -23,17 +29,26 @@ T = TypeVar("T")
 class EngineRunner:
     """Runs functions of the service on the engine thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers, self.threads_per_worker = threads.plan(workers)
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="engine")
+        self.compute = ThreadPoolExecutor(self.workers, thread_name_prefix="prepare")
+        self._previous_threads: tuple[int, int] | None = None
         self.service: Service | None = None
         self.pending = 0
         """Calls submitted and not finished."""
+        self.prepare_s = 0.0
+        """Seconds spent preparing images (decode, embed, local features), summed."""
+        self.decide_s = 0.0
+        """Seconds spent deciding on the engine thread, summed."""
+        self.identified = 0
         self.refused = 0
-        """Calls refused by ``run_bounded`` (answered 429)."""
+        """Identifications refused for being over ``MAX_PENDING_REQUESTS`` (answered 429)."""
 
     async def open(self, opener: Callable[[], Service]) -> None:
         """Open the service on the engine thread and warm the model up."""
         loop = asyncio.get_running_loop()
+        self._previous_threads = threads.apply(self.threads_per_worker)
         self.service = await loop.run_in_executor(self.executor, opener)
         await self.run(lambda s: s.warm_up())
 
@@ -49,16 +64,53 @@ class EngineRunner:
         finally:
             self.pending -= 1
 
-    async def run_bounded(self, fn: Callable[[Service], T]) -> T:
-        """Like ``run``, but refuse at once when ``MAX_PENDING_REQUESTS`` are waiting.
+    async def identify(self, image: bytes | np.ndarray, *, source: str, live: bool = False,
+                       record: bool = True, name: str = "upload",
+                       bounded: bool = False) -> list[ObjectResult]:
+        """Prepare the image on a worker, then decide on the engine thread.
+
+        ``bounded`` refuses at once (``BusyError``) when ``MAX_PENDING_REQUESTS`` are
+        already in flight.
 
         Raises:
-            BusyError: the engine is saturated; nothing was done.
+            ImageRejected: not a usable image.
+            BusyError: saturated (with ``bounded``).
         """
-        if self.pending >= MAX_PENDING_REQUESTS:
+        service = self.service
+        if service is None:
+            raise RuntimeError("the engine is not open")
+        if bounded and self.pending >= MAX_PENDING_REQUESTS:
             self.refused += 1
             raise BusyError("the server is busy identifying; try again in a moment")
-        return await self.run(fn)
+        loop = asyncio.get_running_loop()
+        self.pending += 1
+        def prepare() -> Prepared:
+            t0 = time.perf_counter()
+            try:
+                return service.prepare(image, name)
+            finally:
+                self.prepare_s += time.perf_counter() - t0
+
+        def decide() -> list[ObjectResult]:
+            t0 = time.perf_counter()
+            try:
+                return service.identify_prepared(prepared, source=source, live=live,
+                                                 record=record)
+            finally:
+                self.decide_s += time.perf_counter() - t0
+                self.identified += 1
+
+        try:
+            prepared = await loop.run_in_executor(self.compute, prepare)
+            return await loop.run_in_executor(self.executor, decide)
+        finally:
+            self.pending -= 1
+
+    def timing(self) -> dict[str, float]:
+        """Mean milliseconds per identified image in each stage (for health)."""
+        n = max(1, self.identified)
+        return {"prepare_ms": round(1000 * self.prepare_s / n, 1),
+                "decide_ms": round(1000 * self.decide_s / n, 1)}
 
     async def close(self) -> None:
         """Save and close the service, then stop the thread."""
@@ -66,4 +118,7 @@ class EngineRunner:
             loop = asyncio.get_running_loop()
             service, self.service = self.service, None
             await loop.run_in_executor(self.executor, service.close)
+        self.compute.shutdown(wait=True)
         self.executor.shutdown(wait=True)
+        if self._previous_threads is not None:
+            threads.restore(self._previous_threads)

@@ -16,6 +16,7 @@ async def health(request: web.Request) -> web.Response:
     body = await engine.run(lambda s: s.health())
     body["server"] = {**request.app[STATS].to_json(), "pending": engine.pending,
                       "busy_refused": engine.refused,
+                      "workers": engine.workers, **engine.timing(),
                       "event_subscribers": request.app[EVENTS].subscribers,
                       "events_dropped": request.app[EVENTS].dropped}
     body["cameras"] = [c.status() for c in request.app[CAMERAS]]

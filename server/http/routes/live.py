@@ -60,8 +60,8 @@ class LiveClient:
     async def identify(self, seq: int, data: bytes) -> None:
         started = time.perf_counter()
         try:
-            objects = await self.app[ENGINE].run(
-                lambda s: s.identify_bytes(data, source=self.source, name="frame", live=True))
+            objects = await self.app[ENGINE].identify(data, source=self.source, name="frame",
+                                                      live=True)
             reply: dict[str, Any] = {
                 "type": "result", "frame": seq, "objects": [o.to_json() for o in objects],
                 "elapsed_ms": round((time.perf_counter() - started) * 1000, 1)}

@@ -76,3 +76,11 @@ def test_serve_without_an_index_says_to_run_index_first(tmp_path: Path,
                                        "--port", str(free_port())])
     assert result.exit_code == 2
     assert "identify index" in result.stderr
+
+
+def test_insecure_no_auth_prints_a_loud_warning(tmp_path: Path, small_refs: Path) -> None:
+    project = write_project(tmp_path, small_refs)  # not indexed: it stops after the warning
+    result = CliRunner().invoke(main, ["serve", "--project", str(project), "--host", "0.0.0.0",
+                                       "--insecure-no-auth", "--port", str(free_port())])
+    assert "WARNING: serving without authentication on 0.0.0.0" in result.stderr
+    assert result.exit_code == 2

@@ -159,3 +159,24 @@ async def test_pending_request_limit_answers_429_and_does_nothing(
 async def test_unknown_route_and_method_are_json_errors(client: Client) -> None:
     assert await error_of(await client.get("/api/nope"), 404) == "not_found"
     assert await error_of(await client.get("/api/identify"), 405) == "method_not_allowed"
+
+
+async def test_inference_never_runs_on_the_event_loop_thread(
+        client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from server.engine.service import Service
+
+    seen: list[str] = []
+    for name in ("prepare", "identify_prepared"):
+        original = getattr(Service, name)
+
+        def spy(self: Service, *args: object, _original: object = original,
+                **kwargs: object) -> object:
+            seen.append(threading.current_thread().name)
+            return _original(self, *args, **kwargs)  # type: ignore[operator]
+
+        monkeypatch.setattr(Service, name, spy)
+    await identify(client, query(KNOWN_QUERY))
+    assert len(seen) == 2 and threading.main_thread().name not in seen
+    assert seen[0].startswith("prepare") and seen[1].startswith("engine")

@@ -134,6 +134,42 @@ class ReviewQueue:
             raise ConflictError(f"review item {item_id} is already {item.status}")
         return self.get(item_id)
 
+    def reopen(self, item_id: int) -> ReviewItem:
+        """Put a resolved item back in the queue (an undo).
+
+        Raises:
+            NotFoundError: no such item.
+            ConflictError: it is still pending.
+        """
+        with self.store.db.conn:
+            cur = self.store.db.conn.execute(
+                "update review set status = 'pending', resolved_label = null, "
+                "reference_id = null, resolved_at = null where id = ? and status != 'pending'",
+                [item_id])
+        if cur.rowcount == 0:
+            self.get(item_id)
+            raise ConflictError(f"review item {item_id} is still pending")
+        return self.get(item_id)
+
+    def outcomes(self) -> list[tuple[str | None, float, float, str | None, str, str | None]]:
+        """Every reviewed item: (taxonomy, score, margin, top label, status, resolved
+        label); skipped items tell nothing and are left out."""
+        return [tuple(r) for r in self.store.db.execute(  # type: ignore[misc]
+            "select taxonomy, score, margin, label, status, resolved_label from review "
+            "where status in ('confirmed', 'corrected', 'false_positive')")]
+
+    def per_day(self, days: int = 30) -> list[dict[str, Any]]:
+        """Items resolved per day (UTC), by status, for the last ``days`` days."""
+        rows = self.store.db.execute(
+            "select substr(resolved_at, 1, 10) as day, status, count(*) from review "
+            "where status != 'pending' and resolved_at is not null "
+            "group by day, status order by day desc").fetchall()
+        out: dict[str, dict[str, Any]] = {}
+        for day, status, n in rows:
+            entry = out.setdefault(day, {"day": day, **dict.fromkeys(STATUSES[1:], 0)})
+            entry[status] = int(n)
+        return list(out.values())[:days]
+
     def pending(self) -> int:
         """Items waiting for a person."""
         return int(self.store.db.execute(

@@ -10,6 +10,7 @@ Every change is committed to the database first; the index is derived data, save
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import unicodedata
@@ -27,7 +28,15 @@ from .decision import Decision, Thresholds, decide, resolve_thresholds, with_ove
 from .embedders import Embedder
 from .errors import ConflictError, IdentifyError, NotFoundError
 from .identifier import Evidence, Identifier
-from .images import content_hash, decode_image, encode_jpeg, flatten_alpha
+from .images import (
+    IMAGE_SUFFIXES,
+    content_hash,
+    decode_image,
+    encode_jpeg,
+    flatten_alpha,
+    read_image_bytes,
+)
+from .naming import label_from_name
 from .indexer import LIVE_SOURCES, embed_reference, sync_index, view_backgrounds
 from .localfeatures import FEATURE_KIND
 from .quality import gate
@@ -39,6 +48,8 @@ EventSink = Callable[[dict[str, Any]], None]
 """Receives events (identifications, queue and reference changes); called on the
 engine thread, so it must only hand the event over."""
 
+MAX_IMPORT_FILES = 1000
+"""Most files one import adds."""
 MAX_LABEL_CHARS = 200
 """Longest label accepted from a person."""
 THRESHOLD_RANGE = (0.0, 2.0)
@@ -345,6 +356,41 @@ class Service:
         self._emit({"type": "references", "action": "added", "id": ref_id, "label": name})
         return {"id": ref_id, "label": name, "taxonomy": tax}
 
+    def import_references(self, path: str, label: object = None,
+                          taxonomy: str | None = None) -> dict[str, Any]:
+        """Add image files from a path on this machine: one file, or every image file
+        directly in a folder. Each file's label is ``label`` if given, else its name by
+        the project's naming rules. Files are independent: a bad one is reported, the
+        others are added.
+
+        Raises:
+            NotFoundError: no such file or folder.
+            IdentifyError: too many files, or a folder with no image.
+        """
+        root = Path(path).expanduser()
+        if root.is_file():
+            files = [root]
+        elif root.is_dir():
+            files = sorted(p for p in root.iterdir() if p.is_file()
+                           and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            raise NotFoundError(f"no file or folder {path!r} on the server")
+        if not files:
+            raise IdentifyError(f"no image files in {path}")
+        if len(files) > MAX_IMPORT_FILES:
+            raise IdentifyError(f"{len(files)} files; import at most {MAX_IMPORT_FILES} at once")
+        results = []
+        for f in files:
+            name = label if label is not None else \
+                label_from_name(f.stem, self.project.config.naming).label
+            try:
+                added = self.add_reference(read_image_bytes(f), name, taxonomy)
+                results.append({"path": str(f), "ok": True, **added})
+            except IdentifyError as exc:
+                results.append({"path": str(f), "ok": False,
+                                "error": {"code": exc.code, "message": exc.message}})
+        return {"added": sum(r["ok"] for r in results), "results": results}
+
     def remove_reference(self, ref_id: int) -> None:
         """Take a reference out of the index for good (``identify index`` will not bring
         its file back).
@@ -458,6 +504,78 @@ class Service:
                     "status": resolved.status, "label": final,
                     "pending": self.queue.pending()})
         return resolved
+
+    def reopen(self, item_id: int) -> ReviewItem:
+        """Undo a reviewer's decision: the item is pending again, and the reference its
+        label made (if any) is removed.
+
+        Raises:
+            NotFoundError: no such item.
+            ConflictError: it is still pending.
+        """
+        item = self.queue.get(item_id)
+        if item.status == "pending":
+            raise ConflictError(f"review item {item_id} is still pending")
+        if item.reference_id is not None:
+            try:
+                self.remove_reference(item.reference_id)
+            except NotFoundError:
+                pass  # removed meanwhile by hand: nothing left to undo there
+        reopened = self.queue.reopen(item_id)
+        self._emit({"type": "queue", "action": "reopened", "item_id": item_id,
+                    "pending": self.queue.pending()})
+        return reopened
+
+    def resolve_many(self, ids: Sequence[int], action: str, label: object = None
+                     ) -> list[dict[str, Any]]:
+        """``resolve`` for several items, each on its own: one failing does not stop
+        the others. Returns one result per id, in order."""
+        results: list[dict[str, Any]] = []
+        for item_id in ids:
+            try:
+                item = self.resolve(item_id, action, label)
+                results.append({"id": item_id, "ok": True, "item": item.to_json()})
+            except IdentifyError as exc:
+                results.append({"id": item_id, "ok": False,
+                                "error": {"code": exc.code, "message": exc.message}})
+        return results
+
+    def review_stats(self) -> dict[str, Any]:
+        """Queue size, decisions per day, decision rates and auto-label coverage."""
+        counts = self.queue.counts()
+        decided = sum(counts[s] for s in ("confirmed", "corrected", "false_positive"))
+        obs = self.store.db.execute(
+            "select count(*), coalesce(sum(matched), 0) from observations").fetchone()
+        return {
+            "queue": counts,
+            "per_day": self.queue.per_day(),
+            "rates": {s: (counts[s] / decided if decided else None)
+                      for s in ("confirmed", "corrected", "false_positive")},
+            "observations": int(obs[0]),
+            "auto_labelled": int(obs[1]),
+            "coverage": (int(obs[1]) / int(obs[0])) if obs[0] else None,
+        }
+
+    def outcomes(self, taxonomy: str | None = None, limit: int = 20_000) -> dict[str, Any]:
+        """What moving the thresholds would do, from data already seen: every recorded
+        observation's (score, margin), for coverage, and every reviewed item's (score,
+        margin, whether its best candidate was right), for precision."""
+        reviewed = [
+            [round(score, 4), round(margin, 4), status != "false_positive" and top == final]
+            for tax, score, margin, top, status, final in self.queue.outcomes()
+            if taxonomy is None or tax == taxonomy]
+        rows = self.store.db.execute(
+            "select score, margin, candidates from observations order by id desc limit ?",
+            [limit]).fetchall()
+        observed = []
+        for score, margin, candidates in rows:
+            if taxonomy is not None:
+                top = json.loads(candidates or "[]")
+                label = top[0]["label"] if top else None
+                if self.ident.taxonomy_of.get(label or "", DEFAULT_TAXONOMY) != taxonomy:
+                    continue
+            observed.append([round(score, 4), round(margin, 4)])
+        return {"taxonomy": taxonomy, "reviewed": reviewed, "observed": observed}
 
     def crop_file(self, item_id: int) -> Path:
         """The crop image of a review item.

@@ -4,6 +4,7 @@ a restart and a later ``identify index``."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from server.engine.config import Project
@@ -148,3 +149,24 @@ async def test_odd_label_characters_are_kept(client: Client) -> None:
     assert (await resp.json())["label"] == label
     refs = await client.get("/api/classes/references", params={"label": label})
     assert refs.status == 200
+
+
+async def test_import_from_a_server_path_names_files_by_the_rules(
+        client: Client, tmp_path: Path) -> None:
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    (folder / "kiwi_gold.png").write_bytes((DEMO_REFS / "kiwi.png").read_bytes())
+    (folder / "broken.png").write_bytes(b"not a png")
+    (folder / "notes.txt").write_text("ignored: not an image type")
+    resp = await client.post("/api/references/import", json={"path": str(folder)})
+    body = await resp.json()
+    assert resp.status == 201 and body["added"] == 1
+    by_name = {Path(r["path"]).name: r for r in body["results"]}
+    assert by_name["kiwi_gold.png"]["label"] == "Kiwi Gold"
+    assert by_name["broken.png"]["error"]["code"] == "image_rejected"
+    one = await client.post("/api/references/import",
+                            json={"path": str(folder / "kiwi_gold.png"), "label": "Kiwi"})
+    assert (await one.json())["results"][0]["label"] == "Kiwi"
+    missing = await client.post("/api/references/import", json={"path": str(tmp_path / "no")})
+    assert await error_of(missing, 404) == "not_found"
+    assert (await classes(client))["Kiwi Gold"] == 1

@@ -102,3 +102,62 @@ async def test_bad_review_requests_get_clear_errors(client: Client) -> None:
                             headers={"Content-Type": "application/json"})
     assert "limited" in (await big.json())["error"]["message"]
     assert (await (await client.get(f"/api/review/{item}")).json())["status"] == "pending"
+
+
+async def test_reopen_undoes_a_label_and_its_reference(client: Client) -> None:
+    item = await queue_unknown(client)
+    await resolve(client, item, action="correct", label="Germany")
+    resp = await client.post(f"/api/review/{item}/reopen")
+    body = await resp.json()
+    assert resp.status == 200 and body["status"] == "pending" and body["reference_id"] is None
+    obj = (await identify(client, query(UNKNOWN_QUERY), record="0"))["objects"][0]
+    assert obj["label"] != "Germany"
+    classes = await (await client.get("/api/classes")).json()
+    assert "Germany" not in {c["label"] for c in classes["classes"]}
+    again = await client.post(f"/api/review/{item}/reopen")
+    assert await error_of(again, 409) == "conflict"
+    # It can be labelled again, once.
+    assert (await resolve(client, item, action="skip")).status == 200
+
+
+async def test_bulk_resolves_each_item_on_its_own(client: Client) -> None:
+    a, b = await queue_unknown(client), await queue_unknown(client)
+    await resolve(client, b, action="skip")
+    resp = await client.post("/api/review/bulk",
+                             json={"ids": [a, b, 999], "action": "false_positive"})
+    results = (await resp.json())["results"]
+    assert [r["ok"] for r in results] == [True, False, False]
+    assert results[1]["error"]["code"] == "conflict"
+    assert results[2]["error"]["code"] == "not_found"
+    bad = await client.post("/api/review/bulk", json={"ids": list(range(1001)),
+                                                      "action": "skip"})
+    assert "at most 1000" in (await bad.json())["error"]["message"]
+    assert await error_of(await client.post("/api/review/bulk", json={"ids": ["x"],
+                                                                      "action": "skip"}),
+                          400) == "identify_error"
+
+
+async def test_stats_count_decisions_and_coverage(client: Client) -> None:
+    await identify(client, query(KNOWN_QUERY))
+    a, b = await queue_unknown(client), await queue_unknown(client)
+    await resolve(client, a, action="correct", label="Germany")
+    await resolve(client, b, action="false_positive")
+    stats = await (await client.get("/api/stats")).json()
+    assert stats["queue"]["corrected"] == 1 and stats["queue"]["false_positive"] == 1
+    assert stats["rates"] == {"confirmed": 0.0, "corrected": 0.5, "false_positive": 0.5}
+    assert stats["observations"] == 3 and stats["auto_labelled"] == 1
+    assert abs(stats["coverage"] - 1 / 3) < 1e-9
+    [today] = stats["per_day"]
+    assert today["corrected"] == 1 and today["false_positive"] == 1
+
+
+async def test_outcomes_give_scores_for_threshold_curves(client: Client) -> None:
+    await identify(client, query(KNOWN_QUERY))
+    item = await queue_unknown(client)
+    listed = await (await client.get(f"/api/review/{item}")).json()
+    await resolve(client, item, action="confirm")
+    body = await (await client.get("/api/review/outcomes")).json()
+    assert len(body["observed"]) == 2
+    assert body["reviewed"] == [[round(listed["score"], 4), round(listed["margin"], 4), True]]
+    fruit = await (await client.get("/api/review/outcomes", params={"taxonomy": "fruit"})).json()
+    assert fruit["reviewed"] == [] and fruit["observed"] == []

@@ -69,6 +69,22 @@ async def add_reference(request: web.Request) -> web.Response:
     return web.json_response(result, status=201)
 
 
+@routes.post("/api/references/import")
+async def import_references(request: web.Request) -> web.Response:
+    """``{"path": file or folder on the server, "label": optional, "taxonomy": optional}``:
+    add its image files as references (labels from file names unless given)."""
+    body = await read_json(request)
+    path = body.get("path")
+    if not isinstance(path, str) or not path.strip():
+        raise IdentifyError("'path' must name a file or folder on the server")
+    label, taxonomy = body.get("label"), body.get("taxonomy")
+    if taxonomy is not None and not isinstance(taxonomy, str):
+        raise IdentifyError("'taxonomy' must be a string")
+    result = await request.app[ENGINE].run(
+        lambda s: s.import_references(path, label, taxonomy))
+    return web.json_response(result, status=201 if result["added"] else 200)
+
+
 @routes.delete("/api/references/{id}")
 async def remove_reference(request: web.Request) -> web.Response:
     """Remove a reference for good."""

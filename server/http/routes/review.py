@@ -12,6 +12,9 @@ from . import int_param, query_int
 
 routes = web.RouteTableDef()
 
+MAX_BULK = 1000
+"""Most items one bulk request resolves."""
+
 
 @routes.get("/api/review")
 async def list_items(request: web.Request) -> web.Response:
@@ -24,6 +27,46 @@ async def list_items(request: web.Request) -> web.Response:
     items, total = await request.app[ENGINE].run(
         lambda s: s.queue.list(status, q.get("taxonomy"), q.get("reason"), limit, before))
     return web.json_response({"items": [i.to_json() for i in items], "total": total})
+
+
+@routes.get("/api/review/outcomes")
+async def outcomes(request: web.Request) -> web.Response:
+    """Scores of recorded observations and of reviewed items (``?taxonomy=``), for
+    working out what a threshold would do."""
+    taxonomy = request.query.get("taxonomy") or None
+    return web.json_response(await request.app[ENGINE].run(lambda s: s.outcomes(taxonomy)))
+
+
+@routes.get("/api/stats")
+async def stats(request: web.Request) -> web.Response:
+    """Queue size, decisions per day, rates, auto-label coverage."""
+    return web.json_response(await request.app[ENGINE].run(lambda s: s.review_stats()))
+
+
+@routes.post("/api/review/bulk")
+async def bulk(request: web.Request) -> web.Response:
+    """``{"ids": [...], "action": ..., "label": ...}``: each item resolved on its own,
+    one result per id (at most ``MAX_BULK`` ids)."""
+    body = await read_json(request)
+    ids, action = body.get("ids"), body.get("action")
+    if not isinstance(ids, list) or not ids or \
+            not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+        raise IdentifyError("'ids' must list review item ids")
+    if len(ids) > MAX_BULK:
+        raise IdentifyError(f"at most {MAX_BULK} items at once")
+    if not isinstance(action, str):
+        raise IdentifyError("'action' is required")
+    results = await request.app[ENGINE].run(
+        lambda s: s.resolve_many(ids, action, body.get("label")))
+    return web.json_response({"results": results})
+
+
+@routes.post("/api/review/{id}/reopen")
+async def reopen(request: web.Request) -> web.Response:
+    """Undo a decision: the item is pending again and its reference removed."""
+    item_id = int_param(request, "id")
+    item = await request.app[ENGINE].run(lambda s: s.reopen(item_id))
+    return web.json_response(item.to_json())
 
 
 @routes.get("/api/review/{id}")

@@ -73,10 +73,14 @@ project_option = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]},
+             invoke_without_command=True)
 @click.version_option(package_name="identify")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """identify: tell which known thing a photo shows, or say "unknown".
+
+    With no command, opens the terminal UI (identify tui) on the local server.
 
     \b
     Example, the offline demo:
@@ -85,6 +89,8 @@ def main() -> None:
       identify match  --project projects/demo.yaml examples/demo/queries/*.jpg
     """
     os.environ.setdefault("YOLO_OFFLINE", "1")
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(tui)
 
 
 @main.command()
@@ -270,6 +276,42 @@ def serve(project: str, host: str | None, port: int | None, token: str | None,
                    f"{config.host}; anyone who can reach it can change this project",
                    err=True)
     run_server(config, announce=lambda url: click.echo(f"identify: serving {proj.name} on {url}"))
+
+
+@main.command()
+@click.option("--server", default=None, metavar="URL",
+              help="The server's address [default: the project's host and port, else "
+                   "http://127.0.0.1:8765].")
+@click.option("--token", envvar="IDENTIFY_TOKEN", default=None,
+              help="The server's token (or $IDENTIFY_TOKEN).")
+@click.option("--project", "-p", default=None, metavar="NAME|FILE",
+              help="Take the server's host and port from this project file.")
+@user_errors
+def tui(server: str | None, token: str | None, project: str | None) -> None:
+    """Open the terminal UI: review queue, references, thresholds, live results, stats.
+
+    A client of `identify serve` (it never opens the database itself), so it works the
+    same over an SSH tunnel to a remote box. Keys are in the footer; Ctrl+P lists
+    every command.
+
+    \b
+    Example:
+      identify tui --project projects/demo.yaml
+      ssh -L 8765:127.0.0.1:8765 gpu-box   # then, locally:
+      identify tui --server http://127.0.0.1:8765 --token "$IDENTIFY_TOKEN"
+    """
+    from identify_tui.app import make_tui
+    from identify_tui.client import TuiConfig
+
+    hint = project
+    if server is None and project is not None:
+        from server.engine.config import load_project
+
+        scfg = load_project(project).config.server
+        host = "127.0.0.1" if scfg.host in ("0.0.0.0", "::") else scfg.host
+        server = f"http://{host}:{scfg.port}"
+    make_tui(TuiConfig(server=server or "http://127.0.0.1:8765", token=token,
+                       project_hint=hint)).run()
 
 
 @main.command()

@@ -3,10 +3,10 @@
 # every test. Exits non-zero when any test fails or when no test ran (pytest's code 5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Debian packages: real photos for the dataset tests and benchmarks, and Chromium for
-# the browser test. Installed when missing and this user may (root); else the tests
-# that need them say what to install.
-DEBS="tuxpaint-stamps-default plasma-workspace-wallpapers mate-backgrounds chromium"
+# Debian packages: real photos for the dataset tests and benchmarks, Chromium for the
+# browser test, tmux for the terminal test. Installed when missing and this user may
+# (root); else the tests that need them say what to install.
+DEBS="tuxpaint-stamps-default plasma-workspace-wallpapers mate-backgrounds chromium tmux"
 missing=$(for p in $DEBS; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
 if [ -n "$missing" ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   export DEBIAN_FRONTEND=noninteractive

@@ -36,9 +36,9 @@ from .images import (
     flatten_alpha,
     read_image_bytes,
 )
-from .naming import label_from_name
 from .indexer import LIVE_SOURCES, embed_reference, sync_index, view_backgrounds
 from .localfeatures import FEATURE_KIND
+from .naming import label_from_name
 from .quality import gate
 from .review import ACTIONS, ReviewItem, ReviewQueue
 from .store import QueueEntry, Store

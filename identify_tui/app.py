@@ -1,0 +1,109 @@
+"""The Textual app: ``make_tui(config)`` builds it for the CLI and for the tests alike."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Static
+
+from .client import ApiClient, ApiError, TuiConfig, Unreachable
+from .events import EventBuffer, follow
+from .images import ImageCache
+from .screens.live import LiveScreen
+from .screens.references import ReferencesScreen
+from .screens.review import ReviewScreen
+from .screens.stats import StatsScreen
+from .screens.thresholds import ThresholdsScreen
+
+HEALTH_POLL_S = 2.0
+
+
+class ConnectionBanner(Static):
+    """Says plainly when the server cannot be reached, and how to start one."""
+
+
+class IdentifyApp(App[None]):
+    """Review queue, references, thresholds, live results and stats of one server."""
+
+    CSS_PATH = "identify.tcss"
+    TITLE = "identify"
+    MODES = {"review": ReviewScreen, "references": ReferencesScreen,
+             "thresholds": ThresholdsScreen, "live": LiveScreen, "stats": StatsScreen}
+    DEFAULT_MODE = "review"
+    BINDINGS = [
+        Binding("f1", "switch_mode('review')", "Review"),
+        Binding("f2", "switch_mode('references')", "Refs"),
+        Binding("f3", "switch_mode('thresholds')", "Thresh"),
+        Binding("f4", "switch_mode('live')", "Live"),
+        Binding("f5", "switch_mode('stats')", "Stats"),
+        Binding("ctrl+q", "quit", "Quit", show=False),
+    ]
+
+    def __init__(self, config: TuiConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.api = ApiClient(config)
+        self.images = ImageCache(self.api)
+        self.events = EventBuffer()
+        self.health: dict[str, object] | None = None
+        self.problem: str | None = None
+
+    def on_mount(self) -> None:
+        self.sub_title = self.config.server
+        self.follow_events()
+        self.poll_health()
+        self.set_interval(HEALTH_POLL_S, self.poll_health)
+
+    async def on_unmount(self) -> None:
+        await self.api.close()
+
+    @work(exclusive=True, group="events")
+    async def follow_events(self) -> None:
+        await follow(self.api, self.events)
+
+    @work(exclusive=True, group="health")
+    async def poll_health(self) -> None:
+        try:
+            self.health = await self.api.get("/api/health")
+            self.problem = None
+        except Unreachable:
+            hint = self.config.project_hint or "P"
+            self.problem = (f"No identify server at {self.config.server}. Start one with: "
+                            f"identify serve --project {hint}")
+        except ApiError as exc:
+            self.problem = f"{self.config.server}: {exc.message}"
+        for banner in self.screen.query(ConnectionBanner):
+            banner.update(self.problem or "")
+            banner.display = self.problem is not None
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        """Every key binding of the app and of the current screen, in the palette."""
+        yield from super().get_system_commands(screen)
+        for binding in [*self.BINDINGS, *getattr(screen, "BINDINGS", [])]:
+            if isinstance(binding, Binding) and binding.description:
+                yield SystemCommand(f"{binding.description} ({binding.key})",
+                                    f"same as pressing {binding.key}",
+                                    _runner(self, screen, binding.action))
+
+
+def _runner(app: App[None], screen: Screen[object], action: str):  # type: ignore[no-untyped-def]
+    async def run() -> None:
+        target = app if action.startswith("switch_mode") or action == "quit" else screen
+        await target.run_action(action)
+    return run
+
+
+def banner() -> ComposeResult:
+    """The connection banner, for each screen's ``compose``."""
+    widget = ConnectionBanner("", id="banner")
+    widget.display = False
+    yield widget
+
+
+def make_tui(config: TuiConfig) -> IdentifyApp:
+    """The app for a server (the one factory, used by the CLI and the tests)."""
+    return IdentifyApp(config)

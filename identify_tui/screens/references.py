@@ -1,0 +1,154 @@
+"""Classes and their references: add from a path on the server, remove, rename, merge."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from ..client import ApiError
+from ..widgets.thumbnail import Thumbnail
+from .prompt import LabelPrompt
+
+THUMB_CELLS = (26, 12)
+
+
+class ReferencesScreen(Screen[None]):
+    """One row per class; the highlighted class's first reference is shown."""
+
+    BINDINGS = [
+        Binding("a", "add", "Add"),
+        Binding("n", "rename", "Rename"),
+        Binding("m", "merge", "Merge"),
+        Binding("d", "remove", "Remove ref"),
+        Binding("r", "reload", "Reload"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.class_rows: list[dict[str, Any]] = []
+        self.refs: list[dict[str, Any]] = []
+
+    def compose(self) -> ComposeResult:
+        from ..app import banner
+
+        yield Header()
+        yield from banner()
+        with Horizontal(id="refs-body"):
+            yield DataTable(id="class-table", cursor_type="row")
+            with Vertical(id="ref-side"):
+                yield Thumbnail(*THUMB_CELLS, id="ref-thumb")
+                yield Static("", id="ref-info")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(DataTable).add_columns("class", "taxonomy", "refs")
+        self.action_reload()
+
+    @property
+    def label(self) -> str | None:
+        table = self.query_one(DataTable)
+        if not self.class_rows or table.cursor_row is None:
+            return None
+        return str(self.class_rows[min(table.cursor_row, len(self.class_rows) - 1)]["label"])
+
+    @work(exclusive=True, group="classes")
+    async def action_reload(self) -> None:
+        try:
+            body = await self.app.api.get("/api/classes")  # type: ignore[attr-defined]
+        except ApiError:
+            return
+        keep = self.label
+        self.class_rows = body["classes"]
+        table = self.query_one(DataTable)
+        table.clear()
+        for c in self.class_rows:
+            table.add_row(c["label"][:40], c["taxonomy"], str(c["references"]))
+        labels = [c["label"] for c in self.class_rows]
+        if keep in labels:
+            table.move_cursor(row=labels.index(keep))
+        self.show_class()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.show_class()
+
+    @work(exclusive=True, group="class")
+    async def show_class(self) -> None:
+        label = self.label
+        thumb = self.query_one(Thumbnail)
+        info = self.query_one("#ref-info", Static)
+        if label is None:
+            thumb.clear()
+            info.update("No classes yet.")
+            return
+        try:
+            body = await self.app.api.get("/api/classes/references", label=label)  # type: ignore[attr-defined]
+            self.refs = body["references"]
+            info.update(f"[b]{label}[/b]\n" + "\n".join(
+                f"#{r['id']} {r['source']}" for r in self.refs[:6]))
+            picture = await self.app.images.picture(  # type: ignore[attr-defined]
+                f"/api/references/{self.refs[0]['id']}/image", *THUMB_CELLS)
+            thumb.show(picture)
+        except ApiError as exc:
+            thumb.clear("no image")
+            info.update(f"{label}: {exc.message}")
+
+    async def _ask(self, question: str, value: str = "") -> str | None:
+        return await self.app.push_screen_wait(
+            LabelPrompt(question, [c["label"] for c in self.class_rows], value))
+
+    async def _call(self, what: str, method: str, path: str, body: dict[str, Any]) -> None:
+        try:
+            await self.app.api.request(method, path, json=body)  # type: ignore[attr-defined]
+            self.notify(what)
+        except ApiError as exc:
+            self.notify(f"{what} failed: {exc.message}", severity="error")
+        self.action_reload()
+
+    @work(group="prompt")
+    async def action_add(self) -> None:
+        path = await self.app.push_screen_wait(LabelPrompt(
+            "Image file or folder on the server to add:"))
+        if not path:
+            return
+        label = await self._ask("Label (empty: from the file names):")
+        body: dict[str, Any] = {"path": path}
+        if label:
+            body["label"] = label
+        await self._call(f"added from {path}", "POST", "/api/references/import", body)
+
+    @work(group="prompt")
+    async def action_rename(self) -> None:
+        old = self.label
+        if old is None:
+            return
+        new = await self._ask(f"Rename {old!r} to:", old)
+        if new and new != old:
+            await self._call(f"renamed {old} to {new}", "POST", "/api/classes/rename",
+                             {"from": old, "to": new})
+
+    @work(group="prompt")
+    async def action_merge(self) -> None:
+        old = self.label
+        if old is None:
+            return
+        into = await self._ask(f"Merge {old!r} into:")
+        if into:
+            await self._call(f"merged {old} into {into}", "POST", "/api/classes/merge",
+                             {"from": [old], "into": into})
+
+    @work(group="prompt")
+    async def action_remove(self) -> None:
+        if not self.refs:
+            return
+        ref = self.refs[0]
+        answer = await self.app.push_screen_wait(LabelPrompt(
+            f"Remove reference #{ref['id']} of {ref['label']!r}? Type yes:"))
+        if answer == "yes":
+            await self._call(f"removed #{ref['id']}", "DELETE", f"/api/references/{ref['id']}",
+                             {})

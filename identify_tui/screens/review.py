@@ -1,0 +1,322 @@
+"""The review queue, mail-client style: see the crop and the candidates, press one key,
+the next item is already there."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Header, ListItem, ListView, Static
+
+from ..client import ApiError
+from ..widgets.thumbnail import Thumbnail
+from .prompt import LabelPrompt
+
+PAGE = 200
+"""Items fetched per refresh (newest first)."""
+PREFETCH = 3
+"""Items ahead whose pictures are fetched while the current one is shown."""
+CROP_CELLS = (20, 10)
+CANDIDATE_CELLS = (8, 4)
+SHOWN_CANDIDATES = 3
+"""Candidates shown with a picture; the rest are listed as text."""
+REFRESH_S = 1.0
+
+
+@dataclass
+class Done:
+    """A decision sent to the server, kept for undo."""
+
+    item: dict[str, Any]
+    index: int
+    action: str
+
+
+def describe(item: dict[str, Any]) -> str:
+    """One line of the queue list."""
+    best = item["candidates"][0]["label"] if item["candidates"] else "-"
+    reason = {"below_threshold": "unknown", "low_margin": "doubtful"}.get(item["reason"], "?")
+    return f"{item['id']:>5} {reason:<8} {best[:11]:<11} {item['score']:.2f}"
+
+
+class ReviewScreen(Screen[None]):
+    """Pending items; keys act on the shown item (or on every selected one)."""
+
+    BINDINGS = [
+        Binding("enter,y", "confirm(1)", "Confirm"),
+        Binding("1", "confirm(1)", "Pick 1", show=False),
+        Binding("2", "confirm(2)", "Pick 2", show=False),
+        Binding("3", "confirm(3)", "Pick 3", show=False),
+        Binding("4", "confirm(4)", "Pick 4", show=False),
+        Binding("5", "confirm(5)", "Pick 5", show=False),
+        Binding("6", "confirm(6)", "Pick 6", show=False),
+        Binding("7", "confirm(7)", "Pick 7", show=False),
+        Binding("8", "confirm(8)", "Pick 8", show=False),
+        Binding("9", "confirm(9)", "Pick 9", show=False),
+        Binding("c", "correct", "Correct"),
+        Binding("x", "false_positive", "Not it"),
+        Binding("s", "skip", "Skip"),
+        Binding("u", "undo", "Undo"),
+        Binding("space", "select", "Select"),
+        Binding("r", "reload", "Reload", show=False),
+    ]
+
+    class ItemResolved(Message):
+        """A decision was sent (``ok``) or failed and the item is back."""
+
+        def __init__(self, item_id: int, action: str, ok: bool, error: str = "") -> None:
+            super().__init__()
+            self.item_id, self.action, self.ok, self.error = item_id, action, ok, error
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.items: list[dict[str, Any]] = []
+        self.index = 0
+        self.selected: set[int] = set()
+        self.undo_stack: list[Done] = []
+        self.total = 0
+        self._seen_queue_version = -1
+        self.shown_id: int | None = None
+
+    def compose(self) -> ComposeResult:
+        from ..app import banner
+
+        yield Header()
+        yield from banner()
+        with Horizontal(id="review-body"):
+            yield ListView(id="queue-list")
+            with Vertical(id="detail"):
+                with Horizontal(id="crop-row"):
+                    yield Thumbnail(*CROP_CELLS, id="crop")
+                    yield Static("", id="item-info")
+                yield VerticalScroll(id="candidates")
+                yield Static("", id="empty")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.set_interval(REFRESH_S, self._maybe_reload)
+        self.action_reload()
+
+    def _maybe_reload(self) -> None:
+        if self.app.events.queue_version != self._seen_queue_version:  # type: ignore[attr-defined]
+            self.action_reload()
+
+    # --- loading ------------------------------------------------------------------------
+
+    @work(exclusive=True, group="queue")
+    async def action_reload(self) -> None:
+        """Fetch the newest pending items (keeps the shown item shown)."""
+        self._seen_queue_version = self.app.events.queue_version  # type: ignore[attr-defined]
+        try:
+            body = await self.app.api.get("/api/review", limit=PAGE)  # type: ignore[attr-defined]
+        except ApiError:
+            return  # the banner says why
+        keep = self.shown_id
+        self.items, self.total = body["items"], body["total"]
+        self.selected &= {i["id"] for i in self.items}
+        ids = [i["id"] for i in self.items]
+        self.index = ids.index(keep) if keep in ids else min(self.index, max(0, len(ids) - 1))
+        self.render_list()
+        self.show_current()
+
+    def render_list(self) -> None:
+        view = self.query_one("#queue-list", ListView)
+        view.clear()
+        for item in self.items:
+            mark = "*" if item["id"] in self.selected else " "
+            view.append(ListItem(Static(mark + describe(item))))
+        if self.items:
+            view.index = self.index
+
+    def on_list_view_highlighted(self, event: ListView.Highlighted) -> None:
+        view = self.query_one("#queue-list", ListView)
+        if view.index is not None and view.index != self.index and self.items:
+            self.index = view.index
+            self.show_current()
+
+    @property
+    def current(self) -> dict[str, Any] | None:
+        return self.items[self.index] if 0 <= self.index < len(self.items) else None
+
+    def show_current(self) -> None:
+        """Show the current item from what is at hand, fill in pictures as they come,
+        and fetch the next items' pictures meanwhile."""
+        item = self.current
+        empty = self.query_one("#empty", Static)
+        detail_parts = [self.query_one("#crop-row"), self.query_one("#candidates")]
+        if item is None:
+            self.shown_id = None
+            empty.update("Nothing to review. Misses appear here as the server sees them.")
+            empty.display = True
+            for part in detail_parts:
+                part.display = False
+            return
+        empty.display = False
+        for part in detail_parts:
+            part.display = True
+        self.shown_id = item["id"]
+        when = (item["created_at"] or "")[5:16].replace("T", " ")
+        self.query_one("#item-info", Static).update(
+            f"[b]#{item['id']}[/b]  {self.index + 1} of {self.total}"
+            f"{'  (' + str(len(self.selected)) + ' selected)' if self.selected else ''}\n"
+            f"source {str(item['source'])[:24]}\nseen   {when} UTC\n"
+            f"reason {item['reason']}\nscore  {item['score']:.3f}\nmargin {item['margin']:.3f}")
+        self._show_candidates(item)
+        self._load_pictures(item)
+        for ahead in self.items[self.index + 1:self.index + 1 + PREFETCH]:
+            self._prefetch(ahead)
+
+    def _show_candidates(self, item: dict[str, Any]) -> None:
+        box = self.query_one("#candidates", VerticalScroll)
+        box.remove_children()
+        rows = []
+        for n, cand in enumerate(item["candidates"][:9], start=1):
+            text = Static(f"[b]{n}[/b] {cand['label']}  {cand['score']:.3f}",
+                          classes="candidate-text")
+            if n <= SHOWN_CANDIDATES:
+                thumb = Thumbnail(*CANDIDATE_CELLS, id=f"cand-{n}")
+                rows.append(Horizontal(thumb, text, classes="candidate"))
+            else:
+                rows.append(text)
+        box.mount_all(rows)
+
+    def _paths(self, item: dict[str, Any]) -> list[tuple[str, int, int, str]]:
+        out = [(f"/api/review/{item['id']}/image", *CROP_CELLS, "#crop")]
+        for n, cand in enumerate(item["candidates"][:SHOWN_CANDIDATES], start=1):
+            out.append((f"/api/references/{cand['reference_id']}/image", *CANDIDATE_CELLS,
+                        f"#cand-{n}"))
+        return out
+
+    def _prefetch(self, item: dict[str, Any]) -> None:
+        for path, w, h, _ in self._paths(item):
+            self.app.images.prefetch(path, w, h)  # type: ignore[attr-defined]
+
+    @work(exclusive=True, group="pictures")
+    async def _load_pictures(self, item: dict[str, Any]) -> None:
+        images = self.app.images  # type: ignore[attr-defined]
+        for path, w, h, selector in self._paths(item):
+            widgets = self.query(selector)
+            if not widgets:
+                continue
+            thumb = widgets.first(Thumbnail)
+            cached = images.cached(path, w, h)
+            if cached is not None:
+                thumb.show(cached)
+                continue
+            thumb.clear("…")
+            try:
+                picture = await images.picture(path, w, h)
+            except ApiError:
+                thumb.clear("no image")
+                continue
+            if self.shown_id == item["id"]:
+                thumb.show(picture)
+
+    # --- actions ------------------------------------------------------------------------
+
+    def _targets(self) -> list[tuple[int, dict[str, Any]]]:
+        if self.selected:
+            return [(i, it) for i, it in enumerate(self.items) if it["id"] in self.selected]
+        return [(self.index, self.current)] if self.current is not None else []
+
+    def _take(self, action: str, body: dict[str, Any]) -> None:
+        """Remove the targets from the list at once (the next item shows), then tell the
+        server; a failure puts the item back."""
+        targets = self._targets()
+        if not targets:
+            self.notify("Nothing to review.", severity="warning")
+            return
+        for index, item in sorted(targets, key=lambda t: -t[0]):
+            del self.items[index]
+            self.total -= 1
+            self.undo_stack.append(Done(item, index, action))
+            self._send(item, index, action, body)
+        self.selected.clear()
+        self.index = min(min(i for i, _ in targets), max(0, len(self.items) - 1))
+        self.render_list()
+        self.show_current()
+
+    @work(group="send")
+    async def _send(self, item: dict[str, Any], index: int, action: str,
+                    body: dict[str, Any]) -> None:
+        try:
+            await self.app.api.post(  # type: ignore[attr-defined]
+                f"/api/review/{item['id']}/resolve", {"action": action, **body})
+        except ApiError as exc:
+            if exc.code != "conflict":  # resolved by someone else: it stays gone
+                self.items.insert(min(index, len(self.items)), item)
+                self.total += 1
+                self.undo_stack = [d for d in self.undo_stack if d.item["id"] != item["id"]]
+                self.render_list()
+                self.show_current()
+            self.notify(f"#{item['id']} {action}: {exc.message}", severity="error")
+            self.post_message(self.ItemResolved(item["id"], action, False, exc.message))
+            return
+        self.post_message(self.ItemResolved(item["id"], action, True))
+
+    def action_confirm(self, number: int = 1) -> None:
+        item = self.current
+        if not self.selected and item is not None and number > len(item["candidates"]):
+            self.notify(f"#{item['id']} has {len(item['candidates'])} candidates",
+                        severity="warning")
+            return
+        self._take("confirm", {"candidate": number})
+
+    def action_false_positive(self) -> None:
+        self._take("false_positive", {})
+
+    def action_skip(self) -> None:
+        self._take("skip", {})
+
+    @work(group="prompt")
+    async def action_correct(self) -> None:
+        if not self._targets():
+            self.notify("Nothing to review.", severity="warning")
+            return
+        classes = []
+        try:
+            body = await self.app.api.get("/api/classes")  # type: ignore[attr-defined]
+            classes = [c["label"] for c in body["classes"]]
+        except ApiError:
+            pass  # complete from nothing; the label is still checked by the server
+        count = len(self._targets())
+        label = await self.app.push_screen_wait(LabelPrompt(
+            f"Right label for {count} item{'s' if count > 1 else ''} "
+            "(a new name makes a new class):", classes))
+        if label:
+            self._take("correct", {"label": label})
+
+    def action_select(self) -> None:
+        item = self.current
+        if item is None:
+            return
+        self.selected ^= {item["id"]}
+        if self.index < len(self.items) - 1:
+            self.index += 1
+        self.render_list()
+        self.show_current()
+
+    @work(group="send")
+    async def action_undo(self) -> None:
+        if not self.undo_stack:
+            self.notify("Nothing to undo.")
+            return
+        done = self.undo_stack.pop()
+        try:
+            item = await self.app.api.post(  # type: ignore[attr-defined]
+                f"/api/review/{done.item['id']}/reopen")
+        except ApiError as exc:
+            self.notify(f"undo #{done.item['id']}: {exc.message}", severity="error")
+            return
+        self.items.insert(min(done.index, len(self.items)), item)
+        self.total += 1
+        self.index = min(done.index, len(self.items) - 1)
+        self.render_list()
+        self.show_current()
+        self.notify(f"#{item['id']} is back in the queue")

@@ -1,0 +1,187 @@
+"""Thresholds per taxonomy and per class, and what moving them would do to coverage
+(share of identifications auto-labelled) and precision (share of the reviewed items
+above the threshold whose best candidate the reviewer confirmed)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from ..client import ApiError
+
+STEP = 0.01
+CURVE_SPAN = 5
+"""Curve rows either side of the current threshold, ``CURVE_STEP`` apart."""
+CURVE_STEP = 0.02
+
+
+@dataclass
+class Row:
+    scope: str
+    name: str
+    taxonomy: str
+    threshold: float
+    margin: float
+
+
+def curve(outcomes: dict[str, Any], threshold: float, margin: float
+          ) -> list[tuple[float, float | None, float | None, int]]:
+    """(threshold, coverage, precision, reviewed items above) around ``threshold``."""
+    out = []
+    for k in range(-CURVE_SPAN, CURVE_SPAN + 1):
+        t = round(threshold + k * CURVE_STEP, 4)
+        observed = outcomes["observed"]
+        covered = [o for o in observed if o[0] >= t and o[1] >= margin]
+        above = [r for r in outcomes["reviewed"] if r[0] >= t and r[1] >= margin]
+        coverage = len(covered) / len(observed) if observed else None
+        precision = sum(1 for r in above if r[2]) / len(above) if above else None
+        out.append((t, coverage, precision, len(above)))
+    return out
+
+
+class ThresholdsScreen(Screen[None]):
+    """Step a threshold with the keys; the curve follows; ``a`` applies it."""
+
+    BINDINGS = [
+        Binding("plus,equals_sign", "step(1)", "Thr +"),
+        Binding("minus", "step(-1)", "Thr -"),
+        Binding("right_square_bracket", "step_margin(1)", "Margin +"),
+        Binding("left_square_bracket", "step_margin(-1)", "Margin -"),
+        Binding("a", "apply", "Apply"),
+        Binding("delete,backspace", "clear", "Clear"),
+        Binding("r", "reload", "Reload", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[Row] = []
+        self.outcomes: dict[str, dict[str, Any]] = {}
+        self.dirty = False
+
+    def compose(self) -> ComposeResult:
+        from ..app import banner
+
+        yield Header()
+        yield from banner()
+        with Horizontal(id="thr-body"):
+            yield DataTable(id="thr-table", cursor_type="row")
+            yield Static("", id="curve")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(DataTable).add_columns("scope", "name", "threshold", "margin")
+        self.action_reload()
+
+    @property
+    def row(self) -> Row | None:
+        table = self.query_one(DataTable)
+        if not self.rows or table.cursor_row is None:
+            return None
+        return self.rows[min(table.cursor_row, len(self.rows) - 1)]
+
+    @work(exclusive=True, group="load")
+    async def action_reload(self) -> None:
+        api = self.app.api  # type: ignore[attr-defined]
+        try:
+            thr = await api.get("/api/thresholds")
+            classes = {c["label"]: c["taxonomy"] for c in
+                       (await api.get("/api/classes"))["classes"]}
+        except ApiError:
+            return
+        rows = [Row("taxonomy", name, name, v["threshold"], v["margin"])
+                for name, v in thr["taxonomies"].items()]
+        for label, v in thr["classes"].items():
+            tax = classes.get(label, "default")
+            base = thr["taxonomies"].get(tax, thr["default"])
+            rows.append(Row("class", label, tax,
+                            base["threshold"] if v["threshold"] is None else v["threshold"],
+                            base["margin"] if v["margin"] is None else v["margin"]))
+        self.rows, self.dirty = rows, False
+        self.render_table()
+        for tax in {r.taxonomy for r in rows}:
+            try:
+                self.outcomes[tax] = await api.get("/api/review/outcomes", taxonomy=tax)
+            except ApiError:
+                continue
+        self.render_curve()
+
+    def render_table(self) -> None:
+        table = self.query_one(DataTable)
+        cursor = table.cursor_row or 0
+        table.clear()
+        for r in self.rows:
+            table.add_row(r.scope, r.name[:30], f"{r.threshold:.2f}", f"{r.margin:.2f}")
+        if self.rows:
+            table.move_cursor(row=min(cursor, len(self.rows) - 1))
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.render_curve()
+
+    def render_curve(self) -> None:
+        row = self.row
+        box = self.query_one("#curve", Static)
+        if row is None:
+            box.update("No thresholds.")
+            return
+        data = self.outcomes.get(row.taxonomy)
+        head = (f"[b]{row.name}[/b]  threshold {row.threshold:.2f}  margin {row.margin:.2f}"
+                f"{'  [b yellow](not applied)[/]' if self.dirty else ''}\n")
+        if data is None:
+            box.update(head + "loading…")
+            return
+        lines = [head, "thr    coverage  precision  reviewed"]
+        for t, cov, prec, n in curve(data, row.threshold, row.margin):
+            mark = ">" if abs(t - row.threshold) < 1e-9 else " "
+            cov_s = "-" if cov is None else f"{cov:6.0%}"
+            prec_s = "-" if prec is None else f"{prec:6.0%}"
+            lines.append(f"{mark}{t:5.2f}  {cov_s:>8}  {prec_s:>9}  {n:>8}")
+        lines.append(f"\n{len(data['observed'])} identifications, "
+                     f"{len(data['reviewed'])} reviewed ({row.taxonomy})")
+        box.update("\n".join(lines))
+
+    def action_step(self, direction: int) -> None:
+        row = self.row
+        if row is not None:
+            row.threshold = round(min(2.0, max(0.0, row.threshold + direction * STEP)), 4)
+            self.dirty = True
+            self.render_table()
+            self.render_curve()
+
+    def action_step_margin(self, direction: int) -> None:
+        row = self.row
+        if row is not None:
+            row.margin = round(min(1.0, max(0.0, row.margin + direction * STEP)), 4)
+            self.dirty = True
+            self.render_table()
+            self.render_curve()
+
+    @work(group="apply")
+    async def action_apply(self) -> None:
+        row = self.row
+        if row is None:
+            return
+        await self._put({"scope": row.scope, "name": row.name, "threshold": row.threshold,
+                         "margin": row.margin}, f"{row.name}: {row.threshold:.2f} / "
+                        f"{row.margin:.2f} applied")
+
+    @work(group="apply")
+    async def action_clear(self) -> None:
+        row = self.row
+        if row is not None:
+            await self._put({"scope": row.scope, "name": row.name},
+                            f"{row.name}: back to the project's thresholds")
+
+    async def _put(self, body: dict[str, Any], done: str) -> None:
+        try:
+            await self.app.api.put("/api/thresholds", body)  # type: ignore[attr-defined]
+            self.notify(done)
+        except ApiError as exc:
+            self.notify(f"not applied: {exc.message}", severity="error")
+        self.action_reload()

@@ -1,0 +1,93 @@
+"""The review screen, driven by keys against a real server."""
+
+from __future__ import annotations
+
+from identify_tui.screens.review import ReviewScreen
+
+from .conftest import UNKNOWN_QUERY, Server, query, tui, until
+
+
+def review(app: object) -> ReviewScreen:
+    screen = app.screen  # type: ignore[attr-defined]
+    assert isinstance(screen, ReviewScreen)
+    return screen
+
+
+async def test_correcting_by_keys_teaches_the_server(server: Server) -> None:
+    item = await server.queue_unknown()
+    app = tui(server)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: review(app).shown_id == item)
+        await pilot.press("c")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "LabelPrompt")
+        await pilot.press(*"Germany", "enter")
+        await until(pilot, lambda: review(app).current is None)
+        resolved = await until(pilot, lambda: _status(server, item, "corrected"))
+        assert resolved["resolved_label"] == "Germany"
+    obj = await server.identify(query(UNKNOWN_QUERY), record="0")
+    assert obj["label"] == "Germany" and obj["matched"]
+
+
+async def _status(server: Server, item: int, status: str) -> dict[str, object] | None:
+    body = await server.get(f"/api/review/{item}")
+    return body if body["status"] == status else None
+
+
+async def test_one_key_confirms_a_candidate_and_the_next_item_shows(server: Server) -> None:
+    first, second = await server.queue_unknown(), await server.queue_unknown()
+    app = tui(server)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: review(app).shown_id == second)  # newest first
+        await pilot.press("2")
+        assert review(app).shown_id == first  # at once, before the server answered
+        item = await until(pilot, lambda: _status(server, second, "confirmed"))
+        listed = await server.get(f"/api/review/{first}")
+        assert item["resolved_label"] == listed["candidates"][1]["label"]
+
+
+async def test_undo_puts_the_item_back(server: Server) -> None:
+    item = await server.queue_unknown()
+    app = tui(server)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: review(app).shown_id == item)
+        await pilot.press("x")
+        await until(pilot, lambda: _status(server, item, "false_positive"))
+        await pilot.press("u")
+        await until(pilot, lambda: review(app).shown_id == item)
+        assert (await server.get(f"/api/review/{item}"))["status"] == "pending"
+
+
+async def test_bulk_selection_is_labelled_at_once(server: Server) -> None:
+    ids = [await server.queue_unknown() for _ in range(3)]
+    app = tui(server)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: review(app).shown_id == ids[-1])
+        await pilot.press("space", "space")  # the two newest
+        assert review(app).selected == {ids[2], ids[1]}
+        await pilot.press("s")
+        await until(pilot, lambda: _status(server, ids[1], "skipped"))
+        await until(pilot, lambda: _status(server, ids[2], "skipped"))
+        assert review(app).shown_id == ids[0]
+    assert (await server.get(f"/api/review/{ids[0]}"))["status"] == "pending"
+
+
+async def test_item_resolved_elsewhere_is_not_labelled_twice(server: Server) -> None:
+    item = await server.queue_unknown()
+    app = tui(server)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await until(pilot, lambda: review(app).shown_id == item)
+        await server.post(f"/api/review/{item}/resolve", {"action": "skip"})
+        await pilot.press("x")
+        await until(pilot, lambda: any("already skipped" in n.message
+                                       for n in app._notifications))
+        assert review(app).current is None
+    assert (await server.get(f"/api/review/{item}"))["status"] == "skipped"
+
+
+async def test_new_misses_appear_without_a_keypress(server: Server) -> None:
+    app = tui(server)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.events.connected)
+        assert review(app).current is None
+        item = await server.queue_unknown()
+        await until(pilot, lambda: review(app).shown_id == item)

@@ -1,0 +1,124 @@
+"""The other screens, driven by keys against a real server; the connection banner."""
+
+from __future__ import annotations
+
+from identify_tui.app import ConnectionBanner, make_tui
+from identify_tui.client import TuiConfig
+from identify_tui.screens.live import LiveScreen
+from identify_tui.screens.references import ReferencesScreen
+from identify_tui.screens.stats import StatsScreen
+from identify_tui.screens.thresholds import ThresholdsScreen, curve
+
+from .conftest import Server, query, tui, until
+
+
+async def test_threshold_stepped_by_keys_is_applied_and_used(server: Server) -> None:
+    app = tui(server)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f3")
+        screen = await until(pilot, lambda: isinstance(app.screen, ThresholdsScreen)
+                             and app.screen.rows and app.screen)
+        assert screen.row.name == "default" and screen.row.threshold == 0.8
+        for _ in range(3):
+            await pilot.press("minus")
+        assert screen.row.threshold == 0.77 and screen.dirty
+        await pilot.press("a")
+
+        async def applied() -> bool:
+            body = await server.get("/api/thresholds")
+            return bool(body["taxonomies"]["default"]["threshold"] == 0.77)
+
+        await until(pilot, applied)
+        await pilot.press("delete")
+
+        async def cleared() -> bool:
+            return (await server.get("/api/thresholds"))["overrides"] == []
+
+        await until(pilot, cleared)
+
+
+def test_curve_counts_coverage_and_precision() -> None:
+    outcomes = {"observed": [[0.9, 0.2], [0.7, 0.1], [0.5, 0.0]],
+                "reviewed": [[0.7, 0.1, True], [0.5, 0.0, False]]}
+    rows = {round(t, 2): (cov, prec, n) for t, cov, prec, n in curve(outcomes, 0.6, 0.0)}
+    assert rows[0.6] == (2 / 3, 1.0, 1)
+    assert rows[0.5] == (1.0, 0.5, 2)
+    assert rows[0.7] == (2 / 3, 1.0, 1)
+    assert rows[0.52] == (2 / 3, 1.0, 1)
+    strict = {round(t, 2): (cov, prec, n) for t, cov, prec, n in curve(outcomes, 0.6, 0.15)}
+    assert strict[0.6] == (1 / 3, None, 0)  # the margin counts too
+
+
+async def test_rename_a_class_by_keys(server: Server) -> None:
+    app = tui(server)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f2")
+        screen = await until(pilot, lambda: isinstance(app.screen, ReferencesScreen)
+                             and app.screen.class_rows and app.screen)
+        assert screen.label == "Apple Red"
+        await pilot.press("n")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "LabelPrompt")
+        await pilot.press(*["backspace"] * 9, *"Red Apple", "enter")
+
+        async def renamed() -> bool:
+            labels = {c["label"] for c in (await server.get("/api/classes"))["classes"]}
+            return "Red Apple" in labels and "Apple Red" not in labels
+
+        await until(pilot, renamed)
+
+
+async def test_live_screen_shows_identifications_and_counts(server: Server) -> None:
+    app = tui(server)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f4")
+        await until(pilot, lambda: app.events.connected and isinstance(app.screen, LiveScreen))
+        await server.identify(query("known-brazil.jpg"))
+        await server.identify(query("unknown-germany.jpg"))
+        await until(pilot, lambda: app.events.total == 2)
+        screen = app.screen
+        await until(pilot, lambda: screen.query_one("DataTable").row_count == 2)
+        assert app.events.labels == {"Brazil": 1} and app.events.unknown == 1
+
+
+async def test_stats_screen_shows_the_queue(server: Server) -> None:
+    await server.queue_unknown()
+    app = tui(server)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f5")
+        await until(pilot, lambda: isinstance(app.screen, StatsScreen))
+        body = app.screen.query_one("#stats-body")
+        await until(pilot, lambda: "1 pending" in str(body.render()))
+
+
+async def test_no_server_says_so_and_how_to_start_one() -> None:
+    app = make_tui(TuiConfig(server="http://127.0.0.1:9", project_hint="projects/demo.yaml"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        banner = app.screen.query_one(ConnectionBanner)
+        await until(pilot, lambda: banner.display)
+        text = str(banner.render())
+        assert "No identify server at http://127.0.0.1:9" in text
+        assert "identify serve --project projects/demo.yaml" in text
+
+
+async def test_wrong_token_is_reported(aiohttp_server: object, project: object,
+                                       embedder: object) -> None:
+    from server.http.app import create_app
+    from server.http.config import ServeConfig
+
+    srv = await aiohttp_server(create_app(  # type: ignore[operator]
+        ServeConfig(project=project, token="right-token-123"),  # type: ignore[arg-type]
+        embedder=lambda c: embedder))
+    app = make_tui(TuiConfig(server=f"http://127.0.0.1:{srv.port}", token="wrong-token"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        banner = app.screen.query_one(ConnectionBanner)
+        await until(pilot, lambda: banner.display)
+        assert "needs its token" in str(banner.render())
+
+
+async def test_every_binding_is_in_the_command_palette(server: Server) -> None:
+    app = tui(server)
+    async with app.run_test(size=(80, 24)):
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        for wanted in ["Confirm (enter,y)", "Correct (c)", "Undo (u)", "Review (f1)",
+                       "Stats (f5)"]:
+            assert wanted in titles

@@ -6,10 +6,8 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 
-from rich.text import Text
-
 from .client import ApiClient, ApiError
-from .widgets.thumbnail import half_blocks
+from .widgets.thumbnail import Picture, half_blocks
 
 CACHE_SIZE = 400
 """Rendered thumbnails kept (a few hundred small texts)."""
@@ -20,13 +18,13 @@ class ImageCache:
 
     def __init__(self, client: ApiClient) -> None:
         self.client = client
-        self._done: OrderedDict[tuple[str, int, int], Text] = OrderedDict()
-        self._pending: dict[tuple[str, int, int], asyncio.Task[Text]] = {}
+        self._done: OrderedDict[tuple[str, int, int], Picture] = OrderedDict()
+        self._pending: dict[tuple[str, int, int], asyncio.Task[Picture]] = {}
 
-    def cached(self, path: str, width: int, height: int) -> Text | None:
+    def cached(self, path: str, width: int, height: int) -> Picture | None:
         return self._done.get((path, width, height))
 
-    async def picture(self, path: str, width: int, height: int) -> Text:
+    async def picture(self, path: str, width: int, height: int) -> Picture:
         """The rendered picture.
 
         Raises:
@@ -46,7 +44,7 @@ class ImageCache:
             if task.done():
                 self._pending.pop(key, None)
 
-    async def _load(self, path: str, width: int, height: int) -> Text:
+    async def _load(self, path: str, width: int, height: int) -> Picture:
         data = await self.client.image(path)
         try:
             text = await asyncio.to_thread(half_blocks, data, width, height)

@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, ListItem, ListView, Static
+from textual.widgets import DataTable, Footer, Header, Static
 
 from ..client import ApiError
 from ..widgets.thumbnail import Thumbnail
@@ -83,6 +83,8 @@ class ReviewScreen(Screen[None]):
         self.total = 0
         self._seen_queue_version = -1
         self.shown_id: int | None = None
+        self.in_flight: set[int] = set()
+        """Items whose decision was sent and not yet answered."""
 
     def compose(self) -> ComposeResult:
         from ..app import banner
@@ -90,16 +92,23 @@ class ReviewScreen(Screen[None]):
         yield Header()
         yield from banner()
         with Horizontal(id="review-body"):
-            yield ListView(id="queue-list")
+            yield DataTable(id="queue-list", cursor_type="row", show_header=False)
             with Vertical(id="detail"):
                 with Horizontal(id="crop-row"):
                     yield Thumbnail(*CROP_CELLS, id="crop")
                     yield Static("", id="item-info")
-                yield VerticalScroll(id="candidates")
+                with VerticalScroll(id="candidates"):
+                    for n in range(1, SHOWN_CANDIDATES + 1):
+                        yield Horizontal(Thumbnail(*CANDIDATE_CELLS, id=f"cand-{n}"),
+                                         Static("", id=f"cand-text-{n}",
+                                                classes="candidate-text"),
+                                         id=f"cand-row-{n}", classes="candidate")
+                    yield Static("", id="more-candidates")
                 yield Static("", id="empty")
         yield Footer()
 
     def on_mount(self) -> None:
+        self.query_one("#queue-list", DataTable).add_column("item", key="item")
         self.set_interval(REFRESH_S, self._maybe_reload)
         self.action_reload()
 
@@ -118,26 +127,47 @@ class ReviewScreen(Screen[None]):
         except ApiError:
             return  # the banner says why
         keep = self.shown_id
-        self.items, self.total = body["items"], body["total"]
+        # Items whose decision is still on its way are not shown again.
+        items = [i for i in body["items"] if i["id"] not in self.in_flight]
+        old_ids, new_ids = [i["id"] for i in self.items], [i["id"] for i in items]
+        same = new_ids == old_ids
+        # Usually only the tail moved up (older items came into the page): append them
+        # instead of rebuilding the list under the reviewer's cursor.
+        tail = items[len(old_ids):] if new_ids[:len(old_ids)] == old_ids else None
+        self.items = items
+        self.total = body["total"] - sum(1 for i in body["items"] if i["id"] in self.in_flight)
         self.selected &= {i["id"] for i in self.items}
         ids = [i["id"] for i in self.items]
         self.index = ids.index(keep) if keep in ids else min(self.index, max(0, len(ids) - 1))
-        self.render_list()
+        if tail is not None and not same:
+            table = self.query_one("#queue-list", DataTable)
+            for item in tail:
+                table.add_row(self._line(item), key=str(item["id"]))
+        elif not same:
+            self.render_list()
         self.show_current()
 
-    def render_list(self) -> None:
-        view = self.query_one("#queue-list", ListView)
-        view.clear()
-        for item in self.items:
-            mark = "*" if item["id"] in self.selected else " "
-            view.append(ListItem(Static(mark + describe(item))))
-        if self.items:
-            view.index = self.index
+    def _line(self, item: dict[str, Any]) -> str:
+        return ("*" if item["id"] in self.selected else " ") + describe(item)
 
-    def on_list_view_highlighted(self, event: ListView.Highlighted) -> None:
-        view = self.query_one("#queue-list", ListView)
-        if view.index is not None and view.index != self.index and self.items:
-            self.index = view.index
+    def render_list(self) -> None:
+        """Rebuild the list (after a reload, an undo, a failed send)."""
+        table = self.query_one("#queue-list", DataTable)
+        # Row keys are the item ids, so single rows can be removed or updated later.
+        table.clear()
+        for item in self.items:
+            table.add_row(self._line(item), key=str(item["id"]))
+        self._move_cursor()
+
+    def _move_cursor(self) -> None:
+        table = self.query_one("#queue-list", DataTable)
+        if self.items and table.cursor_row != self.index:
+            table.move_cursor(row=self.index)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        # Moves made by the code arrive here too, with the index already set: no-op.
+        if self.items and event.cursor_row != self.index:
+            self.index = min(event.cursor_row, len(self.items) - 1)
             self.show_current()
 
     @property
@@ -157,12 +187,13 @@ class ReviewScreen(Screen[None]):
             for part in detail_parts:
                 part.display = False
             return
-        empty.display = False
-        for part in detail_parts:
-            part.display = True
+        if empty.display:  # only when it changes: a display change costs a layout
+            empty.display = False
+            for part in detail_parts:
+                part.display = True
         self.shown_id = item["id"]
         when = (item["created_at"] or "")[5:16].replace("T", " ")
-        self.query_one("#item-info", Static).update(
+        self.query_one("#item-info", Static).update(layout=False, content=
             f"[b]#{item['id']}[/b]  {self.index + 1} of {self.total}"
             f"{'  (' + str(len(self.selected)) + ' selected)' if self.selected else ''}\n"
             f"source {str(item['source'])[:24]}\nseen   {when} UTC\n"
@@ -173,18 +204,18 @@ class ReviewScreen(Screen[None]):
             self._prefetch(ahead)
 
     def _show_candidates(self, item: dict[str, Any]) -> None:
-        box = self.query_one("#candidates", VerticalScroll)
-        box.remove_children()
-        rows = []
-        for n, cand in enumerate(item["candidates"][:9], start=1):
-            text = Static(f"[b]{n}[/b] {cand['label']}  {cand['score']:.3f}",
-                          classes="candidate-text")
-            if n <= SHOWN_CANDIDATES:
-                thumb = Thumbnail(*CANDIDATE_CELLS, id=f"cand-{n}")
-                rows.append(Horizontal(thumb, text, classes="candidate"))
-            else:
-                rows.append(text)
-        box.mount_all(rows)
+        cands = item["candidates"][:9]
+        for n in range(1, SHOWN_CANDIDATES + 1):
+            row = self.query_one(f"#cand-row-{n}")
+            if row.display != (n <= len(cands)):
+                row.display = n <= len(cands)
+            if n <= len(cands):
+                c = cands[n - 1]
+                self.query_one(f"#cand-text-{n}", Static).update(
+                    f"[b]{n}[/b] {c['label']}  {c['score']:.3f}", layout=False)
+        self.query_one("#more-candidates", Static).update(layout=False, content="\n".join(
+            f"[b]{n}[/b] {c['label']}  {c['score']:.3f}"
+            for n, c in enumerate(cands, start=1) if n > SHOWN_CANDIDATES))
 
     def _paths(self, item: dict[str, Any]) -> list[tuple[str, int, int, str]]:
         out = [(f"/api/review/{item['id']}/image", *CROP_CELLS, "#crop")]
@@ -232,14 +263,17 @@ class ReviewScreen(Screen[None]):
         if not targets:
             self.notify("Nothing to review.", severity="warning")
             return
+        table = self.query_one("#queue-list", DataTable)
         for index, item in sorted(targets, key=lambda t: -t[0]):
             del self.items[index]
             self.total -= 1
+            table.remove_row(str(item["id"]))
+            self.in_flight.add(item["id"])
             self.undo_stack.append(Done(item, index, action))
             self._send(item, index, action, body)
         self.selected.clear()
         self.index = min(min(i for i, _ in targets), max(0, len(self.items) - 1))
-        self.render_list()
+        self._move_cursor()
         self.show_current()
 
     @work(group="send")
@@ -249,6 +283,7 @@ class ReviewScreen(Screen[None]):
             await self.app.api.post(  # type: ignore[attr-defined]
                 f"/api/review/{item['id']}/resolve", {"action": action, **body})
         except ApiError as exc:
+            self.in_flight.discard(item["id"])
             if exc.code != "conflict":  # resolved by someone else: it stays gone
                 self.items.insert(min(index, len(self.items)), item)
                 self.total += 1
@@ -258,6 +293,7 @@ class ReviewScreen(Screen[None]):
             self.notify(f"#{item['id']} {action}: {exc.message}", severity="error")
             self.post_message(self.ItemResolved(item["id"], action, False, exc.message))
             return
+        self.in_flight.discard(item["id"])
         self.post_message(self.ItemResolved(item["id"], action, True))
 
     def action_confirm(self, number: int = 1) -> None:
@@ -297,9 +333,11 @@ class ReviewScreen(Screen[None]):
         if item is None:
             return
         self.selected ^= {item["id"]}
+        table = self.query_one("#queue-list", DataTable)
+        table.update_cell(str(item["id"]), "item", self._line(item))
         if self.index < len(self.items) - 1:
             self.index += 1
-        self.render_list()
+        self._move_cursor()
         self.show_current()
 
     @work(group="send")

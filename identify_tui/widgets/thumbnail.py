@@ -1,19 +1,31 @@
 """Images in any terminal: two pixels per character cell, as the upper and lower half
 of a block (``▀``), coloured with the cell's foreground and background. Works over SSH
-and in tmux, with no terminal graphics protocol."""
+and in tmux, with no terminal graphics protocol.
+
+The picture is turned into ready-made lines (``Strip``) off the UI thread, and the
+widget has a fixed size, so showing one costs no layout and no re-styling."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
+from rich.segment import Segment
 from rich.style import Style
-from rich.text import Text
-from textual.widgets import Static
+from textual.strip import Strip
+from textual.widget import Widget
 
 UPPER_HALF = "\u2580"
 
 
-def half_blocks(data: bytes, width: int, height: int) -> Text:
+class Picture:
+    """A rendered picture: one ``Strip`` per terminal row."""
+
+    def __init__(self, lines: list[Strip], width: int) -> None:
+        self.lines = lines
+        self.width = width
+
+
+def half_blocks(data: bytes, width: int, height: int) -> Picture:
     """An encoded image as ``width`` x ``height`` cells (aspect kept, centred).
 
     Raises:
@@ -27,40 +39,42 @@ def half_blocks(data: bytes, width: int, height: int) -> Text:
     scale = min(width / w, 2 * height / h)
     tw, th = max(1, round(w * scale)), max(2, round(h * scale))
     small = cv2.resize(rgb, (tw, th + th % 2), interpolation=cv2.INTER_AREA)
-    canvas = np.full((2 * height, width, 3), 0, np.uint8)
-    y0, x0 = (2 * height - small.shape[0]) // 2 // 2 * 2, (width - tw) // 2
+    canvas = np.zeros((2 * height, width, 3), np.uint8)
+    y0, x0 = (2 * height - small.shape[0]) // 4 * 2, (width - tw) // 2
     canvas[y0:y0 + small.shape[0], x0:x0 + tw] = small
-    text = Text()
+    lines = []
     for row in range(height):
-        top, bottom = canvas[2 * row], canvas[2 * row + 1]
-        for (r1, g1, b1), (r2, g2, b2) in zip(top.tolist(), bottom.tolist(), strict=True):
-            text.append(UPPER_HALF, Style(color=f"rgb({r1},{g1},{b1})",
-                                          bgcolor=f"rgb({r2},{g2},{b2})"))
-        if row < height - 1:
-            text.append("\n")
-    return text
+        top, bottom = canvas[2 * row].tolist(), canvas[2 * row + 1].tolist()
+        segments = [Segment(UPPER_HALF, Style(color=f"rgb({r1},{g1},{b1})",
+                                              bgcolor=f"rgb({r2},{g2},{b2})"))
+                    for (r1, g1, b1), (r2, g2, b2) in zip(top, bottom, strict=True)]
+        lines.append(Strip(segments, width))
+    return Picture(lines, width)
 
 
-class Thumbnail(Static):
-    """A fixed-size half-block picture; ``show`` takes rendered text (render it in a
-    thread worker with ``half_blocks``)."""
-
-    DEFAULT_CSS = """
-    Thumbnail { width: auto; height: auto; }
-    """
+class Thumbnail(Widget):
+    """A fixed-size half-block picture (or a short note in its middle)."""
 
     def __init__(self, width: int, height: int, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.cells = (width, height)
-        self.clear()
+        self.styles.width = width
+        self.styles.height = height
+        self.picture: Picture | None = None
+        self.note = ""
 
     def clear(self, note: str = "") -> None:
-        w, h = self.cells
-        lines = [" " * w] * h
-        if note:
-            mid = h // 2
-            lines[mid] = note[:w].center(w)
-        self.update("\n".join(lines))
+        self.picture, self.note = None, note
+        self.refresh()
 
-    def show(self, picture: Text) -> None:
-        self.update(picture)
+    def show(self, picture: Picture) -> None:
+        self.picture, self.note = picture, ""
+        self.refresh()
+
+    def render_line(self, y: int) -> Strip:
+        width, height = self.cells
+        if self.picture is not None and y < len(self.picture.lines):
+            return self.picture.lines[y]
+        if self.note and y == height // 2:
+            return Strip([Segment(self.note[:width].center(width))], width)
+        return Strip.blank(width)

@@ -91,3 +91,24 @@ async def test_new_misses_appear_without_a_keypress(server: Server) -> None:
         assert review(app).current is None
         item = await server.queue_unknown()
         await until(pilot, lambda: review(app).shown_id == item)
+
+
+async def test_odd_characters_in_a_label_are_kept_and_an_empty_one_changes_nothing(
+        server: Server) -> None:
+    first, second = await server.queue_unknown(), await server.queue_unknown()
+    app = tui(server)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await until(pilot, lambda: review(app).shown_id == second)
+        await pilot.press("c")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "LabelPrompt")
+        await pilot.press(*"Flags > Deutschland (schwarz/rot/gold)", "enter")
+        done = await until(pilot, lambda: _status(server, second, "corrected"))
+        assert done["resolved_label"] == "Flags > Deutschland (schwarz/rot/gold)"
+        # An empty answer changes nothing.
+        await until(pilot, lambda: review(app).shown_id == first)
+        await pilot.press("c")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "LabelPrompt")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ReviewScreen))
+        assert review(app).shown_id == first
+    assert (await server.get(f"/api/review/{first}"))["status"] == "pending"

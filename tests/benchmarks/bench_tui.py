@@ -1,0 +1,186 @@
+"""The terminal UI under a long queue and a flood of live events.
+
+    python -m tests.benchmarks.bench_tui [--items 1000] [--presses 200] [--minutes 10]
+
+1. *Review*: a real server (in this process, on 127.0.0.1) with ``--items`` pending
+   review items (real crops, recorded through the engine); the Review screen in a
+   headless 80x24 terminal. For each of ``--presses`` key presses (``x``, "not any of
+   them"), the time until the next item is on screen (its id shown and the screen
+   refreshed), and whether its crop was already rendered (prefetched).
+2. *Live*: the same server publishes 30 identification events per second through its
+   real ``/api/events`` socket for ``--minutes``; the Live screen shows them. The
+   process's RSS is sampled every 30 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import shutil
+import socket
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from aiohttp import web
+from textual import events
+
+from identify_tui.app import make_tui
+from identify_tui.client import TuiConfig
+from identify_tui.screens.live import LiveScreen
+from identify_tui.screens.review import CROP_CELLS, ReviewScreen
+from server.engine.config import load_project
+from server.engine.embedders import create_embedder
+from server.engine.service import Service
+from server.http.app import create_app
+from server.http.config import ServeConfig
+from server.http.keys import EVENTS
+from tests.benchmarks.bench_server import make_project, photos, rss_mib
+from tests.conftest import REPO
+
+
+def fill_queue(file: Path, items: int) -> None:
+    """``items`` misses in the queue, recorded by the engine from the demo photos."""
+    project = load_project(file)
+    service = Service.open(project, create_embedder(project.config.model))
+    service.set_threshold("taxonomy", "demo", 1.99)  # everything is a miss
+    prepared = [service.prepare(p) for p in photos()]
+    for i in range(items):
+        service.identify_prepared(prepared[i % len(prepared)], source=f"bench-{i % 4}")
+    service.set_threshold("taxonomy", "demo", None)
+    service.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def serve(file: Path) -> tuple[web.AppRunner, web.Application, str]:
+    app = create_app(ServeConfig(project=load_project(file)))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, app, f"http://127.0.0.1:{port}"
+
+
+async def review(url: str, presses: int) -> dict[str, Any]:
+    app = make_tui(TuiConfig(server=url))
+    latencies, prefetched = [], 0
+    painted: list[float] = []
+    original = ReviewScreen._compositor_refresh
+
+    def record(self: ReviewScreen) -> None:
+        original(self)
+        painted.append(time.perf_counter())
+
+    ReviewScreen._compositor_refresh = record  # type: ignore[method-assign]
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, ReviewScreen)
+        while screen.shown_id is None:
+            await pilot.pause(0.05)
+        await pilot.pause(2.0)  # first pictures and prefetches
+        for _ in range(presses):
+            if screen.index + 1 >= len(screen.items):
+                break
+            expected = screen.items[screen.index + 1]["id"]
+            # The key goes in as the terminal would send it; the clock stops at the
+            # first screen update painted after the item changed.
+            started = time.perf_counter()
+            app.post_message(events.Key("x", "x"))
+            while screen.shown_id != expected:
+                await asyncio.sleep(0.001)
+            changed = time.perf_counter()
+            while not painted or painted[-1] < changed:
+                await asyncio.sleep(0.001)
+            latencies.append(painted[-1] - started)
+            path = f"/api/review/{expected}/image"
+            prefetched += app.images.cached(path, *CROP_CELLS) is not None
+            await pilot.pause(0.3)  # a quick reviewer's pace
+        queue_len = screen.total
+    ReviewScreen._compositor_refresh = original  # type: ignore[method-assign]
+    ms = np.array(latencies) * 1000
+    return {"presses": len(latencies), "queue_left": queue_len,
+            "next_item_ms_p50": float(np.percentile(ms, 50)),
+            "next_item_ms_p95": float(np.percentile(ms, 95)),
+            "next_item_ms_max": float(ms.max()),
+            "crop_prefetched_share": prefetched / max(1, len(latencies))}
+
+
+async def live(server_app: web.Application, url: str, minutes: float) -> dict[str, Any]:
+    app = make_tui(TuiConfig(server=url))
+    hub = server_app[EVENTS]
+    rng = random.Random(0)
+    labels = [f"Class {i}" for i in range(200)]
+    samples: list[tuple[float, float]] = []
+    sent = 0
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f4")
+        while not (app.events.connected and isinstance(app.screen, LiveScreen)):
+            await pilot.pause(0.05)
+        start = time.perf_counter()
+        next_sample = start
+        while time.perf_counter() - start < minutes * 60:
+            matched = rng.random() < 0.7
+            hub.publish({"type": "identification", "source": f"cam-{sent % 3}", "at": time.time(),
+                         "objects": [{"label": rng.choice(labels) if matched else None,
+                                      "matched": matched, "score": rng.random(),
+                                      "margin": rng.random() / 4, "bbox": None,
+                                      "candidates": []}]})
+            sent += 1
+            if time.perf_counter() >= next_sample:
+                samples.append((time.perf_counter() - start, rss_mib_self()))
+                next_sample += 30
+            await pilot.pause(1 / 30)
+        received = app.events.total
+    rss = [m for _, m in samples]
+    return {"minutes": minutes, "events_sent": sent, "events_received": received,
+            "rss_mib_first": rss[0], "rss_mib_last": rss[-1], "rss_mib_max": max(rss),
+            "rss_mib_samples": [round(m, 1) for m in rss]}
+
+
+def rss_mib_self() -> float:
+    import os
+
+    return rss_mib(os.getpid())
+
+
+async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    file = make_project(work)
+    await asyncio.to_thread(fill_queue, file, args.items)
+    runner, server_app, url = await serve(file)
+    try:
+        out = {"items": args.items, "review": await review(url, args.presses)}
+        if args.minutes > 0:
+            out["live"] = await live(server_app, url, args.minutes)
+        return out
+    finally:
+        await runner.cleanup()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--items", type=int, default=1000)
+    parser.add_argument("--presses", type=int, default=200)
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--out", type=Path, default=REPO / ".bench" / "results" / "tui.json")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-tui-"))
+    try:
+        result = asyncio.run(run(args, work))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

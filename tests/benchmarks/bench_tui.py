@@ -43,6 +43,9 @@ from tests.benchmarks.bench_server import make_project, photos, rss_mib
 from tests.conftest import REPO
 
 
+EVENTS_PER_S = 30
+
+
 def fill_queue(file: Path, items: int) -> None:
     """``items`` misses in the queue, recorded by the engine from the demo photos."""
     project = load_project(file)
@@ -126,7 +129,7 @@ async def live(server_app: web.Application, url: str, minutes: float) -> dict[st
         while not (app.events.connected and isinstance(app.screen, LiveScreen)):
             await pilot.pause(0.05)
         start = time.perf_counter()
-        next_sample = start
+        next_sample = next_event = start
         while time.perf_counter() - start < minutes * 60:
             matched = rng.random() < 0.7
             hub.publish({"type": "identification", "source": f"cam-{sent % 3}", "at": time.time(),
@@ -138,10 +141,13 @@ async def live(server_app: web.Application, url: str, minutes: float) -> dict[st
             if time.perf_counter() >= next_sample:
                 samples.append((time.perf_counter() - start, rss_mib_self()))
                 next_sample += 30
-            await pilot.pause(1 / 30)
+            next_event += 1 / EVENTS_PER_S
+            await asyncio.sleep(max(0.0, next_event - time.perf_counter()))
+        await pilot.pause(1.0)
         received = app.events.total
     rss = [m for _, m in samples]
     return {"minutes": minutes, "events_sent": sent, "events_received": received,
+            "events_per_s": sent / (minutes * 60),
             "rss_mib_first": rss[0], "rss_mib_last": rss[-1], "rss_mib_max": max(rss),
             "rss_mib_samples": [round(m, 1) for m in rss]}
 

@@ -23,6 +23,8 @@ FLAGS = (
     "--disable-component-update", "--no-first-run", "--no-default-browser-check",
     "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
     "--remote-debugging-port=0", "--remote-allow-origins=*",
+    "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows",
 )
 
 

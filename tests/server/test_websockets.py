@@ -82,14 +82,19 @@ async def test_frames_sent_while_one_is_in_flight_are_dropped_not_queued(
         await next_of(ws, "hello")
         for _ in range(10):  # as fast as the socket takes them
             await ws.send_bytes(query(KNOWN_QUERY))
-        await next_of(ws, "result")
-        await asyncio.sleep(0.5)
+        # Exactly one answer per frame: results for the identified ones, "dropped"
+        # (with the reason) for the rest, so a client waiting on answers never stalls.
+        answers = [await asyncio.wait_for(ws.receive_json(), 30) for _ in range(10)]
         await ws.send_str('{"type": "ping"}')
         await next_of(ws, "pong")
     stats = client.app[STATS]
     assert stats.frames_received == 10
-    answered = 10 - stats.frames_dropped["busy"] - stats.frames_dropped["rate"]
-    assert stats.frames_dropped["busy"] >= 1 and answered >= 1
+    dropped = [a for a in answers if a["type"] == "dropped"]
+    results = [a for a in answers if a["type"] == "result"]
+    assert len(dropped) + len(results) == 10 and results
+    assert sorted(a["frame"] for a in answers) == list(range(1, 11))
+    assert len(dropped) == stats.frames_dropped["busy"] + stats.frames_dropped["rate"]
+    assert stats.frames_dropped["busy"] >= 1
 
 
 async def test_frames_over_the_rate_limit_are_dropped(
@@ -102,8 +107,9 @@ async def test_frames_over_the_rate_limit_are_dropped(
         await ws.send_bytes(query(KNOWN_QUERY))
         await next_of(ws, "result")
         await ws.send_bytes(query(KNOWN_QUERY))
-        await ws.send_str('{"type": "ping"}')
-        await next_of(ws, "pong")
+        dropped = await next_of(ws, "dropped")
+        assert dropped["frame"] == 2 and dropped["reason"] == "rate"
+        assert 90_000 < dropped["retry_ms"] <= 100_000  # when the client may send again
     assert client.app[STATS].frames_dropped["rate"] == 1
 
 

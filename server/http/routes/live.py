@@ -1,9 +1,12 @@
 """``GET /api/live``: the browser webcam's WebSocket.
 
-The page sends JPEG frames as binary messages and gets one JSON ``result`` per frame it
-sent. At most one frame per client is in flight: a frame that arrives while the previous
-one is still being identified is dropped (and counted), never queued, so latency stays
-bounded however fast the client sends.
+The page sends JPEG frames as binary messages and gets exactly one JSON answer per frame
+it sent: a ``result``, an ``error`` (not an image), or ``dropped``. At most one frame per
+client is in flight: a frame that arrives while the previous one is still being
+identified, or sooner than the client's rate allows, is dropped (and counted), never
+queued, so latency stays bounded however fast the client sends. The ``dropped`` answer
+(with ``reason`` and ``retry_ms``) lets a client that waits for each answer before
+sending the next frame carry on instead of waiting forever.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import math
 import time
 from typing import Any
 
@@ -41,16 +45,18 @@ class LiveClient:
     def drop(self, reason: str) -> None:
         self.app[STATS].frames_dropped[reason] += 1
 
-    def on_frame(self, data: bytes) -> None:
+    async def on_frame(self, data: bytes) -> None:
         stats = self.app[STATS]
         stats.frames_received += 1
         self.seq += 1
         now = time.monotonic()
-        if self.busy:
-            self.drop("busy")
-            return
-        if now - self.last_accepted < 1.0 / MAX_FPS_PER_CLIENT:
-            self.drop("rate")
+        wait_s = self.last_accepted + 1.0 / MAX_FPS_PER_CLIENT - now
+        if self.busy or wait_s > 0:
+            reason = "busy" if self.busy else "rate"
+            self.drop(reason)
+            # "busy": the answer to the frame in flight comes next; send after it.
+            await self.ws.send_json({"type": "dropped", "frame": self.seq, "reason": reason,
+                                     "retry_ms": 0 if self.busy else math.ceil(wait_s * 1000)})
             return
         self.busy, self.last_accepted = True, now
         task = asyncio.create_task(self.identify(self.seq, data))
@@ -103,7 +109,7 @@ async def live(request: web.Request) -> web.WebSocketResponse:
     try:
         async for msg in ws:
             if msg.type == WSMsgType.BINARY:
-                client.on_frame(msg.data)
+                await client.on_frame(msg.data)
             elif msg.type == WSMsgType.TEXT:
                 await client.on_text(msg.data)
             elif msg.type == WSMsgType.ERROR:

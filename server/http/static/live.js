@@ -18,7 +18,7 @@ const grab = document.createElement("canvas");
 
 // Read by people (and by the browser test) to see what the page has received.
 window.identifyState = { results: 0, lastLabel: null, labels: [], cameraStartedAt: null,
-                         firstResultAt: null, errors: 0 };
+                         firstResultAt: null, errors: 0, dropped: 0 };
 
 let socket = null;
 let inFlight = false;
@@ -62,14 +62,22 @@ function onMessage(msg) {
     minIntervalMs = 1000 / msg.max_fps;
     return;
   }
+  let wait = 0;
   if (msg.type === "result") {
     show(msg);
   } else if (msg.type === "error") {
     window.identifyState.errors += 1;
     setStatus("server: " + msg.error.message);
+  } else if (msg.type === "dropped") {
+    window.identifyState.dropped += 1;
+    // "busy": our frame in flight is still being answered; its answer restarts us.
+    if (msg.reason === "busy") return;
+    wait = msg.retry_ms;
+  } else {
+    return;
   }
   inFlight = false;
-  const wait = Math.max(0, minIntervalMs - (performance.now() - lastSent));
+  wait = Math.max(wait, minIntervalMs - (performance.now() - lastSent));
   setTimeout(sendFrame, wait);
 }
 

@@ -3,6 +3,7 @@ the next item is already there."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,11 +23,18 @@ PAGE = 200
 """Items fetched per refresh (newest first)."""
 PREFETCH = 3
 """Items ahead whose pictures are fetched while the current one is shown."""
+UNDO_DEPTH = 100
+"""Decisions ``u`` can take back, newest first; older ones are forgotten."""
 CROP_CELLS = (20, 10)
 CANDIDATE_CELLS = (8, 4)
 SHOWN_CANDIDATES = 3
 """Candidates shown with a picture; the rest are listed as text."""
 REFRESH_S = 1.0
+BUSY_S = 2.0
+"""While the reviewer pressed a decision key within this many seconds, the list is not
+reloaded (a reload lands on the UI thread between two keypresses) unless fewer than
+``LOW_WATER`` items are left in it; the reload happens at the first pause."""
+LOW_WATER = 20
 
 
 @dataclass
@@ -85,6 +93,7 @@ class ReviewScreen(Screen[None]):
         self.shown_id: int | None = None
         self.in_flight: set[int] = set()
         """Items whose decision was sent and not yet answered."""
+        self._last_decision = 0.0
 
     def compose(self) -> ComposeResult:
         from ..app import banner
@@ -113,8 +122,12 @@ class ReviewScreen(Screen[None]):
         self.action_reload()
 
     def _maybe_reload(self) -> None:
-        if self.app.events.queue_version != self._seen_queue_version:  # type: ignore[attr-defined]
-            self.action_reload()
+        if self.app.events.queue_version == self._seen_queue_version:  # type: ignore[attr-defined]
+            return
+        busy = time.monotonic() - self._last_decision < BUSY_S
+        if busy and len(self.items) - self.index > LOW_WATER:
+            return
+        self.action_reload()
 
     # --- loading ------------------------------------------------------------------------
 
@@ -263,6 +276,7 @@ class ReviewScreen(Screen[None]):
         if not targets:
             self.notify("Nothing to review.", severity="warning")
             return
+        self._last_decision = time.monotonic()
         table = self.query_one("#queue-list", DataTable)
         for index, item in sorted(targets, key=lambda t: -t[0]):
             del self.items[index]
@@ -271,6 +285,7 @@ class ReviewScreen(Screen[None]):
             self.in_flight.add(item["id"])
             self.undo_stack.append(Done(item, index, action))
             self._send(item, index, action, body)
+        del self.undo_stack[:-UNDO_DEPTH]
         self.selected.clear()
         self.index = min(min(i for i, _ in targets), max(0, len(self.items) - 1))
         self._move_cursor()

@@ -2,8 +2,12 @@
 of a block (``▀``), coloured with the cell's foreground and background. Works over SSH
 and in tmux, with no terminal graphics protocol.
 
-The picture is turned into ready-made lines (``Strip``) off the UI thread, and the
-widget has a fixed size, so showing one costs no layout and no re-styling."""
+Decoding and resizing happen off the UI thread; what is kept (and cached by the
+hundreds) is the small pixel array, which the garbage collector does not walk. Only the
+pictures on screen are turned into lines (``Strip``: a segment and a style per cell,
+under a millisecond for a crop), so a long review session does not pile up hundreds of
+thousands of tracked objects that every full collection would have to visit while the
+reviewer waits. The widget has a fixed size: showing a picture costs no layout."""
 
 from __future__ import annotations
 
@@ -18,11 +22,24 @@ UPPER_HALF = "\u2580"
 
 
 class Picture:
-    """A rendered picture: one ``Strip`` per terminal row."""
+    """A picture fitted to ``width`` x ``height`` cells: its pixels, two rows per cell."""
 
-    def __init__(self, lines: list[Strip], width: int) -> None:
-        self.lines = lines
-        self.width = width
+    def __init__(self, pixels: np.ndarray) -> None:
+        self.pixels = pixels
+        """(2 * height, width, 3) uint8 RGB."""
+        self.height, self.width = pixels.shape[0] // 2, pixels.shape[1]
+
+    def strips(self) -> list[Strip]:
+        """One line per cell row: upper half-blocks, top pixel as the foreground colour
+        and bottom pixel as the background."""
+        lines = []
+        for row in range(self.height):
+            top, bottom = self.pixels[2 * row].tolist(), self.pixels[2 * row + 1].tolist()
+            segments = [Segment(UPPER_HALF, Style(color=f"rgb({r1},{g1},{b1})",
+                                                  bgcolor=f"rgb({r2},{g2},{b2})"))
+                        for (r1, g1, b1), (r2, g2, b2) in zip(top, bottom, strict=True)]
+            lines.append(Strip(segments, self.width))
+        return lines
 
 
 def half_blocks(data: bytes, width: int, height: int) -> Picture:
@@ -42,14 +59,7 @@ def half_blocks(data: bytes, width: int, height: int) -> Picture:
     canvas = np.zeros((2 * height, width, 3), np.uint8)
     y0, x0 = (2 * height - small.shape[0]) // 4 * 2, (width - tw) // 2
     canvas[y0:y0 + small.shape[0], x0:x0 + tw] = small
-    lines = []
-    for row in range(height):
-        top, bottom = canvas[2 * row].tolist(), canvas[2 * row + 1].tolist()
-        segments = [Segment(UPPER_HALF, Style(color=f"rgb({r1},{g1},{b1})",
-                                              bgcolor=f"rgb({r2},{g2},{b2})"))
-                    for (r1, g1, b1), (r2, g2, b2) in zip(top, bottom, strict=True)]
-        lines.append(Strip(segments, width))
-    return Picture(lines, width)
+    return Picture(canvas)
 
 
 class Thumbnail(Widget):
@@ -61,20 +71,23 @@ class Thumbnail(Widget):
         self.styles.width = width
         self.styles.height = height
         self.picture: Picture | None = None
+        self._lines: list[Strip] = []
         self.note = ""
 
     def clear(self, note: str = "") -> None:
-        self.picture, self.note = None, note
+        self.picture, self._lines, self.note = None, [], note
         self.refresh()
 
     def show(self, picture: Picture) -> None:
-        self.picture, self.note = picture, ""
+        if picture is not self.picture:
+            self.picture, self._lines = picture, picture.strips()
+        self.note = ""
         self.refresh()
 
     def render_line(self, y: int) -> Strip:
         width, height = self.cells
-        if self.picture is not None and y < len(self.picture.lines):
-            return self.picture.lines[y]
+        if y < len(self._lines):
+            return self._lines[y]
         if self.note and y == height // 2:
             return Strip([Segment(self.note[:width].center(width))], width)
         return Strip.blank(width)

@@ -2,24 +2,32 @@
 
     python -m tests.benchmarks.bench_tui [--items 1000] [--presses 200] [--minutes 10]
 
-1. *Review*: a real server (in this process, on 127.0.0.1) with ``--items`` pending
-   review items (real crops, recorded through the engine); the Review screen in a
-   headless 80x24 terminal. For each of ``--presses`` key presses (``x``, "not any of
-   them"), the time until the next item is on screen (its id shown and the screen
-   refreshed), and whether its crop was already rendered (prefetched).
-2. *Live*: the same server publishes 30 identification events per second through its
-   real ``/api/events`` socket for ``--minutes``; the Live screen shows them. The
-   process's RSS is sampled every 30 s.
+1. *Review*: a real server (``identify serve`` in its own process on 127.0.0.1, as it
+   is deployed) with ``--items`` pending review items (real crops, recorded through the
+   engine in another process); the Review screen in a headless 80x24 terminal in this
+   process, which holds nothing but the TUI. For each of ``--presses`` key presses
+   (``x``, "not any of them"), the time until the next item is on screen (its id shown
+   and the screen refreshed), and whether its crop was already rendered (prefetched).
+   Python's garbage-collector pauses in this process are recorded alongside.
+2. *Live*: a server in this process publishes 30 identification events per second
+   through its real ``/api/events`` socket for ``--minutes``; the Live screen shows
+   them. The process's RSS is sampled every 30 s.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
+import multiprocessing
+import os
 import random
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,21 +41,21 @@ from identify_tui.app import make_tui
 from identify_tui.client import TuiConfig
 from identify_tui.screens.live import LiveScreen
 from identify_tui.screens.review import CROP_CELLS, ReviewScreen
-from server.engine.config import load_project
-from server.engine.embedders import create_embedder
-from server.engine.service import Service
-from server.http.app import create_app
-from server.http.config import ServeConfig
-from server.http.keys import EVENTS
-from tests.benchmarks.bench_server import make_project, photos, rss_mib
 from tests.conftest import REPO
 
+# The engine and the server are imported where they are used: the process that measures
+# the Review screen holds nothing but the TUI, as a reviewer's terminal would.
 
 EVENTS_PER_S = 30
 
 
 def fill_queue(file: Path, items: int) -> None:
     """``items`` misses in the queue, recorded by the engine from the demo photos."""
+    from server.engine.config import load_project
+    from server.engine.embedders import create_embedder
+    from server.engine.service import Service
+    from tests.benchmarks.bench_server import photos
+
     project = load_project(file)
     service = Service.open(project, create_embedder(project.config.model))
     service.set_threshold("taxonomy", "demo", 1.99)  # everything is a miss
@@ -58,13 +66,67 @@ def fill_queue(file: Path, items: int) -> None:
     service.close()
 
 
+def _make_project(work: Path) -> Path:
+    from tests.benchmarks.bench_server import make_project
+
+    return make_project(work)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
+class GcPauses:
+    """Durations of the garbage collector's runs in this process (ms, by generation)."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[int, float]] = []
+        self._started = 0.0
+        self.objects: list[int] = []
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self._on_gc)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._on_gc)
+
+    def count_objects(self) -> None:
+        """Note how many objects the collector tracks now (what a full run walks)."""
+        self.objects.append(len(gc.get_objects()))
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses.append((info["generation"],
+                                (time.perf_counter() - self._started) * 1000))
+
+    def summary(self) -> dict[str, Any]:
+        full = [ms for gen, ms in self.pauses if gen == 2]
+        return {"collections": len(self.pauses), "full_collections": len(full),
+                "max_ms": max((ms for _, ms in self.pauses), default=0.0),
+                "full_max_ms": max(full, default=0.0), "tracked_objects": self.objects}
+
+
+def serve_process(file: Path) -> tuple[subprocess.Popen[str], str]:
+    """``identify serve`` for the project in its own process; returns it and its URL."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "identify_tui.cli", "serve", "--project",
+                             str(file), "--port", str(port)], stdout=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.stdout is not None
+    proc.stdout.readline()  # "serving ... on URL" once the port is bound
+    return proc, f"http://127.0.0.1:{port}"
+
+
 async def serve(file: Path) -> tuple[web.AppRunner, web.Application, str]:
+    from server.engine.config import load_project
+    from server.http.app import create_app
+    from server.http.config import ServeConfig
+
     app = create_app(ServeConfig(project=load_project(file)))
     runner = web.AppRunner(app)
     await runner.setup()
@@ -75,7 +137,7 @@ async def serve(file: Path) -> tuple[web.AppRunner, web.Application, str]:
 
 async def review(url: str, presses: int) -> dict[str, Any]:
     app = make_tui(TuiConfig(server=url))
-    latencies, prefetched = [], 0
+    latencies: list[float] = []
     painted: list[float] = []
     original = ReviewScreen._compositor_refresh
 
@@ -84,40 +146,56 @@ async def review(url: str, presses: int) -> dict[str, Any]:
         painted.append(time.perf_counter())
 
     ReviewScreen._compositor_refresh = record  # type: ignore[method-assign]
-    async with app.run_test(size=(80, 24)) as pilot:
-        screen = app.screen
-        assert isinstance(screen, ReviewScreen)
-        while screen.shown_id is None:
-            await pilot.pause(0.05)
-        await pilot.pause(2.0)  # first pictures and prefetches
-        for _ in range(presses):
-            if screen.index + 1 >= len(screen.items):
-                break
-            expected = screen.items[screen.index + 1]["id"]
-            # The key goes in as the terminal would send it; the clock stops at the
-            # first screen update painted after the item changed.
-            started = time.perf_counter()
-            app.post_message(events.Key("x", "x"))
-            while screen.shown_id != expected:
-                await asyncio.sleep(0.001)
-            changed = time.perf_counter()
-            while not painted or painted[-1] < changed:
-                await asyncio.sleep(0.001)
-            latencies.append(painted[-1] - started)
-            path = f"/api/review/{expected}/image"
-            prefetched += app.images.cached(path, *CROP_CELLS) is not None
-            await pilot.pause(0.3)  # a quick reviewer's pace
-        queue_len = screen.total
+    with GcPauses() as gc_pauses:
+        async with app.run_test(size=(80, 24)) as pilot:
+            queue_len, prefetched = await _press(app, pilot, presses, painted, latencies,
+                                                 gc_pauses)
     ReviewScreen._compositor_refresh = original  # type: ignore[method-assign]
     ms = np.array(latencies) * 1000
     return {"presses": len(latencies), "queue_left": queue_len,
             "next_item_ms_p50": float(np.percentile(ms, 50)),
             "next_item_ms_p95": float(np.percentile(ms, 95)),
             "next_item_ms_max": float(ms.max()),
-            "crop_prefetched_share": prefetched / max(1, len(latencies))}
+            "crop_prefetched_share": prefetched / max(1, len(latencies)),
+            "gc": gc_pauses.summary()}
+
+
+async def _press(app: Any, pilot: Any, presses: int, painted: list[float],
+                 latencies: list[float], gc_pauses: GcPauses) -> tuple[int, int]:
+    """Press ``x`` up to ``presses`` times, appending each press's latency. Returns the
+    queue length left and how many next crops were already rendered (prefetched)."""
+    prefetched = 0
+    screen = app.screen
+    assert isinstance(screen, ReviewScreen)
+    while screen.shown_id is None:
+        await pilot.pause(0.05)
+    await pilot.pause(2.0)  # first pictures and prefetches
+    gc_pauses.count_objects()
+    for n in range(presses):
+        if n % 50 == 49:
+            gc_pauses.count_objects()
+        if screen.index + 1 >= len(screen.items):
+            break
+        expected = screen.items[screen.index + 1]["id"]
+        # The key goes in as the terminal would send it; the clock stops at the first
+        # screen update painted after the item changed.
+        started = time.perf_counter()
+        app.post_message(events.Key("x", "x"))
+        while screen.shown_id != expected:
+            await asyncio.sleep(0.001)
+        changed = time.perf_counter()
+        while not painted or painted[-1] < changed:
+            await asyncio.sleep(0.001)
+        latencies.append(painted[-1] - started)
+        path = f"/api/review/{expected}/image"
+        prefetched += app.images.cached(path, *CROP_CELLS) is not None
+        await pilot.pause(0.3)  # a quick reviewer's pace
+    return int(screen.total), prefetched
 
 
 async def live(server_app: web.Application, url: str, minutes: float) -> dict[str, Any]:
+    from server.http.keys import EVENTS
+
     app = make_tui(TuiConfig(server=url))
     hub = server_app[EVENTS]
     rng = random.Random(0)
@@ -153,22 +231,29 @@ async def live(server_app: web.Application, url: str, minutes: float) -> dict[st
 
 
 def rss_mib_self() -> float:
-    import os
+    from tests.benchmarks.bench_server import rss_mib
 
     return rss_mib(os.getpid())
 
 
 async def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    file = make_project(work)
-    await asyncio.to_thread(fill_queue, file, args.items)
-    runner, server_app, url = await serve(file)
+    spawn = multiprocessing.get_context("spawn")  # keep torch and the engine out of here
+    with spawn.Pool(1) as pool:
+        file = pool.apply(_make_project, (work,))
+        pool.apply(fill_queue, (file, args.items))
+    proc, url = serve_process(file)
     try:
-        out = {"items": args.items, "review": await review(url, args.presses)}
-        if args.minutes > 0:
-            out["live"] = await live(server_app, url, args.minutes)
-        return out
+        out: dict[str, Any] = {"items": args.items, "review": await review(url, args.presses)}
     finally:
-        await runner.cleanup()
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
+    if args.minutes > 0:
+        runner, server_app, url = await serve(file)
+        try:
+            out["live"] = await live(server_app, url, args.minutes)
+        finally:
+            await runner.cleanup()
+    return out
 
 
 def main() -> None:

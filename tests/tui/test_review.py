@@ -57,6 +57,25 @@ async def test_undo_puts_the_item_back(server: Server) -> None:
         assert (await server.get(f"/api/review/{item}"))["status"] == "pending"
 
 
+async def test_undo_reaches_back_a_bounded_number_of_decisions(
+        server: Server, monkeypatch: object) -> None:
+    from identify_tui.screens import review as review_module
+
+    monkeypatch.setattr(review_module, "UNDO_DEPTH", 2)  # type: ignore[attr-defined]
+    items = [await server.queue_unknown() for _ in range(3)]
+    app = tui(server)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: review(app).shown_id == items[-1])
+        await pilot.press("x", "x", "x")
+        for item in items:
+            await until(pilot, lambda item=item: _status(server, item, "false_positive"))
+        assert [d.item["id"] for d in review(app).undo_stack] == items[1::-1]
+        await pilot.press("u", "u", "u")  # the third has nothing left to take back
+        await until(pilot, lambda: review(app).shown_id == items[1])
+        assert (await server.get(f"/api/review/{items[2]}"))["status"] == "false_positive"
+        assert not review(app).undo_stack
+
+
 async def test_bulk_selection_is_labelled_at_once(server: Server) -> None:
     ids = [await server.queue_unknown() for _ in range(3)]
     app = tui(server)

@@ -125,6 +125,23 @@ class RerankConfig:
 
 
 @dataclass(frozen=True)
+class LocateConfig:
+    """Finding the object in a whole picture (a camera frame, a photo) when no detector
+    gave its box: windows of one feature map are searched, the best few are identified
+    as crops next to the whole picture, and the best answer gives the box."""
+
+    enabled: bool = True
+    """Locate at all; off, a whole picture is identified as one crop."""
+    candidates: int = 3
+    """Windows identified as crops besides the whole picture (each costs one forward
+    pass and a second-stage check)."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.candidates <= 16:
+            raise ValueError("locate.candidates must be between 0 and 16")
+
+
+@dataclass(frozen=True)
 class ClassThreshold:
     """An override of the decision thresholds for one class."""
 
@@ -273,6 +290,8 @@ class ProjectConfig:
     """Threshold groups; a ``default`` taxonomy always exists."""
     rerank: RerankConfig = field(default_factory=RerankConfig)
     """The local-feature second stage."""
+    locate: LocateConfig = field(default_factory=LocateConfig)
+    """Finding the object in whole pictures."""
     verify: VerifyConfig = field(default_factory=VerifyConfig)
     """Self-test settings."""
     review: ReviewConfig = field(default_factory=ReviewConfig)

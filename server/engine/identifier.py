@@ -21,6 +21,7 @@ from .embedders import Embedder
 from .errors import NotIndexedError
 from .indexer import open_or_none
 from .localfeatures import FEATURE_KIND, LocalFeatures, count_inliers, extract, geometric_bonus
+from .locate import Box, shortlist, to_box, window_vectors
 from .store import Store
 from .vector_index import VectorIndex
 
@@ -31,6 +32,16 @@ class Evidence:
 
     vector: np.ndarray
     features: LocalFeatures | None
+
+
+@dataclass(frozen=True)
+class Region:
+    """A part of a picture considered as the object: where, its pixels, its evidence."""
+
+    box: Box | None
+    """x0, y0, x1, y1 in the picture; None for the whole picture."""
+    image: np.ndarray
+    evidence: Evidence
 
 
 class Identifier:
@@ -103,10 +114,37 @@ class Identifier:
         return [Evidence(v, f) for v, f in zip(vecs, feats, strict=True)]
 
     def identify(self, images: Sequence[np.ndarray]) -> list[Decision]:
-        """Decide for each image (whole image = one object)."""
+        """Decide for each image, taken as one crop of one object."""
         if not images:
             return []
         return [self.decide(ev) for ev in self.evidence(images)]
+
+    def regions(self, image: np.ndarray) -> list[Region]:
+        """The whole picture and, with ``locate`` on, the windows of it most likely to
+        hold a known thing, each with its evidence (see ``locate``). Runs the model; may
+        run on several threads at once."""
+        crops: list[tuple[Box | None, np.ndarray]] = [(None, image)]
+        count = self.project.config.locate.candidates if self.project.config.locate.enabled else 0
+        if count:
+            h, w = image.shape[:2]
+            wins, vectors = window_vectors(self.embedder, image)
+            for win in shortlist(wins, vectors, self._best_similarity, count):
+                x0, y0, x1, y1 = box = to_box(win, w, h)
+                crops.append((box, image[y0:y1, x0:x1]))
+        evidence = self.evidence([crop for _, crop in crops])
+        return [Region(box, crop, ev) for (box, crop), ev in zip(crops, evidence, strict=True)]
+
+    def _best_similarity(self, vectors: np.ndarray) -> np.ndarray:
+        return self.index.search(vectors, 1)[1][:, 0]
+
+    def decide_regions(self, regions: Sequence[Region]) -> tuple[Decision, Region]:
+        """The decision for the region that matches best (the whole picture on a tie)."""
+        decided = [(self.decide(r.evidence), r) for r in regions]
+        return max(decided, key=lambda dr: dr[0].score)
+
+    def identify_picture(self, image: np.ndarray) -> tuple[Decision, Region]:
+        """Find and identify the object in a whole picture."""
+        return self.decide_regions(self.regions(image))
 
     def candidates(self, ev: Evidence, exclude: str | None = None,
                    inlier_cache: dict[int, int] | None = None) -> list[Candidate]:

@@ -1,4 +1,5 @@
-"""``identify match``: identify image files, whole image as one object."""
+"""``identify match``: identify image files: the object is located in each picture
+(``locate``) and identified; its box is reported."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from .embedders import Embedder
 from .errors import ImageRejected
 from .identifier import Identifier
 from .images import content_hash, decode_image, read_image_bytes
+from .locate import Box
 from .pipeline_io import DECODE_WORKERS, bounded_map
 
 
@@ -26,11 +28,15 @@ class FileResult:
     path: Path
     decisions: list[Decision] = field(default_factory=list)
     error: str | None = None
+    boxes: list[Box | None] = field(default_factory=list)
+    """Each decision's box in the picture (None: the whole picture)."""
 
     def to_json(self) -> dict[str, Any]:
         """One line of ``identify match --json``."""
-        out: dict[str, Any] = {"path": str(self.path),
-                               "objects": [d.to_json(bbox=None) for d in self.decisions]}
+        boxes = self.boxes or [None] * len(self.decisions)
+        out: dict[str, Any] = {"path": str(self.path), "objects": [
+            d.to_json(bbox=list(b) if b is not None else None)
+            for d, b in zip(self.decisions, boxes, strict=True)]}
         if self.error is not None:
             out["error"] = self.error
         return out
@@ -56,8 +62,8 @@ def match_files(project: Project, embedder: Embedder, paths: Sequence[Path],
                 record: bool = True) -> Iterator[FileResult]:
     """Identify each file in order; unreadable files yield a result with ``error``.
 
-    Files are decoded on a small thread pool and embedded in batches of
-    ``model.batch_size``; results come back in input order.
+    Files are decoded on a small thread pool, ahead of the model; results come back
+    in input order.
 
     Raises:
         NotIndexedError, IndexMismatchError: before any file is read.
@@ -66,22 +72,18 @@ def match_files(project: Project, embedder: Embedder, paths: Sequence[Path],
     batch_size = project.config.model.batch_size
 
     def finish(chunk: list[_Loaded]) -> Iterator[FileResult]:
-        ready = [item for item in chunk if item.image is not None]
-        evidence = iter(ident.evidence([item.image for item in ready if item.image is not None])
-                        if ready else [])
         for item in chunk:  # input order, errors included
             if item.image is None:
                 yield FileResult(item.path, error=item.error)
                 continue
-            ev = next(evidence)
-            decision = ident.decide(ev)
+            decision, region = ident.identify_picture(item.image)
             if record:
                 ident.store.record_observation(
                     path=str(item.path.resolve()), content_hash=item.digest,
                     width=item.image.shape[1], height=item.image.shape[0],
-                    model_id=embedder.spec.model_id, embedding=ev.vector,
-                    result=decision.to_json())
-            yield FileResult(item.path, [decision])
+                    model_id=embedder.spec.model_id, embedding=region.evidence.vector,
+                    result=decision.to_json(bbox=region.box))
+            yield FileResult(item.path, [decision], boxes=[region.box])
 
     try:
         with ThreadPoolExecutor(DECODE_WORKERS, thread_name_prefix="decode") as pool:

@@ -27,7 +27,7 @@ from .config import DEFAULT_TAXONOMY, Project
 from .decision import Decision, Thresholds, decide, resolve_thresholds, with_overrides
 from .embedders import Embedder
 from .errors import ConflictError, IdentifyError, NotFoundError
-from .identifier import Evidence, Identifier
+from .identifier import Evidence, Identifier, Region
 from .images import (
     IMAGE_SUFFIXES,
     content_hash,
@@ -87,10 +87,11 @@ class LiveStats:
 
 @dataclass(frozen=True)
 class Prepared:
-    """A decoded image and its evidence, ready for the decision."""
+    """A decoded picture and the evidence of the regions that may hold the object (the
+    whole picture first), ready for the decision."""
 
     image: np.ndarray
-    evidence: Evidence
+    regions: list[Region]
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,7 @@ class Service:
 
     def warm_up(self) -> None:
         """Run the model once so the first real request does not pay for lazy set-up."""
-        self.ident.evidence([np.full((64, 64, 3), 127, np.uint8)])
+        self.ident.regions(np.full((480, 640, 3), 127, np.uint8))
 
     # --- identification -------------------------------------------------------------
 
@@ -183,22 +184,25 @@ class Service:
         if isinstance(image, bytes):
             image = decode_image(image, name)
         image = flatten_alpha(image)
-        return Prepared(image, self.ident.evidence([image])[0])
+        return Prepared(image, self.ident.regions(image))
 
     def identify_prepared(self, prepared: Prepared, *, source: str, live: bool = False,
                           record: bool = True) -> list[ObjectResult]:
-        """Decide about a prepared image (today: the whole image is one object).
+        """Decide about a prepared picture: one object, found by ``locate``.
 
         A miss (unknown, or a match below the margin threshold) that passes the quality
         gate is queued for review with its crop. ``live`` frames are smoothed per track
         and queued once per track; other images are recorded and queued one by one.
         """
-        image, ev = prepared.image, prepared.evidence
-        bbox = None
+        decision, region = self.ident.decide_regions(prepared.regions)
+        # What is recorded and queued is the whole picture (with the located box in the
+        # result): for a miss the box is only where the picture looked most like
+        # something known, and the reviewer must see what was really there.
+        whole = prepared.regions[0]
+        image, ev, bbox = whole.image, whole.evidence, region.box
         if live:
-            result = self._live_object(image, ev, bbox, source)
+            result = self._live_object(whole, region, source)
         else:
-            decision = self.ident.decide(ev)
             review_id = None
             if record:
                 queue = not decision.matched and self._passes_gate(image)
@@ -224,11 +228,13 @@ class Service:
         return self.identify_prepared(self.prepare(image, name), source=source, live=live,
                                       record=record)
 
-    def _live_object(self, image: np.ndarray, ev: Evidence, bbox: Sequence[int] | None,
-                     source: str) -> ObjectResult:
+    def _live_object(self, whole: Region, region: Region, source: str) -> ObjectResult:
+        """Without a detector the track follows the whole frame (a located box moves with
+        the grid it snaps to); the located region's candidates are smoothed over it."""
         review = self.project.config.review
-        track = self.tracker.assign(source, bbox, ev.vector, self._clock(), set())
-        track.update(self.ident.candidates(ev), review.smoothing)
+        image, ev, bbox = whole.image, whole.evidence, region.box
+        track = self.tracker.assign(source, None, ev.vector, self._clock(), set())
+        track.update(self.ident.candidates(region.evidence), review.smoothing)
         decision = decide(track.smoothed(), self.ident.thresholds, self.ident.taxonomy_of)
         review_id = None
         if track.frames >= review.min_track_frames and not track.recorded:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -62,6 +63,10 @@ class VectorIndex:
     """A cosine USearch index keyed by database row ids."""
 
     def __init__(self, index: Index, meta: IndexMeta, path: Path) -> None:
+        self._lock = threading.RLock()
+        """Searches may come from several threads (the server's prepare workers locate
+        objects in frames) while the engine thread adds or removes references: every
+        call into USearch holds this lock."""
         self._index = index
         self.meta = meta
         self.path = path
@@ -136,16 +141,18 @@ class VectorIndex:
         if len(keys) == 0:
             return
         keys_arr = np.asarray(keys, dtype=np.uint64)
-        present = [int(k) for k in keys_arr if self._index.contains(int(k))]
-        if present:
-            self._index.remove(present)
-        self._index.add(keys_arr, np.asarray(vectors, dtype=np.float32))
+        with self._lock:
+            present = [int(k) for k in keys_arr if self._index.contains(int(k))]
+            if present:
+                self._index.remove(present)
+            self._index.add(keys_arr, np.asarray(vectors, dtype=np.float32))
 
     def remove(self, keys: Sequence[int]) -> None:
         """Remove keys that are present; absent keys are ignored."""
-        present = [int(k) for k in keys if self._index.contains(int(k))]
-        if present:
-            self._index.remove(present)
+        with self._lock:
+            present = [int(k) for k in keys if self._index.contains(int(k))]
+            if present:
+                self._index.remove(present)
 
     def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` neighbours of each row of ``vectors``.
@@ -154,12 +161,14 @@ class VectorIndex:
             (keys, similarities), each (n, k'); missing neighbours have key -1 and
             similarity -inf. Similarity is cosine similarity (1 - USearch distance).
         """
-        q = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+        q = np.ascontiguousarray(np.atleast_2d(np.asarray(vectors, dtype=np.float32)))
         n = q.shape[0]
-        k = max(1, min(k, len(self._index)))
-        if len(self._index) == 0:
-            return np.full((n, 1), -1, np.int64), np.full((n, 1), -np.inf, np.float32)
-        matches = self._index.search(q, k)
+        with self._lock:
+            size = len(self._index)
+            if size == 0:
+                return np.full((n, 1), -1, np.int64), np.full((n, 1), -np.inf, np.float32)
+            k = max(1, min(k, size))
+            matches = self._index.search(q, k)
         keys = np.asarray(matches.keys, dtype=np.int64).reshape(n, -1)
         sims = 1.0 - np.asarray(matches.distances, dtype=np.float32).reshape(n, -1)
         # USearch returns ``Matches`` (no counts) for a single query, ``BatchMatches``
@@ -176,7 +185,8 @@ class VectorIndex:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.meta = IndexMeta(**{**asdict(self.meta), "count": len(self._index)})
         tmp = self.path.with_name(f".{self.path.name}.tmp")
-        self._index.save(str(tmp))
+        with self._lock:
+            self._index.save(str(tmp))
         mtmp = meta_path(tmp)
         mtmp.write_text(json.dumps(asdict(self.meta), indent=2), encoding="utf-8")
         for f in (tmp, mtmp):

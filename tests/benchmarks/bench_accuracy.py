@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ import numpy as np
 from server.engine.config import load_project
 from server.engine.decision import aggregate
 from server.engine.embedders import create_embedder, embed_images
-from server.engine.identifier import Identifier
+from server.engine.identifier import Identifier, Region
 from server.engine.images import flatten_alpha, load_image
 from server.engine.indexer import build_index
 from server.engine.verify import run_verify
@@ -46,6 +47,14 @@ def auroc(pos: np.ndarray, neg: np.ndarray) -> float:
         return float("nan")
     diff = pos[:, None] - neg[None, :]
     return float(((diff > 0).sum() + 0.5 * (diff == 0).sum()) / diff.size)
+
+
+def iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
+    return ix * iy / union if union > 0 else 0.0
 
 
 def metrics(labels: list[str | None], top1: list[str | None], scores: list[float],
@@ -117,17 +126,28 @@ def run(data: Path, work: Path, views: int, rerank: bool, batch: int = 16) -> di
         rows: dict[str, dict[str, list[Any]]] = {
             m: {"top1": [], "score": [], "accepted": []}
             for m in ("identify", "identify_global_only", "seed")}
+        box_iou: list[float] = []
         t0 = time.perf_counter()
         for start in range(0, len(queries), batch):
             chunk = queries[start:start + batch]
             images = [load_image(data / q[kind]) for q in chunk]
-            for ev in ident.evidence(images):
-                for name, evidence in (("identify", ev),
-                                       ("identify_global_only", replace(ev, features=None))):
-                    d = ident.decide(evidence)
+            # Crops are what a detector gives: identified as they are. Frames are whole
+            # pictures: identify first locates the object in them.
+            found = ([ident.regions(im) for im in images] if kind == "frame" else
+                     [[Region(None, im, ev)] for im, ev in zip(images, ident.evidence(images),
+                                                               strict=True)])
+            for q, im, regions in zip(chunk, images, found, strict=True):
+                ev = regions[0].evidence  # the whole picture
+                for name, strip in (("identify", False), ("identify_global_only", True)):
+                    d, region = ident.decide_regions(
+                        [replace(r, evidence=replace(r.evidence, features=None)) for r in regions]
+                        if strip else regions)
                     rows[name]["top1"].append(d.candidates[0].label if d.candidates else None)
                     rows[name]["score"].append(d.score)
                     rows[name]["accepted"].append(d.label)
+                    if kind == "frame" and name == "identify":
+                        box_iou.append(iou(region.box or (0, 0, *im.shape[1::-1]),
+                                           q["bbox"]))
                 sims = seed_matrix @ ev.vector
                 order = np.argsort(-sims)
                 cands = aggregate(order[:10], sims[order[:10]],
@@ -142,6 +162,9 @@ def run(data: Path, work: Path, views: int, rerank: bool, batch: int = 16) -> di
         out[kind] = {m: metrics(labels, r["top1"], r["score"], r["accepted"])
                      for m, r in rows.items()}
         out[kind]["seconds_per_query_all_methods"] = elapsed / len(queries)
+        if box_iou:
+            out[kind]["located_box_iou_median"] = float(np.median(box_iou))
+            out[kind]["located_box_iou_over_half"] = float(np.mean(np.array(box_iou) > 0.5))
     ident.close()
     return out
 

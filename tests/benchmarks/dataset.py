@@ -432,6 +432,7 @@ def _query_backgrounds(
                 zip(
                     used,
                     pool.map(lambda i: synth.load_backgrounds([paths[i]], BACKGROUND_SIZE), used),
+                    strict=True,
                 )
             )
         good = [loaded[i][0] for i in used if loaded[i]]

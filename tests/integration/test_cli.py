@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from identify_tui.cli import main
+from server.engine.images import load_image
 from tests.conftest import DEMO_QUERIES, REPO, write_project
 
 COMMANDS = sorted(main.commands)
@@ -90,7 +91,11 @@ def test_match_json_has_the_documented_shape(tmp_path: Path, small_refs: Path) -
     assert line["path"] == str(query)
     (obj,) = line["objects"]
     assert set(obj) >= {"bbox", "label", "score", "margin", "matched", "candidates"}
-    assert obj["bbox"] is None
+    # The object's box when it was located in the photo, None for the whole photo.
+    h, w = load_image(query).shape[:2]
+    assert obj["bbox"] is None or (
+        len(obj["bbox"]) == 4 and 0 <= obj["bbox"][0] < obj["bbox"][2] <= w
+        and 0 <= obj["bbox"][1] < obj["bbox"][3] <= h)
     assert obj["label"] == "Pineapple" and obj["matched"] is True
     assert obj["candidates"][0]["label"] == "Pineapple"
     assert all(set(c) >= {"label", "score"} for c in obj["candidates"])

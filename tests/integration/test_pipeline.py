@@ -105,3 +105,38 @@ def test_changing_the_number_of_views_asks_for_a_new_index(indexed, embedder, tm
     summary = build_index(changed, embedder)
     assert summary.embedded == 6
     Identifier.open(changed, embedder).close()
+
+
+def test_a_thing_small_in_a_busy_frame_is_located_and_identified(indexed, embedder) -> None:  # type: ignore[no-untyped-def]
+    """Camera-like frames (each reference warped onto a real photo, a third to half of
+    the frame): the located box is where the thing is, and the answer is right more
+    often than from the whole frame."""
+    from dataclasses import replace
+
+    from server.engine import synth
+    from server.engine.locate import iou
+    from server.engine.verify import BACKGROUNDS_DIR
+
+    rng = np.random.default_rng(7)
+    backgrounds = synth.load_backgrounds(sorted(BACKGROUNDS_DIR.glob("*.jpg")), (640, 480))
+    ident = Identifier.open(indexed, embedder)
+    whole_only = Identifier(replace(indexed, config=replace(
+        indexed.config, locate=replace(indexed.config.locate, enabled=False))),
+        embedder, ident.store, ident.index)
+    located_right = whole_right = 0
+    overlaps = []
+    try:
+        for i, ref in enumerate(sorted(indexed.config.references[0].path.glob("*.png"))):
+            view = synth.camera_view(load_image(ref, keep_alpha=True),
+                                     backgrounds[i % len(backgrounds)], rng, strength=0.5)
+            decision, region = ident.identify_picture(view.frame)
+            truth = ref.stem.replace("_", " ").title()
+            located_right += decision.candidates[0].label == truth
+            whole = whole_only.identify_picture(view.frame)[0]
+            whole_right += whole.candidates[0].label == truth
+            box = region.box or (0, 0, 640, 480)
+            overlaps.append(iou(box, view.bbox))
+    finally:
+        ident.close()
+    assert located_right >= whole_right and located_right >= 5, (located_right, whole_right)
+    assert np.median(overlaps) >= 0.3, overlaps

@@ -38,7 +38,8 @@ async def test_known_photo_is_identified_from_a_raw_body(client: Client) -> None
     body = await identify(client, query(KNOWN_QUERY))
     [obj] = body["objects"]
     assert obj["label"] == "Brazil" and obj["matched"] is True
-    assert obj["bbox"] is None and obj["review_id"] is None
+    assert obj["review_id"] is None
+    assert obj["bbox"] is None or len(obj["bbox"]) == 4  # where it was found
     assert obj["candidates"][0]["label"] == "Brazil"
     assert body["elapsed_ms"] > 0
 

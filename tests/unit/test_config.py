@@ -425,3 +425,24 @@ def test_reference_prefix_gives_hierarchical_labels(tmp_path: Path) -> None:
     assert by_path["back.jpg"].label == "Cards > Yu-Gi-Oh > Kuriboh"
     assert by_path["blue_eyes.png"].label == "Blue Eyes"
     assert [p.name for p, _ in skipped] == ["notes.txt"]
+
+
+def test_locate_settings_load_and_out_of_range_ones_are_named(tmp_path: Path) -> None:
+    good = _write(tmp_path / "good.yaml", """
+        references:
+          - path: refs
+        locate:
+          enabled: false
+          candidates: 5
+    """)
+    cfg = load_project(good).config.locate
+    assert cfg.enabled is False and cfg.candidates == 5
+    bad = _write(tmp_path / "bad.yaml", """
+        references:
+          - path: refs
+        locate:
+          candidates: 40
+    """)
+    with pytest.raises(ProjectConfigError) as err:
+        load_project(bad)
+    assert "locate.candidates must be between 0 and 16" in err.value.message

@@ -8,14 +8,18 @@ original repository's key names, mapped here by position with every shape checke
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import ModelUnavailableError
 from .base import ModelSpec, l2_normalise
-from .torch_common import pick_device, resize_normalise
+
+if TYPE_CHECKING:
+    from ..locate import Window
+from .torch_common import pick_device, resize_normalise, resized_normalised
 
 INPUT_SIZE = 224
 MEAN = (0.485, 0.456, 0.406)
@@ -24,6 +28,10 @@ GEM_P = 3.0
 """Generalised-mean pooling exponent: GeM (p=3) weights the strongest activations, which
 suits instance retrieval better than the classifier's average pooling (measured on the
 benchmark's crops: top-1 0.88 -> 0.90, AUROC 0.84 -> 0.86)."""
+REGION_LONG_SIDE = 512
+"""Longer side (pixels) a whole picture is scaled to for the regional feature map: a
+16 x 12 grid of cells for a 4:3 frame (measured on the benchmark's frames: 0.73 top-1
+from the best window, against 0.72 at 384)."""
 SPEC = ModelSpec(
     model_id="efficientnet-lite0/imagenet/gem3", dim=1280, default_threshold=0.6,
     default_margin=0.03,
@@ -91,3 +99,30 @@ class EfficientNetLite0Embedder:
             fmap = self._model.forward_features(x)
             feats = fmap.clamp(min=1e-6).pow(GEM_P).mean(dim=(2, 3)).pow(1.0 / GEM_P)
             return l2_normalise(feats.float().cpu().numpy())
+
+    def region_vectors(self, image: np.ndarray,
+                       windows_for: Callable[[int, int], list[Window]]
+                       ) -> tuple[list[Window], np.ndarray]:
+        """One forward pass over the whole picture (aspect kept); the GeM of the feature
+        map over each window that ``windows_for(columns, rows)`` lays on its grid."""
+        torch = self._torch
+        h, w = image.shape[:2]
+        scale = REGION_LONG_SIDE / max(h, w)
+        size = (max(32, round(w * scale / 32) * 32), max(32, round(h * scale / 32) * 32))
+        x = resized_normalised(image, size, MEAN, STD)
+        with torch.inference_mode():
+            fmap = self._model.forward_features(
+                torch.from_numpy(x)[None].to(self.device))[0].clamp(min=1e-6).pow(GEM_P)
+            rows, cols = int(fmap.shape[1]), int(fmap.shape[2])
+            wins = windows_for(cols, rows)
+            # Window means from a summed-area table: O(1) per window.
+            table = torch.nn.functional.pad(fmap.cumsum(1).cumsum(2), (1, 0, 1, 0))
+            cells = np.array([(round(x0 * cols), round(y0 * rows), round(x1 * cols),
+                               round(y1 * rows)) for x0, y0, x1, y1 in wins], dtype=np.int64)
+            if not len(cells):
+                return [], np.zeros((0, SPEC.dim), np.float32)
+            x0, y0, x1, y1 = (torch.from_numpy(cells[:, i]).to(self.device) for i in range(4))
+            sums = table[:, y1, x1] - table[:, y0, x1] - table[:, y1, x0] + table[:, y0, x0]
+            area = ((x1 - x0) * (y1 - y0)).to(sums.dtype)
+            feats = (sums / area).clamp(min=1e-12).pow(1.0 / GEM_P).T
+            return wins, l2_normalise(feats.float().cpu().numpy())

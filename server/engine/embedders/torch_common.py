@@ -24,10 +24,17 @@ def resize_normalise(
 ) -> np.ndarray:
     """Squash the whole image to ``size`` x ``size`` (no centre crop: an object crop must
     keep its edges) and normalise to a float32 CHW tensor."""
+    return resized_normalised(image, (size, size), mean, std)
+
+
+def resized_normalised(
+    image: np.ndarray, size: tuple[int, int], mean: tuple[float, ...], std: tuple[float, ...]
+) -> np.ndarray:
+    """Resize an RGB image to ``size`` (width, height) and normalise to float32 CHW."""
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an RGB image (H, W, 3), got shape {image.shape}")
     h, w = image.shape[:2]
-    interp = cv2.INTER_AREA if min(h, w) > size else cv2.INTER_LINEAR
-    x = cv2.resize(image, (size, size), interpolation=interp).astype(np.float32) / 255.0
+    interp = cv2.INTER_AREA if w > size[0] and h > size[1] else cv2.INTER_LINEAR
+    x = cv2.resize(image, size, interpolation=interp).astype(np.float32) / 255.0
     x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
     return np.ascontiguousarray(x.transpose(2, 0, 1))

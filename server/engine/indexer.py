@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import synth
+from . import synth, threads
 from .config import Project
 from .embedders import Embedder, l2_normalise
 from .errors import IdentifyError, ImageRejected, IndexMismatchError, NotIndexedError
 from .images import content_hash, decode_image, flatten_alpha, read_image_bytes
 from .localfeatures import FEATURE_KIND, LocalFeatures, extract
-from .pipeline_io import DECODE_WORKERS, bounded_map
+from .pipeline_io import bounded_map
 from .references import ReferenceFile, scan_references
 from .store import ReferenceRow, Store
 from .vector_index import HnswParams, VectorIndex
@@ -97,7 +97,8 @@ DELETED = "deleted as a reference through the server"
 class _Prepared:
     ref: ReferenceFile
     digest: str
-    tensor: np.ndarray | None = None
+    vector: np.ndarray | None = None
+    """The reference's vector; None when it is unchanged, deleted or unreadable."""
     features: LocalFeatures | None = None
     size: tuple[int, int] = (0, 0)
     error: str | None = None
@@ -224,10 +225,8 @@ def build_index(project: Project, embedder: Embedder,
                 image = decode_image(data, ref.path.name, keep_alpha=True)
             except ImageRejected as exc:
                 return _Prepared(ref, "", error=exc.message)
-            views = reference_views(image, digest, project.config.index.views, backgrounds)
-            feats = extract(views[0], rerank.max_features) if rerank.enabled else None
-            tensor = np.stack([embedder.preprocess(v) for v in views])
-            return _Prepared(ref, digest, tensor, feats, (image.shape[1], image.shape[0]))
+            vector, feats = embed_reference(project, embedder, image, digest, backgrounds)
+            return _Prepared(ref, digest, vector, feats, (image.shape[1], image.shape[0]))
 
         seen_paths: set[str] = set()
         batch: list[_Prepared] = []
@@ -238,15 +237,9 @@ def build_index(project: Project, embedder: Embedder,
         def flush() -> None:
             if not batch:
                 return
-            tensors = [b.tensor for b in batch if b.tensor is not None]
-            per_ref = [t.shape[0] for t in tensors]
-            flat = embedder.embed_batch(np.concatenate(tensors))
-            # One vector per reference: the normalised mean of its plain image and views.
-            bounds = np.cumsum([0, *per_ref])
-            vecs = l2_normalise(np.stack([flat[a:b].mean(axis=0)
-                                          for a, b in zip(bounds[:-1], bounds[1:], strict=True)]))
             with store.db.conn:
-                for item, vec in zip(batch, vecs, strict=True):
+                for item in batch:
+                    vec = item.vector
                     old = existing.get(str(item.ref.path))
                     if old is not None and old.content_hash == item.digest:
                         row_id = old.id
@@ -271,32 +264,40 @@ def build_index(project: Project, embedder: Embedder,
                 progress(len(batch))
             batch.clear()
 
-        with ThreadPoolExecutor(DECODE_WORKERS, thread_name_prefix="decode") as pool:
-            window = max(4, project.config.model.batch_size * 2)
-            for item in bounded_map(pool, prepare, files, window):
-                seen_paths.add(str(item.ref.path))
-                if item.error is DELETED:
-                    summary.deleted += 1
-                    if progress:
-                        progress(1)
-                elif item.error is not None:
-                    summary.skipped.append((str(item.ref.path), item.error))
-                    if progress:
-                        progress(1)
-                elif item.tensor is None:
-                    summary.unchanged += 1
-                    row = existing[str(item.ref.path)]
-                    if (row.label, row.taxonomy, row.rarity) != (
-                            item.ref.label, item.ref.taxonomy, item.ref.rarity):
-                        store.relabel(row.id, item.ref.label, item.ref.taxonomy, item.ref.rarity)
-                    if progress:
-                        progress(1)
-                else:
-                    batch.append(item)
-                    if sum(b.tensor.shape[0] for b in batch if b.tensor is not None) \
-                            >= project.config.model.batch_size:
-                        flush()
-            flush()
+        # Each worker decodes, renders the views of and embeds one reference at a time,
+        # on its own share of the cores: on a CPU, two references at once on one thread
+        # each beat one at a time on two threads (see ``threads``). This thread writes.
+        workers, per_worker = threads.plan(project.config.server.workers)
+        previous = threads.apply(per_worker)
+        try:
+            with ThreadPoolExecutor(workers, thread_name_prefix="index") as pool:
+                window = max(2 * workers, project.config.model.batch_size)
+                for item in bounded_map(pool, prepare, files, window):
+                    seen_paths.add(str(item.ref.path))
+                    if item.error is DELETED:
+                        summary.deleted += 1
+                        if progress:
+                            progress(1)
+                    elif item.error is not None:
+                        summary.skipped.append((str(item.ref.path), item.error))
+                        if progress:
+                            progress(1)
+                    elif item.vector is None:
+                        summary.unchanged += 1
+                        row = existing[str(item.ref.path)]
+                        if (row.label, row.taxonomy, row.rarity) != (
+                                item.ref.label, item.ref.taxonomy, item.ref.rarity):
+                            store.relabel(row.id, item.ref.label, item.ref.taxonomy,
+                                          item.ref.rarity)
+                        if progress:
+                            progress(1)
+                    else:
+                        batch.append(item)
+                        if len(batch) >= project.config.model.batch_size:
+                            flush()
+                flush()
+        finally:
+            threads.restore(previous)
         gone = [r.id for p, r in existing.items() if p not in seen_paths]
         store.retire(gone)
         retired.extend(gone)

@@ -140,3 +140,18 @@ def test_a_thing_small_in_a_busy_frame_is_located_and_identified(indexed, embedd
         ident.close()
     assert located_right >= whole_right and located_right >= 5, (located_right, whole_right)
     assert np.median(overlaps) >= 0.3, overlaps
+
+
+@pytest.mark.parametrize("shape", [(8, 8), (12, 1000), (1000, 12), (31, 33)])
+def test_tiny_and_extreme_pictures_are_identified_without_error(indexed, embedder,
+                                                                shape) -> None:  # type: ignore[no-untyped-def]
+    image = np.random.default_rng(0).integers(0, 255, (*shape, 3), dtype=np.uint8)
+    ident = Identifier.open(indexed, embedder)
+    try:
+        decision, region = ident.identify_picture(image)
+    finally:
+        ident.close()
+    assert decision.candidates  # a ranking, whatever it says
+    if region.box is not None:
+        x0, y0, x1, y1 = region.box
+        assert 0 <= x0 < x1 <= shape[1] and 0 <= y0 < y1 <= shape[0]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -20,7 +20,15 @@ from .decision import (
 from .embedders import Embedder
 from .errors import NotIndexedError
 from .indexer import open_or_none
-from .localfeatures import FEATURE_KIND, LocalFeatures, count_inliers, extract, geometric_bonus
+from .localfeatures import (
+    FEATURE_KIND,
+    LocalFeatures,
+    count_inliers,
+    extract,
+    geometric_bonus,
+    match,
+    outline,
+)
 from .locate import Box, shortlist, to_box, window_vectors
 from .store import Store
 from .vector_index import VectorIndex
@@ -138,9 +146,34 @@ class Identifier:
         return self.index.search(vectors, 1)[1][:, 0]
 
     def decide_regions(self, regions: Sequence[Region]) -> tuple[Decision, Region]:
-        """The decision for the region that matches best (the whole picture on a tie)."""
+        """The decision for the region that matches best (the whole picture on a tie;
+        ``regions[0]`` must be the whole picture). When the second stage found the
+        reference's geometry in the winner, its box is the reference's outline."""
         decided = [(self.decide(r.evidence), r) for r in regions]
-        return max(decided, key=lambda dr: dr[0].score)
+        decision, region = max(decided, key=lambda dr: dr[0].score)
+        h, w = regions[0].image.shape[:2]
+        return decision, replace(region, box=self._outline_box(decision, region, w, h))
+
+    def _outline_box(self, decision: Decision, region: Region, width: int,
+                     height: int) -> Box | None:
+        """The bounding box of the matched reference's outline in the picture, from the
+        second stage's homography; the region's own box when there is none."""
+        top = decision.candidates[0] if decision.candidates else None
+        query = region.evidence.features
+        if (top is None or query is None or top.inliers is None
+                or top.inliers < self.project.config.rerank.min_inliers):
+            return region.box
+        ref = self.reference_features(top.reference_id)
+        homography = match(query, ref)[1] if ref is not None else None
+        quad = outline(query, ref, homography) if ref is not None and homography is not None \
+            else None
+        if quad is None:
+            return region.box
+        ox, oy = region.box[:2] if region.box is not None else (0, 0)
+        x0, y0 = np.floor(quad.min(axis=0)).astype(int) + (ox, oy)
+        x1, y1 = np.ceil(quad.max(axis=0)).astype(int) + (ox, oy)
+        box = (max(0, int(x0)), max(0, int(y0)), min(width, int(x1)), min(height, int(y1)))
+        return box if box[0] < box[2] and box[1] < box[3] else region.box
 
     def identify_picture(self, image: np.ndarray) -> tuple[Decision, Region]:
         """Find and identify the object in a whole picture."""

@@ -33,9 +33,24 @@ class LocalFeatures:
 
     keypoints: np.ndarray
     descriptors: np.ndarray
+    size: tuple[int, int] | None = None
+    """(width, height) of the image they were found in."""
 
     def __len__(self) -> int:
         return int(self.keypoints.shape[0])
+
+    @property
+    def scale(self) -> float:
+        """Keypoint coordinates per pixel of the image (see ``WORK_SIDE``)."""
+        if self.size is None:
+            raise ValueError("features without an image size")
+        return work_scale(*self.size)
+
+
+def work_scale(width: int, height: int) -> float:
+    """How ``extract`` scales an image of this size before finding keypoints."""
+    scale = WORK_SIDE / max(width, height)
+    return scale if abs(scale - 1.0) > 0.05 else 1.0
 
 
 def extract(image: np.ndarray, max_features: int = 500) -> LocalFeatures:
@@ -44,39 +59,45 @@ def extract(image: np.ndarray, max_features: int = 500) -> LocalFeatures:
     h, w = grey.shape
     # Up or down to one working size: ORB ignores a 31-pixel border and needs texture at
     # its patch scale, so a small reference is enlarged rather than left keypoint-poor.
-    scale = WORK_SIDE / max(h, w)
-    if abs(scale - 1.0) > 0.05:
+    scale = work_scale(w, h)
+    if scale != 1.0:
         grey = cv2.resize(grey, (max(1, round(w * scale)), max(1, round(h * scale))),
                           interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     kps, desc = cv2.ORB_create(max_features).detectAndCompute(grey, None)
     if desc is None or not kps:
-        return LocalFeatures(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8))
+        return LocalFeatures(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8), (w, h))
     pts = np.array([k.pt for k in kps], dtype=np.float32)
-    return LocalFeatures(pts, np.asarray(desc, dtype=np.uint8))
+    return LocalFeatures(pts, np.asarray(desc, dtype=np.uint8), (w, h))
 
 
 def count_inliers(query: LocalFeatures, ref: LocalFeatures) -> int:
     """Matches between query and reference that one homography explains (0 if none)."""
+    return match(query, ref)[0]
+
+
+def match(query: LocalFeatures, ref: LocalFeatures) -> tuple[int, np.ndarray | None]:
+    """``count_inliers`` and the homography (query keypoints -> reference keypoints)
+    that explains them, or None."""
     if len(query) < 4 or len(ref) < 4:
-        return 0
+        return 0, None
     pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(query.descriptors, ref.descriptors, k=2)
     good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO * p[1].distance]
     if len(good) < 4:
-        return 0
+        return 0, None
     src = query.keypoints[[m.queryIdx for m in good]].reshape(-1, 1, 2)
     dst = ref.keypoints[[m.trainIdx for m in good]].reshape(-1, 1, 2)
     homography, mask = cv2.findHomography(src, dst, cv2.RANSAC, RANSAC_PX)
     if homography is None or mask is None:
-        return 0
+        return 0, None
     # A homography that folds the image over (negative determinant of its affine part)
     # or collapses it is not a view of a flat thing: no evidence.
     det = float(np.linalg.det(homography[:2, :2]))
     if not (0.02 < abs(det) < 50.0) or det < 0:
-        return 0
+        return 0, None
     # Count each reference keypoint once: many query points piling onto one reference
     # point is the signature of a repetitive texture, not of the same object.
     inlier_refs = {good[i].trainIdx for i in np.flatnonzero(mask.ravel())}
-    return len(inlier_refs)
+    return len(inlier_refs), homography
 
 
 def geometric_bonus(inliers: int, min_inliers: int, saturation: int, weight: float) -> float:
@@ -86,3 +107,28 @@ def geometric_bonus(inliers: int, min_inliers: int, saturation: int, weight: flo
         return 0.0
     span = max(1, saturation - min_inliers)
     return weight * min(1.0, (inliers - min_inliers + 1) / span)
+
+
+def outline(query: LocalFeatures, ref: LocalFeatures, homography: np.ndarray
+            ) -> np.ndarray | None:
+    """The reference's corners in the query image's pixels (4, 2), or None when the
+    homography does not map the reference to a sane convex quadrilateral inside a
+    generous margin around the query."""
+    if query.size is None or ref.size is None:
+        return None
+    rw, rh = ref.size
+    rs = ref.scale
+    corners = np.array([[0, 0], [rw, 0], [rw, rh], [0, rh]], np.float32) * rs
+    try:
+        back = np.linalg.inv(homography)
+    except np.linalg.LinAlgError:
+        return None
+    quad = cv2.perspectiveTransform(corners.reshape(-1, 1, 2), back).reshape(4, 2) / query.scale
+    qw, qh = query.size
+    if not np.isfinite(quad).all() or not cv2.isContourConvex(quad.astype(np.float32)):
+        return None
+    area = cv2.contourArea(quad.astype(np.float32))
+    inside = (quad[:, 0] > -qw) & (quad[:, 0] < 2 * qw) & (quad[:, 1] > -qh) & (quad[:, 1] < 2 * qh)
+    if not inside.all() or area < 0.01 * qw * qh:
+        return None
+    return quad

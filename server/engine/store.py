@@ -213,10 +213,13 @@ class Store:
             pk=("image_id", "kind"),
         )
 
-    def features(self, image_id: int, kind: str) -> tuple[np.ndarray, np.ndarray] | None:
-        """Stored local features of one image, or None."""
+    def features(self, image_id: int, kind: str
+                 ) -> tuple[np.ndarray, np.ndarray, tuple[int, int]] | None:
+        """Stored local features of one image (keypoints, descriptors, and the size of
+        the image they were found in), or None."""
         row = self.db.execute(
-            "select keypoints, descriptors from features where image_id = ? and kind = ?",
+            "select keypoints, descriptors, width, height from features"
+            " where image_id = ? and kind = ?",
             [image_id, kind],
         ).fetchone()
         if row is None:
@@ -224,7 +227,7 @@ class Store:
         kps = np.frombuffer(row[0], dtype=np.float32).reshape(-1, 2)
         desc = np.frombuffer(row[1], dtype=np.uint8).reshape(len(kps), -1) if len(kps) else \
             np.zeros((0, 32), np.uint8)
-        return kps, desc
+        return kps, desc, (int(row[2]), int(row[3]))
 
     def feature_ids(self, kind: str) -> set[int]:
         """Ids of images with stored features of ``kind``."""

@@ -155,3 +155,37 @@ def test_tiny_and_extreme_pictures_are_identified_without_error(indexed, embedde
     if region.box is not None:
         x0, y0, x1, y1 = region.box
         assert 0 <= x0 < x1 <= shape[1] and 0 <= y0 < y1 <= shape[0]
+
+
+def test_the_box_follows_the_reference_outline_when_geometry_is_found(
+        indexed, embedder) -> None:  # type: ignore[no-untyped-def]
+    """Textured things seen at an angle: the second stage's homography maps the
+    reference's corners into the picture, so the box is the thing's, not a grid window."""
+    from server.engine import synth
+    from server.engine.locate import iou
+    from server.engine.verify import BACKGROUNDS_DIR
+
+    background = synth.load_backgrounds([BACKGROUNDS_DIR / "brick.jpg"], (640, 480))[0]
+    folder = indexed.config.references[0].path
+    min_inliers = indexed.config.rerank.min_inliers
+    found = 0
+    ident = Identifier.open(indexed, embedder)
+    try:
+        for name, label in (("pineapple", "Pineapple"), ("grapes", "Grapes"),
+                            ("Brazil", "Brazil")):
+            for seed in range(3):
+                view = synth.camera_view(load_image(folder / f"{name}.png", keep_alpha=True),
+                                         background, np.random.default_rng(seed),
+                                         strength=0.3)
+                decision, region = ident.identify_picture(view.frame)
+                assert decision.label == label
+                if decision.candidates[0].inliers < min_inliers:
+                    continue
+                found += 1
+                (x0, y0), (x1, y1) = view.quad.min(axis=0), view.quad.max(axis=0)
+                truth = (max(0, x0), max(0, y0), min(640, x1), min(480, y1))
+                assert region.box is not None and iou(region.box, truth) >= 0.8, (
+                    name, seed, region.box, truth)
+    finally:
+        ident.close()
+    assert found >= 7

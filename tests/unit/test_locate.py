@@ -102,3 +102,24 @@ def test_embedders_without_a_feature_map_embed_window_crops(embedder) -> None:  
     assert len(wins) == len(vectors) == len(plain.seen) > 4
     h, w = image.shape[:2]
     assert all(ch < h or cw < w for ch, cw in plain.seen)  # crops, not the picture
+
+
+def test_outline_maps_reference_corners_and_refuses_nonsense() -> None:
+    from server.engine.localfeatures import LocalFeatures, outline, work_scale
+
+    empty = (np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8))
+    query = LocalFeatures(*empty, size=(640, 480))
+    ref = LocalFeatures(*empty, size=(200, 100))
+    # Query keypoints -> reference keypoints: the reference sits at (100, 50) in the
+    # query, at its own size, in pixels.
+    qs, rs = work_scale(640, 480), work_scale(200, 100)
+    to_pixels = np.diag([1 / qs, 1 / qs, 1.0])
+    shift = np.array([[1, 0, -100], [0, 1, -50], [0, 0, 1]], float)
+    homography = np.diag([rs, rs, 1.0]) @ shift @ to_pixels
+    quad = outline(query, ref, homography)
+    assert quad is not None
+    np.testing.assert_allclose(quad, [[100, 50], [300, 50], [300, 150], [100, 150]], atol=1e-3)
+    tiny = np.diag([1000.0, 1000.0, 1.0]) @ homography  # the reference shrinks to a dot
+    assert outline(query, ref, tiny) is None
+    away = np.array([[1, 0, 5000], [0, 1, 0], [0, 0, 1]], float) @ homography  # far outside
+    assert outline(query, ref, away) is None

@@ -191,6 +191,7 @@ def test_features_round_trip(store: Store) -> None:
     assert got is not None
     np.testing.assert_array_equal(got[0], kps)
     np.testing.assert_array_equal(got[1], desc)
+    assert got[2] == (64, 48)
     assert store.features(a, "akaze") is None
     assert store.feature_ids("orb") == {a}
     assert store.feature_ids("akaze") == set()

@@ -44,6 +44,13 @@ VIEW_BACKGROUNDS = 8
 never grades the index on the backgrounds it was built with."""
 
 
+REFERENCE_MIN_SIDE = 512
+"""Large JPEG references are decoded at a reduced scale, keeping at least this many
+pixels on the shorter side: more than the views (objects at most 80 % of a 480-px frame),
+the model (224) and the local features (``WORK_SIDE``) use, at a fraction of the cost of
+decoding a camera photo in full."""
+
+
 def view_backgrounds() -> list[np.ndarray]:
     """The fixed, seeded backgrounds for reference views."""
     rng = np.random.default_rng(20261122)
@@ -222,7 +229,8 @@ def build_index(project: Project, embedder: Embedder,
                     return _Prepared(ref, digest, error=DELETED)
                 if is_current(existing.get(str(ref.path)), digest):
                     return _Prepared(ref, digest)
-                image = decode_image(data, ref.path.name, keep_alpha=True)
+                image = decode_image(data, ref.path.name, keep_alpha=True,
+                                     min_side=REFERENCE_MIN_SIDE)
             except ImageRejected as exc:
                 return _Prepared(ref, "", error=exc.message)
             vector, feats = embed_reference(project, embedder, image, digest, backgrounds)

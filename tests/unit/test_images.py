@@ -218,3 +218,24 @@ def test_palette_gif_with_transparency_is_flattened_on_white() -> None:
 def test_content_hash_is_stable_and_content_sensitive() -> None:
     assert images.content_hash(b"abc") == images.content_hash(b"abc")
     assert images.content_hash(b"abc") != images.content_hash(b"abd")
+
+
+@pytest.mark.parametrize(("min_side", "expected"),
+                         [(None, (1200, 1600)), (512, (600, 800)), (300, (300, 400)),
+                          (100, (150, 200)), (1000, (1200, 1600))])
+def test_large_jpegs_decode_at_a_reduced_scale_never_below_min_side(
+        min_side: int | None, expected: tuple[int, int]) -> None:
+    photo = np.asarray(Image.fromarray(data.astronaut()).resize((1600, 1200)))
+    buf = io.BytesIO()
+    Image.fromarray(photo).save(buf, format="JPEG", quality=90)
+    got = decode_image(buf.getvalue(), min_side=min_side)
+    assert got.shape == (*expected, 3)
+    # The same picture, only smaller: close to the full decode scaled down.
+    full = np.asarray(Image.fromarray(photo).resize(expected[::-1], Image.Resampling.BOX))
+    assert np.abs(got.astype(int) - full.astype(int)).mean() < 8
+
+
+def test_min_side_leaves_other_formats_whole() -> None:
+    buf = io.BytesIO()
+    Image.fromarray(data.astronaut()).save(buf, format="PNG")
+    assert decode_image(buf.getvalue(), min_side=64).shape == (512, 512, 3)

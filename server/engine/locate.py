@@ -31,8 +31,10 @@ SCALES = (0.35, 0.5, 0.65, 0.8)
 """Window sides as fractions of the picture's shorter side (plus the whole picture)."""
 STEP = 1 / 3
 """Windows overlap: each step moves a third of the window's side."""
-COARSE_SCALES = (0.5, 0.75)
-"""Window sides for embedders that must embed each window as a crop."""
+COARSE_SCALES = (0.6,)
+COARSE_STEP = 1 / 2
+"""Windows for embedders that must embed each window as a crop: one scale, half-window
+steps (12 crops of a 4:3 picture, embedded as one batch)."""
 GROW = 0.1
 """A chosen window is grown by this share of its side on each side before it is cut
 out: a window snaps to a coarse grid, and a crop that clips the object loses more than
@@ -42,7 +44,7 @@ DISTINCT_IOU = 0.5
 
 
 def windows(width: int, height: int, grid: tuple[int, int] | None = None,
-            scales: Sequence[float] = SCALES) -> list[Window]:
+            scales: Sequence[float] = SCALES, step: float = STEP) -> list[Window]:
     """Square windows at several scales, as fractions of the picture.
 
     With ``grid`` (columns, rows of a feature map), windows are whole cells of it;
@@ -54,17 +56,17 @@ def windows(width: int, height: int, grid: tuple[int, int] | None = None,
         side_px = min(width, height) * scale
         w_cells = max(1, min(cols, round(side_px * cols / width)))
         h_cells = max(1, min(rows, round(side_px * rows / height)))
-        for y in _starts(rows, h_cells):
-            for x in _starts(cols, w_cells):
+        for y in _starts(rows, h_cells, step):
+            for x in _starts(cols, w_cells, step):
                 out.add((x / cols, y / rows, (x + w_cells) / cols, (y + h_cells) / rows))
     out.discard((0.0, 0.0, 1.0, 1.0))  # the whole picture is always identified anyway
     return sorted(out)
 
 
-def _starts(total: int, side: int) -> list[int]:
+def _starts(total: int, side: int, step: float) -> list[int]:
     if side >= total:
         return [0]
-    n = int(np.ceil((total - side) / max(1.0, side * STEP))) + 1
+    n = int(np.ceil((total - side) / max(1.0, side * step))) + 1
     return sorted({int(v) for v in np.linspace(0, total - side, n).round()})
 
 
@@ -90,7 +92,7 @@ def window_vectors(embedder: Embedder, image: np.ndarray) -> tuple[list[Window],
     regional = getattr(embedder, "region_vectors", None)
     if regional is not None:
         return regional(image, lambda cols, rows: windows(w, h, (cols, rows)))
-    wins = windows(w, h, scales=COARSE_SCALES)
+    wins = windows(w, h, scales=COARSE_SCALES, step=COARSE_STEP)
     crops = [image[b[1]:b[3], b[0]:b[2]] for b in (to_box(win, w, h, 0.0) for win in wins)]
     return wins, embed_images(embedder, crops)
 

@@ -31,6 +31,9 @@ class Candidate:
     """Global-embedding cosine similarity of that reference."""
     inliers: int | None = None
     """Homography inliers from the second stage; None when it did not run."""
+    homography: np.ndarray | None = field(default=None, compare=False, repr=False)
+    """The second stage's homography (query keypoints -> reference keypoints) behind
+    ``inliers``, when it found one; not part of the public shape."""
 
     def to_json(self) -> dict[str, Any]:
         """The public shape: label and score (plus evidence)."""
@@ -165,6 +168,7 @@ def decide(candidates: Sequence[Candidate], thresholds: Thresholds,
     )
 
 
-def with_scores(c: Candidate, score: float, inliers: int | None) -> Candidate:
+def with_scores(c: Candidate, score: float, inliers: int | None,
+                homography: np.ndarray | None = None) -> Candidate:
     """A copy of a candidate with a new score and second-stage evidence."""
-    return replace(c, score=score, inliers=inliers)
+    return replace(c, score=score, inliers=inliers, homography=homography)

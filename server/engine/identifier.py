@@ -22,8 +22,8 @@ from .errors import NotIndexedError
 from .indexer import open_or_none
 from .localfeatures import (
     FEATURE_KIND,
+    Geometry,
     LocalFeatures,
-    count_inliers,
     extract,
     geometric_bonus,
     match,
@@ -160,13 +160,11 @@ class Identifier:
         second stage's homography; the region's own box when there is none."""
         top = decision.candidates[0] if decision.candidates else None
         query = region.evidence.features
-        if (top is None or query is None or top.inliers is None
-                or top.inliers < self.project.config.rerank.min_inliers):
+        if (top is None or query is None or top.homography is None
+                or top.inliers is None or top.inliers < self.project.config.rerank.min_inliers):
             return region.box
         ref = self.reference_features(top.reference_id)
-        homography = match(query, ref)[1] if ref is not None else None
-        quad = outline(query, ref, homography) if ref is not None and homography is not None \
-            else None
+        quad = outline(query, ref, top.homography) if ref is not None else None
         if quad is None:
             return region.box
         ox, oy = region.box[:2] if region.box is not None else (0, 0)
@@ -180,7 +178,7 @@ class Identifier:
         return self.decide_regions(self.regions(image))
 
     def candidates(self, ev: Evidence, exclude: str | None = None,
-                   inlier_cache: dict[int, int] | None = None) -> list[Candidate]:
+                   inlier_cache: dict[int, Geometry] | None = None) -> list[Candidate]:
         """Per-class ranking of one query, re-ranked by the second stage.
 
         ``exclude`` drops one class before re-ranking, as if it were not indexed (the
@@ -213,7 +211,7 @@ class Identifier:
         return cached
 
     def rerank(self, query: LocalFeatures, ranked: list[Candidate],
-               inlier_cache: dict[int, int] | None = None) -> list[Candidate]:
+               inlier_cache: dict[int, Geometry] | None = None) -> list[Candidate]:
         """Add the geometric bonus to the shortlisted classes and sort again."""
         rr = self.project.config.rerank
         cache = {} if inlier_cache is None else inlier_cache
@@ -221,8 +219,8 @@ class Identifier:
         for i, cand in enumerate(ranked[:rr.shortlist]):
             if cand.reference_id not in cache:
                 ref = self.reference_features(cand.reference_id)
-                cache[cand.reference_id] = count_inliers(query, ref) if ref is not None else 0
-            inliers = cache[cand.reference_id]
+                cache[cand.reference_id] = match(query, ref) if ref is not None else (0, None)
+            inliers, homography = cache[cand.reference_id]
             bonus = geometric_bonus(inliers, rr.min_inliers, rr.saturation, rr.weight)
-            out[i] = with_scores(cand, cand.cosine + bonus, inliers)
+            out[i] = with_scores(cand, cand.cosine + bonus, inliers, homography)
         return sorted(out, key=lambda c: -c.score)

@@ -70,14 +70,13 @@ def extract(image: np.ndarray, max_features: int = 500) -> LocalFeatures:
     return LocalFeatures(pts, np.asarray(desc, dtype=np.uint8), (w, h))
 
 
-def count_inliers(query: LocalFeatures, ref: LocalFeatures) -> int:
-    """Matches between query and reference that one homography explains (0 if none)."""
-    return match(query, ref)[0]
+Geometry = tuple[int, "np.ndarray | None"]
+"""Homography inliers and the homography (query keypoints -> reference keypoints)."""
 
 
-def match(query: LocalFeatures, ref: LocalFeatures) -> tuple[int, np.ndarray | None]:
-    """``count_inliers`` and the homography (query keypoints -> reference keypoints)
-    that explains them, or None."""
+def match(query: LocalFeatures, ref: LocalFeatures) -> Geometry:
+    """Matches between query and reference that one homography explains (0 if none),
+    and that homography (None without one)."""
     if len(query) < 4 or len(ref) < 4:
         return 0, None
     pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(query.descriptors, ref.descriptors, k=2)

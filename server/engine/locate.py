@@ -78,7 +78,8 @@ def to_box(window: Window, width: int, height: int, grow: float = GROW) -> Box:
             min(width, int(round((x1 + gx) * width))), min(height, int(round((y1 + gy) * height))))
 
 
-def iou(a: Window, b: Window) -> float:
+def iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes or windows."""
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     inter = ix * iy

@@ -69,30 +69,24 @@ def match_files(project: Project, embedder: Embedder, paths: Sequence[Path],
         NotIndexedError, IndexMismatchError: before any file is read.
     """
     ident = Identifier.open(project, embedder)
-    batch_size = project.config.model.batch_size
 
-    def finish(chunk: list[_Loaded]) -> Iterator[FileResult]:
-        for item in chunk:  # input order, errors included
-            if item.image is None:
-                yield FileResult(item.path, error=item.error)
-                continue
-            decision, region = ident.identify_picture(item.image)
-            if record:
-                ident.store.record_observation(
-                    path=str(item.path.resolve()), content_hash=item.digest,
-                    width=item.image.shape[1], height=item.image.shape[0],
-                    model_id=embedder.spec.model_id, embedding=region.evidence.vector,
-                    result=decision.to_json(bbox=region.box))
-            yield FileResult(item.path, [decision], boxes=[region.box])
+    def finish(item: _Loaded) -> FileResult:
+        if item.image is None:
+            return FileResult(item.path, error=item.error)
+        regions = ident.regions(item.image)
+        decision, region = ident.decide_regions(regions)
+        if record:
+            # The observation is the whole file: its vector, the located box in the result.
+            ident.store.record_observation(
+                path=str(item.path.resolve()), content_hash=item.digest,
+                width=item.image.shape[1], height=item.image.shape[0],
+                model_id=embedder.spec.model_id, embedding=regions[0].evidence.vector,
+                result=decision.to_json(bbox=region.box))
+        return FileResult(item.path, [decision], boxes=[region.box])
 
     try:
         with ThreadPoolExecutor(DECODE_WORKERS, thread_name_prefix="decode") as pool:
-            chunk: list[_Loaded] = []
-            for item in bounded_map(pool, _load, paths, window=2 * batch_size):
-                chunk.append(item)
-                if len(chunk) >= batch_size:
-                    yield from finish(chunk)
-                    chunk = []
-            yield from finish(chunk)
+            for item in bounded_map(pool, _load, paths, window=2 * DECODE_WORKERS):
+                yield finish(item)  # input order, errors included
     finally:
         ident.close()

@@ -87,10 +87,9 @@ class LiveStats:
 
 @dataclass(frozen=True)
 class Prepared:
-    """A decoded picture and the evidence of the regions that may hold the object (the
-    whole picture first), ready for the decision."""
+    """A decoded picture as the regions that may hold the object, each with its
+    evidence (the whole picture first), ready for the decision."""
 
-    image: np.ndarray
     regions: list[Region]
 
 
@@ -184,7 +183,7 @@ class Service:
         if isinstance(image, bytes):
             image = decode_image(image, name)
         image = flatten_alpha(image)
-        return Prepared(image, self.ident.regions(image))
+        return Prepared(self.ident.regions(image))
 
     def identify_prepared(self, prepared: Prepared, *, source: str, live: bool = False,
                           record: bool = True) -> list[ObjectResult]:

@@ -127,14 +127,17 @@ class VectorIndex:
         return cls(index, meta, path)
 
     def __len__(self) -> int:
-        return len(self._index)
+        with self._lock:
+            return len(self._index)
 
     def __contains__(self, key: int) -> bool:
-        return bool(self._index.contains(int(key)))
+        with self._lock:
+            return bool(self._index.contains(int(key)))
 
     def keys(self) -> set[int]:
         """Every key in the index."""
-        return {int(k) for k in np.asarray(self._index.keys, dtype=np.uint64)}
+        with self._lock:
+            return {int(k) for k in np.asarray(self._index.keys, dtype=np.uint64)}
 
     def add(self, keys: Sequence[int], vectors: np.ndarray) -> None:
         """Add vectors under ``keys`` (existing keys are replaced)."""
@@ -198,4 +201,5 @@ class VectorIndex:
     @property
     def memory_bytes(self) -> int:
         """Bytes USearch reports for the in-memory index."""
-        return int(self._index.memory_usage)
+        with self._lock:
+            return int(self._index.memory_usage)

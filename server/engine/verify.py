@@ -32,6 +32,7 @@ from .embedders import Embedder
 from .errors import ImageRejected, NoReferencesError
 from .identifier import Identifier
 from .images import IMAGE_SUFFIXES, load_image
+from .localfeatures import Geometry
 
 BACKGROUNDS_DIR = Path(__file__).parent / "assets" / "backgrounds"
 """Background photos shipped with identify (see the README there for their licences)."""
@@ -190,7 +191,7 @@ def run_verify(project: Project, embedder: Embedder, *, queries_per_reference: i
                 view = synth.camera_view(image, bg, rng, strength=vcfg.strength)
                 crops.append(synth.crop_object(view, rng))
             for ev in ident.evidence(crops):
-                cache: dict[int, int] = {}
+                cache: dict[int, Geometry] = {}
                 known = ident.candidates(ev, inlier_cache=cache)
                 hidden = ident.candidates(ev, exclude=ref.label, inlier_cache=cache)
                 outcomes.append(_outcome(ref.label, known, hidden))

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from server.engine.embedders import create_embedder, embed_images
 from server.engine.identifier import Identifier, Region
 from server.engine.images import flatten_alpha, load_image
 from server.engine.indexer import build_index
+from server.engine.locate import iou
 from server.engine.verify import run_verify
 from tests.benchmarks.dataset import DatasetConfig, build_dataset, find_flags_dir
 
@@ -47,14 +47,6 @@ def auroc(pos: np.ndarray, neg: np.ndarray) -> float:
         return float("nan")
     diff = pos[:, None] - neg[None, :]
     return float(((diff > 0).sum() + 0.5 * (diff == 0).sum()) / diff.size)
-
-
-def iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """Intersection over union of two (x0, y0, x1, y1) boxes."""
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
-    return ix * iy / union if union > 0 else 0.0
 
 
 def metrics(labels: list[str | None], top1: list[str | None], scores: list[float],

@@ -16,10 +16,10 @@ import numpy as np
 
 from ..errors import ModelUnavailableError
 from .base import ModelSpec, l2_normalise
+from .torch_common import pick_device, resize_normalise, resized_normalised
 
 if TYPE_CHECKING:
     from ..locate import Window
-from .torch_common import pick_device, resize_normalise, resized_normalised
 
 INPUT_SIZE = 224
 MEAN = (0.485, 0.456, 0.406)

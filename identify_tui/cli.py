@@ -128,12 +128,12 @@ def index(project: str) -> None:
       identify index --project projects/demo.yaml
     """
     from server.engine.config import load_project
-    from server.engine.embedders import create_embedder
+    from server.engine.embedders import project_embedder
     from server.engine.indexer import build_index, describe_skipped
     from server.engine.references import scan_references
 
     proj = load_project(project)
-    embedder = create_embedder(proj.config.model)
+    embedder = project_embedder(proj.config)
     files, _ = scan_references(proj.config)
     with writer_lock(proj, "identify index"), progress_bar(len(files), "embedding") as update:
         s = build_index(proj, embedder, progress=update)
@@ -169,11 +169,11 @@ def match(project: str, as_json: bool, no_record: bool, images: tuple[Path, ...]
       identify match --project projects/demo.yaml --json photo1.jpg photo2.jpg
     """
     from server.engine.config import load_project
-    from server.engine.embedders import create_embedder
+    from server.engine.embedders import project_embedder
     from server.engine.matching import match_files
 
     proj = load_project(project)
-    embedder = create_embedder(proj.config.model)
+    embedder = project_embedder(proj.config)
     failures = 0
     lock = writer_lock(proj, "identify match") if not no_record else contextlib.nullcontext()
     with lock:
@@ -218,11 +218,11 @@ def verify(project: str, as_json: bool, min_accuracy: float, queries: int | None
       identify verify --project projects/demo.yaml --min-accuracy 0.9
     """
     from server.engine.config import load_project
-    from server.engine.embedders import create_embedder
+    from server.engine.embedders import project_embedder
     from server.engine.verify import format_report, run_verify
 
     proj = load_project(project)
-    embedder = create_embedder(proj.config.model)
+    embedder = project_embedder(proj.config)
     with writer_lock(proj, "identify verify"):
         report = run_verify(proj, embedder, queries_per_reference=queries,
                             write=not no_write)
@@ -232,6 +232,72 @@ def verify(project: str, as_json: bool, min_accuracy: float, queries: int | None
             f"identify: predicted open-set accuracy {report.predicted_open_set_accuracy:.3f} "
             f"is below --min-accuracy {min_accuracy:.3f}", err=True)
         sys.exit(EXIT_UNFIT)
+
+
+@main.command()
+@project_option
+@click.option("--json", "as_json", is_flag=True, help="Print the training report as JSON.")
+@user_errors
+def train(project: str, as_json: bool) -> None:
+    """Fit a projection head to the project's references, then re-index and re-verify.
+
+    The head is trained on synthetic camera views of every reference; a quarter of the
+    views is held out, and the head is adopted only if it identifies them at least as
+    well as the plain model. Delete the project's `projection:` block to go back.
+
+    \b
+    Example:
+      identify train --project projects/demo.yaml
+    """
+    from server.engine.config import load_project
+    from server.engine.embedders import create_embedder, project_embedder
+    from server.engine.indexer import build_index
+    from server.engine.training import train_projection
+    from server.engine.verify import run_verify
+
+    proj = load_project(project)
+    with writer_lock(proj, "identify train"):
+        with progress_bar(len(_references(proj)), "rendering views") as update:
+            report = train_projection(proj, create_embedder(proj.config.model), update)
+        if report.adopted:
+            proj = load_project(project)
+            embedder = project_embedder(proj.config)
+            with progress_bar(len(_references(proj)), "re-indexing") as update:
+                summary = build_index(proj, embedder, progress=update)
+            checked = run_verify(proj, embedder)
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        click.echo(
+            f"trained on {report.references} references ({report.classes} classes): "
+            f"{report.train_views} views, {report.validation_views} held out, "
+            f"{report.seconds:.1f}s\nheld-out top-1: plain {report.validation_top1_plain:.3f}"
+            f", with the head {report.validation_top1:.3f}")
+        for note in report.notes:
+            click.echo(f"  {note}")
+    if not report.adopted:
+        click.echo("kept the plain model: the head did worse on the held-out views",
+                   err=as_json)
+        return
+    click.echo(
+        f"adopted {report.head_id} ({report.head_file}); re-indexed {summary.index_size} "
+        f"references; recalibrated: threshold {checked.threshold}, margin "
+        f"{checked.margin_threshold}, predicted open-set accuracy "
+        f"{checked.predicted_open_set_accuracy:.3f}", err=as_json)
+    for note in checked.notes:
+        click.echo(f"  {note}", err=as_json)
+
+
+def _references(project: Any) -> list[Any]:
+    from server.engine.store import Store
+
+    if not project.db_path.exists():
+        return []
+    store = Store(project.db_path)
+    try:
+        return store.active_references()
+    finally:
+        store.close()
 
 
 @main.command()

@@ -8,12 +8,13 @@ file, the line and the key.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 
@@ -139,6 +140,52 @@ class LocateConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.candidates <= 16:
             raise ValueError("locate.candidates must be between 0 and 16")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How ``identify train`` fits a projection head on the frozen embedder."""
+
+    views: int = 16
+    """Synthetic camera views rendered of each reference to train on (one forward pass
+    each); a quarter of them (at least one) is held out to validate the head."""
+    strength: float = 1.0
+    """Harshness of those views (0 clean, 1 typical, 1.5 harsh)."""
+    steps: int = 1000
+    """Optimiser steps, each on 16 classes x 4 views (the seed's SupCon batch)."""
+    hidden: int = 512
+    """Width of the head's hidden layer."""
+    dim: int = 256
+    """Dimension of the head's output: the vectors the index then holds."""
+    temperature: float = 0.1
+    """SupCon temperature."""
+    seed: int = 0
+    """Random seed: the same references and seed give the same head."""
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.views <= 256:
+            raise ValueError("train.views must be between 2 and 256")
+        if self.steps < 1 or self.hidden < 1 or self.dim < 2:
+            raise ValueError("train.steps and train.hidden must be at least 1, train.dim 2")
+        if self.temperature <= 0:
+            raise ValueError("train.temperature must be positive")
+
+
+@dataclass(frozen=True)
+class Projection:
+    """The projection head in use; written by ``identify train``. Delete the block (then
+    run ``identify index``) to go back to the plain embedding."""
+
+    file: Path
+    """The head's weights; relative to the project file."""
+    id: str
+    """Content id of the head, recorded in the index's metadata."""
+    trained_at: str = ""
+    """ISO time of training."""
+    validation_top1: float | None = None
+    """Top-1 on held-out synthetic views with the head."""
+    validation_top1_plain: float | None = None
+    """Top-1 on the same views with the plain embedding."""
 
 
 @dataclass(frozen=True)
@@ -298,6 +345,10 @@ class ProjectConfig:
     """The review queue's quality gate and live-video tracking."""
     server: ServerConfig = field(default_factory=ServerConfig)
     """``identify serve`` defaults."""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    """``identify train`` settings."""
+    projection: Projection | None = None
+    """Written by ``identify train``: the projection head applied after the model."""
     calibration: Calibration | None = None
     """Written by ``identify verify``; do not edit by hand unless you mean it."""
 
@@ -407,20 +458,36 @@ def load_project(project: str | Path, cwd: Path | None = None) -> Project:
             cfg.verify,
             backgrounds=absolute(cfg.verify.backgrounds) if cfg.verify.backgrounds else None,
         ),
+        projection=(dataclasses.replace(cfg.projection, file=absolute(cfg.projection.file))
+                    if cfg.projection else None),
     )
     data_dir = absolute(cfg.data_dir) if cfg.data_dir else default_data_dir(file, name)
     return Project(file=file, name=name, data_dir=data_dir, config=cfg)
 
 
 def write_calibration(file: Path, calibration: Calibration) -> None:
-    """Replace (or append) the top-level ``calibration:`` block of a project file.
+    """Replace (or append) the top-level ``calibration:`` block of a project file."""
+    write_block(file, "calibration", dataclasses.asdict(calibration), "identify verify")
+
+
+def write_projection(file: Path, projection: Projection) -> None:
+    """Replace (or append) the top-level ``projection:`` block of a project file; the
+    head's path is written relative to the file's folder, so the two can move together."""
+    payload = dataclasses.asdict(projection)
+    payload["file"] = os.path.relpath(projection.file.resolve(), file.resolve().parent)
+    write_block(file, "projection", payload, "identify train")
+
+
+def write_block(file: Path, key: str, payload: dict[str, Any], writer: str) -> None:
+    """Replace (or append) one top-level block of a project file.
 
     Only that block is rewritten, so the user's comments and layout elsewhere survive.
-    The write is atomic (temporary file, then rename).
+    The write is atomic (temporary file, then rename), and a file that would not load
+    is never written.
     """
     text = file.read_text(encoding="utf-8")
     lines = text.splitlines(keepends=True)
-    start = next((i for i, ln in enumerate(lines) if re.match(r"^calibration\s*:", ln)), None)
+    start = next((i for i, ln in enumerate(lines) if re.match(rf"^{key}\s*:", ln)), None)
     if start is not None:
         end = start + 1
         while end < len(lines) and (lines[end][:1] in (" ", "\t", "\n", "#")
@@ -434,8 +501,8 @@ def write_calibration(file: Path, calibration: Calibration) -> None:
         start = len(lines)
         if lines and not lines[-1].endswith("\n"):
             lines[-1] += "\n"
-    payload = {k: v for k, v in dataclasses.asdict(calibration).items() if v not in (None, "")}
-    block = "calibration:  # written by `identify verify`\n" + "".join(
+    payload = {k: v for k, v in payload.items() if v not in (None, "")}
+    block = f"{key}:  # written by `{writer}`\n" + "".join(
         "  " + ln + "\n" for ln in yaml.safe_dump(payload, sort_keys=False).splitlines()
     )
     lines.insert(start, block)

@@ -95,7 +95,7 @@ def resolve_thresholds(cfg: ProjectConfig, spec: ModelSpec) -> Thresholds:
     """Explicit taxonomy/class values > verify's calibration (for this model) > the
     model's own uncalibrated default."""
     cal = cfg.calibration
-    calibrated = cal is not None and cal.model == spec.model_id
+    calibrated = cal is not None and cal.model == spec.space_id
     default = (cal.threshold, cal.margin) if calibrated and cal else (
         spec.default_threshold, spec.default_margin)
     by_tax: dict[str, tuple[float, float]] = {}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -32,6 +32,9 @@ from .localfeatures import (
 from .locate import Box, shortlist, to_box, window_vectors
 from .store import Store
 from .vector_index import VectorIndex
+
+Search = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
+"""(queries (n, dim), k) -> (keys (n, k), similarities (n, k)), like ``VectorIndex.search``."""
 
 
 @dataclass(frozen=True)
@@ -114,9 +117,12 @@ class Identifier:
         """Labels of every indexed class."""
         return sorted(set(self.labels.values()))
 
-    def evidence(self, images: Sequence[np.ndarray]) -> list[Evidence]:
-        """Embed images in one batch and extract their local features."""
-        vecs = self.embedder.embed_batch(np.stack([self.embedder.preprocess(im) for im in images]))
+    def evidence(self, images: Sequence[np.ndarray],
+                 vectors: np.ndarray | None = None) -> list[Evidence]:
+        """Embed images in one batch (unless their ``vectors`` are given) and extract
+        their local features."""
+        vecs = vectors if vectors is not None else self.embedder.embed_batch(
+            np.stack([self.embedder.preprocess(im) for im in images]))
         rr = self.project.config.rerank
         feats = [extract(im, rr.max_features) if rr.enabled else None for im in images]
         return [Evidence(v, f) for v, f in zip(vecs, feats, strict=True)]
@@ -178,16 +184,18 @@ class Identifier:
         return self.decide_regions(self.regions(image))
 
     def candidates(self, ev: Evidence, exclude: str | None = None,
-                   inlier_cache: dict[int, Geometry] | None = None) -> list[Candidate]:
+                   inlier_cache: dict[int, Geometry] | None = None,
+                   search: Search | None = None) -> list[Candidate]:
         """Per-class ranking of one query, re-ranked by the second stage.
 
         ``exclude`` drops one class before re-ranking, as if it were not indexed (the
         leave-class-out pass of ``identify verify``). ``inlier_cache`` (reference id ->
-        inliers) lets two rankings of the same query share second-stage work.
+        inliers) lets two rankings of the same query share second-stage work. ``search``
+        replaces the index (verify searches the references as a fold head maps them).
         """
         k = self.project.config.index.top_k + (self.project.config.rerank.shortlist
                                                if exclude else 0)
-        keys, sims = self.index.search(ev.vector[None, :], k)
+        keys, sims = (search or self.index.search)(ev.vector[None, :], k)
         ranked = aggregate(keys[0], sims[0], self.labels)
         if exclude is not None:
             ranked = [c for c in ranked if c.label != exclude]

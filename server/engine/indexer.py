@@ -118,8 +118,9 @@ def hnsw_params(project: Project) -> HnswParams:
 
 
 def reference_vector_id(project: Project, embedder: Embedder) -> str:
-    """Key of stored reference vectors: the model and the number of views averaged in."""
-    return f"{embedder.spec.model_id}#views={project.config.index.views}"
+    """Key of stored reference vectors: the vector space (model and projection head) and
+    the number of views averaged in."""
+    return f"{embedder.spec.space_id}#views={project.config.index.views}"
 
 
 def open_or_none(project: Project, embedder: Embedder) -> VectorIndex | None:

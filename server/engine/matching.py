@@ -80,7 +80,7 @@ def match_files(project: Project, embedder: Embedder, paths: Sequence[Path],
             ident.store.record_observation(
                 path=str(item.path.resolve()), content_hash=item.digest,
                 width=item.image.shape[1], height=item.image.shape[0],
-                model_id=embedder.spec.model_id, embedding=regions[0].evidence.vector,
+                model_id=embedder.spec.space_id, embedding=regions[0].evidence.vector,
                 result=decision.to_json(bbox=region.box))
         return FileResult(item.path, [decision], boxes=[region.box])
 

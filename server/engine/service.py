@@ -36,7 +36,13 @@ from .images import (
     flatten_alpha,
     read_image_bytes,
 )
-from .indexer import LIVE_SOURCES, embed_reference, sync_index, view_backgrounds
+from .indexer import (
+    LIVE_SOURCES,
+    embed_reference,
+    reference_vector_id,
+    sync_index,
+    view_backgrounds,
+)
 from .localfeatures import FEATURE_KIND
 from .naming import label_from_name
 from .quality import gate
@@ -272,7 +278,7 @@ class Service:
             if queue else None
         recorded = self.store.record(
             path=path, content_hash=digest, width=crop.shape[1], height=crop.shape[0],
-            model_id=self.embedder.spec.model_id, embedding=ev.vector,
+            model_id=self.embedder.spec.space_id, embedding=ev.vector,
             result=decision.to_json(bbox=bbox), kind="crop", queue=entry)
         if recorded.review_id is not None:
             self.stats.queued += 1
@@ -462,7 +468,7 @@ class Service:
 
     @property
     def _vector_id(self) -> str:
-        return f"{self.embedder.spec.model_id}#views={self.project.config.index.views}"
+        return reference_vector_id(self.project, self.embedder)
 
     # --- review ---------------------------------------------------------------------
 
@@ -651,6 +657,7 @@ class Service:
         return {
             "project": self.project.name,
             "model": self.embedder.spec.model_id,
+            "projection": self.embedder.spec.projection,
             "index_size": len(self.ident.index),
             "classes": len(set(self.ident.labels.values())),
             "thresholds": self.thresholds()["default"],

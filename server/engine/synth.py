@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import NormalDist
@@ -115,6 +115,19 @@ def crop_object(
     cx2 = int(np.clip(x2 + right, cx1 + 1, frame_w))
     cy2 = int(np.clip(y2 + bottom, cy1 + 1, frame_h))
     return view.frame[cy1:cy2, cx1:cx2].copy()
+
+
+def camera_crops(image: np.ndarray, backgrounds: Sequence[np.ndarray],
+                 rng: np.random.Generator, count: int, *, size: Size = (640, 480),
+                 strength: float = 1.0) -> list[np.ndarray]:
+    """``count`` detector-like crops of ``image`` photographed in front of backgrounds
+    drawn at random from ``backgrounds`` (see ``camera_view`` and ``crop_object``)."""
+    crops = []
+    for _ in range(count):
+        bg = backgrounds[int(rng.integers(len(backgrounds)))]
+        view = camera_view(image, bg, rng, size=size, strength=strength)
+        crops.append(crop_object(view, rng))
+    return crops
 
 
 def load_backgrounds(

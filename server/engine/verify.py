@@ -18,7 +18,7 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,9 +30,11 @@ from .config import Calibration, Project, write_calibration
 from .decision import Candidate
 from .embedders import Embedder
 from .errors import ImageRejected, NoReferencesError
-from .identifier import Identifier
-from .images import IMAGE_SUFFIXES, load_image
+from .identifier import Evidence, Identifier, Search
+from .images import IMAGE_SUFFIXES, flatten_alpha, load_image
+from .indexer import reference_vector_id
 from .localfeatures import Geometry
+from .store import ReferenceRow
 
 BACKGROUNDS_DIR = Path(__file__).parent / "assets" / "backgrounds"
 """Background photos shipped with identify (see the README there for their licences)."""
@@ -153,6 +155,68 @@ def _outcome(label: str, known: list[Candidate], unknown: list[Candidate]) -> Qu
     )
 
 
+class BlindHeads:
+    """The unknown pass for a project with a projection head: each hidden class is asked
+    through the fold head that never saw it, against the references as that fold head
+    maps them (their stored plain-model vectors; brute force, the set is small)."""
+
+    def __init__(self, ident: Identifier, embedder: Any, searches: list[Search]) -> None:
+        self.ident = ident
+        self.embedder = embedder
+        self.head = embedder.head
+        self.searches = searches
+
+    @classmethod
+    def build(cls, project: Project, embedder: Embedder, ident: Identifier,
+              refs: Sequence[ReferenceRow], notes: list[str]) -> BlindHeads | None:
+        """None without a head or without fold heads (then notes why)."""
+        head = getattr(embedder, "head", None)
+        if head is None:
+            return None
+        if not head.folds:
+            notes.append("the projection head has no fold heads (too few classes): the "
+                         "unknown pass flatters it; expect more unknowns accepted live")
+            return None
+        base = embedder.base  # type: ignore[attr-defined]
+        stored = ident.store.embeddings([r.id for r in refs],
+                                        reference_vector_id(project, base))
+        for ref in refs:
+            if ref.id not in stored:  # added after training: embed its plain image
+                try:
+                    image = flatten_alpha(load_image(Path(ref.path), keep_alpha=True))
+                except ImageRejected:
+                    continue
+                stored[ref.id] = base.embed_batch(base.preprocess(image)[None])[0]
+        keys = np.array(sorted(stored), dtype=np.int64)
+        plain = np.stack([stored[int(k)] for k in keys])
+        searches = [_brute_force(keys, head.project(plain, module)) for module, _ in head.folds]
+        notes.append(f"unknown pass through {len(searches)} fold heads, each blind to the "
+                     "classes it hides")
+        return cls(ident, embedder, searches)
+
+    def fold_for(self, label: str) -> int | None:
+        """See ``Head.fold_for``."""
+        return self.head.fold_for(label)
+
+    def evidence(self, crops: Sequence[np.ndarray], fold: int
+                 ) -> tuple[list[Evidence], list[Evidence]]:
+        """Each crop's evidence through the head, and through fold head ``fold``."""
+        base = self.embedder.base
+        plain = base.embed_batch(np.stack([base.preprocess(c) for c in crops]))
+        known = self.ident.evidence(crops, self.head.project(plain))
+        blind = self.head.project(plain, self.head.folds[fold][0])
+        return known, [replace(ev, vector=v) for ev, v in zip(known, blind, strict=True)]
+
+
+def _brute_force(keys: np.ndarray, matrix: np.ndarray) -> Search:
+    def search(queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        sims = np.atleast_2d(queries) @ matrix.T
+        order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+        return keys[order], np.take_along_axis(sims, order, axis=1)
+
+    return search
+
+
 def run_verify(project: Project, embedder: Embedder, *, queries_per_reference: int | None = None,
                write: bool = True) -> VerifyReport:
     """Run the self-test and (unless ``write`` is False) calibrate the project.
@@ -173,6 +237,7 @@ def run_verify(project: Project, embedder: Embedder, *, queries_per_reference: i
         backgrounds, bg_note = _background_pool(project, rng)
         outcomes: list[QueryOutcome] = []
         notes: list[str] = []
+        blind = BlindHeads.build(project, embedder, ident, refs, notes)
         tested = refs
         if len(refs) > vcfg.max_references:
             pick = np.sort(rng.choice(len(refs), vcfg.max_references, replace=False))
@@ -185,15 +250,20 @@ def run_verify(project: Project, embedder: Embedder, *, queries_per_reference: i
             except ImageRejected as exc:
                 notes.append(f"skipped {ref.path}: {exc.message} (run identify index)")
                 continue
-            crops = []
-            for _ in range(n_queries):
-                bg = backgrounds[int(rng.integers(len(backgrounds)))]
-                view = synth.camera_view(image, bg, rng, strength=vcfg.strength)
-                crops.append(synth.crop_object(view, rng))
-            for ev in ident.evidence(crops):
+            crops = synth.camera_crops(image, backgrounds, rng, n_queries,
+                                       strength=vcfg.strength)
+            fold = blind.fold_for(ref.label) if blind else None
+            if blind and fold is not None:
+                known_evs, hidden_evs = blind.evidence(crops, fold)
+                search: Search | None = blind.searches[fold]
+            else:
+                known_evs = hidden_evs = ident.evidence(crops)
+                search = None
+            for ev, hidden_ev in zip(known_evs, hidden_evs, strict=True):
                 cache: dict[int, Geometry] = {}
                 known = ident.candidates(ev, inlier_cache=cache)
-                hidden = ident.candidates(ev, exclude=ref.label, inlier_cache=cache)
+                hidden = ident.candidates(hidden_ev, exclude=ref.label, inlier_cache=cache,
+                                          search=search)
                 outcomes.append(_outcome(ref.label, known, hidden))
         if not outcomes:
             raise NoReferencesError("no reference could be read for the self-test")
@@ -210,12 +280,12 @@ def run_verify(project: Project, embedder: Embedder, *, queries_per_reference: i
             notes.append("taxonomies with explicit thresholds keep them: " + ", ".join(explicit))
         if write:
             write_calibration(project.file, Calibration(
-                threshold=thr, margin=mar, model=embedder.spec.model_id,
+                threshold=thr, margin=mar, model=embedder.spec.space_id,
                 predicted_open_set_accuracy=round(acc, 4),
                 verified_at=datetime.now(UTC).isoformat(timespec="seconds"),
             ))
         return VerifyReport(
-            project=project.name, model=embedder.spec.model_id, references=len(refs),
+            project=project.name, model=embedder.spec.space_id, references=len(refs),
             classes=len(set(r.label for r in refs)), queries=len(outcomes),
             top1_accuracy=top1, margin_median=median,
             margin_p10=float(np.percentile(margins, 10)), verdict=verdict,

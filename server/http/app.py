@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import WSCloseCode, web
 
-from server.engine.embedders import Embedder, create_embedder
+from server.engine.embedders import Embedder, project_embedder
 from server.engine.lock import ProjectLock
 from server.engine.service import Service
 
@@ -30,7 +30,7 @@ EmbedderFactory = Callable[[ServeConfig], Embedder]
 
 
 def _default_embedder(cfg: ServeConfig) -> Embedder:
-    return create_embedder(cfg.project.config.model)
+    return project_embedder(cfg.project.config)
 
 
 def create_app(config: ServeConfig, embedder: EmbedderFactory = _default_embedder

@@ -30,11 +30,12 @@ import numpy as np
 
 from server.engine.config import load_project
 from server.engine.decision import aggregate
-from server.engine.embedders import create_embedder, embed_images
+from server.engine.embedders import embed_images, project_embedder
 from server.engine.identifier import Identifier, Region
 from server.engine.images import flatten_alpha, load_image
 from server.engine.indexer import build_index
 from server.engine.locate import iou
+from server.engine.training import train_projection
 from server.engine.verify import run_verify
 from tests.benchmarks.dataset import DatasetConfig, build_dataset, find_flags_dir
 
@@ -85,8 +86,9 @@ def write_project(work: Path, data: Path, unknown_share: float, views: int,
     return path
 
 
-def run(data: Path, work: Path, views: int, rerank: bool, batch: int = 16) -> dict[str, Any]:
-    """Index, verify and evaluate one configuration."""
+def run(data: Path, work: Path, views: int, rerank: bool, head: bool = False,
+        batch: int = 16) -> dict[str, Any]:
+    """Index, (train,) verify and evaluate one configuration."""
     manifest = json.loads((data / "manifest.json").read_text())
     queries = manifest["queries"]
     # Labels come from file stems; the manifest maps its labels to those files.
@@ -95,23 +97,30 @@ def run(data: Path, work: Path, views: int, rerank: bool, batch: int = 16) -> di
     unknown_share = float(np.mean([not q["known"] for q in queries]))
     project_file = write_project(work, data, unknown_share, views, rerank)
     project = load_project(project_file)
-    embedder = create_embedder(project.config.model)
+    embedder = project_embedder(project.config)
     t0 = time.perf_counter()
     summary = build_index(project, embedder)
     index_s = time.perf_counter() - t0
+    trained = None
+    if head:  # what `identify train` does: fit a head, adopt it, re-index
+        trained = train_projection(project, embedder).to_json()
+        project = load_project(project_file)
+        embedder = project_embedder(project.config)
+        build_index(project, embedder)
     report = run_verify(project, embedder)
     project = load_project(project_file)  # now with verify's calibration
     ident = Identifier.open(project, embedder)
     # The seed: plain reference embeddings, brute force.
     refs = ident.store.active_references()
     ref_labels = [r.label for r in refs]
-    seed_matrix = embed_images(embedder, [flatten_alpha(load_image(Path(r.path), keep_alpha=True))
+    plain = getattr(embedder, "base", embedder)  # the seed never has a head
+    seed_matrix = embed_images(plain, [flatten_alpha(load_image(Path(r.path), keep_alpha=True))
                                           for r in refs])
     out: dict[str, Any] = {
         "views": views, "rerank": rerank, "references": len(refs),
         "queries": len(queries), "unknown_share": unknown_share,
         "index_seconds": index_s, "index_embedded": summary.embedded,
-        "verify": report.to_json(),
+        "verify": report.to_json(), "train": trained,
     }
     for kind in ("crop", "frame"):
         labels: list[str | None] = [q["label"] if q["known"] else None for q in queries]
@@ -140,7 +149,8 @@ def run(data: Path, work: Path, views: int, rerank: bool, batch: int = 16) -> di
                     if kind == "frame" and name == "identify":
                         box_iou.append(iou(region.box or (0, 0, *im.shape[1::-1]),
                                            q["bbox"]))
-                sims = seed_matrix @ ev.vector
+                seed_vec = ev.vector if plain is embedder else embed_images(plain, [im])[0]
+                sims = seed_matrix @ seed_vec
                 order = np.argsort(-sims)
                 cands = aggregate(order[:10], sims[order[:10]],
                                   {i: ref_labels[i] for i in range(len(refs))})
@@ -186,13 +196,16 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path(".bench/accuracy"))
     ap.add_argument("--views", type=int, nargs="+", default=[6])
     ap.add_argument("--no-rerank", action="store_true")
+    ap.add_argument("--head", action="store_true",
+                    help="Also run `identify train` (a projection head) before verify.")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     if not (args.data / "manifest.json").exists():
         build_dataset(DatasetConfig(out=args.data, flags_dir=find_flags_dir()))
     results = []
     for views in args.views:
-        res = run(args.data, args.work / f"views{views}", views, not args.no_rerank)
+        res = run(args.data, args.work / f"views{views}{'-head' if args.head else ''}", views,
+                  not args.no_rerank, args.head)
         results.append(res)
         print(table(res), flush=True)
     if args.out:

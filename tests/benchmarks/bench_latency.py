@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from server.engine.config import load_project
-from server.engine.embedders import create_embedder
+from server.engine.embedders import project_embedder
 from server.engine.identifier import Identifier
 from server.engine.images import decode_image, flatten_alpha, load_image
 from server.engine.indexer import build_index
@@ -43,7 +43,7 @@ def _median_ms(samples: list[float]) -> float:
 def latency(data: Path, work: Path, n: int) -> dict[str, Any]:
     """Per-crop latency of identify's path against the bare forward pass."""
     project = load_project(write_project(work, data, 0.25, views=0, rerank=True))
-    embedder = create_embedder(project.config.model)
+    embedder = project_embedder(project.config)
     build_index(project, embedder)
     ident = Identifier.open(project, embedder)
     manifest = json.loads((data / "manifest.json").read_text())
@@ -107,7 +107,7 @@ def throughput(data: Path, work: Path, views: int, suffix: str = "*.png",
     for p in refs:
         shutil.copy(p, subset / "references" / p.name)
     project = load_project(write_project(work / "tp", subset, 0.25, views=views, rerank=True))
-    embedder = create_embedder(project.config.model)
+    embedder = project_embedder(project.config)
     images = [flatten_alpha(load_image(p, keep_alpha=True)) for p in refs]
     tensors = np.stack([embedder.preprocess(im) for im in images])
     embedder.embed_batch(tensors[:4])  # warm-up

@@ -41,7 +41,7 @@ import numpy as np
 
 from server.engine import threads
 from server.engine.config import load_project
-from server.engine.embedders import create_embedder
+from server.engine.embedders import project_embedder
 from server.engine.images import decode_image
 from server.engine.indexer import build_index
 from server.engine.service import Service
@@ -66,7 +66,7 @@ def make_project(work: Path) -> Path:
     text = text.replace("../examples/demo/references", str(REPO / "examples/demo/references"))
     file.write_text(text + f"\ndata_dir: {work / 'data'}\n", encoding="utf-8")
     project = load_project(file)
-    build_index(project, create_embedder(project.config.model))
+    build_index(project, project_embedder(project.config))
     return file
 
 
@@ -75,7 +75,7 @@ class Bare:
 
     def __init__(self, file: Path) -> None:
         project = load_project(file)
-        self.service = Service.open(project, create_embedder(project.config.model))
+        self.service = Service.open(project, project_embedder(project.config))
         self.data = photos()
         self.service.warm_up()
 

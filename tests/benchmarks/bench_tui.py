@@ -52,12 +52,12 @@ EVENTS_PER_S = 30
 def fill_queue(file: Path, items: int) -> None:
     """``items`` misses in the queue, recorded by the engine from the demo photos."""
     from server.engine.config import load_project
-    from server.engine.embedders import create_embedder
+    from server.engine.embedders import project_embedder
     from server.engine.service import Service
     from tests.benchmarks.bench_server import photos
 
     project = load_project(file)
-    service = Service.open(project, create_embedder(project.config.model))
+    service = Service.open(project, project_embedder(project.config))
     service.set_threshold("taxonomy", "demo", 1.99)  # everything is a miss
     prepared = [service.prepare(p) for p in photos()]
     for i in range(items):

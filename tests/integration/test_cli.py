@@ -149,11 +149,11 @@ def test_verify_writes_thresholds_that_match_then_uses(tmp_path: Path, small_ref
     assert "calibration:" in text and f"threshold: {report['threshold']}" in text
     # Identification now uses the calibrated thresholds, not the model's defaults.
     from server.engine.config import load_project
-    from server.engine.embedders import create_embedder
+    from server.engine.embedders import project_embedder
     from server.engine.identifier import Identifier
 
     proj = load_project(project)
-    ident = Identifier.open(proj, create_embedder(proj.config.model))
+    ident = Identifier.open(proj, project_embedder(proj.config))
     try:
         assert ident.thresholds.calibrated
         assert ident.thresholds.default == (report["threshold"], report["margin_threshold"])

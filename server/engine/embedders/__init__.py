@@ -1,6 +1,7 @@
 """Embedder registry: models as data, one factory.
 
-``create_embedder(cfg)`` returns an ``Embedder`` for a project's ``model:`` section.
+``create_embedder(cfg)`` returns an ``Embedder`` for a project's ``model:`` section;
+``project_embedder(cfg)`` adds the project's projection head (``identify train``).
 Heavy libraries (torch, timm, open_clip) are imported only when a model is created.
 """
 
@@ -8,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import ModelConfig
+from ..config import ModelConfig, ProjectConfig
 from .base import Embedder, ModelSpec, embed_images, l2_normalise
 
 __all__ = ["Embedder", "ModelSpec", "ModelInfo", "create_embedder", "embed_images",
-           "l2_normalise", "list_models"]
+           "l2_normalise", "list_models", "project_embedder"]
 
 
 @dataclass(frozen=True)
@@ -53,3 +54,18 @@ def create_embedder(cfg: ModelConfig) -> Embedder:
     from .openclip import OpenClipEmbedder
 
     return OpenClipEmbedder(cfg.name, cfg.pretrained, cfg.checkpoint, cfg.device)
+
+
+def project_embedder(cfg: ProjectConfig) -> Embedder:
+    """The embedder a project identifies with: its model, then its projection head when
+    ``identify train`` gave it one.
+
+    Raises:
+        ModelUnavailableError: the model or the head cannot be loaded.
+    """
+    base = create_embedder(cfg.model)
+    if cfg.projection is None:
+        return base
+    from .projected import ProjectedEmbedder, load_head
+
+    return ProjectedEmbedder(base, load_head(cfg.projection.file, base.spec, cfg.projection.id))

@@ -24,6 +24,12 @@ class ModelSpec:
     default_margin: float = 0.03
     """Margin threshold used before calibration."""
 
+    @property
+    def space_id(self) -> str:
+        """Id of the vector space: the model, and the projection head when there is one.
+        Stored vectors and calibrations are valid for one space only."""
+        return self.model_id if self.projection == "none" else f"{self.model_id}+{self.projection}"
+
 
 class Embedder(Protocol):
     """Turns RGB images into L2-normalised vectors."""

@@ -1,0 +1,148 @@
+"""A projection head on a frozen embedder (the seed's ``train``, with held-out checks).
+
+The head is small (in -> hidden -> out, GELU, L2-normalised output; 0.8M parameters on
+EfficientNet-Lite0's 1280-d vectors) and is trained by ``identify train`` on synthetic
+camera views of the project's own references (``server.engine.training``). It re-weights
+what the frozen model already sees towards what tells *these* classes apart. A head file
+records the model it was trained on; its id is a hash of its bytes, and that id is part
+of the vector space's id, so an index or calibration made without it is never mixed
+with one made with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import ModelUnavailableError
+from .base import Embedder, ModelSpec, l2_normalise
+
+HEAD_FORMAT = 1
+"""Version of the head file's layout."""
+
+
+def head_module(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
+    """The head's layers (output not yet normalised)."""
+    return nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Linear(hidden, out_dim))
+
+
+class Head:
+    """Trained head weights plus what they were trained on."""
+
+    def __init__(self, module: nn.Sequential, base_model: str, meta: dict[str, Any],
+                 folds: Sequence[tuple[nn.Sequential, frozenset[str]]] = ()) -> None:
+        self.module = module.eval()
+        self.base_model = base_model
+        self.meta = meta
+        self.folds = tuple((m.eval(), held_out) for m, held_out in folds)
+        """Fold heads and the classes each never saw."""
+        self.in_dim = int(module[0].in_features)
+        self.out_dim = int(module[2].out_features)
+        self.id = "head-" + hashlib.sha256(self.to_bytes()).hexdigest()[:12]
+
+    def fold_for(self, label: str) -> int | None:
+        """Index of the fold head that never saw ``label`` (None: no fold left it out, or
+        no folds were trained; a class added after training was seen by no head)."""
+        return next((i for i, (_, held_out) in enumerate(self.folds) if label in held_out),
+                    None)
+
+    def project(self, vectors: np.ndarray, module: nn.Sequential | None = None) -> np.ndarray:
+        """(N, in_dim) model vectors -> (N, out_dim) L2-normalised head vectors (through
+        ``module``, a fold head, when given)."""
+        with torch.inference_mode():
+            out = (module or self.module)(
+                torch.from_numpy(np.ascontiguousarray(vectors, np.float32)))
+        return l2_normalise(out.numpy())
+
+    def to_bytes(self) -> bytes:
+        """The head file's content (deterministic for the same weights)."""
+        buf = io.BytesIO()
+        torch.save({"format": HEAD_FORMAT, "base_model": self.base_model,
+                    "hidden": int(self.module[0].out_features), "meta": self.meta,
+                    "state": self.module.state_dict(),
+                    "folds": [{"held_out": sorted(held_out), "state": m.state_dict()}
+                              for m, held_out in self.folds]}, buf)
+        return buf.getvalue()
+
+    def save(self, path: Path) -> None:
+        """Write the head file atomically."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(self.to_bytes())
+        tmp.replace(path)
+
+
+def load_head(path: Path, base: ModelSpec, expected_id: str | None = None) -> Head:
+    """Read a head file and check it belongs to ``base``.
+
+    Raises:
+        ModelUnavailableError: missing or unreadable file, trained on another model, or
+            not the head the project names.
+    """
+    fix = ("run `identify train` again, or delete the `projection:` block of the project "
+           "file (then `identify index`) to use the plain model")
+    try:
+        data = torch.load(io.BytesIO(path.read_bytes()), map_location="cpu", weights_only=True)
+        shape = (int(data["state"]["0.weight"].shape[1]), int(data["hidden"]),
+                 int(data["state"]["2.weight"].shape[0]))
+
+        def module_from(state: dict[str, Any]) -> nn.Sequential:
+            module = head_module(*shape)
+            module.load_state_dict(state)
+            return module
+
+        folds = [(module_from(f["state"]), frozenset(map(str, f["held_out"])))
+                 for f in data.get("folds", [])]
+        head = Head(module_from(data["state"]), str(data["base_model"]),
+                    dict(data.get("meta", {})), folds)
+    except FileNotFoundError:
+        raise ModelUnavailableError(f"projection head {path} is missing: {fix}") from None
+    except Exception as exc:  # a head file is torch's pickle format: any failure is "bad file"
+        raise ModelUnavailableError(
+            f"projection head {path} cannot be read ({type(exc).__name__}): {fix}") from None
+    if head.base_model != base.model_id or head.in_dim != base.dim:
+        raise ModelUnavailableError(
+            f"projection head {path} was trained on {head.base_model} ({head.in_dim}-d) but "
+            f"the project uses {base.model_id} ({base.dim}-d): {fix}")
+    if expected_id is not None and head.id != expected_id:
+        raise ModelUnavailableError(
+            f"projection head {path} is {head.id}, the project names {expected_id}: {fix}")
+    return head
+
+
+class ProjectedEmbedder:
+    """An embedder whose vectors go through a projection head."""
+
+    def __init__(self, base: Embedder, head: Head) -> None:
+        self.base = base
+        self.head = head
+        self.spec = replace(base.spec, dim=head.out_dim, projection=head.id)
+
+    def preprocess(self, image: np.ndarray) -> np.ndarray:
+        """See ``Embedder.preprocess``."""
+        return self.base.preprocess(image)
+
+    def embed_batch(self, batch: np.ndarray) -> np.ndarray:
+        """See ``Embedder.embed_batch``."""
+        return self.head.project(self.base.embed_batch(batch))
+
+    def __getattr__(self, name: str) -> Any:
+        # Window vectors of one feature map (``locate``) are projected like any other.
+        if name == "region_vectors":
+            regional = getattr(self.base, name)
+
+            def projected(*args: Any, **kwargs: Any) -> tuple[Any, np.ndarray]:
+                wins, vectors = regional(*args, **kwargs)
+                return wins, (self.head.project(vectors) if len(vectors)
+                              else np.zeros((0, self.spec.dim), np.float32))
+
+            return projected
+        raise AttributeError(name)

@@ -1,0 +1,248 @@
+"""``identify train``: fit a projection head to the project's own references.
+
+The seed's recipe, with what it lacked: a ~0.5M-parameter head (in -> 512 -> 256, GELU,
+L2-normalised) on the frozen model, trained with a supervised contrastive loss on
+batches of 16 classes x 4 views. Its training data are synthetic camera views of every
+active reference (``synth.camera_view``: perspective, light, blur, noise, JPEG,
+composited on procedural backgrounds -- never on verify's photos, so verify does not
+grade the head on the backgrounds it learnt). A quarter of each reference's views is
+held out; the head goes live only when its top-1 on those held-out views is at least
+the plain embedding's. Four fold heads, each blind to a quarter of the classes, travel
+in the same file for verify's unknown pass (see ``embedders.projected``). Training is
+seeded: the same references give the same head.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import synth
+from .config import Project, Projection, write_projection
+from .embedders import Embedder
+from .errors import ImageRejected, NoReferencesError, NotIndexedError
+from .images import flatten_alpha, load_image
+from .indexer import VIEW_SIZE
+from .store import Store
+
+CLASSES_PER_BATCH = 16
+VIEWS_PER_CLASS = 4
+LEARNING_RATE = 1e-3
+WEIGHT_DECAY = 1e-4
+TRAIN_BACKGROUNDS = 16
+"""Procedural backgrounds the training views are composited on."""
+FOLDS = 4
+"""Fold heads trained for verify, each leaving a quarter of the classes out."""
+MIN_FOLD = 2
+"""Fewest classes a fold may hold out."""
+
+
+@dataclass
+class TrainReport:
+    """What one ``identify train`` run found."""
+
+    classes: int
+    references: int
+    train_views: int
+    validation_views: int
+    validation_top1_plain: float
+    """Top-1 on the held-out views by nearest class mean, plain model vectors."""
+    validation_top1: float
+    """The same with the head."""
+    validation_margin_plain: float
+    """Median margin (right class minus best wrong class) on the held-out views, plain."""
+    validation_margin: float
+    """The same with the head (on its own scale; compare top-1, not margins)."""
+    adopted: bool
+    """The head went live (it did not do worse than the plain model)."""
+    folds: int
+    """Fold heads trained for verify's unknown pass."""
+    head_id: str
+    head_file: Path | None
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-friendly form."""
+        out = dict(self.__dict__)
+        out["head_file"] = str(self.head_file) if self.head_file else None
+        return out
+
+
+@dataclass
+class TrainingSet:
+    """Plain-model vectors of the references and their views."""
+
+    vectors: np.ndarray
+    labels: np.ndarray
+    """Class index of each vector."""
+    holdout: np.ndarray
+    """True for the views kept out of training to validate the head."""
+    classes: list[str]
+    """Label of each class index."""
+    references: int
+    notes: list[str]
+
+
+def training_vectors(project: Project, embedder: Embedder, store: Store,
+                     progress: Callable[[int], None] | None = None) -> TrainingSet:
+    """Plain-model vectors of every active reference and its synthetic views."""
+    cfg = project.config.train
+    rng = np.random.default_rng(cfg.seed)
+    backgrounds = [synth.fallback_background(rng, VIEW_SIZE) for _ in range(TRAIN_BACKGROUNDS)]
+    refs = store.active_references()
+    classes = sorted({r.label for r in refs})
+    class_of = {label: i for i, label in enumerate(classes)}
+    held = max(1, cfg.views // 4)
+    vectors, labels, holdout, notes = [], [], [], []
+    for ref in refs:
+        try:
+            image = load_image(Path(ref.path), keep_alpha=True)
+        except ImageRejected as exc:
+            notes.append(f"skipped {ref.path}: {exc.message}")
+            continue
+        crops = [flatten_alpha(image), *synth.camera_crops(
+            image, backgrounds, rng, cfg.views, size=VIEW_SIZE, strength=cfg.strength)]
+        vectors.append(embedder.embed_batch(np.stack([embedder.preprocess(c) for c in crops])))
+        labels += [class_of[ref.label]] * len(crops)
+        holdout += [False] * (len(crops) - held) + [True] * held
+        if progress is not None:
+            progress(1)
+    if not vectors:
+        raise NoReferencesError("no reference could be read to train on")
+    return TrainingSet(np.concatenate(vectors), np.array(labels), np.array(holdout), classes,
+                       len(vectors), notes)
+
+
+def nearest_mean(train: np.ndarray, train_y: np.ndarray, test: np.ndarray,
+                 test_y: np.ndarray) -> tuple[float, float]:
+    """Top-1 and median margin of ``test`` against each class's mean training vector."""
+    n = int(max(train_y.max(), test_y.max())) + 1
+    means = np.zeros((n, train.shape[1]), np.float32)
+    np.add.at(means, train_y, train)
+    means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
+    sims = test @ means.T
+    right = sims[np.arange(len(test)), test_y]
+    sims[np.arange(len(test)), test_y] = -np.inf
+    wrong = sims.max(axis=1)
+    return float((right > wrong).mean()), float(np.median(right - wrong))
+
+
+def fit_head(vectors: np.ndarray, labels: np.ndarray, project: Project) -> Any:
+    """Train a head module with SupCon on (vectors, labels)."""
+    import torch
+    import torch.nn.functional as F
+
+    from .embedders.projected import head_module
+
+    cfg = project.config.train
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    module = head_module(vectors.shape[1], cfg.hidden, cfg.dim)
+    opt = torch.optim.AdamW(module.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY)
+    x_all = torch.from_numpy(np.ascontiguousarray(vectors, np.float32))
+    members = [np.flatnonzero(labels == c) for c in range(int(labels.max()) + 1)]
+    members = [m for m in members if len(m)]
+    per_batch = min(CLASSES_PER_BATCH, len(members))
+    module.train()
+    for _ in range(cfg.steps):
+        picked = rng.choice(len(members), per_batch, replace=False)
+        idx = np.concatenate([rng.choice(members[c], VIEWS_PER_CLASS,
+                                         replace=len(members[c]) < VIEWS_PER_CLASS)
+                              for c in picked])
+        z = F.normalize(module(x_all[idx]), dim=1)
+        y = torch.from_numpy(labels[idx])
+        loss = supcon(z, y, cfg.temperature)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return module.eval()
+
+
+def fit_with_folds(data: TrainingSet, project: Project, base_model: str) -> Any:
+    """The head on every class, plus fold heads that each never see a quarter of them
+    (for verify's unknown pass; none when there are fewer than ``4 * MIN_FOLD`` classes).
+    Only views outside the hold-out are trained on."""
+    from .embedders.projected import Head
+
+    fit = ~data.holdout
+    module = fit_head(data.vectors[fit], data.labels[fit], project)
+    n = len(data.classes)
+    folds = []
+    if n >= FOLDS * MIN_FOLD:
+        order = np.random.default_rng(project.config.train.seed).permutation(n)
+        for k in range(FOLDS):
+            held_out = set(order[k::FOLDS].tolist())
+            keep = fit & ~np.isin(data.labels, list(held_out))
+            folds.append((fit_head(data.vectors[keep], data.labels[keep], project),
+                          frozenset(data.classes[i] for i in held_out)))
+    cfg = project.config.train
+    return Head(module, base_model, {"classes": n, "steps": cfg.steps, "views": cfg.views,
+                                     "strength": cfg.strength}, folds)
+
+
+def supcon(z: Any, y: Any, temperature: float) -> Any:
+    """Supervised contrastive loss (Khosla et al. 2020) of L2-normalised ``z``."""
+    import torch
+
+    sim = z @ z.T / temperature
+    eye = torch.eye(len(y), dtype=torch.bool)
+    sim = sim.masked_fill(eye, float("-inf"))
+    positive = (y[:, None] == y[None, :]) & ~eye
+    log_prob = sim - torch.logsumexp(sim, dim=1, keepdim=True)
+    log_prob = log_prob.masked_fill(eye, 0.0)
+    return -((log_prob * positive).sum(1) / positive.sum(1).clamp(min=1)).mean()
+
+
+def train_projection(project: Project, embedder: Embedder,
+                     progress: Callable[[int], None] | None = None) -> TrainReport:
+    """Train a head on the project's references, validate it, and adopt it if it helps.
+
+    ``embedder`` must be the plain model (``create_embedder``). Adopting writes the head
+    to ``<data_dir>/models/`` and the ``projection:`` block of the project file; the
+    index must then be rebuilt (``build_index``) and the thresholds recalibrated
+    (``run_verify``), as ``identify train`` does.
+
+    Raises:
+        NotIndexedError: ``identify index`` has not been run.
+        NoReferencesError: fewer than two classes.
+    """
+    started = time.perf_counter()
+    if not project.db_path.exists():
+        raise NotIndexedError(f"project '{project.name}' has no references yet: run "
+                              f"`identify index --project {project.file}` first")
+    store = Store(project.db_path)
+    try:
+        if len({r.label for r in store.active_references()}) < 2:
+            raise NoReferencesError("train needs at least two classes to tell apart")
+        data = training_vectors(project, embedder, store, progress)
+    finally:
+        store.close()
+    vectors, labels = data.vectors, data.labels
+    fit, val = ~data.holdout, data.holdout
+    head = fit_with_folds(data, project, embedder.spec.model_id)
+    plain_top1, plain_margin = nearest_mean(vectors[fit], labels[fit], vectors[val], labels[val])
+    projected = head.project(vectors)
+    top1, margin = nearest_mean(projected[fit], labels[fit], projected[val], labels[val])
+    adopted = top1 >= plain_top1
+    head_file = None
+    if adopted:
+        head_file = project.data_dir / "models" / f"{head.id}.pt"
+        head.save(head_file)
+        write_projection(project.file, Projection(
+            file=head_file, id=head.id,
+            trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            validation_top1=round(top1, 4), validation_top1_plain=round(plain_top1, 4)))
+    return TrainReport(
+        classes=len(data.classes), references=data.references,
+        train_views=int(fit.sum()), validation_views=int(val.sum()),
+        validation_top1_plain=plain_top1, validation_top1=top1,
+        validation_margin_plain=plain_margin, validation_margin=margin, adopted=adopted,
+        folds=len(head.folds), head_id=head.id, head_file=head_file,
+        seconds=time.perf_counter() - started, notes=data.notes)

@@ -1,0 +1,121 @@
+"""`identify train`: a projection head fitted, validated, adopted, indexed and verified."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from identify_tui.cli import main
+from server.engine.config import load_project
+from server.engine.embedders import project_embedder
+from server.engine.indexer import open_or_none
+from tests.conftest import DEMO_QUERIES, DEMO_REFS, write_project
+
+FAST = "train:\n  views: 4\n  steps: 300\n"
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo's 19 references, indexed and trained once for the tests below."""
+    root = tmp_path_factory.mktemp("train")
+    refs = root / "refs"
+    shutil.copytree(DEMO_REFS, refs)
+    project = write_project(root, refs, FAST)
+    assert run("index", "--project", str(project))[0] == 0
+    code, out, err = run("train", "--project", str(project))
+    assert code == 0, err
+    (root / "train.out").write_text(out)
+    return project
+
+
+def test_train_adopts_a_head_that_beats_the_plain_model_on_held_out_views(
+        trained: Path) -> None:
+    out = (trained.parent.parent / "train.out").read_text()
+    m = re.search(r"held-out top-1: plain ([\d.]+), with the head ([\d.]+)", out)
+    assert m and float(m[2]) >= float(m[1]), out
+    assert "trained on 19 references (19 classes): 76 views, 19 held out" in out
+    assert re.search(r"adopted (head-[0-9a-f]{12}) .* re-indexed 19 references; recalibrated",
+                     out)
+
+
+def test_the_project_names_the_head_and_everything_downstream_uses_it(trained: Path) -> None:
+    text = trained.read_text()
+    assert re.search(r"^projection:  # written by `identify train`", text, re.M)
+    assert "file: ../indexes/t/models/head-" in text  # relative: project and data move together
+    proj = load_project(trained)
+    assert proj.config.projection is not None and proj.config.projection.file.is_file()
+    embedder = project_embedder(proj.config)
+    head_id = proj.config.projection.id
+    assert embedder.spec.projection == head_id and embedder.spec.dim == 256
+    # The index was rebuilt in the head's space and says so; the calibration is for it.
+    index = open_or_none(proj, embedder)
+    assert index is not None and len(index) == 19
+    assert proj.config.calibration is not None
+    assert proj.config.calibration.model == f"{embedder.spec.model_id}+{head_id}"
+    code, out, _ = run("match", "--project", str(trained), "--json", "--no-record",
+                       str(DEMO_QUERIES / "known-brazil.jpg"))
+    assert code == 0
+    assert json.loads(out)["objects"][0]["label"] == "Brazil"
+
+
+def test_verify_asks_unknowns_through_fold_heads_blind_to_them(trained: Path) -> None:
+    code, out, err = run("verify", "--project", str(trained), "--json", "--no-write")
+    assert code == 0, err
+    report = json.loads(out)
+    assert any("4 fold heads" in n for n in report["notes"]), report["notes"]
+    assert report["model"].endswith(load_project(trained).config.projection.id)
+
+
+def test_a_damaged_head_file_is_one_clear_error_and_changes_nothing(trained: Path,
+                                                                   tmp_path: Path) -> None:
+    proj = load_project(trained)
+    head = proj.config.projection.file
+    saved = head.read_bytes()
+    try:
+        head.write_bytes(saved[:64])
+        code, _, err = run("match", "--project", str(trained), "--no-record",
+                           str(DEMO_QUERIES / "known-brazil.jpg"))
+        assert code == 2
+        assert "cannot be read" in err and "identify train" in err
+        assert "Traceback" not in err
+    finally:
+        head.write_bytes(saved)
+
+
+def test_train_needs_an_index_and_two_classes(tmp_path: Path, small_refs: Path) -> None:
+    project = write_project(tmp_path, small_refs, FAST)
+    code, _, err = run("train", "--project", str(project))
+    assert code == 2 and "run `identify index" in err
+    for extra in small_refs.glob("*.png"):
+        if extra.stem != "Brazil":
+            extra.unlink()
+    assert run("index", "--project", str(project))[0] == 0
+    code, _, err = run("train", "--project", str(project))
+    assert code == 2 and "at least two classes" in err
+
+
+def test_without_the_projection_block_the_plain_model_comes_back(tmp_path: Path,
+                                                                 small_refs: Path) -> None:
+    project = write_project(tmp_path, small_refs, FAST)
+    assert run("index", "--project", str(project))[0] == 0
+    code, out, err = run("train", "--project", str(project))
+    assert code == 0, err
+    assert "adopted" in out, out
+    assert "too few classes" in out  # 6 classes: no fold heads, and verify says so
+    text = project.read_text()
+    project.write_text(text[:text.index("projection:")])
+    code, out, _ = run("index", "--project", str(project))
+    assert code == 0 and "(0 embedded, 6 unchanged" in out  # plain vectors were kept
+    assert "the vector index was rebuilt from the database" in out
+    proj = load_project(project)
+    assert project_embedder(proj.config).spec.projection == "none"

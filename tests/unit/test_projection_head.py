@@ -1,0 +1,84 @@
+"""The projection head: its file, its checks, the embedder around it, its training parts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from server.engine.embedders.base import ModelSpec
+from server.engine.embedders.projected import Head, ProjectedEmbedder, head_module, load_head
+from server.engine.errors import ModelUnavailableError
+from server.engine.training import nearest_mean, supcon
+
+BASE = ModelSpec(model_id="efficientnet-lite0/imagenet/gem3", dim=1280)
+
+
+def seeded_head(seed: int = 0, in_dim: int = 1280) -> Head:
+    torch.manual_seed(seed)
+    return Head(head_module(in_dim, 32, 16), BASE.model_id, {"classes": 3})
+
+
+def test_a_saved_head_loads_with_the_same_id_and_the_same_vectors(tmp_path: Path) -> None:
+    head = seeded_head()
+    path = tmp_path / "models" / f"{head.id}.pt"
+    head.save(path)
+    again = load_head(path, BASE, head.id)
+    x = np.random.default_rng(0).normal(size=(5, 1280)).astype(np.float32)
+    assert again.id == head.id and again.out_dim == 16
+    np.testing.assert_allclose(again.project(x), head.project(x), rtol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(head.project(x), axis=1), 1.0, rtol=1e-5)
+    assert seeded_head(1).id != head.id
+
+
+def test_a_missing_corrupt_foreign_or_swapped_head_file_is_one_clear_error(
+        tmp_path: Path) -> None:
+    head = seeded_head()
+    path = tmp_path / "head.pt"
+    with pytest.raises(ModelUnavailableError, match="is missing.*identify train"):
+        load_head(path, BASE)
+    path.write_bytes(head.to_bytes()[:100])
+    with pytest.raises(ModelUnavailableError, match="cannot be read"):
+        load_head(path, BASE)
+    head.save(path)
+    other = ModelSpec(model_id="open_clip/ViT-B-32/x", dim=512)
+    with pytest.raises(ModelUnavailableError, match="trained on efficientnet-lite0"):
+        load_head(path, other)
+    with pytest.raises(ModelUnavailableError, match="the project names head-000"):
+        load_head(path, BASE, "head-000")
+
+
+def test_the_projected_embedder_names_its_space_and_projects_window_vectors(
+        embedder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    head = seeded_head()
+    projected = ProjectedEmbedder(embedder, head)
+    assert projected.spec.dim == 16 and projected.spec.projection == head.id
+    assert projected.spec.space_id == f"{embedder.spec.model_id}+{head.id}"
+    assert embedder.spec.space_id == embedder.spec.model_id
+    image = np.full((96, 128, 3), 90, np.uint8)
+    image[20:70, 30:90] = (200, 40, 40)
+    vec = projected.embed_batch(projected.preprocess(image)[None])
+    plain = embedder.embed_batch(embedder.preprocess(image)[None])
+    np.testing.assert_allclose(vec, head.project(plain), rtol=1e-5, atol=1e-6)
+    wins, window_vecs = projected.region_vectors(image, lambda cols, rows: [(0, 0, 1, 1)])
+    assert len(wins) == 1 and window_vecs.shape == (1, 16)
+
+
+def test_supcon_prefers_embeddings_that_keep_classes_apart() -> None:
+    y = torch.tensor([0, 0, 1, 1, 2, 2])
+    apart = torch.nn.functional.normalize(torch.eye(3)[y] + 0.01, dim=1)
+    mixed = torch.nn.functional.normalize(torch.eye(3)[torch.tensor([0, 1, 2, 0, 1, 2])]
+                                          + 0.01, dim=1)
+    assert float(supcon(apart, y, 0.1)) < float(supcon(mixed, y, 0.1))
+
+
+def test_nearest_mean_counts_right_answers_and_measures_margins() -> None:
+    train = np.array([[1, 0], [1, 0.1], [0, 1], [0.1, 1]], np.float32)
+    train_y = np.array([0, 0, 1, 1])
+    test = np.array([[1, 0.2], [0.3, 1], [1, 0]], np.float32)
+    test_y = np.array([0, 1, 1])
+    top1, margin = nearest_mean(train, train_y, test, test_y)
+    assert top1 == pytest.approx(2 / 3)
+    assert margin > 0  # the median query is right

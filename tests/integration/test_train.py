@@ -14,6 +14,7 @@ from identify_tui.cli import main
 from server.engine.config import load_project
 from server.engine.embedders import project_embedder
 from server.engine.indexer import open_or_none
+from server.engine.service import Service
 from tests.conftest import DEMO_QUERIES, DEMO_REFS, write_project
 
 FAST = "train:\n  views: 4\n  steps: 300\n"
@@ -119,3 +120,24 @@ def test_without_the_projection_block_the_plain_model_comes_back(tmp_path: Path,
     assert "the vector index was rebuilt from the database" in out
     proj = load_project(project)
     assert project_embedder(proj.config).spec.projection == "none"
+
+
+def test_a_reference_added_while_serving_goes_through_the_head(trained: Path,
+                                                               tmp_path: Path) -> None:
+    root = tmp_path / "copy"
+    shutil.copytree(trained.parent.parent, root)  # projects/, indexes/, refs/ together
+    proj = load_project(root / "projects" / "t.yaml")
+    service = Service.open(proj, project_embedder(proj.config))
+    try:
+        assert service.health()["projection"] == proj.config.projection.id
+        orange = (DEMO_QUERIES / "unknown-orange.jpg").read_bytes()
+        service.add_reference(orange, "Orange")
+        after = service.identify(orange, source="test", record=False)[0].decision
+        assert after.label == "Orange" and after.candidates[0].cosine > 0.9
+    finally:
+        service.close()
+    # verify still runs: the new class was seen by no head, so it is asked plainly.
+    code, out, err = run("verify", "--project", str(root / "projects" / "t.yaml"), "--json",
+                         "--no-write")
+    assert code == 0, err
+    assert json.loads(out)["classes"] == 20

@@ -11,8 +11,10 @@ import pytest
 
 from server.engine.config import (
     Calibration,
+    Projection,
     load_project,
     write_calibration,
+    write_projection,
 )
 from server.engine.errors import ProjectConfigError
 from server.engine.references import scan_references
@@ -401,6 +403,29 @@ def test_write_calibration_twice_leaves_one_block_with_the_latest_values(
     assert file.read_text(encoding="utf-8").count("calibration:") == 1
     cal = load_project(file).config.calibration
     assert cal is not None and (cal.threshold, cal.margin) == (0.55, 0.04)
+
+
+def test_write_projection_keeps_calibration_and_stores_a_relative_path(
+        tmp_path: Path) -> None:
+    file = _write(tmp_path / "projects" / "demo.yaml", COMMENTED)
+    head = tmp_path / "indexes" / "demo" / "models" / "head-0123456789ab.pt"
+    write_projection(file, Projection(file=head, id="head-0123456789ab",
+                                      validation_top1=0.9, validation_top1_plain=0.8))
+    text = file.read_text(encoding="utf-8")
+    assert "file: ../indexes/demo/models/head-0123456789ab.pt" in text
+    assert "# written by `identify train`" in text and "model: old/model" in text
+    cfg = load_project(file).config
+    assert cfg.projection is not None and cfg.projection.file == head.resolve()
+    assert cfg.projection.id == "head-0123456789ab"
+
+
+def test_train_settings_are_validated_with_the_key_named(tmp_path: Path) -> None:
+    file = _write(tmp_path / "p.yaml", "references:\n  - path: refs\ntrain:\n  views: 1\n")
+    with pytest.raises(ProjectConfigError, match="train.views must be between 2 and 256"):
+        load_project(file)
+    file.write_text("references:\n  - path: refs\ntrain:\n  stesp: 10\n")
+    with pytest.raises(ProjectConfigError, match="did you mean 'steps'"):
+        load_project(file)
 
 
 # --- hierarchical labels --------------------------------------------------------------

@@ -286,6 +286,10 @@ def train(project: str, as_json: bool) -> None:
         f"{checked.predicted_open_set_accuracy:.3f}", err=as_json)
     for note in checked.notes:
         click.echo(f"  {note}", err=as_json)
+    if proj.config.locate.enabled:
+        click.echo("  note: the head was validated on crops; on whole pictures (locate) it "
+                   "has let more unknown things through on the benchmark -- check with your "
+                   "own photos, or delete the projection block to go back", err=as_json)
 
 
 def _references(project: Any) -> list[Any]:

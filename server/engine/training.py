@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,13 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from . import synth
+from . import synth, threads
 from .config import Project, Projection, write_projection
 from .embedders import Embedder
 from .errors import ImageRejected, NoReferencesError, NotIndexedError
 from .images import flatten_alpha, load_image
 from .indexer import VIEW_SIZE
-from .store import Store
+from .pipeline_io import bounded_map
+from .store import ReferenceRow, Store
 
 CLASSES_PER_BATCH = 16
 VIEWS_PER_CLASS = 4
@@ -100,20 +102,36 @@ def training_vectors(project: Project, embedder: Embedder, store: Store,
     classes = sorted({r.label for r in refs})
     class_of = {label: i for i, label in enumerate(classes)}
     held = max(1, cfg.views // 4)
-    vectors, labels, holdout, notes = [], [], [], []
-    for ref in refs:
+
+    def render(ref: ReferenceRow) -> np.ndarray | str:
+        # Seeded per reference (by content), so the worker that renders it does not matter.
         try:
             image = load_image(Path(ref.path), keep_alpha=True)
         except ImageRejected as exc:
-            notes.append(f"skipped {ref.path}: {exc.message}")
-            continue
+            return f"skipped {ref.path}: {exc.message}"
+        own = np.random.default_rng([cfg.seed, int(ref.content_hash[:16], 16)])
         crops = [flatten_alpha(image), *synth.camera_crops(
-            image, backgrounds, rng, cfg.views, size=VIEW_SIZE, strength=cfg.strength)]
-        vectors.append(embedder.embed_batch(np.stack([embedder.preprocess(c) for c in crops])))
-        labels += [class_of[ref.label]] * len(crops)
-        holdout += [False] * (len(crops) - held) + [True] * held
-        if progress is not None:
-            progress(1)
+            image, backgrounds, own, cfg.views, size=VIEW_SIZE, strength=cfg.strength)]
+        return embedder.embed_batch(np.stack([embedder.preprocess(c) for c in crops]))
+
+    vectors, labels, holdout, notes = [], [], [], []
+    # Two references at once on one thread each, as ``identify index`` does (``threads``).
+    workers, per_worker = threads.plan(project.config.server.workers)
+    previous = threads.apply(per_worker)
+    try:
+        with ThreadPoolExecutor(workers, thread_name_prefix="train") as pool:
+            for ref, out in zip(refs, bounded_map(pool, render, refs, 2 * workers),
+                                strict=True):
+                if isinstance(out, str):
+                    notes.append(out)
+                else:
+                    vectors.append(out)
+                    labels += [class_of[ref.label]] * len(out)
+                    holdout += [False] * (len(out) - held) + [True] * held
+                if progress is not None:
+                    progress(1)
+    finally:
+        threads.restore(previous)
     if not vectors:
         raise NoReferencesError("no reference could be read to train on")
     return TrainingSet(np.concatenate(vectors), np.array(labels), np.array(holdout), classes,

@@ -32,6 +32,7 @@ from server.engine.identifier import Identifier
 from server.engine.images import decode_image, flatten_alpha, load_image
 from server.engine.indexer import build_index
 from server.engine.localfeatures import extract
+from server.engine.training import train_projection
 from tests.benchmarks.bench_accuracy import write_project
 from tests.benchmarks.dataset import DatasetConfig, build_dataset, find_flags_dir
 
@@ -40,11 +41,19 @@ def _median_ms(samples: list[float]) -> float:
     return float(np.median(samples) * 1000)
 
 
-def latency(data: Path, work: Path, n: int) -> dict[str, Any]:
-    """Per-crop latency of identify's path against the bare forward pass."""
-    project = load_project(write_project(work, data, 0.25, views=0, rerank=True))
+def latency(data: Path, work: Path, n: int, head: bool = False) -> dict[str, Any]:
+    """Per-crop latency of identify's path against the bare forward pass (of the plain
+    model, also when ``head`` adds a trained projection head to identify's path)."""
+    project_file = write_project(work, data, 0.25, views=0, rerank=True)
+    project = load_project(project_file)
     embedder = project_embedder(project.config)
     build_index(project, embedder)
+    if head:
+        train_projection(project, embedder)
+        project = load_project(project_file)
+        embedder = project_embedder(project.config)
+        build_index(project, embedder)
+    plain = getattr(embedder, "base", embedder)
     ident = Identifier.open(project, embedder)
     manifest = json.loads((data / "manifest.json").read_text())
     crops = [load_image(data / q["crop"]) for q in manifest["queries"][:n]]
@@ -52,9 +61,9 @@ def latency(data: Path, work: Path, n: int) -> dict[str, Any]:
         ident.identify([im])
     bare, full, stages = [], [], {"preprocess": [], "extract": [], "search_rerank_decide": []}
     for im in crops:
-        x = embedder.preprocess(im)[None]
+        x = plain.preprocess(im)[None]
         t0 = time.perf_counter()
-        embedder.embed_batch(x)
+        plain.embed_batch(x)
         bare.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         ident.identify([im])
@@ -140,6 +149,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--refs", type=int, default=60, help="references timed for throughput")
     ap.add_argument("--only", choices=["latency", "throughput"], help="run one half")
+    ap.add_argument("--head", action="store_true",
+                    help="latency with a projection head (`identify train`) in the path")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     if not (args.data / "manifest.json").exists():
@@ -147,7 +158,8 @@ def main() -> None:
     photos = photo_references(args.data, args.work / "photos")
     res: dict[str, Any] = {}
     if args.only != "throughput":
-        res["latency"] = latency(args.data, args.work / "lat", args.n)
+        res["latency"] = latency(args.data, args.work / ("lat-head" if args.head else "lat"),
+                                 args.n, args.head)
         print(json.dumps(res, indent=2), flush=True)
     res["throughput"] = []
     for data, suffix in ((args.data, "*.png"), (photos, "*.jpg")) if args.only != "latency" \

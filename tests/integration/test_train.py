@@ -17,7 +17,7 @@ from server.engine.indexer import open_or_none
 from server.engine.service import Service
 from tests.conftest import DEMO_QUERIES, DEMO_REFS, write_project
 
-FAST = "train:\n  views: 4\n  steps: 300\n"
+FAST = "train:\n  views: 8\n  steps: 500\n"
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -44,9 +44,11 @@ def test_train_adopts_a_head_that_beats_the_plain_model_on_held_out_views(
     out = (trained.parent.parent / "train.out").read_text()
     m = re.search(r"held-out top-1: plain ([\d.]+), with the head ([\d.]+)", out)
     assert m and float(m[2]) >= float(m[1]), out
-    assert "trained on 19 references (19 classes): 76 views, 19 held out" in out
+    assert "trained on 19 references (19 classes): 133 views, 38 held out" in out
     assert re.search(r"adopted (head-[0-9a-f]{12}) .* re-indexed 19 references; recalibrated",
                      out)
+    # locate is on by default: whole pictures, where the head is not validated.
+    assert "validated on crops; on whole pictures" in out
 
 
 def test_the_project_names_the_head_and_everything_downstream_uses_it(trained: Path) -> None:
@@ -141,3 +143,17 @@ def test_a_reference_added_while_serving_goes_through_the_head(trained: Path,
                          "--no-write")
     assert code == 0, err
     assert json.loads(out)["classes"] == 20
+
+
+def test_a_head_worse_than_the_plain_model_is_not_adopted(tmp_path: Path,
+                                                         small_refs: Path) -> None:
+    # Two output dimensions cannot keep six classes apart: the plain model wins.
+    project = write_project(tmp_path, small_refs, "train:\n  views: 4\n  steps: 5\n  dim: 2\n")
+    assert run("index", "--project", str(project))[0] == 0
+    code, out, err = run("train", "--project", str(project))
+    assert code == 0, err
+    m = re.search(r"plain ([\d.]+), with the head ([\d.]+)", out)
+    assert m and float(m[2]) < float(m[1])
+    assert "kept the plain model" in out
+    assert "projection:" not in project.read_text()
+    assert not list((tmp_path / "indexes").rglob("head-*.pt"))

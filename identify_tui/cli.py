@@ -237,17 +237,22 @@ def verify(project: str, as_json: bool, min_accuracy: float, queries: int | None
 @main.command()
 @project_option
 @click.option("--json", "as_json", is_flag=True, help="Print the training report as JSON.")
+@click.option("--force", is_flag=True,
+              help="Adopt the head even though the project locates things in whole "
+                   "pictures (locate.enabled), where it is not validated.")
 @user_errors
-def train(project: str, as_json: bool) -> None:
+def train(project: str, as_json: bool, force: bool) -> None:
     """Fit a projection head to the project's references, then re-index and re-verify.
 
     The head is trained on synthetic camera views of every reference; a quarter of the
     views is held out, and the head is adopted only if it identifies them at least as
-    well as the plain model. Delete the project's `projection:` block to go back.
+    well as the plain model. Those views are crops: a project that locates things in
+    whole pictures (locate.enabled, the default) needs --force. Delete the project's
+    `projection:` block to go back.
 
     \b
     Example:
-      identify train --project projects/demo.yaml
+      identify train --project projects/cards.yaml
     """
     from server.engine.config import load_project
     from server.engine.embedders import create_embedder, project_embedder
@@ -258,7 +263,8 @@ def train(project: str, as_json: bool) -> None:
     proj = load_project(project)
     with writer_lock(proj, "identify train"):
         with progress_bar(len(_references(proj)), "rendering views") as update:
-            report = train_projection(proj, create_embedder(proj.config.model), update)
+            report = train_projection(proj, create_embedder(proj.config.model), update,
+                                      force=force)
         if report.adopted:
             proj = load_project(project)
             embedder = project_embedder(proj.config)
@@ -275,9 +281,16 @@ def train(project: str, as_json: bool) -> None:
             f", with the head {report.validation_top1:.3f}")
         for note in report.notes:
             click.echo(f"  {note}")
-    if not report.adopted:
+    if report.verdict == "worse":
         click.echo("kept the plain model: the head did worse on the held-out views",
                    err=as_json)
+        return
+    if report.verdict == "locate":
+        click.echo(
+            "kept the plain model: this project locates things in whole pictures "
+            "(locate.enabled), where a head let more unknown things through on the "
+            "benchmark; set locate.enabled: false if your pictures are crops of one "
+            "thing, or pass --force to adopt it anyway", err=as_json)
         return
     click.echo(
         f"adopted {report.head_id} ({report.head_file}); re-indexed {summary.index_size} "
@@ -287,9 +300,8 @@ def train(project: str, as_json: bool) -> None:
     for note in checked.notes:
         click.echo(f"  {note}", err=as_json)
     if proj.config.locate.enabled:
-        click.echo("  note: the head was validated on crops; on whole pictures (locate) it "
-                   "has let more unknown things through on the benchmark -- check with your "
-                   "own photos, or delete the projection block to go back", err=as_json)
+        click.echo("  adopted with --force: the head is not validated on whole pictures "
+                   "(locate); check it on your own photos", err=as_json)
 
 
 def _references(project: Any) -> list[Any]:

@@ -62,7 +62,11 @@ class TrainReport:
     validation_margin: float
     """The same with the head (on its own scale; compare top-1, not margins)."""
     adopted: bool
-    """The head went live (it did not do worse than the plain model)."""
+    """The head went live."""
+    verdict: str
+    """Why or why not: ``adopted``, ``worse`` (than the plain model on the held-out
+    views) or ``locate`` (the project identifies whole pictures, where heads measured
+    worse; ``force`` adopts anyway)."""
     folds: int
     """Fold heads trained for verify's unknown pass."""
     head_id: str
@@ -219,8 +223,14 @@ def supcon(z: Any, y: Any, temperature: float) -> Any:
 
 
 def train_projection(project: Project, embedder: Embedder,
-                     progress: Callable[[int], None] | None = None) -> TrainReport:
+                     progress: Callable[[int], None] | None = None,
+                     force: bool = False) -> TrainReport:
     """Train a head on the project's references, validate it, and adopt it if it helps.
+
+    The held-out views are crops, so that is all the check can vouch for. With
+    ``locate`` on, the project identifies whole pictures through windows, where a head
+    let more unknown things through on the benchmark; then the head is adopted only
+    with ``force``.
 
     ``embedder`` must be the plain model (``create_embedder``). Adopting writes the head
     to ``<data_dir>/models/`` and the ``projection:`` block of the project file; the
@@ -248,7 +258,9 @@ def train_projection(project: Project, embedder: Embedder,
     plain_top1, plain_margin = nearest_mean(vectors[fit], labels[fit], vectors[val], labels[val])
     projected = head.project(vectors)
     top1, margin = nearest_mean(projected[fit], labels[fit], projected[val], labels[val])
-    adopted = top1 >= plain_top1
+    verdict = ("worse" if top1 < plain_top1 else
+               "locate" if project.config.locate.enabled and not force else "adopted")
+    adopted = verdict == "adopted"
     head_file = None
     if adopted:
         head_file = project.data_dir / "models" / f"{head.id}.pt"
@@ -262,5 +274,6 @@ def train_projection(project: Project, embedder: Embedder,
         train_views=int(fit.sum()), validation_views=int(val.sum()),
         validation_top1_plain=plain_top1, validation_top1=top1,
         validation_margin_plain=plain_margin, validation_margin=margin, adopted=adopted,
+        verdict=verdict,
         folds=len(head.folds), head_id=head.id, head_file=head_file,
         seconds=time.perf_counter() - started, notes=data.notes)

@@ -104,7 +104,7 @@ def run(data: Path, work: Path, views: int, rerank: bool, head: bool = False,
     index_s = time.perf_counter() - t0
     trained = None
     if head:  # what `identify train` does: fit a head, adopt it, re-index
-        trained = train_projection(project, embedder).to_json()
+        trained = train_projection(project, embedder, force=True).to_json()
         project = load_project(project_file)
         embedder = project_embedder(project.config)
         build_index(project, embedder)

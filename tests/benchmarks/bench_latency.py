@@ -49,7 +49,7 @@ def latency(data: Path, work: Path, n: int, head: bool = False) -> dict[str, Any
     embedder = project_embedder(project.config)
     build_index(project, embedder)
     if head:
-        train_projection(project, embedder)
+        train_projection(project, embedder, force=True)
         project = load_project(project_file)
         embedder = project_embedder(project.config)
         build_index(project, embedder)

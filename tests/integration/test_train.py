@@ -33,7 +33,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(DEMO_REFS, refs)
     project = write_project(root, refs, FAST)
     assert run("index", "--project", str(project))[0] == 0
-    code, out, err = run("train", "--project", str(project))
+    code, out, err = run("train", "--project", str(project), "--force")
     assert code == 0, err
     (root / "train.out").write_text(out)
     return project
@@ -48,7 +48,7 @@ def test_train_adopts_a_head_that_beats_the_plain_model_on_held_out_views(
     assert re.search(r"adopted (head-[0-9a-f]{12}) .* re-indexed 19 references; recalibrated",
                      out)
     # locate is on by default: whole pictures, where the head is not validated.
-    assert "validated on crops; on whole pictures" in out
+    assert "adopted with --force: the head is not validated on whole pictures" in out
 
 
 def test_the_project_names_the_head_and_everything_downstream_uses_it(trained: Path) -> None:
@@ -111,7 +111,7 @@ def test_without_the_projection_block_the_plain_model_comes_back(tmp_path: Path,
                                                                  small_refs: Path) -> None:
     project = write_project(tmp_path, small_refs, FAST)
     assert run("index", "--project", str(project))[0] == 0
-    code, out, err = run("train", "--project", str(project))
+    code, out, err = run("train", "--project", str(project), "--force")
     assert code == 0, err
     assert "adopted" in out, out
     assert "too few classes" in out  # 6 classes: no fold heads, and verify says so
@@ -157,3 +157,19 @@ def test_a_head_worse_than_the_plain_model_is_not_adopted(tmp_path: Path,
     assert "kept the plain model" in out
     assert "projection:" not in project.read_text()
     assert not list((tmp_path / "indexes").rglob("head-*.pt"))
+
+
+def test_a_project_that_locates_in_whole_pictures_adopts_a_head_only_with_force(
+        tmp_path: Path, small_refs: Path) -> None:
+    project = write_project(tmp_path, small_refs, FAST)
+    assert run("index", "--project", str(project))[0] == 0
+    code, out, err = run("train", "--project", str(project))
+    assert code == 0, err
+    m = re.search(r"plain ([\d.]+), with the head ([\d.]+)", out)
+    assert m and float(m[2]) >= float(m[1])  # it passed the held-out check...
+    assert "kept the plain model: this project locates things in whole pictures" in out
+    assert "projection:" not in project.read_text()  # ...and still did not go live
+    project.write_text(project.read_text() + "locate:\n  enabled: false\n")
+    code, out, err = run("train", "--project", str(project))
+    assert code == 0, err
+    assert "adopted head-" in out and "projection:" in project.read_text()

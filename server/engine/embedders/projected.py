@@ -44,8 +44,10 @@ class Head:
         self.meta = meta
         self.folds = tuple((m.eval(), held_out) for m, held_out in folds)
         """Fold heads and the classes each never saw."""
-        self.in_dim = int(module[0].in_features)
-        self.out_dim = int(module[2].out_features)
+        first, last = module[0], module[2]
+        assert isinstance(first, nn.Linear) and isinstance(last, nn.Linear)
+        self.in_dim, self.hidden, self.out_dim = (first.in_features, first.out_features,
+                                                  last.out_features)
         self.id = "head-" + hashlib.sha256(self.to_bytes()).hexdigest()[:12]
 
     def fold_for(self, label: str) -> int | None:
@@ -66,7 +68,7 @@ class Head:
         """The head file's content (deterministic for the same weights)."""
         buf = io.BytesIO()
         torch.save({"format": HEAD_FORMAT, "base_model": self.base_model,
-                    "hidden": int(self.module[0].out_features), "meta": self.meta,
+                    "hidden": self.hidden, "meta": self.meta,
                     "state": self.module.state_dict(),
                     "folds": [{"held_out": sorted(held_out), "state": m.state_dict()}
                               for m, held_out in self.folds]}, buf)

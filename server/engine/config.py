@@ -165,8 +165,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if not 2 <= self.views <= 256:
             raise ValueError("train.views must be between 2 and 256")
-        if self.steps < 1 or self.hidden < 1 or self.dim < 2:
-            raise ValueError("train.steps and train.hidden must be at least 1, train.dim 2")
+        if self.steps < 1:
+            raise ValueError("train.steps must be at least 1")
+        if self.hidden < 1 or self.dim < 2:
+            raise ValueError("train.hidden must be at least 1 and train.dim at least 2")
         if self.temperature <= 0:
             raise ValueError("train.temperature must be positive")
 

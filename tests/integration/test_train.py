@@ -14,6 +14,7 @@ from identify_tui.cli import main
 from server.engine.config import load_project
 from server.engine.embedders import project_embedder
 from server.engine.indexer import open_or_none
+from server.engine.lock import ProjectLock
 from server.engine.service import Service
 from tests.conftest import DEMO_QUERIES, DEMO_REFS, write_project
 
@@ -173,3 +174,14 @@ def test_a_project_that_locates_in_whole_pictures_adopts_a_head_only_with_force(
     code, out, err = run("train", "--project", str(project))
     assert code == 0, err
     assert "adopted head-" in out and "projection:" in project.read_text()
+
+
+def test_train_refuses_while_a_server_holds_the_project(tmp_path: Path,
+                                                       small_refs: Path) -> None:
+    project = write_project(tmp_path, small_refs, FAST)
+    assert run("index", "--project", str(project))[0] == 0
+    before = project.read_text()
+    with ProjectLock(load_project(project).data_dir, "identify serve on http://127.0.0.1:8765"):
+        code, _, err = run("train", "--project", str(project), "--force")
+    assert code == 2 and "identify serve on http://127.0.0.1:8765" in err
+    assert project.read_text() == before

@@ -1,13 +1,14 @@
 """``identify train``: fit a projection head to the project's own references.
 
-The seed's recipe, with what it lacked: a ~0.5M-parameter head (in -> 512 -> 256, GELU,
+The seed's recipe, with what it lacked: a 0.8M-parameter head (1280 -> 512 -> 256, GELU,
 L2-normalised) on the frozen model, trained with a supervised contrastive loss on
 batches of 16 classes x 4 views. Its training data are synthetic camera views of every
 active reference (``synth.camera_view``: perspective, light, blur, noise, JPEG,
 composited on procedural backgrounds -- never on verify's photos, so verify does not
 grade the head on the backgrounds it learnt). A quarter of each reference's views is
 held out; the head goes live only when its top-1 on those held-out views is at least
-the plain embedding's. Four fold heads, each blind to a quarter of the classes, travel
+the plain embedding's (and, since those views are crops, only with ``force`` in a
+project that locates things in whole pictures). Four fold heads, each blind to a quarter of the classes, travel
 in the same file for verify's unknown pass (see ``embedders.projected``). Training is
 seeded: the same references give the same head.
 """

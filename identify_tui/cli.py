@@ -140,7 +140,7 @@ def index(project: str) -> None:
     click.echo(
         f"indexed {proj.name}: {s.index_size} references in {s.classes} classes "
         f"({s.embedded} embedded, {s.unchanged} unchanged, {s.retired} removed, "
-        f"{len(s.skipped)} skipped) in {s.seconds:.1f}s with {embedder.spec.model_id}"
+        f"{len(s.skipped)} skipped) in {s.seconds:.1f}s with {embedder.spec.space_id}"
     )
     if s.rebuilt_index:
         click.echo("the vector index was rebuilt from the database")
@@ -247,8 +247,8 @@ def train(project: str, as_json: bool, force: bool) -> None:
     The head is trained on synthetic camera views of every reference; a quarter of the
     views is held out, and the head is adopted only if it identifies them at least as
     well as the plain model. Those views are crops: a project that locates things in
-    whole pictures (locate.enabled, the default) needs --force. Delete the project's
-    `projection:` block to go back.
+    whole pictures (locate.enabled, the default) needs --force. To go back, delete the
+    project's `projection:` block, then run identify index and identify verify.
 
     \b
     Example:
@@ -256,21 +256,20 @@ def train(project: str, as_json: bool, force: bool) -> None:
     """
     from server.engine.config import load_project
     from server.engine.embedders import create_embedder, project_embedder
-    from server.engine.indexer import build_index
-    from server.engine.training import train_projection
+    from server.engine.training import adopt, train_projection
     from server.engine.verify import run_verify
 
     proj = load_project(project)
+    current = proj.config.projection.id if proj.config.projection else "the plain model"
     with writer_lock(proj, "identify train"):
+        plain = create_embedder(proj.config.model)
         with progress_bar(len(_references(proj)), "rendering views") as update:
-            report = train_projection(proj, create_embedder(proj.config.model), update,
-                                      force=force)
+            report = train_projection(proj, plain, update, force=force)
         if report.adopted:
-            proj = load_project(project)
-            embedder = project_embedder(proj.config)
             with progress_bar(len(_references(proj)), "re-indexing") as update:
-                summary = build_index(proj, embedder, progress=update)
-            checked = run_verify(proj, embedder)
+                summary = adopt(proj, plain, report, update)
+            proj = load_project(project)
+            checked = run_verify(proj, project_embedder(proj.config))
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
     else:
@@ -282,12 +281,12 @@ def train(project: str, as_json: bool, force: bool) -> None:
         for note in report.notes:
             click.echo(f"  {note}")
     if report.verdict == "worse":
-        click.echo("kept the plain model: the head did worse on the held-out views",
+        click.echo(f"kept {current}: the new head did worse on the held-out views",
                    err=as_json)
         return
     if report.verdict == "locate":
         click.echo(
-            "kept the plain model: this project locates things in whole pictures "
+            f"kept {current}: this project locates things in whole pictures "
             "(locate.enabled), where a head let more unknown things through on the "
             "benchmark; set locate.enabled: false if your pictures are crops of one "
             "thing, or pass --force to adopt it anyway", err=as_json)

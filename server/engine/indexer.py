@@ -20,7 +20,7 @@ from . import synth, threads
 from .config import Project
 from .embedders import Embedder, l2_normalise
 from .errors import IdentifyError, ImageRejected, IndexMismatchError, NotIndexedError
-from .images import content_hash, decode_image, flatten_alpha, read_image_bytes
+from .images import content_hash, decode_image, flatten_alpha, load_image, read_image_bytes
 from .localfeatures import FEATURE_KIND, LocalFeatures, extract
 from .pipeline_io import bounded_map
 from .references import ReferenceFile, scan_references
@@ -49,7 +49,8 @@ REFERENCE_MIN_SIDE = 256
 pixels on the shorter side: as many as the views draw (the object's longer side is at
 most 80 % of a 320-px view, 256 px) and more than the model's 224-px input; the local
 features work at 320 px on the longer side, which a 4:3 photo then still has (a
-1600x1200 photo decodes at 400x300). Decoding at a quarter instead of half the size
+1600x1200 photo decodes at 400x300; a square one at 256x256, whose keypoints then come
+from a copy enlarged to 320). Decoding at a quarter instead of half the size
 (the earlier 512) took JPEG indexing from 0.72-0.75x to 0.83-0.94x the bare model."""
 
 
@@ -313,6 +314,13 @@ def build_index(project: Project, embedder: Embedder,
         store.retire(gone)
         retired.extend(gone)
         summary.retired = len(retired)
+        # References added while serving (API, review labels) have no folder to rescan,
+        # but after a change of vector space (a new head, another number of views) they
+        # need a vector in it too: embedded again from the image the server stored.
+        for key, vec in _embed_live_references(project, store, embedder, backgrounds,
+                                               summary):
+            new_keys.append(key)
+            new_vecs.append(vec)
 
         index = _updated_index(project, store, embedder, new_keys, new_vecs, retired, summary)
         index.save()
@@ -322,6 +330,30 @@ def build_index(project: Project, embedder: Embedder,
         store.close()
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _embed_live_references(project: Project, store: Store, embedder: Embedder,
+                           backgrounds: list[np.ndarray], summary: IndexSummary
+                           ) -> list[tuple[int, np.ndarray]]:
+    """Vectors, in the current space, of live references that have none there yet."""
+    live = [r for r in store.active_references() if r.source in LIVE_SOURCES]
+    vector_id = reference_vector_id(project, embedder)
+    have = store.embeddings([r.id for r in live], vector_id)
+    out = []
+    for ref in live:
+        if ref.id in have:
+            continue
+        try:
+            image = load_image(Path(ref.path), keep_alpha=True)
+        except ImageRejected as exc:
+            summary.skipped.append((ref.path, exc.message))
+            continue
+        vector, _ = embed_reference(project, embedder, image, ref.content_hash, backgrounds)
+        with store.db.conn:
+            store.put_embedding(ref.id, vector_id, vector)
+        summary.embedded += 1
+        out.append((ref.id, vector))
+    return out
 
 
 def _updated_index(project: Project, store: Store, embedder: Embedder, keys: list[int],

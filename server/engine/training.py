@@ -8,9 +8,9 @@ composited on procedural backgrounds -- never on verify's photos, so verify does
 grade the head on the backgrounds it learnt). A quarter of each reference's views is
 held out; the head goes live only when its top-1 on those held-out views is at least
 the plain embedding's (and, since those views are crops, only with ``force`` in a
-project that locates things in whole pictures). Four fold heads, each blind to a quarter of the classes, travel
-in the same file for verify's unknown pass (see ``embedders.projected``). Training is
-seeded: the same references give the same head.
+project that locates things in whole pictures). Four fold heads, each blind to a
+quarter of the classes, travel in the same file for verify's unknown pass (see
+``embedders.projected``). Training is seeded: the same references give the same head.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from .config import Project, Projection, write_projection
 from .embedders import Embedder
 from .errors import ImageRejected, NoReferencesError, NotIndexedError
 from .images import flatten_alpha, load_image
-from .indexer import VIEW_SIZE
+from .indexer import VIEW_SIZE, IndexSummary, build_index
 from .pipeline_io import bounded_map
 from .store import ReferenceRow, Store
 
@@ -71,13 +71,16 @@ class TrainReport:
     folds: int
     """Fold heads trained for verify's unknown pass."""
     head_id: str
-    head_file: Path | None
     seconds: float
     notes: list[str] = field(default_factory=list)
+    head: Any = field(default=None, repr=False)
+    """The trained ``Head`` (not part of the JSON)."""
+    head_file: Path | None = None
+    """Where ``adopt`` wrote it."""
 
     def to_json(self) -> dict[str, Any]:
         """JSON-friendly form."""
-        out = dict(self.__dict__)
+        out = {k: v for k, v in self.__dict__.items() if k != "head"}
         out["head_file"] = str(self.head_file) if self.head_file else None
         return out
 
@@ -233,10 +236,8 @@ def train_projection(project: Project, embedder: Embedder,
     let more unknown things through on the benchmark; then the head is adopted only
     with ``force``.
 
-    ``embedder`` must be the plain model (``create_embedder``). Adopting writes the head
-    to ``<data_dir>/models/`` and the ``projection:`` block of the project file; the
-    index must then be rebuilt (``build_index``) and the thresholds recalibrated
-    (``run_verify``), as ``identify train`` does.
+    ``embedder`` must be the plain model (``create_embedder``). Nothing is written:
+    ``adopt`` puts an adopted head to work.
 
     Raises:
         NotIndexedError: ``identify index`` has not been run.
@@ -262,19 +263,33 @@ def train_projection(project: Project, embedder: Embedder,
     verdict = ("worse" if top1 < plain_top1 else
                "locate" if project.config.locate.enabled and not force else "adopted")
     adopted = verdict == "adopted"
-    head_file = None
-    if adopted:
-        head_file = project.data_dir / "models" / f"{head.id}.pt"
-        head.save(head_file)
-        write_projection(project.file, Projection(
-            file=head_file, id=head.id,
-            trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            validation_top1=round(top1, 4), validation_top1_plain=round(plain_top1, 4)))
     return TrainReport(
         classes=len(data.classes), references=data.references,
         train_views=int(fit.sum()), validation_views=int(val.sum()),
         validation_top1_plain=plain_top1, validation_top1=top1,
         validation_margin_plain=plain_margin, validation_margin=margin, adopted=adopted,
-        verdict=verdict,
-        folds=len(head.folds), head_id=head.id, head_file=head_file,
-        seconds=time.perf_counter() - started, notes=data.notes)
+        verdict=verdict, folds=len(head.folds), head_id=head.id,
+        seconds=time.perf_counter() - started, notes=data.notes, head=head)
+
+
+def adopt(project: Project, embedder: Embedder, report: TrainReport,
+          progress: Callable[[int], None] | None = None) -> IndexSummary:
+    """Put an adopted head to work: write its file, build the index in its space, and
+    only then name it in the project file. An interruption before that last step leaves
+    the project as it was (the index, derived data, is rebuilt by ``identify index``).
+
+    ``embedder`` is the plain model. The thresholds must be recalibrated afterwards
+    (``run_verify`` with the project reloaded), as ``identify train`` does.
+    """
+    from .embedders.projected import ProjectedEmbedder
+
+    head = report.head
+    head_file = project.data_dir / "models" / f"{head.id}.pt"
+    head.save(head_file)
+    summary = build_index(project, ProjectedEmbedder(embedder, head), progress)
+    write_projection(project.file, Projection(
+        file=head_file, id=head.id, trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        validation_top1=round(report.validation_top1, 4),
+        validation_top1_plain=round(report.validation_top1_plain, 4)))
+    report.head_file = head_file
+    return summary

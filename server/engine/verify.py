@@ -158,7 +158,9 @@ def _outcome(label: str, known: list[Candidate], unknown: list[Candidate]) -> Qu
 class BlindHeads:
     """The unknown pass for a project with a projection head: each hidden class is asked
     through the fold head that never saw it, against the references as that fold head
-    maps them (their stored plain-model vectors; brute force, the set is small)."""
+    maps them: the fold head of each reference's stored plain vector (the mean of its
+    plain views), where the index holds the mean of the head's views -- close, not equal,
+    since the head is not linear. Brute force: the set is small."""
 
     def __init__(self, ident: Identifier, embedder: Any, searches: list[Search]) -> None:
         self.ident = ident
@@ -187,6 +189,9 @@ class BlindHeads:
                 except ImageRejected:
                     continue
                 stored[ref.id] = base.embed_batch(base.preprocess(image)[None])[0]
+        if not stored:
+            notes.append("no reference vector to ask the fold heads against")
+            return None
         keys = np.array(sorted(stored), dtype=np.int64)
         plain = np.stack([stored[int(k)] for k in keys])
         searches = [_brute_force(keys, head.project(plain, module)) for module, _ in head.folds]

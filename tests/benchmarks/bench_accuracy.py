@@ -35,7 +35,7 @@ from server.engine.identifier import Identifier, Region
 from server.engine.images import flatten_alpha, load_image
 from server.engine.indexer import build_index
 from server.engine.locate import iou
-from server.engine.training import train_projection
+from server.engine.training import adopt, train_projection
 from server.engine.verify import run_verify
 from tests.benchmarks.dataset import DatasetConfig, build_dataset, find_flags_dir
 
@@ -104,10 +104,11 @@ def run(data: Path, work: Path, views: int, rerank: bool, head: bool = False,
     index_s = time.perf_counter() - t0
     trained = None
     if head:  # what `identify train` does: fit a head, adopt it, re-index
-        trained = train_projection(project, embedder, force=True).to_json()
+        report = train_projection(project, embedder, force=True)
+        adopt(project, embedder, report)
+        trained = report.to_json()
         project = load_project(project_file)
         embedder = project_embedder(project.config)
-        build_index(project, embedder)
     report = run_verify(project, embedder)
     project = load_project(project_file)  # now with verify's calibration
     ident = Identifier.open(project, embedder)

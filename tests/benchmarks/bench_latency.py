@@ -32,7 +32,7 @@ from server.engine.identifier import Identifier
 from server.engine.images import decode_image, flatten_alpha, load_image
 from server.engine.indexer import build_index
 from server.engine.localfeatures import extract
-from server.engine.training import train_projection
+from server.engine.training import adopt, train_projection
 from tests.benchmarks.bench_accuracy import write_project
 from tests.benchmarks.dataset import DatasetConfig, build_dataset, find_flags_dir
 
@@ -49,10 +49,9 @@ def latency(data: Path, work: Path, n: int, head: bool = False) -> dict[str, Any
     embedder = project_embedder(project.config)
     build_index(project, embedder)
     if head:
-        train_projection(project, embedder, force=True)
+        adopt(project, embedder, train_projection(project, embedder, force=True))
         project = load_project(project_file)
         embedder = project_embedder(project.config)
-        build_index(project, embedder)
     plain = getattr(embedder, "base", embedder)
     ident = Identifier.open(project, embedder)
     manifest = json.loads((data / "manifest.json").read_text())

@@ -85,6 +85,7 @@ def test_a_damaged_head_file_is_one_clear_error_and_changes_nothing(trained: Pat
     proj = load_project(trained)
     head = proj.config.projection.file
     saved = head.read_bytes()
+    project_text = trained.read_text()
     try:
         head.write_bytes(saved[:64])
         code, _, err = run("match", "--project", str(trained), "--no-record",
@@ -92,6 +93,7 @@ def test_a_damaged_head_file_is_one_clear_error_and_changes_nothing(trained: Pat
         assert code == 2
         assert "cannot be read" in err and "identify train" in err
         assert "Traceback" not in err
+        assert trained.read_text() == project_text
     finally:
         head.write_bytes(saved)
 
@@ -185,3 +187,30 @@ def test_train_refuses_while_a_server_holds_the_project(tmp_path: Path,
         code, _, err = run("train", "--project", str(project), "--force")
     assert code == 2 and "identify serve on http://127.0.0.1:8765" in err
     assert project.read_text() == before
+
+
+def test_references_added_while_serving_join_the_heads_index_and_a_retrain_keeps_the_head(
+        tmp_path: Path, small_refs: Path) -> None:
+    project = write_project(tmp_path, small_refs, FAST + "locate:\n  enabled: false\n")
+    assert run("index", "--project", str(project))[0] == 0
+    proj = load_project(project)
+    orange = (DEMO_QUERIES / "unknown-orange.jpg").read_bytes()
+    service = Service.open(proj, project_embedder(proj.config))
+    try:
+        service.add_reference(orange, "Orange")
+    finally:
+        service.close()
+    code, out, err = run("train", "--project", str(project))
+    assert code == 0, err
+    assert "trained on 7 references (7 classes)" in out
+    assert "re-indexed 7 references" in out, out  # the live one too, in the head's space
+    code, out, _ = run("match", "--project", str(project), "--json", "--no-record",
+                       str(DEMO_QUERIES / "unknown-orange.jpg"))
+    assert json.loads(out)["objects"][0]["label"] == "Orange"
+    head_id = load_project(project).config.projection.id
+    # Train again with locate on and no --force: the head in use stays, and says so.
+    project.write_text(project.read_text().replace("locate:\n  enabled: false\n", ""))
+    code, out, err = run("train", "--project", str(project))
+    assert code == 0, err
+    assert f"kept {head_id}: this project locates things" in out
+    assert load_project(project).config.projection.id == head_id

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -48,7 +49,20 @@ class Head:
         assert isinstance(first, nn.Linear) and isinstance(last, nn.Linear)
         self.in_dim, self.hidden, self.out_dim = (first.in_features, first.out_features,
                                                   last.out_features)
-        self.id = "head-" + hashlib.sha256(self.to_bytes()).hexdigest()[:12]
+        self.id = self._content_id()
+
+    def _content_id(self) -> str:
+        """A hash of the weights and what they were trained on, in a fixed order (not of
+        torch's file format, which may change between torch versions)."""
+        digest = hashlib.sha256(json.dumps(
+            {"base_model": self.base_model, "meta": self.meta,
+             "folds": [sorted(held_out) for _, held_out in self.folds]},
+            sort_keys=True).encode())
+        for module in (self.module, *(m for m, _ in self.folds)):
+            for name, tensor in module.state_dict().items():
+                digest.update(name.encode())
+                digest.update(tensor.detach().cpu().numpy().tobytes())
+        return "head-" + digest.hexdigest()[:12]
 
     def fold_for(self, label: str) -> int | None:
         """Index of the fold head that never saw ``label`` (None: no fold left it out, or

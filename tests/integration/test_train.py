@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from identify_tui.cli import main
+from server.engine import verify
 from server.engine.config import load_project
 from server.engine.embedders import project_embedder
 from server.engine.indexer import open_or_none
@@ -72,12 +73,21 @@ def test_the_project_names_the_head_and_everything_downstream_uses_it(trained: P
     assert json.loads(out)["objects"][0]["label"] == "Brazil"
 
 
-def test_verify_asks_unknowns_through_fold_heads_blind_to_them(trained: Path) -> None:
+def test_verify_asks_unknowns_through_fold_heads_blind_to_them(
+        trained: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     code, out, err = run("verify", "--project", str(trained), "--json", "--no-write")
     assert code == 0, err
     report = json.loads(out)
     assert any("4 fold heads" in n for n in report["notes"]), report["notes"]
     assert report["model"].endswith(load_project(trained).config.projection.id)
+    # Asked through the head that saw every class, a hidden class looks less like any
+    # other: the unknown pass is flattered, which is what the fold heads undo.
+    monkeypatch.setattr(verify.BlindHeads, "build", lambda *a, **k: None)
+    code, out, err = run("verify", "--project", str(trained), "--json", "--no-write")
+    assert code == 0, err
+    flattered = json.loads(out)
+    assert flattered["unknown_score_median"] < report["unknown_score_median"]
+    assert flattered["unknown_reject_rate"] >= report["unknown_reject_rate"]
 
 
 def test_a_damaged_head_file_is_one_clear_error_and_changes_nothing(trained: Path,

@@ -263,10 +263,11 @@ def train(project: str, as_json: bool, force: bool) -> None:
     current = proj.config.projection.id if proj.config.projection else "the plain model"
     with writer_lock(proj, "identify train"):
         plain = create_embedder(proj.config.model)
-        with progress_bar(len(_references(proj)), "rendering views") as update:
+        count = _reference_count(proj)
+        with progress_bar(count, "rendering views") as update:
             report = train_projection(proj, plain, update, force=force)
         if report.adopted:
-            with progress_bar(len(_references(proj)), "re-indexing") as update:
+            with progress_bar(count, "re-indexing") as update:
                 summary = adopt(proj, plain, report, update)
             proj = load_project(project)
             checked = run_verify(proj, project_embedder(proj.config))
@@ -303,14 +304,15 @@ def train(project: str, as_json: bool, force: bool) -> None:
                    "(locate); check it on your own photos", err=as_json)
 
 
-def _references(project: Any) -> list[Any]:
+def _reference_count(project: Any) -> int:
+    """Active references, for progress bars (0 before the first index)."""
     from server.engine.store import Store
 
     if not project.db_path.exists():
-        return []
+        return 0
     store = Store(project.db_path)
     try:
-        return store.active_references()
+        return len(store.active_references())
     finally:
         store.close()
 

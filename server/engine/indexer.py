@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -279,37 +278,32 @@ def build_index(project: Project, embedder: Embedder,
         # Each worker decodes, renders the views of and embeds one reference at a time,
         # on its own share of the cores: on a CPU, two references at once on one thread
         # each beat one at a time on two threads (see ``threads``). This thread writes.
-        workers, per_worker = threads.plan(project.config.server.workers)
-        previous = threads.apply(per_worker)
-        try:
-            with ThreadPoolExecutor(workers, thread_name_prefix="index") as pool:
-                window = max(2 * workers, project.config.model.batch_size)
-                for item in bounded_map(pool, prepare, files, window):
-                    seen_paths.add(str(item.ref.path))
-                    if item.error is DELETED:
-                        summary.deleted += 1
-                        if progress:
-                            progress(1)
-                    elif item.error is not None:
-                        summary.skipped.append((str(item.ref.path), item.error))
-                        if progress:
-                            progress(1)
-                    elif item.vector is None:
-                        summary.unchanged += 1
-                        row = existing[str(item.ref.path)]
-                        if (row.label, row.taxonomy, row.rarity) != (
-                                item.ref.label, item.ref.taxonomy, item.ref.rarity):
-                            store.relabel(row.id, item.ref.label, item.ref.taxonomy,
-                                          item.ref.rarity)
-                        if progress:
-                            progress(1)
-                    else:
-                        batch.append(item)
-                        if len(batch) >= project.config.model.batch_size:
-                            flush()
-                flush()
-        finally:
-            threads.restore(previous)
+        with threads.worker_pool(project.config.server.workers, "index") as (pool, workers):
+            window = max(2 * workers, project.config.model.batch_size)
+            for item in bounded_map(pool, prepare, files, window):
+                seen_paths.add(str(item.ref.path))
+                if item.error is DELETED:
+                    summary.deleted += 1
+                    if progress:
+                        progress(1)
+                elif item.error is not None:
+                    summary.skipped.append((str(item.ref.path), item.error))
+                    if progress:
+                        progress(1)
+                elif item.vector is None:
+                    summary.unchanged += 1
+                    row = existing[str(item.ref.path)]
+                    if (row.label, row.taxonomy, row.rarity) != (
+                            item.ref.label, item.ref.taxonomy, item.ref.rarity):
+                        store.relabel(row.id, item.ref.label, item.ref.taxonomy,
+                                      item.ref.rarity)
+                    if progress:
+                        progress(1)
+                else:
+                    batch.append(item)
+                    if len(batch) >= project.config.model.batch_size:
+                        flush()
+            flush()
         gone = [r.id for p, r in existing.items() if p not in seen_paths]
         store.retire(gone)
         retired.extend(gone)

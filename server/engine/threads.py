@@ -9,6 +9,9 @@ this project's 2-core machine with EfficientNet-Lite0: 22.5 images/s on one thre
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 MAX_AUTO_WORKERS = 4
 """Most workers chosen automatically (more cores go to each worker's threads)."""
@@ -45,3 +48,16 @@ def restore(previous: tuple[int, int]) -> None:
 
     torch.set_num_threads(previous[0])
     cv2.setNumThreads(previous[1])
+
+
+@contextmanager
+def worker_pool(workers: int | None, name: str) -> Iterator[tuple[ThreadPoolExecutor, int]]:
+    """A pool of ``plan(workers)`` threads with torch and OpenCV limited to each one's
+    share of the cores while it lives; yields (pool, number of workers)."""
+    count, per_worker = plan(workers)
+    previous = apply(per_worker)
+    try:
+        with ThreadPoolExecutor(count, thread_name_prefix=name) as pool:
+            yield pool, count
+    finally:
+        restore(previous)

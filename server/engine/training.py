@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -124,22 +123,16 @@ def training_vectors(project: Project, embedder: Embedder, store: Store,
 
     vectors, labels, holdout, notes = [], [], [], []
     # Two references at once on one thread each, as ``identify index`` does (``threads``).
-    workers, per_worker = threads.plan(project.config.server.workers)
-    previous = threads.apply(per_worker)
-    try:
-        with ThreadPoolExecutor(workers, thread_name_prefix="train") as pool:
-            for ref, out in zip(refs, bounded_map(pool, render, refs, 2 * workers),
-                                strict=True):
-                if isinstance(out, str):
-                    notes.append(out)
-                else:
-                    vectors.append(out)
-                    labels += [class_of[ref.label]] * len(out)
-                    holdout += [False] * (len(out) - held) + [True] * held
-                if progress is not None:
-                    progress(1)
-    finally:
-        threads.restore(previous)
+    with threads.worker_pool(project.config.server.workers, "train") as (pool, workers):
+        for ref, out in zip(refs, bounded_map(pool, render, refs, 2 * workers), strict=True):
+            if isinstance(out, str):
+                notes.append(out)
+            else:
+                vectors.append(out)
+                labels += [class_of[ref.label]] * len(out)
+                holdout += [False] * (len(out) - held) + [True] * held
+            if progress is not None:
+                progress(1)
     if not vectors:
         raise NoReferencesError("no reference could be read to train on")
     return TrainingSet(np.concatenate(vectors), np.array(labels), np.array(holdout), classes,

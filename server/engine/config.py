@@ -109,7 +109,8 @@ class IndexConfig:
 @dataclass(frozen=True)
 class RerankConfig:
     """Second stage: local features matched to the shortlisted references with a
-    RANSAC homography check, for things a global embedding cannot tell apart."""
+    RANSAC homography check, and their colour layouts compared, for things a global
+    embedding cannot tell apart."""
 
     enabled: bool = True
     """Run the second stage at all."""
@@ -123,6 +124,18 @@ class RerankConfig:
     """Inlier count at which the geometric bonus is full."""
     weight: float = 0.35
     """Bonus added to the cosine score at full geometric evidence."""
+    appearance: float = 0.3
+    """Weight of the colour-layout comparison (see ``appearance``): the score changes by
+    this much times (similarity - ``appearance_centre``); 0 turns it off."""
+    appearance_centre: float = 0.5
+    """Layout similarity that neither adds nor takes away: about what an unrelated
+    thing's layout scores (the median of wrong candidates on the benchmark's crops)."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.appearance <= 2.0:
+            raise ValueError("rerank.appearance must be between 0 and 2")
+        if not 0.0 <= self.appearance_centre <= 1.0:
+            raise ValueError("rerank.appearance_centre must be between 0 and 1")
 
 
 @dataclass(frozen=True)

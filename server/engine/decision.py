@@ -34,6 +34,8 @@ class Candidate:
     homography: np.ndarray | None = field(default=None, compare=False, repr=False)
     """The second stage's homography (query keypoints -> reference keypoints) behind
     ``inliers``, when it found one; not part of the public shape."""
+    appearance: float | None = None
+    """Colour-layout similarity to that reference (0-1); None when not compared."""
 
     def to_json(self) -> dict[str, Any]:
         """The public shape: label and score (plus evidence)."""
@@ -42,6 +44,8 @@ class Candidate:
                                "reference_id": self.reference_id}
         if self.inliers is not None:
             out["inliers"] = self.inliers
+        if self.appearance is not None:
+            out["appearance"] = round(self.appearance, 4)
         return out
 
 
@@ -169,6 +173,8 @@ def decide(candidates: Sequence[Candidate], thresholds: Thresholds,
 
 
 def with_scores(c: Candidate, score: float, inliers: int | None,
-                homography: np.ndarray | None = None) -> Candidate:
+                homography: np.ndarray | None = None,
+                appearance: float | None = None) -> Candidate:
     """A copy of a candidate with a new score and second-stage evidence."""
-    return replace(c, score=score, inliers=inliers, homography=homography)
+    return replace(c, score=score, inliers=inliers, homography=homography,
+                   appearance=appearance)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from . import appearance
 from .config import Project
 from .decision import (
     Candidate,
@@ -39,10 +40,12 @@ Search = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
 
 @dataclass(frozen=True)
 class Evidence:
-    """What the second stage needs from a query: its embedding and local features."""
+    """What the second stage needs from a query: its embedding, local features and
+    colour layouts (None where that part of the second stage is off)."""
 
     vector: np.ndarray
     features: LocalFeatures | None
+    layouts: tuple[appearance.Layout, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class Identifier:
         self.taxonomy_of = {r.label: r.taxonomy for r in refs}
         self.thresholds = thresholds or resolve_thresholds(project.config, embedder.spec)
         self._ref_features: dict[int, LocalFeatures] = {}
+        self._ref_layouts: dict[int, appearance.Layout | None] = {}
 
     @classmethod
     def open(cls, project: Project, embedder: Embedder) -> Identifier:
@@ -100,6 +104,7 @@ class Identifier:
         for ref_id in ref_ids:
             label = self.labels.pop(ref_id, None)
             self._ref_features.pop(ref_id, None)
+            self._ref_layouts.pop(ref_id, None)
             if label is not None and label not in self.labels.values():
                 self.taxonomy_of.pop(label, None)
 
@@ -120,12 +125,14 @@ class Identifier:
     def evidence(self, images: Sequence[np.ndarray],
                  vectors: np.ndarray | None = None) -> list[Evidence]:
         """Embed images in one batch (unless their ``vectors`` are given) and extract
-        their local features."""
+        their local features and colour layouts."""
         vecs = vectors if vectors is not None else self.embedder.embed_batch(
             np.stack([self.embedder.preprocess(im) for im in images]))
         rr = self.project.config.rerank
         feats = [extract(im, rr.max_features) if rr.enabled else None for im in images]
-        return [Evidence(v, f) for v, f in zip(vecs, feats, strict=True)]
+        layouts = [appearance.query_layouts(im) if rr.enabled and rr.appearance > 0 else None
+                   for im in images]
+        return [Evidence(v, f, lay) for v, f, lay in zip(vecs, feats, layouts, strict=True)]
 
     def identify(self, images: Sequence[np.ndarray]) -> list[Decision]:
         """Decide for each image, taken as one crop of one object."""
@@ -199,8 +206,8 @@ class Identifier:
         ranked = aggregate(keys[0], sims[0], self.labels)
         if exclude is not None:
             ranked = [c for c in ranked if c.label != exclude]
-        if ev.features is not None:
-            ranked = self.rerank(ev.features, ranked, inlier_cache)
+        if ev.features is not None or ev.layouts is not None:
+            ranked = self.rerank(ev, ranked, inlier_cache)
         return ranked
 
     def decide(self, ev: Evidence) -> Decision:
@@ -218,17 +225,36 @@ class Identifier:
             self._ref_features[ref_id] = cached
         return cached
 
-    def rerank(self, query: LocalFeatures, ranked: list[Candidate],
+    def reference_layout(self, ref_id: int) -> appearance.Layout | None:
+        """Stored colour layout of a reference (cached); None if it has none."""
+        if ref_id not in self._ref_layouts:
+            blob = self.store.layout(ref_id)
+            self._ref_layouts[ref_id] = None if blob is None else appearance.Layout.from_bytes(blob)
+        return self._ref_layouts[ref_id]
+
+    def rerank(self, query: Evidence, ranked: list[Candidate],
                inlier_cache: dict[int, Geometry] | None = None) -> list[Candidate]:
-        """Add the geometric bonus to the shortlisted classes and sort again."""
+        """Add the geometric bonus and the colour-layout term to the shortlisted classes
+        and sort again."""
         rr = self.project.config.rerank
         cache = {} if inlier_cache is None else inlier_cache
         out = list(ranked)
         for i, cand in enumerate(ranked[:rr.shortlist]):
-            if cand.reference_id not in cache:
-                ref = self.reference_features(cand.reference_id)
-                cache[cand.reference_id] = match(query, ref) if ref is not None else (0, None)
-            inliers, homography = cache[cand.reference_id]
-            bonus = geometric_bonus(inliers, rr.min_inliers, rr.saturation, rr.weight)
-            out[i] = with_scores(cand, cand.cosine + bonus, inliers, homography)
+            inliers: int | None = None
+            homography = None
+            score = cand.cosine
+            if query.features is not None:
+                if cand.reference_id not in cache:
+                    ref = self.reference_features(cand.reference_id)
+                    cache[cand.reference_id] = (match(query.features, ref) if ref is not None
+                                                else (0, None))
+                inliers, homography = cache[cand.reference_id]
+                score += geometric_bonus(inliers, rr.min_inliers, rr.saturation, rr.weight)
+            sim = None
+            if query.layouts is not None:
+                ref_layout = self.reference_layout(cand.reference_id)
+                sim = None if ref_layout is None else appearance.similarity(query.layouts,
+                                                                            ref_layout)
+                score += appearance.appearance_bonus(sim, rr.appearance, rr.appearance_centre)
+            out[i] = with_scores(cand, score, inliers, homography, sim)
         return sorted(out, key=lambda c: -c.score)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import synth, threads
+from . import appearance, synth, threads
 from .config import Project
 from .embedders import Embedder, l2_normalise
 from .errors import IdentifyError, ImageRejected, IndexMismatchError, NotIndexedError
@@ -102,13 +102,32 @@ class IndexSummary:
 DELETED = "deleted as a reference through the server"
 
 
+@dataclass(frozen=True)
+class ReferenceEvidence:
+    """What the index keeps of one reference: its vector, its local features (None with
+    the second stage off) and its colour layout."""
+
+    vector: np.ndarray
+    features: LocalFeatures | None
+    layout: appearance.Layout
+
+    def save(self, store: Store, row_id: int, vector_id: str, size: tuple[int, int]) -> None:
+        """Write all of it for reference row ``row_id`` (inside the caller's transaction)."""
+        store.put_embedding(row_id, vector_id, self.vector)
+        if self.features is not None:
+            store.put_features(row_id, FEATURE_KIND, self.features.keypoints,
+                               self.features.descriptors, size)
+        store.put_layout(row_id, self.layout.to_bytes())
+
+
 @dataclass
 class _Prepared:
     ref: ReferenceFile
     digest: str
-    vector: np.ndarray | None = None
-    """The reference's vector; None when it is unchanged, deleted or unreadable."""
-    features: LocalFeatures | None = None
+    evidence: ReferenceEvidence | None = None
+    """None when the reference is unchanged, deleted or unreadable."""
+    layout: appearance.Layout | None = None
+    """Only the colour layout, for an unchanged reference indexed before layouts were."""
     size: tuple[int, int] = (0, 0)
     error: str | None = None
 
@@ -183,15 +202,15 @@ def sync_index(project: Project, store: Store, embedder: Embedder) -> tuple[Vect
 
 
 def embed_reference(project: Project, embedder: Embedder, image: np.ndarray, digest: str,
-                    backgrounds: list[np.ndarray]) -> tuple[np.ndarray, LocalFeatures | None]:
-    """One reference's vector (plain image and its synthetic views, averaged) and its
-    local features, exactly as ``identify index`` computes them."""
+                    backgrounds: list[np.ndarray]) -> ReferenceEvidence:
+    """One reference's vector (plain image and its synthetic views, averaged), local
+    features and colour layout, exactly as ``identify index`` computes them."""
     views = reference_views(image, digest, project.config.index.views, backgrounds)
     flat = embedder.embed_batch(np.stack([embedder.preprocess(v) for v in views]))
     vector = l2_normalise(flat.mean(axis=0, keepdims=True))[0]
     rerank = project.config.rerank
     feats = extract(views[0], rerank.max_features) if rerank.enabled else None
-    return vector, feats
+    return ReferenceEvidence(vector, feats, appearance.layout(image))
 
 
 def build_index(project: Project, embedder: Embedder,
@@ -217,6 +236,7 @@ def build_index(project: Project, embedder: Embedder,
                     if r.source not in LIVE_SOURCES}
         have_vec = set(store.embeddings(list(r.id for r in existing.values()), model_id))
         have_feat = store.feature_ids(FEATURE_KIND)
+        have_layout = store.layout_ids()
 
         backgrounds = view_backgrounds()
 
@@ -230,14 +250,18 @@ def build_index(project: Project, embedder: Embedder,
                 digest = content_hash(data)
                 if (str(ref.path), digest) in deleted:
                     return _Prepared(ref, digest, error=DELETED)
-                if is_current(existing.get(str(ref.path)), digest):
+                row = existing.get(str(ref.path))
+                current = is_current(row, digest)
+                if current and row is not None and row.id in have_layout:
                     return _Prepared(ref, digest)
                 image = decode_image(data, ref.path.name, keep_alpha=True,
                                      min_side=REFERENCE_MIN_SIDE)
             except ImageRejected as exc:
                 return _Prepared(ref, "", error=exc.message)
-            vector, feats = embed_reference(project, embedder, image, digest, backgrounds)
-            return _Prepared(ref, digest, vector, feats, (image.shape[1], image.shape[0]))
+            if current:  # indexed before colour layouts were: add just that
+                return _Prepared(ref, digest, layout=appearance.layout(image))
+            evidence = embed_reference(project, embedder, image, digest, backgrounds)
+            return _Prepared(ref, digest, evidence, size=(image.shape[1], image.shape[0]))
 
         seen_paths: set[str] = set()
         batch: list[_Prepared] = []
@@ -250,7 +274,7 @@ def build_index(project: Project, embedder: Embedder,
                 return
             with store.db.conn:
                 for item in batch:
-                    vec = item.vector
+                    assert item.evidence is not None
                     old = existing.get(str(item.ref.path))
                     if old is not None and old.content_hash == item.digest:
                         row_id = old.id
@@ -264,12 +288,9 @@ def build_index(project: Project, embedder: Embedder,
                             label=item.ref.label, taxonomy=item.ref.taxonomy,
                             rarity=item.ref.rarity, source=str(item.ref.source),
                             width=item.size[0], height=item.size[1])
-                    store.put_embedding(row_id, model_id, vec)
-                    if item.features is not None:
-                        store.put_features(row_id, FEATURE_KIND, item.features.keypoints,
-                                           item.features.descriptors, item.size)
+                    item.evidence.save(store, row_id, model_id, item.size)
                     new_keys.append(row_id)
-                    new_vecs.append(vec)
+                    new_vecs.append(item.evidence.vector)
             summary.embedded += len(batch)
             if progress:
                 progress(len(batch))
@@ -290,9 +311,12 @@ def build_index(project: Project, embedder: Embedder,
                     summary.skipped.append((str(item.ref.path), item.error))
                     if progress:
                         progress(1)
-                elif item.vector is None:
+                elif item.evidence is None:
                     summary.unchanged += 1
                     row = existing[str(item.ref.path)]
+                    if item.layout is not None:
+                        with store.db.conn:
+                            store.put_layout(row.id, item.layout.to_bytes())
                     if (row.label, row.taxonomy, row.rarity) != (
                             item.ref.label, item.ref.taxonomy, item.ref.rarity):
                         store.relabel(row.id, item.ref.label, item.ref.taxonomy,
@@ -329,24 +353,30 @@ def build_index(project: Project, embedder: Embedder,
 def _embed_live_references(project: Project, store: Store, embedder: Embedder,
                            backgrounds: list[np.ndarray], summary: IndexSummary
                            ) -> list[tuple[int, np.ndarray]]:
-    """Vectors, in the current space, of live references that have none there yet."""
+    """Vectors, in the current space, of live references that have none there yet (and
+    colour layouts for those stored before layouts were)."""
     live = [r for r in store.active_references() if r.source in LIVE_SOURCES]
     vector_id = reference_vector_id(project, embedder)
     have = store.embeddings([r.id for r in live], vector_id)
+    have_layout = store.layout_ids()
     out = []
     for ref in live:
-        if ref.id in have:
+        if ref.id in have and ref.id in have_layout:
             continue
         try:
             image = load_image(Path(ref.path), keep_alpha=True)
         except ImageRejected as exc:
             summary.skipped.append((ref.path, exc.message))
             continue
-        vector, _ = embed_reference(project, embedder, image, ref.content_hash, backgrounds)
+        if ref.id in have:
+            with store.db.conn:
+                store.put_layout(ref.id, appearance.layout(image).to_bytes())
+            continue
+        evidence = embed_reference(project, embedder, image, ref.content_hash, backgrounds)
         with store.db.conn:
-            store.put_embedding(ref.id, vector_id, vector)
+            evidence.save(store, ref.id, vector_id, (image.shape[1], image.shape[0]))
         summary.embedded += 1
-        out.append((ref.id, vector))
+        out.append((ref.id, evidence.vector))
     return out
 
 

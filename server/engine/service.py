@@ -43,7 +43,6 @@ from .indexer import (
     sync_index,
     view_backgrounds,
 )
-from .localfeatures import FEATURE_KIND
 from .naming import label_from_name
 from .quality import gate
 from .review import ACTIONS, ReviewItem, ReviewQueue
@@ -345,8 +344,8 @@ class Service:
         tax = self._taxonomy_for(name, taxonomy)
         image = decode_image(data, "reference", keep_alpha=True)
         digest = content_hash(data)
-        vector, feats = embed_reference(self.project, self.embedder, image, digest,
-                                        self._backgrounds)
+        evidence = embed_reference(self.project, self.embedder, image, digest,
+                                   self._backgrounds)
         ok, png = cv2.imencode(".png", cv2.cvtColor(
             image, cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR))
         if not ok:
@@ -357,11 +356,8 @@ class Service:
             ref_id = self.store.add_reference(
                 path=path, content_hash=digest, label=name, taxonomy=tax, rarity=None,
                 source=source, width=size[0], height=size[1])
-            self.store.put_embedding(ref_id, self._vector_id, vector)
-            if feats is not None:
-                self.store.put_features(ref_id, FEATURE_KIND, feats.keypoints,
-                                        feats.descriptors, size)
-        self.ident.index.add([ref_id], vector[None, :])
+            evidence.save(self.store, ref_id, self._vector_id, size)
+        self.ident.index.add([ref_id], evidence.vector[None, :])
         self.ident.set_reference(ref_id, name, tax)
         self.dirty = True
         self._emit({"type": "references", "action": "added", "id": ref_id, "label": name})

@@ -91,7 +91,13 @@ def _m2(db: sqlite_utils.Database) -> None:
                                pk="from_label")
 
 
-MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (_m1, _m2)
+def _m3(db: sqlite_utils.Database) -> None:
+    # Colour layouts of references (see ``appearance``), for the second stage.
+    db["layouts"].create({"image_id": int, "layout": bytes}, pk="image_id",
+                         foreign_keys=[("image_id", "images", "id")])
+
+
+MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (_m1, _m2, _m3)
 """Schema migrations in order; ``PRAGMA user_version`` counts those applied."""
 
 
@@ -233,6 +239,20 @@ class Store:
         """Ids of images with stored features of ``kind``."""
         return {int(r[0]) for r in self.db.execute(
             "select image_id from features where kind = ?", [kind])}
+
+    def put_layout(self, image_id: int, layout: bytes) -> None:
+        """Store (or replace) one image's colour layout (``appearance.Layout.to_bytes``)."""
+        self.db["layouts"].upsert({"image_id": image_id, "layout": layout}, pk="image_id")
+
+    def layout(self, image_id: int) -> bytes | None:
+        """One image's stored colour layout, or None."""
+        row = self.db.execute("select layout from layouts where image_id = ?",
+                              [image_id]).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def layout_ids(self) -> set[int]:
+        """Ids of images with a stored colour layout."""
+        return {int(r[0]) for r in self.db.execute("select image_id from layouts")}
 
     # --- observations ---------------------------------------------------------------
 

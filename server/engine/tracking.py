@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from .config import ReviewConfig
-from .decision import Candidate, with_scores
+from .decision import Candidate
 from .locate import iou
 
 
@@ -53,7 +53,7 @@ class Track:
 
     def smoothed(self) -> list[Candidate]:
         """The running ranking, best first."""
-        out = [with_scores(self.latest[label], score, self.latest[label].inliers)
+        out = [replace(self.latest[label], score=score, homography=None)
                for label, score in self.scores.items() if label in self.latest]
         return sorted(out, key=lambda c: -c.score)
 

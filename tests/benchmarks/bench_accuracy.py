@@ -143,7 +143,8 @@ def run(data: Path, work: Path, views: int, rerank: bool, head: bool = False,
                 ev = regions[0].evidence  # the whole picture
                 for name, strip in (("identify", False), ("identify_global_only", True)):
                     d, region = ident.decide_regions(
-                        [replace(r, evidence=replace(r.evidence, features=None)) for r in regions]
+                        [replace(r, evidence=replace(r.evidence, features=None, layouts=None))
+                         for r in regions]
                         if strip else regions)
                     rows[name]["top1"].append(d.candidates[0].label if d.candidates else None)
                     rows[name]["score"].append(d.score)

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import shutil
+from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
+from server.engine import synth
 from server.engine.config import load_project
 from server.engine.identifier import Identifier
 from server.engine.images import load_image
 from server.engine.indexer import build_index
 from server.engine.store import Store
 from server.engine.vector_index import VectorIndex
-from tests.conftest import DEMO_QUERIES, write_project
+from tests.conftest import DEMO_QUERIES, DEMO_REFS, write_project
 
 
 @pytest.fixture()
@@ -189,3 +193,65 @@ def test_the_box_follows_the_reference_outline_when_geometry_is_found(
     finally:
         ident.close()
     assert found >= 7
+
+
+def test_colour_layout_tells_a_flag_from_its_colours_in_another_order(
+        tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    # India and India upside down: the same colours, pooled by the global embedding to
+    # nearly one vector, and too little texture for keypoints. The layout decides.
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    for name in ("India", "Japan", "Sweden", "banana"):
+        shutil.copy(DEMO_REFS / f"{name}.png", refs / f"{name}.png")
+    india = cv2.imread(str(DEMO_REFS / "India.png"), cv2.IMREAD_UNCHANGED)
+    cv2.imwrite(str(refs / "India_upside_down.png"), india[::-1])
+    project = load_project(write_project(tmp_path, refs))
+    build_index(project, embedder)
+    rng = np.random.default_rng(2)
+    crops = synth.camera_crops(india[:, :, 2::-1].copy(), [synth.fallback_background(
+        rng, (640, 480))], rng, 4, strength=1.0)
+    ident = Identifier.open(project, embedder)
+    try:
+        evidence = ident.evidence(crops)
+        with_layout = [ident.candidates(ev) for ev in evidence]
+        without = [ident.candidates(replace(ev, layouts=None)) for ev in evidence]
+    finally:
+        ident.close()
+    for ranked in with_layout:
+        by_label = {c.label: c for c in ranked}
+        right, twin = by_label["India"], by_label["India Upside Down"]
+        assert ranked[0].label == "India"
+        assert right.appearance is not None and twin.appearance is not None
+        assert right.appearance > twin.appearance + 0.1
+        assert "appearance" in right.to_json()
+    # Without the layout (global embedding and keypoints only) the twin wins most of them.
+    assert sum(plain[0].label == "India Upside Down" for plain in without) >= 2
+
+
+def test_an_index_from_before_colour_layouts_gets_them_without_embedding(indexed, embedder) -> None:  # type: ignore[no-untyped-def]
+    store = Store(indexed.db_path)
+    with store.db.conn:
+        store.db.execute("delete from layouts")
+    store.close()
+    summary = build_index(indexed, embedder)
+    assert summary.embedded == 0 and summary.unchanged == 6
+    store = Store(indexed.db_path)
+    try:
+        assert store.layout_ids() == {r.id for r in store.active_references()}
+    finally:
+        store.close()
+
+
+def test_with_appearance_off_no_layout_is_computed_or_used(tmp_path: Path, small_refs: Path,
+                                                          embedder) -> None:  # type: ignore[no-untyped-def]
+    project = load_project(write_project(tmp_path, small_refs, "rerank:\n  appearance: 0\n"))
+    build_index(project, embedder)
+    ident = Identifier.open(project, embedder)
+    try:
+        (ev,) = ident.evidence([load_image(DEMO_QUERIES / "known-pineapple.jpg")])
+        ranked = ident.candidates(ev)
+    finally:
+        ident.close()
+    assert ev.layouts is None
+    assert all(c.appearance is None for c in ranked)
+    assert ranked[0].label == "Pineapple" and ranked[0].inliers is not None

@@ -471,3 +471,17 @@ def test_locate_settings_load_and_out_of_range_ones_are_named(tmp_path: Path) ->
     with pytest.raises(ProjectConfigError) as err:
         load_project(bad)
     assert "locate.candidates must be between 0 and 16" in err.value.message
+
+
+def test_appearance_settings_are_validated_with_the_key_named(tmp_path: Path) -> None:
+    file = _write(tmp_path / "p.yaml", "references:\n  - path: refs\nrerank:\n  appearance: -1\n")
+    with pytest.raises(ProjectConfigError, match="rerank.appearance must be between 0 and 2"):
+        load_project(file)
+    file.write_text("references:\n  - path: refs\nrerank:\n  appearance_centre: 3\n")
+    with pytest.raises(ProjectConfigError, match="rerank.appearance_centre"):
+        load_project(file)
+    file.write_text("references:\n  - path: refs\nrerank:\n  apearance: 0.2\n")
+    with pytest.raises(ProjectConfigError, match="did you mean 'appearance'"):
+        load_project(file)
+    file.write_text("references:\n  - path: refs\nrerank:\n  appearance: 0\n")
+    assert load_project(file).config.rerank.appearance == 0

@@ -197,6 +197,16 @@ def test_features_round_trip(store: Store) -> None:
     assert store.feature_ids("akaze") == set()
 
 
+def test_colour_layouts_round_trip_and_are_listed(store: Store) -> None:
+    a, b = _ref(store, "A"), _ref(store, "B")
+    blob = bytes(range(144))
+    store.put_layout(a, blob)
+    assert store.layout(a) == blob and store.layout(b) is None
+    store.put_layout(a, blob[::-1])  # replaced, not duplicated
+    assert store.layout(a) == blob[::-1]
+    assert store.layout_ids() == {a}
+
+
 def test_features_with_no_keypoints_round_trip_as_empty_arrays(store: Store) -> None:
     a = _ref(store, "Blank")
     store.put_features(a, "orb", np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8),

@@ -40,6 +40,10 @@ LIGHTNESS_FLOOR = 5.0
 into noise."""
 FAR = 100.0
 """A cell distance at or beyond this counts as entirely different."""
+SEARCH_SIDE = 160
+"""``find`` searches a copy of the picture this many pixels on its longer side."""
+SEARCH_SCALES = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+"""Box sides ``find`` tries, as shares of the picture's shorter side."""
 MIN_SIDE = 2 * GRID
 """Smaller pictures are enlarged (nearest neighbour) to this many pixels on their
 shorter side first, so that every cell of every alignment holds pixels."""
@@ -55,6 +59,8 @@ class Layout:
     cover: np.ndarray
     """(GRID, GRID) float32 in [0, 1]: the alpha channel's mean over the cell, 1 for an
     opaque image."""
+    aspect: float = 1.0
+    """Width / height of the picture it describes (stored beside it)."""
 
     def to_bytes(self) -> bytes:
         """Compact storage: (GRID, GRID, 4) uint8, cover last."""
@@ -62,8 +68,8 @@ class Layout:
         return np.clip(np.rint(packed), 0, 255).astype(np.uint8).tobytes()
 
     @classmethod
-    def from_bytes(cls, blob: bytes) -> Layout:
-        """The inverse of ``to_bytes``.
+    def from_bytes(cls, blob: bytes, aspect: float = 1.0) -> Layout:
+        """The inverse of ``to_bytes`` (the aspect is stored apart).
 
         Raises:
             ValueError: the blob is not a layout of this ``GRID``.
@@ -71,7 +77,7 @@ class Layout:
         if len(blob) != GRID * GRID * 4:
             raise ValueError(f"a {GRID}x{GRID} layout has {GRID * GRID * 4} bytes, not {len(blob)}")
         packed = np.frombuffer(blob, dtype=np.uint8).reshape(GRID, GRID, 4).astype(np.float32)
-        return cls(packed[:, :, :3], packed[:, :, 3] / 255.0)
+        return cls(packed[:, :, :3], packed[:, :, 3] / 255.0, aspect)
 
 
 def _grids(image: np.ndarray, shares: Sequence[float]) -> list[Layout]:
@@ -80,6 +86,7 @@ def _grids(image: np.ndarray, shares: Sequence[float]) -> list[Layout]:
     if image.ndim == 2:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
     h, w = image.shape[:2]
+    aspect = w / h
     if min(h, w) < MIN_SIDE:  # enlarge a tiny picture so that every cell holds pixels
         scale = MIN_SIDE / min(h, w)
         size = (max(MIN_SIDE, round(w * scale)), max(MIN_SIDE, round(h * scale)))
@@ -112,7 +119,7 @@ def _grids(image: np.ndarray, shares: Sequence[float]) -> list[Layout]:
     # The cells' mean colours, converted together (one call for every alignment).
     rgb = np.clip(np.rint(colour), 0, 255).astype(np.uint8).reshape(-1, GRID, 3)
     lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32).reshape(-1, GRID, GRID, 3)
-    return [Layout(lab[i], cover[i].astype(np.float32)) for i in range(len(shares))]
+    return [Layout(lab[i], cover[i].astype(np.float32), aspect) for i in range(len(shares))]
 
 
 def layout(image: np.ndarray) -> Layout:
@@ -151,6 +158,72 @@ def similarity(queries: Sequence[Layout], reference: Layout) -> float | None:
     dist = np.sqrt(((query - ref) ** 2).sum(axis=-1))
     worst = (weight * np.minimum(dist, FAR)).sum(axis=(-2, -1)).min()
     return 1.0 - float(worst) / (FAR * total)
+
+
+def _cell_labs(table: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """CIELAB cell means (n, GRID, GRID, 3) of ``boxes`` (n, 4: x0, y0, x1, y1 in
+    pixels) from an RGB summed-area table (H + 1, W + 1, 3)."""
+    t = np.linspace(0.0, 1.0, GRID + 1)
+    xs = np.rint(boxes[:, 0:1] + (boxes[:, 2:3] - boxes[:, 0:1]) * t).astype(np.int64)
+    ys = np.rint(boxes[:, 1:2] + (boxes[:, 3:4] - boxes[:, 1:2]) * t).astype(np.int64)
+    # The (GRID + 1)^2 cell corners of every box in one flat gather, then differences.
+    flat = table.reshape(-1, table.shape[2])
+    corners = np.take(flat, ys[:, :, None] * table.shape[1] + xs[:, None, :], axis=0)
+    sums = corners[:, 1:, 1:] - corners[:, :-1, 1:] - corners[:, 1:, :-1] + corners[:, :-1, :-1]
+    area = (ys[:, 1:] - ys[:, :-1])[:, :, None] * (xs[:, 1:] - xs[:, :-1])[:, None, :]
+    inverse = (1.0 / np.maximum(area, 1)).astype(np.float32)[..., None]
+    # Means of uint8 pixels stay within 0-255: round half up, no clipping needed.
+    rgb = (sums.astype(np.float32) * inverse + 0.5).astype(np.uint8).reshape(-1, GRID, 3)
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32).reshape(-1, GRID, GRID, 3)
+
+
+def _search_boxes(width: int, height: int, aspect: float) -> np.ndarray:
+    """Candidate boxes (n, 4) for a thing of about ``aspect``: sides of ``SEARCH_SCALES``
+    of the picture's shorter side, the aspect as given and a quarter either way
+    (perspective), every sixth of the box's side."""
+    short = min(width, height)
+    out = []
+    for scale in SEARCH_SCALES:
+        for asp in (aspect / 1.25, aspect, aspect * 1.25):
+            area = (scale * short) ** 2
+            bw = float(np.sqrt(area * asp))
+            bh = area / bw
+            if bw > width or bh > height:
+                continue
+            step = max(2.0, min(bw, bh) / 6)
+            xs = np.arange(0.0, width - bw + 1e-6, step)
+            ys = np.arange(0.0, height - bh + 1e-6, step)
+            gx, gy = np.meshgrid(xs, ys)
+            out.append(np.stack([gx.ravel(), gy.ravel(), gx.ravel() + bw, gy.ravel() + bh], 1))
+    return np.concatenate(out) if out else np.zeros((0, 4))
+
+
+def find(image: np.ndarray, reference: Layout) -> tuple[float, tuple[int, int, int, int]] | None:
+    """Where in ``image`` (RGB) the thing ``reference`` describes would best fit: a
+    coarse colour-template search over boxes of the reference's shape (see
+    ``_search_boxes``) on a ``SEARCH_SIDE``-pixel copy. Returns the best similarity and
+    that box in ``image``'s pixels (x0, y0, x1, y1), or None when nothing fits."""
+    weight = reference.cover
+    total = float(weight.sum())
+    if total < 1e-6 or image.ndim != 3:
+        return None
+    h, w = image.shape[:2]
+    scale = min(1.0, SEARCH_SIDE / max(h, w))
+    small = cv2.resize(np.ascontiguousarray(image[:, :, :3]),
+                       (max(1, round(w * scale)), max(1, round(h * scale))),
+                       interpolation=cv2.INTER_AREA) if scale < 1.0 else image[:, :, :3]
+    sh, sw = small.shape[:2]
+    boxes = _search_boxes(sw, sh, reference.aspect)
+    if not len(boxes):
+        return None
+    table = cv2.integral(np.ascontiguousarray(small))
+    query = _standardised(_cell_labs(table, boxes), weight)
+    dist = np.sqrt(((query - _standardised(reference.lab, weight)) ** 2).sum(axis=-1))
+    sims = 1.0 - (weight * np.minimum(dist, FAR)).sum(axis=(-2, -1)) / (FAR * total)
+    best = int(np.argmax(sims))
+    x0, y0, x1, y1 = boxes[best] / scale
+    box = (max(0, int(x0)), max(0, int(y0)), min(w, int(np.ceil(x1))), min(h, int(np.ceil(y1))))
+    return float(sims[best]), box
 
 
 def appearance_bonus(sim: float | None, weight: float, centre: float) -> float:

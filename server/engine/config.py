@@ -149,6 +149,10 @@ class LocateConfig:
     candidates: int = 3
     """Windows identified as crops besides the whole picture (each costs one forward
     pass and a second-stage check)."""
+    layout_search: bool = True
+    """Also search the picture for the box whose colour layout best matches the
+    references the windows look most like (a box of the reference's shape, not a grid
+    cell), and identify that box too: one more forward pass."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.candidates <= 16:
@@ -245,8 +249,15 @@ class VerifyConfig:
     expected_unknown_share: float = 0.3
     """Share of live queries expected to show things not in the index; weights the
     known and unknown passes when predicting open-set accuracy."""
+    picture_queries: int = 2
+    """Whole camera frames made of each reference, located and identified as pictures
+    are, to calibrate the thresholds for whole pictures apart from crops (a picture
+    answers with the best of several regions, so unknown things score higher in it);
+    0 calibrates on crops only. Used only with ``locate`` on."""
 
     def __post_init__(self) -> None:
+        if not 0 <= self.picture_queries <= 64:
+            raise ValueError("verify.picture_queries must be between 0 and 64")
         if not 0.0 <= self.expected_unknown_share <= 1.0:
             raise ValueError("verify.expected_unknown_share must be between 0 and 1")
         if self.queries_per_reference < 1:
@@ -328,6 +339,12 @@ class Calibration:
     """Model id the calibration is valid for; ignored when the model changed."""
     predicted_open_set_accuracy: float | None = None
     """Open-set accuracy predicted by verify at these thresholds."""
+    picture_threshold: float | None = None
+    """Score threshold for whole pictures (located first); None: the crops' one."""
+    picture_margin: float | None = None
+    """Margin threshold for whole pictures; None: the crops' one."""
+    picture_predicted_open_set_accuracy: float | None = None
+    """Open-set accuracy predicted by verify for whole pictures at their thresholds."""
     verified_at: str = ""
     """ISO time of the verify run."""
 

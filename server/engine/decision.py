@@ -79,18 +79,34 @@ class Decision:
         }
 
 
+Pair = tuple[float | None, float | None]
+"""(score threshold, margin threshold), each None where the level sets nothing."""
+
+
 @dataclass(frozen=True)
 class Thresholds:
-    """Resolved thresholds: per class overrides, per taxonomy, and the project default."""
+    """Thresholds in force: explicit per-class and per-taxonomy values over the project
+    default, which differs for whole pictures when ``verify`` calibrated those apart."""
 
     default: tuple[float, float]
-    by_taxonomy: Mapping[str, tuple[float, float]] = field(default_factory=dict)
-    by_class: Mapping[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    """For crops (and for pictures without a calibration of their own)."""
+    by_taxonomy: Mapping[str, Pair] = field(default_factory=dict)
+    by_class: Mapping[str, Pair] = field(default_factory=dict)
     calibrated: bool = False
+    picture: tuple[float, float] | None = None
+    """The default for whole pictures, which are located first and so answer with the
+    best of several regions (``identify verify`` calibrates them on synthetic frames)."""
 
-    def for_class(self, label: str, taxonomy: str) -> tuple[float, float]:
-        """(score threshold, margin threshold) that apply to ``label``."""
-        thr, mar = self.by_taxonomy.get(taxonomy, self.default)
+    def for_taxonomy(self, taxonomy: str, picture: bool = False) -> tuple[float, float]:
+        """(score threshold, margin threshold) of a taxonomy."""
+        base = self.picture if picture and self.picture is not None else self.default
+        thr, mar = self.by_taxonomy.get(taxonomy, (None, None))
+        return (base[0] if thr is None else thr, base[1] if mar is None else mar)
+
+    def for_class(self, label: str, taxonomy: str, picture: bool = False) -> tuple[float, float]:
+        """(score threshold, margin threshold) that apply to ``label``, in a crop or (with
+        ``picture``) in a whole picture."""
+        thr, mar = self.for_taxonomy(taxonomy, picture)
         cls_thr, cls_mar = self.by_class.get(label, (None, None))
         return (thr if cls_thr is None else cls_thr, mar if cls_mar is None else cls_mar)
 
@@ -102,17 +118,18 @@ def resolve_thresholds(cfg: ProjectConfig, spec: ModelSpec) -> Thresholds:
     calibrated = cal is not None and cal.model == spec.space_id
     default = (cal.threshold, cal.margin) if calibrated and cal else (
         spec.default_threshold, spec.default_margin)
-    by_tax: dict[str, tuple[float, float]] = {}
-    by_class: dict[str, tuple[float | None, float | None]] = {}
+    picture = None  # a project that does not locate identifies whole pictures as crops
+    if calibrated and cal and cal.picture_threshold is not None and cfg.locate.enabled:
+        picture = (cal.picture_threshold,
+                   cal.margin if cal.picture_margin is None else cal.picture_margin)
+    by_tax: dict[str, Pair] = {}
+    by_class: dict[str, Pair] = {}
     for tax in cfg.taxonomies:
-        by_tax[tax.name] = (
-            default[0] if tax.threshold is None else tax.threshold,
-            default[1] if tax.margin is None else tax.margin,
-        )
+        by_tax[tax.name] = (tax.threshold, tax.margin)
         for label, ct in tax.classes.items():
             by_class[label] = (ct.threshold, ct.margin)
     return Thresholds(default=default, by_taxonomy=by_tax, by_class=by_class,
-                      calibrated=calibrated)
+                      calibrated=calibrated, picture=picture)
 
 
 def with_overrides(base: Thresholds,
@@ -122,12 +139,9 @@ def with_overrides(base: Thresholds,
     by_tax = dict(base.by_taxonomy)
     by_class = dict(base.by_class)
     for scope, name, thr, mar in overrides:
-        if scope == "taxonomy":
-            old_thr, old_mar = by_tax.get(name, base.default)
-            by_tax[name] = (old_thr if thr is None else thr, old_mar if mar is None else mar)
-        else:
-            old = by_class.get(name, (None, None))
-            by_class[name] = (old[0] if thr is None else thr, old[1] if mar is None else mar)
+        table = by_tax if scope == "taxonomy" else by_class
+        old = table.get(name, (None, None))
+        table[name] = (old[0] if thr is None else thr, old[1] if mar is None else mar)
     return replace(base, by_taxonomy=by_tax, by_class=by_class)
 
 
@@ -147,16 +161,18 @@ def aggregate(keys: np.ndarray, sims: np.ndarray, labels: Mapping[int, str]) -> 
 
 
 def decide(candidates: Sequence[Candidate], thresholds: Thresholds,
-           taxonomy_of: Mapping[str, str], top_n: int = 5) -> Decision:
-    """Accept the best class or answer unknown (see the module docstring)."""
+           taxonomy_of: Mapping[str, str], top_n: int = 5, picture: bool = False) -> Decision:
+    """Accept the best class or answer unknown (see the module docstring); ``picture``
+    says the candidates come from a whole picture (see ``Thresholds.picture``)."""
     ranked = sorted(candidates, key=lambda c: -c.score)
     if not ranked:
-        thr, mar = thresholds.default
+        thr, mar = thresholds.picture if picture and thresholds.picture else thresholds.default
         return Decision(None, 0.0, 0.0, False, "empty_index", threshold=thr, margin_threshold=mar)
     top = ranked[0]
     second = ranked[1].score if len(ranked) > 1 else 0.0
     margin = top.score - max(second, 0.0)
-    thr, mar = thresholds.for_class(top.label, taxonomy_of.get(top.label, DEFAULT_TAXONOMY))
+    thr, mar = thresholds.for_class(top.label, taxonomy_of.get(top.label, DEFAULT_TAXONOMY),
+                                    picture)
     if top.score < thr:
         reason = "below_threshold"
     elif margin < mar:

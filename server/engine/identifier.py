@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -33,6 +34,11 @@ from .localfeatures import (
 from .locate import Box, shortlist, to_box, window_vectors
 from .store import Store
 from .vector_index import VectorIndex
+
+LAYOUT_SEARCH_CLASSES = 3
+"""Classes whose reference layout is searched for in a whole picture (``_layout_box``)."""
+LAYOUT_BOX_GROW = 0.05
+"""The found box is grown by this share of its side on each side, as a detector's is."""
 
 Search = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
 """(queries (n, dim), k) -> (keys (n, k), similarities (n, k)), like ``VectorIndex.search``."""
@@ -73,6 +79,7 @@ class Identifier:
         self.thresholds = thresholds or resolve_thresholds(project.config, embedder.spec)
         self._ref_features: dict[int, LocalFeatures] = {}
         self._ref_layouts: dict[int, appearance.Layout | None] = {}
+        self._layout_lock = threading.Lock()  # ``regions`` reads layouts on worker threads
 
     @classmethod
     def open(cls, project: Project, embedder: Embedder) -> Identifier:
@@ -140,29 +147,80 @@ class Identifier:
             return []
         return [self.decide(ev) for ev in self.evidence(images)]
 
-    def regions(self, image: np.ndarray) -> list[Region]:
+    def regions(self, image: np.ndarray, exclude: str | None = None) -> list[Region]:
         """The whole picture and, with ``locate`` on, the windows of it most likely to
         hold a known thing, each with its evidence (see ``locate``). Runs the model; may
-        run on several threads at once."""
+        run on several threads at once. ``exclude`` locates as if that class were not
+        indexed (``identify verify``'s unknown pass)."""
         crops: list[tuple[Box | None, np.ndarray]] = [(None, image)]
-        count = self.project.config.locate.candidates if self.project.config.locate.enabled else 0
+        loc = self.project.config.locate
+        count = loc.candidates if loc.enabled else 0
         if count:
             h, w = image.shape[:2]
             wins, vectors = window_vectors(self.embedder, image)
-            for win in shortlist(wins, vectors, self._best_similarity, count):
+            keys, sims = self._nearest(vectors, exclude)
+            for win in shortlist(wins, vectors, lambda _: sims, count):
                 x0, y0, x1, y1 = box = to_box(win, w, h)
                 crops.append((box, image[y0:y1, x0:x1]))
+            found = self._layout_box(image, keys, sims) if loc.layout_search else None
+            if found is not None:
+                x0, y0, x1, y1 = found
+                crops.append((found, image[y0:y1, x0:x1]))
         evidence = self.evidence([crop for _, crop in crops])
         return [Region(box, crop, ev) for (box, crop), ev in zip(crops, evidence, strict=True)]
 
-    def _best_similarity(self, vectors: np.ndarray) -> np.ndarray:
-        return self.index.search(vectors, 1)[1][:, 0]
+    def _nearest(self, vectors: np.ndarray, exclude: str | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """Each vector's nearest reference (key, similarity; -1 and -inf for none),
+        leaving out the references of class ``exclude``."""
+        if not len(vectors):
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        k = 1 if exclude is None else self.project.config.index.top_k
+        keys, sims = self.index.search(vectors, k)
+        best_keys = np.full(len(vectors), -1, np.int64)
+        best_sims = np.full(len(vectors), -np.inf, np.float32)
+        for row in range(len(vectors)):
+            for key, sim in zip(keys[row].tolist(), sims[row].tolist(), strict=True):
+                if key >= 0 and self.labels.get(int(key), exclude) != exclude:
+                    best_keys[row], best_sims[row] = key, sim
+                    break
+        return best_keys, best_sims
+
+    def _layout_box(self, image: np.ndarray, keys: np.ndarray, sims: np.ndarray
+                    ) -> Box | None:
+        """The box whose colour layout best matches one of the references the windows
+        look most like (``LAYOUT_SEARCH_CLASSES`` classes, best window first: ``keys``
+        and ``sims`` are each window's nearest reference), grown a little; None when no
+        such reference has a layout. A window is square and snaps to the feature map's
+        grid; this box has the reference's shape and is placed to the search's pixel,
+        which is what textureless things need."""
+        refs: dict[str, int] = {}
+        for row in np.argsort(-sims, kind="stable"):
+            label = self.labels.get(int(keys[row]))
+            if label is not None and label not in refs:
+                refs[label] = int(keys[row])
+                if len(refs) == LAYOUT_SEARCH_CLASSES:
+                    break
+        best: tuple[float, Box] | None = None
+        for ref_id in refs.values():
+            ref_layout = self.reference_layout(ref_id)
+            hit = appearance.find(image, ref_layout) if ref_layout is not None else None
+            if hit is not None and (best is None or hit[0] > best[0]):
+                best = hit
+        if best is None:
+            return None
+        h, w = image.shape[:2]
+        x0, y0, x1, y1 = best[1]
+        gx, gy = (x1 - x0) * LAYOUT_BOX_GROW, (y1 - y0) * LAYOUT_BOX_GROW
+        box = (max(0, int(x0 - gx)), max(0, int(y0 - gy)), min(w, int(x1 + gx)),
+               min(h, int(y1 + gy)))
+        return box if box[2] - box[0] >= 2 and box[3] - box[1] >= 2 else None
 
     def decide_regions(self, regions: Sequence[Region]) -> tuple[Decision, Region]:
         """The decision for the region that matches best (the whole picture on a tie;
         ``regions[0]`` must be the whole picture). When the second stage found the
         reference's geometry in the winner, its box is the reference's outline."""
-        decided = [(self.decide(r.evidence), r) for r in regions]
+        decided = [(self.decide(r.evidence, picture=True), r) for r in regions]
         decision, region = max(decided, key=lambda dr: dr[0].score)
         h, w = regions[0].image.shape[:2]
         return decision, replace(region, box=self._outline_box(decision, region, w, h))
@@ -210,9 +268,9 @@ class Identifier:
             ranked = self.rerank(ev, ranked, inlier_cache)
         return ranked
 
-    def decide(self, ev: Evidence) -> Decision:
-        """The decision for one query's evidence."""
-        return decide(self.candidates(ev), self.thresholds, self.taxonomy_of)
+    def decide(self, ev: Evidence, picture: bool = False) -> Decision:
+        """The decision for one query's evidence (a crop, or a region of a picture)."""
+        return decide(self.candidates(ev), self.thresholds, self.taxonomy_of, picture=picture)
 
     def reference_features(self, ref_id: int) -> LocalFeatures | None:
         """Stored local features of a reference (cached)."""
@@ -227,10 +285,12 @@ class Identifier:
 
     def reference_layout(self, ref_id: int) -> appearance.Layout | None:
         """Stored colour layout of a reference (cached); None if it has none."""
-        if ref_id not in self._ref_layouts:
-            blob = self.store.layout(ref_id)
-            self._ref_layouts[ref_id] = None if blob is None else appearance.Layout.from_bytes(blob)
-        return self._ref_layouts[ref_id]
+        with self._layout_lock:
+            if ref_id not in self._ref_layouts:
+                row = self.store.layout(ref_id)
+                self._ref_layouts[ref_id] = (None if row is None else
+                                             appearance.Layout.from_bytes(*row))
+            return self._ref_layouts[ref_id]
 
     def rerank(self, query: Evidence, ranked: list[Candidate],
                inlier_cache: dict[int, Geometry] | None = None) -> list[Candidate]:

@@ -117,7 +117,7 @@ class ReferenceEvidence:
         if self.features is not None:
             store.put_features(row_id, FEATURE_KIND, self.features.keypoints,
                                self.features.descriptors, size)
-        store.put_layout(row_id, self.layout.to_bytes())
+        store.put_layout(row_id, self.layout.to_bytes(), self.layout.aspect)
 
 
 @dataclass
@@ -316,7 +316,7 @@ def build_index(project: Project, embedder: Embedder,
                     row = existing[str(item.ref.path)]
                     if item.layout is not None:
                         with store.db.conn:
-                            store.put_layout(row.id, item.layout.to_bytes())
+                            store.put_layout(row.id, item.layout.to_bytes(), item.layout.aspect)
                     if (row.label, row.taxonomy, row.rarity) != (
                             item.ref.label, item.ref.taxonomy, item.ref.rarity):
                         store.relabel(row.id, item.ref.label, item.ref.taxonomy,
@@ -370,7 +370,8 @@ def _embed_live_references(project: Project, store: Store, embedder: Embedder,
             continue
         if ref.id in have:
             with store.db.conn:
-                store.put_layout(ref.id, appearance.layout(image).to_bytes())
+                lay = appearance.layout(image)
+                store.put_layout(ref.id, lay.to_bytes(), lay.aspect)
             continue
         evidence = embed_reference(project, embedder, image, ref.content_hash, backgrounds)
         with store.db.conn:

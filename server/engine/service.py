@@ -239,7 +239,8 @@ class Service:
         image, ev, bbox = whole.image, whole.evidence, region.box
         track = self.tracker.assign(source, None, ev.vector, self._clock(), set())
         track.update(self.ident.candidates(region.evidence), review.smoothing)
-        decision = decide(track.smoothed(), self.ident.thresholds, self.ident.taxonomy_of)
+        decision = decide(track.smoothed(), self.ident.thresholds, self.ident.taxonomy_of,
+                          picture=True)
         review_id = None
         if track.frames >= review.min_track_frames and not track.recorded:
             # One observation per appearance, decided on the smoothed scores; a miss
@@ -608,10 +609,11 @@ class Service:
         taxonomies |= set(t.by_taxonomy)
         return {
             "default": {"threshold": t.default[0], "margin": t.default[1],
-                        "calibrated": t.calibrated},
+                        "calibrated": t.calibrated,
+                        "picture": None if t.picture is None else
+                        {"threshold": t.picture[0], "margin": t.picture[1]}},
             "taxonomies": {
-                name: dict(zip(("threshold", "margin"),
-                               t.by_taxonomy.get(name, t.default), strict=True))
+                name: dict(zip(("threshold", "margin"), t.for_taxonomy(name), strict=True))
                 for name in sorted(taxonomies)},
             "classes": {
                 label: {"threshold": thr, "margin": mar}

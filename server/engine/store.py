@@ -93,7 +93,7 @@ def _m2(db: sqlite_utils.Database) -> None:
 
 def _m3(db: sqlite_utils.Database) -> None:
     # Colour layouts of references (see ``appearance``), for the second stage.
-    db["layouts"].create({"image_id": int, "layout": bytes}, pk="image_id",
+    db["layouts"].create({"image_id": int, "layout": bytes, "aspect": float}, pk="image_id",
                          foreign_keys=[("image_id", "images", "id")])
 
 
@@ -240,15 +240,17 @@ class Store:
         return {int(r[0]) for r in self.db.execute(
             "select image_id from features where kind = ?", [kind])}
 
-    def put_layout(self, image_id: int, layout: bytes) -> None:
-        """Store (or replace) one image's colour layout (``appearance.Layout.to_bytes``)."""
-        self.db["layouts"].upsert({"image_id": image_id, "layout": layout}, pk="image_id")
+    def put_layout(self, image_id: int, layout: bytes, aspect: float) -> None:
+        """Store (or replace) one image's colour layout (``appearance.Layout.to_bytes``)
+        and the aspect (width / height) of the picture it describes."""
+        self.db["layouts"].upsert({"image_id": image_id, "layout": layout, "aspect": aspect},
+                                  pk="image_id")
 
-    def layout(self, image_id: int) -> bytes | None:
-        """One image's stored colour layout, or None."""
-        row = self.db.execute("select layout from layouts where image_id = ?",
+    def layout(self, image_id: int) -> tuple[bytes, float] | None:
+        """One image's stored colour layout and aspect, or None."""
+        row = self.db.execute("select layout, aspect from layouts where image_id = ?",
                               [image_id]).fetchone()
-        return None if row is None else bytes(row[0])
+        return None if row is None else (bytes(row[0]), float(row[1]))
 
     def layout_ids(self) -> set[int]:
         """Ids of images with a stored colour layout."""

@@ -30,7 +30,7 @@ from .config import Calibration, Project, write_calibration
 from .decision import Candidate
 from .embedders import Embedder
 from .errors import ImageRejected, NoReferencesError
-from .identifier import Evidence, Identifier, Search
+from .identifier import Evidence, Identifier, Region, Search
 from .images import IMAGE_SUFFIXES, flatten_alpha, load_image
 from .indexer import reference_vector_id
 from .localfeatures import Geometry
@@ -88,6 +88,9 @@ class VerifyReport:
     written: bool
     seconds: float
     backgrounds: str
+    pictures: dict[str, Any] | None = None
+    """The whole-picture pass (located camera frames): its queries, top-1, thresholds,
+    rates and predicted open-set accuracy; None when it did not run."""
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -141,6 +144,14 @@ def _confusable(outcomes: Sequence[QueryOutcome], top: int = 10) -> list[dict[st
              "mean_margin": round(float(np.mean(m)), 4)} for (a, b), m in pairs.items()]
     rows.sort(key=lambda r: (r["mean_margin"], -r["wrong_top1"]))
     return rows[:top]
+
+
+def _picture_ranking(ident: Identifier, regions: Sequence[Region],
+                     exclude: str | None = None) -> list[Candidate]:
+    """The ranking a whole picture answers with: that of its best region (as
+    ``Identifier.decide_regions`` chooses)."""
+    rankings = [ident.candidates(r.evidence, exclude=exclude) for r in regions]
+    return max(rankings, key=lambda ranked: ranked[0].score if ranked else -math.inf)
 
 
 def _outcome(label: str, known: list[Candidate], unknown: list[Candidate]) -> QueryOutcome:
@@ -243,6 +254,13 @@ def run_verify(project: Project, embedder: Embedder, *, queries_per_reference: i
         outcomes: list[QueryOutcome] = []
         notes: list[str] = []
         blind = BlindHeads.build(project, embedder, ident, refs, notes)
+        picture_n = vcfg.picture_queries if project.config.locate.enabled else 0
+        if picture_n and getattr(embedder, "head", None) is not None:
+            picture_n = 0
+            notes.append("whole pictures keep the crops' thresholds: with a projection head "
+                         "the unknown pass needs fold heads, which locating does not use")
+        picture_rng = np.random.default_rng([vcfg.seed, 1])  # crops' draws stay as they were
+        pictures: list[QueryOutcome] = []
         tested = refs
         if len(refs) > vcfg.max_references:
             pick = np.sort(rng.choice(len(refs), vcfg.max_references, replace=False))
@@ -270,6 +288,15 @@ def run_verify(project: Project, embedder: Embedder, *, queries_per_reference: i
                 hidden = ident.candidates(hidden_ev, exclude=ref.label, inlier_cache=cache,
                                           search=search)
                 outcomes.append(_outcome(ref.label, known, hidden))
+            # Whole camera frames, located as identify locates them: asked with the class
+            # indexed and, located again, with it hidden.
+            for _ in range(picture_n):
+                bg = backgrounds[int(picture_rng.integers(len(backgrounds)))]
+                frame = synth.camera_view(image, bg, picture_rng, strength=vcfg.strength).frame
+                known = _picture_ranking(ident, ident.regions(frame))
+                hidden = _picture_ranking(ident, ident.regions(frame, exclude=ref.label),
+                                          exclude=ref.label)
+                pictures.append(_outcome(ref.label, known, hidden))
         if not outcomes:
             raise NoReferencesError("no reference could be read for the self-test")
         margins = np.array([o.margin for o in outcomes])
@@ -283,11 +310,25 @@ def run_verify(project: Project, embedder: Embedder, *, queries_per_reference: i
                     if t.threshold is not None or t.margin is not None]
         if explicit:
             notes.append("taxonomies with explicit thresholds keep them: " + ", ".join(explicit))
+        picture_report = None
+        picture_cal: dict[str, float] = {}
+        if pictures:
+            p_acc, p_thr, p_mar, p_known, p_unknown = _rank_thresholds(
+                pictures, vcfg.expected_unknown_share)
+            picture_report = {
+                "queries": len(pictures),
+                "top1_accuracy": round(float(np.mean([o.top1 == o.label for o in pictures])), 4),
+                "threshold": p_thr, "margin_threshold": p_mar,
+                "known_accept_rate": round(p_known, 4), "unknown_reject_rate": round(p_unknown, 4),
+                "predicted_open_set_accuracy": round(p_acc, 4),
+            }
+            picture_cal = {"picture_threshold": p_thr, "picture_margin": p_mar,
+                           "picture_predicted_open_set_accuracy": round(p_acc, 4)}
         if write:
             write_calibration(project.file, Calibration(
                 threshold=thr, margin=mar, model=embedder.spec.space_id,
                 predicted_open_set_accuracy=round(acc, 4),
-                verified_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                verified_at=datetime.now(UTC).isoformat(timespec="seconds"), **picture_cal,
             ))
         return VerifyReport(
             project=project.name, model=embedder.spec.space_id, references=len(refs),
@@ -300,7 +341,8 @@ def run_verify(project: Project, embedder: Embedder, *, queries_per_reference: i
             threshold=thr, margin_threshold=mar, known_accept_rate=k_rate,
             unknown_reject_rate=u_rate, expected_unknown_share=vcfg.expected_unknown_share,
             predicted_open_set_accuracy=acc, written=write,
-            seconds=time.perf_counter() - started, backgrounds=bg_note, notes=notes,
+            seconds=time.perf_counter() - started, backgrounds=bg_note,
+            pictures=picture_report, notes=notes,
         )
     finally:
         ident.close()
@@ -322,6 +364,14 @@ def format_report(r: VerifyReport) -> str:
         f"  predicted open-set accuracy {r.predicted_open_set_accuracy:.3f} "
         f"(assuming {r.expected_unknown_share:.0%} of live queries are unknown things)",
     ]
+    if r.pictures:
+        p = r.pictures
+        lines.append(
+            f"  whole pictures          {p['queries']} located camera frames: top-1 "
+            f"{p['top1_accuracy']:.3f}; score >= {p['threshold']:.2f}, margin >= "
+            f"{p['margin_threshold']:.2f}; known accepted correctly "
+            f"{p['known_accept_rate']:.3f}, unknown rejected {p['unknown_reject_rate']:.3f}; "
+            f"predicted open-set accuracy {p['predicted_open_set_accuracy']:.3f}")
     if r.confusable_pairs:
         lines.append("  most confusable pairs (mean margin, wrong top-1 / queries):")
         for p in r.confusable_pairs[:5]:

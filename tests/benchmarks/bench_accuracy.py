@@ -142,10 +142,13 @@ def run(data: Path, work: Path, views: int, rerank: bool, head: bool = False,
             for q, im, regions in zip(chunk, images, found, strict=True):
                 ev = regions[0].evidence  # the whole picture
                 for name, strip in (("identify", False), ("identify_global_only", True)):
-                    d, region = ident.decide_regions(
-                        [replace(r, evidence=replace(r.evidence, features=None, layouts=None))
-                         for r in regions]
-                        if strip else regions)
+                    asked = ([replace(r, evidence=replace(r.evidence, features=None,
+                                                          layouts=None)) for r in regions]
+                             if strip else regions)
+                    # A crop is decided as a crop; a frame as a whole picture (located,
+                    # at the pictures' thresholds when verify calibrated them).
+                    d, region = (ident.decide_regions(asked) if kind == "frame" else
+                                 (ident.decide(asked[0].evidence), asked[0]))
                     rows[name]["top1"].append(d.candidates[0].label if d.candidates else None)
                     rows[name]["score"].append(d.score)
                     rows[name]["accepted"].append(d.label)
@@ -190,6 +193,11 @@ def table(res: dict[str, Any]) -> str:
                  f"{v['threshold']}, margin {v['margin_threshold']}, predicted open-set accuracy "
                  f"{v['predicted_open_set_accuracy']:.3f}, top-1 {v['top1_accuracy']:.3f}, "
                  f"median margin {v['margin_median']:.3f}")
+    if v.get("pictures"):
+        p = v["pictures"]
+        lines.append(f"verify, whole pictures: threshold {p['threshold']}, margin "
+                     f"{p['margin_threshold']}, predicted open-set accuracy "
+                     f"{p['predicted_open_set_accuracy']:.3f}, top-1 {p['top1_accuracy']:.3f}")
     return "\n".join(lines)
 
 

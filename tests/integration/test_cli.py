@@ -7,6 +7,7 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -210,3 +211,59 @@ def test_verify_samples_large_sets_down_to_max_references(tmp_path: Path,
     report = json.loads(out)
     assert report["references"] == 6 and report["queries"] == 3 * 2
     assert any("sample of 3 of 6" in n for n in report["notes"])
+
+
+def test_verify_calibrates_whole_pictures_apart_when_locating(tmp_path: Path,
+                                                              small_refs: Path) -> None:
+    project = write_project(tmp_path, small_refs)  # verify: 2 crops per reference
+    run("index", "--project", str(project))
+    code, out, _ = run("verify", "--project", str(project), "--json")
+    assert code == 0
+    pictures = json.loads(out)["pictures"]
+    assert pictures["queries"] == 12  # 2 located camera frames per reference
+    assert 0.0 <= pictures["predicted_open_set_accuracy"] <= 1.0
+    text = project.read_text()
+    assert f"picture_threshold: {pictures['threshold']}" in text
+    from server.engine.config import load_project
+    from server.engine.embedders import project_embedder
+    from server.engine.identifier import Identifier
+
+    proj = load_project(project)
+    ident = Identifier.open(proj, project_embedder(proj.config))
+    try:
+        assert ident.thresholds.picture == (pictures["threshold"], pictures["margin_threshold"])
+        # A whole picture is decided at the pictures' thresholds, a crop at the crops'.
+        decision, _ = ident.identify_picture(load_image(DEMO_QUERIES / "known-brazil.jpg"))
+        assert (decision.threshold, decision.margin_threshold) == ident.thresholds.picture
+        (crop,) = ident.identify([load_image(DEMO_QUERIES / "known-brazil.jpg")])
+        assert (crop.threshold, crop.margin_threshold) == ident.thresholds.default
+    finally:
+        ident.close()
+    # Identifying crops only (locate off): nothing to calibrate apart.
+    off = write_project(tmp_path / "off", small_refs, "locate:\n  enabled: false\n")
+    run("index", "--project", str(off))
+    code, out, _ = run("verify", "--project", str(off), "--json")
+    assert code == 0 and json.loads(out)["pictures"] is None
+    assert "picture_threshold" not in off.read_text()
+
+
+def test_the_unknown_pass_locates_as_if_the_hidden_class_were_not_indexed(
+        tmp_path: Path, small_refs: Path) -> None:
+    from server.engine.config import load_project
+    from server.engine.embedders import project_embedder
+    from server.engine.identifier import Identifier
+
+    project = write_project(tmp_path, small_refs)
+    run("index", "--project", str(project))
+    proj = load_project(project)
+    ident = Identifier.open(proj, project_embedder(proj.config))
+    try:
+        frame = load_image(DEMO_QUERIES / "known-brazil.jpg")
+        regions = ident.regions(frame, exclude="Brazil")
+        keys, _ = ident._nearest(np.stack([r.evidence.vector for r in regions]), "Brazil")
+        assert all(ident.labels[int(k)] != "Brazil" for k in keys)
+        for region in regions:
+            ranked = ident.candidates(region.evidence, exclude="Brazil")
+            assert ranked and all(c.label != "Brazil" for c in ranked)
+    finally:
+        ident.close()

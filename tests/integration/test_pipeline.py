@@ -255,3 +255,37 @@ def test_with_appearance_off_no_layout_is_computed_or_used(tmp_path: Path, small
     assert ev.layouts is None
     assert all(c.appearance is None for c in ranked)
     assert ranked[0].label == "Pineapple" and ranked[0].inliers is not None
+
+
+def test_a_textureless_thing_gets_a_box_of_its_own_shape_from_its_colour_layout(
+        tmp_path: Path, small_refs: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    """Flags have too little texture for a homography: without the layout search the
+    box is a square grid window; with it, a box of the flag's shape where its colours
+    are, identified as one more region."""
+    from server.engine.locate import iou
+    from server.engine.verify import BACKGROUNDS_DIR
+
+    backgrounds = synth.load_backgrounds(sorted(BACKGROUNDS_DIR.glob("*.jpg"))[:4], (640, 480))
+    projects = {on: load_project(write_project(
+        tmp_path / str(on), small_refs, f"locate:\n  layout_search: {str(on).lower()}\n"))
+        for on in (True, False)}
+    for project in projects.values():
+        build_index(project, embedder)
+    idents = {on: Identifier.open(p, embedder) for on, p in projects.items()}
+    overlaps: dict[bool, list[float]] = {True: [], False: []}
+    try:
+        rng = np.random.default_rng(4)
+        for i in range(6):
+            ref = load_image(small_refs / ("Japan.png" if i % 2 else "Brazil.png"),
+                             keep_alpha=True)
+            view = synth.camera_view(ref, backgrounds[i % 4], rng, strength=0.5)
+            for on, ident in idents.items():
+                regions = ident.regions(view.frame)
+                assert len(regions) == 1 + projects[on].config.locate.candidates + on
+                decision, region = ident.decide_regions(regions)
+                overlaps[on].append(iou(region.box or (0, 0, 640, 480), view.bbox))
+    finally:
+        for ident in idents.values():
+            ident.close()
+    assert np.median(overlaps[True]) > np.median(overlaps[False]), overlaps
+    assert np.median(overlaps[True]) >= 0.6, overlaps

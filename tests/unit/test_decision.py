@@ -180,3 +180,39 @@ def test_decide_uses_the_thresholds_of_the_top_class() -> None:
     # A class outside any declared taxonomy uses the model default.
     d = decide([_cand("Stray", 0.55)], t, {})
     assert d.matched and d.threshold == 0.5
+
+
+def test_whole_pictures_use_their_own_calibration_and_explicit_values_apply_to_both() -> None:
+    cal = Calibration(0.62, 0.07, model="test/model", picture_threshold=0.75,
+                      picture_margin=0.02)
+    t = resolve_thresholds(_cfg(calibration=cal, taxonomies=(CARDS, LOOSE)), SPEC)
+    assert t.picture == (0.75, 0.02)
+    assert t.for_class("Other", "default") == (0.62, 0.07)
+    assert t.for_class("Other", "default", picture=True) == (0.75, 0.02)
+    # Explicit taxonomy/class values are the user's: the same in crops and pictures.
+    assert t.for_class("Blue-Eyes", "cards", picture=True) == (0.7, 0.1)
+    assert t.for_class("Coin", "loose", picture=True) == (0.3, 0.02)  # margin inherited
+    assert t.for_taxonomy("loose") == (0.3, 0.07)
+    d = decide([_cand("Other", 0.7)], t, {})
+    assert d.matched and d.threshold == 0.62
+    d = decide([_cand("Other", 0.7)], t, {}, picture=True)
+    assert d.reason == "below_threshold" and d.threshold == 0.75
+
+
+def test_without_a_picture_calibration_pictures_use_the_crops_thresholds() -> None:
+    t = resolve_thresholds(_cfg(calibration=Calibration(0.62, 0.07, model="test/model")), SPEC)
+    assert t.picture is None
+    assert t.for_class("Other", "default", picture=True) == (0.62, 0.07)
+    other = Calibration(0.62, 0.07, model="other/model", picture_threshold=0.9)
+    assert resolve_thresholds(_cfg(calibration=other), SPEC).picture is None
+
+
+def test_a_project_that_does_not_locate_decides_pictures_as_crops() -> None:
+    from dataclasses import replace
+
+    from server.engine.config import LocateConfig
+
+    cal = Calibration(0.62, 0.07, model="test/model", picture_threshold=0.75)
+    cfg = replace(_cfg(calibration=cal), locate=LocateConfig(enabled=False))
+    t = resolve_thresholds(cfg, SPEC)
+    assert t.picture is None and t.for_class("Other", "default", picture=True) == (0.62, 0.07)

@@ -200,10 +200,10 @@ def test_features_round_trip(store: Store) -> None:
 def test_colour_layouts_round_trip_and_are_listed(store: Store) -> None:
     a, b = _ref(store, "A"), _ref(store, "B")
     blob = bytes(range(144))
-    store.put_layout(a, blob)
-    assert store.layout(a) == blob and store.layout(b) is None
-    store.put_layout(a, blob[::-1])  # replaced, not duplicated
-    assert store.layout(a) == blob[::-1]
+    store.put_layout(a, blob, 1.5)
+    assert store.layout(a) == (blob, 1.5) and store.layout(b) is None
+    store.put_layout(a, blob[::-1], 0.75)  # replaced, not duplicated
+    assert store.layout(a) == (blob[::-1], 0.75)
     assert store.layout_ids() == {a}
 
 

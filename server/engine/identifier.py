@@ -159,7 +159,7 @@ class Identifier:
             h, w = image.shape[:2]
             wins, vectors = window_vectors(self.embedder, image)
             keys, sims = self._nearest(vectors, exclude)
-            for win in shortlist(wins, vectors, lambda _: sims, count):
+            for win in shortlist(wins, sims, count):
                 x0, y0, x1, y1 = box = to_box(win, w, h)
                 crops.append((box, image[y0:y1, x0:x1]))
             found = self._layout_box(image, keys, sims) if loc.layout_search else None

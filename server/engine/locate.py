@@ -16,7 +16,7 @@ instead: slower, same result shape.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -98,17 +98,13 @@ def window_vectors(embedder: Embedder, image: np.ndarray) -> tuple[list[Window],
     return wins, embed_images(embedder, crops)
 
 
-def shortlist(wins: Sequence[Window], vectors: np.ndarray,
-              search: Callable[[np.ndarray], np.ndarray], count: int) -> list[Window]:
-    """The ``count`` windows whose best match scores highest, no two overlapping much.
-
-    ``search`` maps (n, dim) vectors to each one's best similarity (n,).
-    """
+def shortlist(wins: Sequence[Window], best: np.ndarray, count: int) -> list[Window]:
+    """The ``count`` windows whose best match (``best``, one similarity per window)
+    scores highest, no two overlapping much."""
     if count <= 0 or not len(wins):
         return []
-    best = search(vectors)
     picked: list[Window] = []
-    for i in np.argsort(-best, kind="stable"):
+    for i in np.argsort(-np.asarray(best), kind="stable"):
         if all(iou(wins[i], p) < DISTINCT_IOU for p in picked):
             picked.append(wins[i])
             if len(picked) == count:

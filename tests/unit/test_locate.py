@@ -41,17 +41,12 @@ def test_to_box_grows_the_window_and_stays_in_the_picture() -> None:
 def test_shortlist_takes_the_best_windows_that_do_not_overlap_much() -> None:
     wins = [(0.0, 0.0, 0.5, 0.5), (0.05, 0.0, 0.55, 0.5), (0.5, 0.5, 1.0, 1.0),
             (0.4, 0.0, 0.9, 0.5)]
-    best = {0: 0.9, 1: 0.95, 2: 0.5, 3: 0.7}
-    vectors = np.arange(4, dtype=np.float32)[:, None]
-
-    def search(v: np.ndarray) -> np.ndarray:
-        return np.array([best[int(i)] for i in v[:, 0]])
-
-    picked = shortlist(wins, vectors, search, 3)
+    best = np.array([0.9, 0.95, 0.5, 0.7])
+    picked = shortlist(wins, best, 3)
     # 1 is the best; 0 overlaps it too much; 3 overlaps 1 by less than half.
     assert picked == [wins[1], wins[3], wins[2]]
     assert iou(wins[0], wins[1]) > 0.5 > iou(wins[1], wins[3])
-    assert shortlist(wins, vectors, search, 0) == []
+    assert shortlist(wins, best, 0) == []
 
 
 def test_regional_vectors_are_gem_over_the_window(embedder) -> None:  # type: ignore[no-untyped-def]

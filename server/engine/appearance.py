@@ -117,27 +117,17 @@ def _grids(image: np.ndarray, shares: Sequence[float]) -> list[Layout]:
         planes = np.dstack([paint, alpha]).astype(np.float32) / 255.0
     else:
         planes = np.ascontiguousarray(image[:, :, :3])
-    table = cv2.integral(planes).astype(np.float64)
-    sums, areas = [], []
-    for share in shares:
-        dy, dx = int(h * share), int(w * share)
-        ys = np.rint(np.linspace(dy, h - dy, GRID + 1)).astype(np.int64)
-        xs = np.rint(np.linspace(dx, w - dx, GRID + 1)).astype(np.int64)
-        y0, y1, x0, x1 = ys[:-1, None], ys[1:, None], xs[None, :-1], xs[None, 1:]
-        sums.append(table[y1, x1] - table[y0, x1] - table[y1, x0] + table[y0, x0])
-        areas.append((y1 - y0) * (x1 - x0))
-    total = np.stack(sums)  # (shares, GRID, GRID, channels)
-    area = np.stack(areas).astype(np.float64)[..., None]
+    boxes = np.array([(int(w * share), int(h * share), w - int(w * share), h - int(h * share))
+                      for share in shares], dtype=np.float64)
+    total, area = _cell_sums(cv2.integral(planes), boxes)  # (shares, GRID, GRID, channels)
     if planes.shape[2] == 4:
-        mass = total[..., 3:]
-        colour = total[..., :3] / np.maximum(mass, 1e-6)
-        cover = (mass / area)[..., 0]
+        mass = total[..., 3]
+        colour = total[..., :3] / np.maximum(mass, 1e-6)[..., None]
+        cover = mass / area
     else:
-        colour = total / area
-        cover = np.ones(total.shape[:3])
-    # The cells' mean colours, converted together (one call for every alignment).
-    rgb = np.clip(np.rint(colour), 0, 255).astype(np.uint8).reshape(-1, GRID, 3)
-    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32).reshape(-1, GRID, GRID, 3)
+        colour = total / area[..., None]
+        cover = np.ones(area.shape)
+    lab = _to_lab(colour)  # every alignment's cells in one conversion
     return [Layout(lab[i], cover[i].astype(np.float32), aspect) for i in range(len(shares))]
 
 
@@ -179,9 +169,10 @@ def similarity(queries: Sequence[Layout], reference: Layout) -> float | None:
     return 1.0 - float(worst) / (FAR * total)
 
 
-def _cell_labs(table: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """CIELAB cell means (n, GRID, GRID, 3) of ``boxes`` (n, 4: x0, y0, x1, y1 in
-    pixels) from an RGB summed-area table (H + 1, W + 1, 3)."""
+def _cell_sums(table: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-cell sums (n, GRID, GRID, channels) and pixel counts (n, GRID, GRID, at least
+    1) of ``boxes`` (n, 4: x0, y0, x1, y1 in pixels) cut into ``GRID`` x ``GRID`` cells,
+    from a summed-area table (H + 1, W + 1, channels)."""
     t = np.linspace(0.0, 1.0, GRID + 1)
     xs = np.rint(boxes[:, 0:1] + (boxes[:, 2:3] - boxes[:, 0:1]) * t).astype(np.int64)
     ys = np.rint(boxes[:, 1:2] + (boxes[:, 3:4] - boxes[:, 1:2]) * t).astype(np.int64)
@@ -190,10 +181,13 @@ def _cell_labs(table: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     corners = np.take(flat, ys[:, :, None] * table.shape[1] + xs[:, None, :], axis=0)
     sums = corners[:, 1:, 1:] - corners[:, :-1, 1:] - corners[:, 1:, :-1] + corners[:, :-1, :-1]
     area = (ys[:, 1:] - ys[:, :-1])[:, :, None] * (xs[:, 1:] - xs[:, :-1])[:, None, :]
-    inverse = (1.0 / np.maximum(area, 1)).astype(np.float32)[..., None]
-    # Means of uint8 pixels stay within 0-255: round half up, no clipping needed.
-    rgb = (sums.astype(np.float32) * inverse + 0.5).astype(np.uint8).reshape(-1, GRID, 3)
-    return cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32).reshape(-1, GRID, GRID, 3)
+    return sums, np.maximum(area, 1).astype(np.float32)
+
+
+def _to_lab(rgb: np.ndarray) -> np.ndarray:
+    """Mean cell colours (n, GRID, GRID, 3), RGB 0-255 -> 8-bit CIELAB as float32."""
+    cells = np.minimum(rgb + 0.5, 255.0).astype(np.uint8).reshape(-1, GRID, 3)
+    return cv2.cvtColor(cells, cv2.COLOR_RGB2LAB).astype(np.float32).reshape(-1, GRID, GRID, 3)
 
 
 def _search_boxes(width: int, height: int, aspect: float) -> np.ndarray:
@@ -236,7 +230,8 @@ def find(image: np.ndarray, reference: Layout) -> tuple[float, tuple[int, int, i
     if not len(boxes):
         return None
     table = cv2.integral(np.ascontiguousarray(small))
-    query = _standardised(_cell_labs(table, boxes), weight)
+    sums, area = _cell_sums(table, boxes)
+    query = _standardised(_to_lab(sums.astype(np.float32) / area[..., None]), weight)
     dist = np.sqrt(((query - _standardised(reference.lab, weight)) ** 2).sum(axis=-1))
     sims = 1.0 - (weight * np.minimum(dist, FAR)).sum(axis=(-2, -1)) / (FAR * total)
     best = int(np.argmax(sims))

@@ -27,6 +27,16 @@ def indexed(tmp_path: Path, small_refs: Path, embedder):  # type: ignore[no-unty
     return project
 
 
+def _ranked(project, embedder, query: str):  # type: ignore[no-untyped-def]
+    """A demo query photo's evidence and its ranking through the project's index."""
+    ident = Identifier.open(project, embedder)
+    try:
+        (ev,) = ident.evidence([load_image(DEMO_QUERIES / query)])
+        return ev, ident.candidates(ev)
+    finally:
+        ident.close()
+
+
 def test_a_camera_photo_of_a_known_thing_is_identified(indexed, embedder) -> None:  # type: ignore[no-untyped-def]
     ident = Identifier.open(indexed, embedder)
     try:
@@ -38,12 +48,7 @@ def test_a_camera_photo_of_a_known_thing_is_identified(indexed, embedder) -> Non
 
 
 def test_the_second_stage_finds_geometric_evidence_for_a_textured_thing(indexed, embedder) -> None:  # type: ignore[no-untyped-def]
-    ident = Identifier.open(indexed, embedder)
-    try:
-        (ev,) = ident.evidence([load_image(DEMO_QUERIES / "known-pineapple.jpg")])
-        ranked = ident.candidates(ev)
-    finally:
-        ident.close()
+    _, ranked = _ranked(indexed, embedder, "known-pineapple.jpg")
     top = ranked[0]
     assert top.label == "Pineapple"
     assert top.inliers is not None and top.inliers >= indexed.config.rerank.min_inliers
@@ -246,12 +251,7 @@ def test_with_appearance_off_no_layout_is_computed_or_used(tmp_path: Path, small
                                                           embedder) -> None:  # type: ignore[no-untyped-def]
     project = load_project(write_project(tmp_path, small_refs, "rerank:\n  appearance: 0\n"))
     build_index(project, embedder)
-    ident = Identifier.open(project, embedder)
-    try:
-        (ev,) = ident.evidence([load_image(DEMO_QUERIES / "known-pineapple.jpg")])
-        ranked = ident.candidates(ev)
-    finally:
-        ident.close()
+    ev, ranked = _ranked(project, embedder, "known-pineapple.jpg")
     assert ev.layouts is None
     assert all(c.appearance is None for c in ranked)
     assert ranked[0].label == "Pineapple" and ranked[0].inliers is not None

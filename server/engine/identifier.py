@@ -306,8 +306,9 @@ class Identifier:
             if query.features is not None:
                 if cand.reference_id not in cache:
                     ref = self.reference_features(cand.reference_id)
-                    cache[cand.reference_id] = (match(query.features, ref) if ref is not None
-                                                else (0, None))
+                    cache[cand.reference_id] = (
+                        match(query.features, ref, rr.min_inliers) if ref is not None
+                        else (0, None))
                 inliers, homography = cache[cand.reference_id]
                 score += geometric_bonus(inliers, rr.min_inliers, rr.saturation, rr.weight)
             sim = None

@@ -314,13 +314,13 @@ def build_index(project: Project, embedder: Embedder,
                 elif item.evidence is None:
                     summary.unchanged += 1
                     row = existing[str(item.ref.path)]
-                    if item.layout is not None:
-                        with store.db.conn:
+                    with store.db.conn:
+                        if item.layout is not None:
                             store.put_layout(row.id, item.layout.to_bytes(), item.layout.aspect)
-                    if (row.label, row.taxonomy, row.rarity) != (
-                            item.ref.label, item.ref.taxonomy, item.ref.rarity):
-                        store.relabel(row.id, item.ref.label, item.ref.taxonomy,
-                                      item.ref.rarity)
+                        if (row.label, row.taxonomy, row.rarity) != (
+                                item.ref.label, item.ref.taxonomy, item.ref.rarity):
+                            store.relabel(row.id, item.ref.label, item.ref.taxonomy,
+                                          item.ref.rarity)
                     if progress:
                         progress(1)
                 else:
@@ -329,7 +329,8 @@ def build_index(project: Project, embedder: Embedder,
                         flush()
             flush()
         gone = [r.id for p, r in existing.items() if p not in seen_paths]
-        store.retire(gone)
+        with store.db.conn:
+            store.retire(gone)
         retired.extend(gone)
         summary.retired = len(retired)
         # References added while serving (API, review labels) have no folder to rescan,

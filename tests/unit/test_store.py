@@ -23,9 +23,10 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 def _ref(store: Store, label: str, path: str | None = None, taxonomy: str = "default",
          rarity: str | None = None) -> int:
-    return store.add_reference(path=path or f"/refs/{label}.jpg", content_hash=f"h-{label}",
-                               label=label, taxonomy=taxonomy, rarity=rarity,
-                               source="/refs", width=64, height=48)
+    with store.db.conn:  # writes join the caller's transaction: commit this one
+        return store.add_reference(path=path or f"/refs/{label}.jpg",
+                                   content_hash=f"h-{label}", label=label, taxonomy=taxonomy,
+                                   rarity=rarity, source="/refs", width=64, height=48)
 
 
 def _count(store: Store, table: str) -> int:
@@ -205,6 +206,21 @@ def test_colour_layouts_round_trip_and_are_listed(store: Store) -> None:
     store.put_layout(a, blob[::-1], 0.75)  # replaced, not duplicated
     assert store.layout(a) == (blob[::-1], 0.75)
     assert store.layout_ids() == {a}
+
+
+def test_a_reference_whose_evidence_fails_to_save_leaves_no_row(store: Store) -> None:
+    """``identify index`` writes a reference and its evidence in one transaction: the
+    writes themselves must not commit half of it (sqlite-utils' upsert did)."""
+    with pytest.raises(sqlite3.Error), store.db.conn:
+        a = store.add_reference(path="/refs/A.png", content_hash="h", label="A",
+                                taxonomy="default", rarity=None, source="/refs", width=4,
+                                height=4)
+        store.put_embedding(a, "m", np.ones(4, np.float32))
+        store.put_layout(a, bytes(144), 1.0)
+        store.put_features(a, "orb", np.zeros((1, 2), np.float32), np.zeros((1, 32), np.uint8),
+                           (object(), 1))  # type: ignore[arg-type]  # cannot be bound
+    assert store.active_references() == []
+    assert (_count(store, "embeddings"), _count(store, "layouts")) == (0, 0)
 
 
 def test_features_with_no_keypoints_round_trip_as_empty_arrays(store: Store) -> None:

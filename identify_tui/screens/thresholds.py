@@ -1,6 +1,10 @@
 """Thresholds per taxonomy and per class, and what moving them would do to coverage
 (share of identifications auto-labelled) and precision (share of the reviewed items
-above the threshold whose best candidate the reviewer confirmed)."""
+above the threshold whose best candidate the reviewer confirmed).
+
+Each row shows threshold/margin for crops and for whole pictures (``identify match``,
+live frames), which ``identify verify`` calibrates apart; a value set here applies to
+both."""
 
 from __future__ import annotations
 
@@ -29,6 +33,12 @@ class Row:
     taxonomy: str
     threshold: float
     margin: float
+    picture: tuple[float, float]
+    """(threshold, margin) for whole pictures."""
+
+
+def _pair(values: dict[str, Any] | None, fallback: tuple[float, float]) -> tuple[float, float]:
+    return fallback if values is None else (values["threshold"], values["margin"])
 
 
 def curve(outcomes: dict[str, Any], threshold: float, margin: float
@@ -76,7 +86,7 @@ class ThresholdsScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(DataTable).add_columns("scope", "name", "threshold", "margin")
+        self.query_one(DataTable).add_columns("scope", "name", "crops", "pictures")
         self.action_reload()
 
     @property
@@ -95,14 +105,18 @@ class ThresholdsScreen(Screen[None]):
                        (await api.get("/api/classes"))["classes"]}
         except ApiError:
             return
-        rows = [Row("taxonomy", name, name, v["threshold"], v["margin"])
+        rows = [Row("taxonomy", name, name, v["threshold"], v["margin"],
+                    _pair(v.get("picture"), (v["threshold"], v["margin"])))
                 for name, v in thr["taxonomies"].items()]
         for label, v in thr["classes"].items():
             tax = classes.get(label, "default")
             base = thr["taxonomies"].get(tax, thr["default"])
+            pic = _pair(base.get("picture"), (base["threshold"], base["margin"]))
             rows.append(Row("class", label, tax,
                             base["threshold"] if v["threshold"] is None else v["threshold"],
-                            base["margin"] if v["margin"] is None else v["margin"]))
+                            base["margin"] if v["margin"] is None else v["margin"],
+                            (pic[0] if v["threshold"] is None else v["threshold"],
+                             pic[1] if v["margin"] is None else v["margin"])))
         self.rows, self.dirty = rows, False
         self.render_table()
         for tax in {r.taxonomy for r in rows}:
@@ -117,7 +131,8 @@ class ThresholdsScreen(Screen[None]):
         cursor = table.cursor_row or 0
         table.clear()
         for r in self.rows:
-            table.add_row(r.scope, r.name[:30], f"{r.threshold:.2f}", f"{r.margin:.2f}")
+            table.add_row(r.scope, r.name[:30], f"{r.threshold:.2f}/{r.margin:.2f}",
+                          f"{r.picture[0]:.2f}/{r.picture[1]:.2f}")
         if self.rows:
             table.move_cursor(row=min(cursor, len(self.rows) - 1))
 
@@ -150,7 +165,7 @@ class ThresholdsScreen(Screen[None]):
         row = self.row
         if row is not None:
             row.threshold = round(min(2.0, max(0.0, row.threshold + direction * STEP)), 4)
-            self.dirty = True
+            self._set_explicitly(row)
             self.render_table()
             self.render_curve()
 
@@ -158,9 +173,14 @@ class ThresholdsScreen(Screen[None]):
         row = self.row
         if row is not None:
             row.margin = round(min(1.0, max(0.0, row.margin + direction * STEP)), 4)
-            self.dirty = True
+            self._set_explicitly(row)
             self.render_table()
             self.render_curve()
+
+    def _set_explicitly(self, row: Row) -> None:
+        """A stepped row will be applied as explicit values, which pictures follow too."""
+        row.picture = (row.threshold, row.margin)
+        self.dirty = True
 
     @work(group="apply")
     async def action_apply(self) -> None:

@@ -109,13 +109,13 @@ class IndexConfig:
 @dataclass(frozen=True)
 class RerankConfig:
     """Second stage: local features matched to the shortlisted references with a
-    RANSAC homography check, and their colour layouts compared, for things a global
-    embedding cannot tell apart."""
+    RANSAC homography check, and every ranked reference's colour layout compared, for
+    things a global embedding cannot tell apart."""
 
     enabled: bool = True
     """Run the second stage at all."""
     shortlist: int = 5
-    """Classes from the global ranking that are re-checked."""
+    """Classes from the global ranking whose keypoints are matched."""
     max_features: int = 500
     """ORB keypoints kept per image."""
     min_inliers: int = 8

@@ -294,16 +294,18 @@ class Identifier:
 
     def rerank(self, query: Evidence, ranked: list[Candidate],
                inlier_cache: dict[int, Geometry] | None = None) -> list[Candidate]:
-        """Add the geometric bonus and the colour-layout term to the shortlisted classes
-        and sort again."""
+        """Add the geometric bonus to the shortlisted classes and the colour-layout term
+        to every ranked class, and sort again. (The layout moves a score down as well as
+        up and costs microseconds: a class below the shortlist must not overtake one the
+        layout has judged just because nobody compared its layout.)"""
         rr = self.project.config.rerank
         cache = {} if inlier_cache is None else inlier_cache
         out = list(ranked)
-        for i, cand in enumerate(ranked[:rr.shortlist]):
+        for i, cand in enumerate(ranked):
             inliers: int | None = None
             homography = None
             score = cand.cosine
-            if query.features is not None:
+            if query.features is not None and i < rr.shortlist:
                 if cand.reference_id not in cache:
                     ref = self.reference_features(cand.reference_id)
                     cache[cand.reference_id] = (

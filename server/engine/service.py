@@ -603,8 +603,13 @@ class Service:
         return with_overrides(base, self.store.threshold_overrides())
 
     def thresholds(self) -> dict[str, Any]:
-        """The thresholds in force: default, per taxonomy, per class (with overrides)."""
+        """The thresholds in force: default, per taxonomy (for crops, and ``picture`` for
+        whole pictures), per class (explicit values; None inherits), and the overrides."""
         t = self.ident.thresholds
+
+        def pair(values: tuple[float, float]) -> dict[str, float]:
+            return {"threshold": values[0], "margin": values[1]}
+
         taxonomies = {t_.name for t_ in self.project.config.taxonomies} | {DEFAULT_TAXONOMY}
         taxonomies |= set(t.by_taxonomy)
         return {
@@ -613,7 +618,8 @@ class Service:
                         "picture": None if t.picture is None else
                         {"threshold": t.picture[0], "margin": t.picture[1]}},
             "taxonomies": {
-                name: dict(zip(("threshold", "margin"), t.for_taxonomy(name), strict=True))
+                name: {**pair(t.for_taxonomy(name)),
+                       "picture": pair(t.for_taxonomy(name, picture=True))}
                 for name in sorted(taxonomies)},
             "classes": {
                 label: {"threshold": thr, "margin": mar}

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+from textual.widgets import DataTable
+
 from identify_tui.app import ConnectionBanner, make_tui
 from identify_tui.client import TuiConfig
 from identify_tui.screens.live import LiveScreen
 from identify_tui.screens.references import ReferencesScreen
 from identify_tui.screens.stats import StatsScreen
 from identify_tui.screens.thresholds import ThresholdsScreen, curve
+from server.engine.config import Project
+from server.http.app import create_app
+from server.http.config import ServeConfig
 
 from .conftest import Server, query, tui, until
 
@@ -19,9 +27,11 @@ async def test_threshold_stepped_by_keys_is_applied_and_used(server: Server) -> 
         screen = await until(pilot, lambda: isinstance(app.screen, ThresholdsScreen)
                              and app.screen.rows and app.screen)
         assert screen.row.name == "default" and screen.row.threshold == 0.8
+        assert screen.row.picture == (0.8, 0.05)  # explicit values hold for pictures too
         for _ in range(3):
             await pilot.press("minus")
         assert screen.row.threshold == 0.77 and screen.dirty
+        assert screen.row.picture == (0.77, 0.05)
         await pilot.press("a")
 
         async def applied() -> bool:
@@ -46,6 +56,25 @@ async def test_threshold_stepped_by_keys_is_applied_and_used(server: Server) -> 
         await until(pilot, cleared)
         assert (await server.identify(query("known-brazil.jpg"), record="0"))["label"] == \
             "Brazil"
+
+
+async def test_pictures_column_shows_verify_calibration_for_pictures(
+        aiohttp_server: Any, make_project: Callable[[str], Project], embedder: Any) -> None:
+    """A taxonomy that inherits verify's calibration shows the pictures' own default."""
+    project = make_project(
+        f"calibration:\n  model: {embedder.spec.space_id}\n  threshold: 0.62\n"
+        f"  margin: 0.04\n  picture_threshold: 0.7\n  picture_margin: 0.06\n")
+    srv = await aiohttp_server(create_app(ServeConfig(project=project),
+                                          embedder=lambda c: embedder))
+    app = tui(Server(f"http://127.0.0.1:{srv.port}"))
+    async with app.run_test(size=(100, 24)) as pilot:
+        await pilot.press("f3")
+        screen = await until(pilot, lambda: isinstance(app.screen, ThresholdsScreen)
+                             and app.screen.rows and app.screen)
+        fruit = next(r for r in screen.rows if r.name == "fruit")
+        assert (fruit.threshold, fruit.margin, fruit.picture) == (0.62, 0.04, (0.7, 0.06))
+        cells = [str(c) for c in screen.query_one(DataTable).get_row_at(screen.rows.index(fruit))]
+        assert cells[2:] == ["0.62/0.04", "0.70/0.06"]
 
 
 def test_curve_counts_coverage_and_precision() -> None:

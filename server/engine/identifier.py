@@ -147,18 +147,22 @@ class Identifier:
             return []
         return [self.decide(ev) for ev in self.evidence(images)]
 
-    def regions(self, image: np.ndarray, exclude: str | None = None) -> list[Region]:
+    def regions(self, image: np.ndarray, exclude: str | None = None,
+                space: tuple[Embedder, Search] | None = None) -> list[Region]:
         """The whole picture and, with ``locate`` on, the windows of it most likely to
         hold a known thing, each with its evidence (see ``locate``). Runs the model; may
         run on several threads at once. ``exclude`` locates as if that class were not
-        indexed (``identify verify``'s unknown pass)."""
+        indexed (``identify verify``'s unknown pass); ``space`` (an embedder and a search
+        of the references in its space) replaces the project's embedder and index for
+        that (verify asks through a fold head that never saw the class)."""
+        embedder, search = space if space is not None else (self.embedder, None)
         crops: list[tuple[Box | None, np.ndarray]] = [(None, image)]
         loc = self.project.config.locate
         count = loc.candidates if loc.enabled else 0
         if count:
             h, w = image.shape[:2]
-            wins, vectors = window_vectors(self.embedder, image)
-            keys, sims = self._nearest(vectors, exclude)
+            wins, vectors = window_vectors(embedder, image)
+            keys, sims = self._nearest(vectors, exclude, search)
             for win in shortlist(wins, sims, count):
                 x0, y0, x1, y1 = box = to_box(win, w, h)
                 crops.append((box, image[y0:y1, x0:x1]))
@@ -166,17 +170,19 @@ class Identifier:
             if found is not None:
                 x0, y0, x1, y1 = found
                 crops.append((found, image[y0:y1, x0:x1]))
-        evidence = self.evidence([crop for _, crop in crops])
+        images = [crop for _, crop in crops]
+        evidence = self.evidence(images, None if space is None else embedder.embed_batch(
+            np.stack([embedder.preprocess(im) for im in images])))
         return [Region(box, crop, ev) for (box, crop), ev in zip(crops, evidence, strict=True)]
 
-    def _nearest(self, vectors: np.ndarray, exclude: str | None = None
-                 ) -> tuple[np.ndarray, np.ndarray]:
+    def _nearest(self, vectors: np.ndarray, exclude: str | None = None,
+                 search: Search | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Each vector's nearest reference (key, similarity; -1 and -inf for none),
-        leaving out the references of class ``exclude``."""
+        leaving out the references of class ``exclude``; ``search`` replaces the index."""
         if not len(vectors):
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         k = 1 if exclude is None else self.project.config.index.top_k
-        keys, sims = self.index.search(vectors, k)
+        keys, sims = (search or self.index.search)(vectors, k)
         best_keys = np.full(len(vectors), -1, np.int64)
         best_sims = np.full(len(vectors), -np.inf, np.float32)
         for row in range(len(vectors)):

@@ -147,10 +147,11 @@ def _confusable(outcomes: Sequence[QueryOutcome], top: int = 10) -> list[dict[st
 
 
 def _picture_ranking(ident: Identifier, regions: Sequence[Region],
-                     exclude: str | None = None) -> list[Candidate]:
+                     exclude: str | None = None, search: Search | None = None
+                     ) -> list[Candidate]:
     """The ranking a whole picture answers with: that of its best region (as
     ``Identifier.decide_regions`` chooses)."""
-    rankings = [ident.candidates(r.evidence, exclude=exclude) for r in regions]
+    rankings = [ident.candidates(r.evidence, exclude=exclude, search=search) for r in regions]
     return max(rankings, key=lambda ranked: ranked[0].score if ranked else -math.inf)
 
 
@@ -178,6 +179,13 @@ class BlindHeads:
         self.embedder = embedder
         self.head = embedder.head
         self.searches = searches
+        from .embedders.projected import Head, ProjectedEmbedder  # torch: with a head only
+
+        self.spaces: list[tuple[Embedder, Search]] = [
+            (ProjectedEmbedder(embedder.base, Head(module, self.head.base_model, {})), search)
+            for (module, _), search in zip(self.head.folds, searches, strict=True)]
+        """Each fold head as an embedder, with its search: whole pictures are located
+        through it (``Identifier.regions``)."""
 
     @classmethod
     def build(cls, project: Project, embedder: Embedder, ident: Identifier,
@@ -255,10 +263,10 @@ def run_verify(project: Project, embedder: Embedder, *, queries_per_reference: i
         notes: list[str] = []
         blind = BlindHeads.build(project, embedder, ident, refs, notes)
         picture_n = vcfg.picture_queries if project.config.locate.enabled else 0
-        if picture_n and getattr(embedder, "head", None) is not None:
+        if picture_n and getattr(embedder, "head", None) is not None and blind is None:
             picture_n = 0
             notes.append("whole pictures keep the crops' thresholds: with a projection head "
-                         "the unknown pass needs fold heads, which locating does not use")
+                         "their unknown pass needs fold heads")
         picture_rng = np.random.default_rng([vcfg.seed, 1])  # crops' draws stay as they were
         pictures: list[QueryOutcome] = []
         tested = refs
@@ -294,8 +302,10 @@ def run_verify(project: Project, embedder: Embedder, *, queries_per_reference: i
                 bg = backgrounds[int(picture_rng.integers(len(backgrounds)))]
                 frame = synth.camera_view(image, bg, picture_rng, strength=vcfg.strength).frame
                 known = _picture_ranking(ident, ident.regions(frame))
-                hidden = _picture_ranking(ident, ident.regions(frame, exclude=ref.label),
-                                          exclude=ref.label)
+                space = blind.spaces[fold] if blind and fold is not None else None
+                hidden = _picture_ranking(
+                    ident, ident.regions(frame, exclude=ref.label, space=space),
+                    exclude=ref.label, search=None if space is None else space[1])
                 pictures.append(_outcome(ref.label, known, hidden))
         if not outcomes:
             raise NoReferencesError("no reference could be read for the self-test")

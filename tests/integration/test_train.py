@@ -7,6 +7,7 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -14,6 +15,8 @@ from identify_tui.cli import main
 from server.engine import verify
 from server.engine.config import load_project
 from server.engine.embedders import project_embedder
+from server.engine.identifier import Identifier
+from server.engine.images import load_image
 from server.engine.indexer import open_or_none
 from server.engine.lock import ProjectLock
 from server.engine.service import Service
@@ -80,6 +83,8 @@ def test_verify_asks_unknowns_through_fold_heads_blind_to_them(
     report = json.loads(out)
     assert any("4 fold heads" in n for n in report["notes"]), report["notes"]
     assert report["model"].endswith(load_project(trained).config.projection.id)
+    # Whole pictures are calibrated too: their unknown pass locates through the fold head.
+    assert report["pictures"] is not None and report["pictures"]["queries"] == 2 * 19
     # Asked through the head that saw every class, a hidden class looks less like any
     # other: the unknown pass is flattered, which is what the fold heads undo.
     monkeypatch.setattr(verify.BlindHeads, "build", lambda *a, **k: None)
@@ -88,6 +93,37 @@ def test_verify_asks_unknowns_through_fold_heads_blind_to_them(
     flattered = json.loads(out)
     assert flattered["unknown_score_median"] < report["unknown_score_median"]
     assert flattered["unknown_reject_rate"] >= report["unknown_reject_rate"]
+    # Without fold heads there is no honest unknown pass for pictures: none is run.
+    assert flattered["pictures"] is None
+    assert any("their unknown pass needs fold heads" in n for n in flattered["notes"])
+
+
+def test_a_fold_space_locates_and_embeds_through_its_fold_head(trained: Path) -> None:
+    proj = load_project(trained)
+    embedder = project_embedder(proj.config)
+    ident = Identifier.open(proj, embedder)
+    try:
+        refs = ident.store.active_references()
+        blind = verify.BlindHeads.build(proj, embedder, ident, refs, [])
+        assert blind is not None and len(blind.spaces) == len(embedder.head.folds) == 4
+        fold = blind.fold_for("Brazil")
+        assert fold is not None
+        fold_embedder, search = blind.spaces[fold]
+        frame = load_image(DEMO_QUERIES / "known-brazil.jpg")
+        x = embedder.preprocess(frame)[None]
+        np.testing.assert_allclose(
+            fold_embedder.embed_batch(x),
+            embedder.head.project(embedder.base.embed_batch(x), embedder.head.folds[fold][0]),
+            atol=1e-6)
+        regions = ident.regions(frame, exclude="Brazil", space=blind.spaces[fold])
+        assert len(regions) > 1
+        np.testing.assert_allclose(regions[0].evidence.vector,
+                                   fold_embedder.embed_batch(x)[0], atol=1e-5)
+        keys, _ = ident._nearest(np.stack([r.evidence.vector for r in regions]), "Brazil",
+                                 search)
+        assert all(ident.labels[int(k)] != "Brazil" for k in keys)
+    finally:
+        ident.close()
 
 
 def test_a_damaged_head_file_is_one_clear_error_and_changes_nothing(trained: Path,

@@ -613,10 +613,8 @@ class Service:
         taxonomies = {t_.name for t_ in self.project.config.taxonomies} | {DEFAULT_TAXONOMY}
         taxonomies |= set(t.by_taxonomy)
         return {
-            "default": {"threshold": t.default[0], "margin": t.default[1],
-                        "calibrated": t.calibrated,
-                        "picture": None if t.picture is None else
-                        {"threshold": t.picture[0], "margin": t.picture[1]}},
+            "default": {**pair(t.default), "calibrated": t.calibrated,
+                        "picture": None if t.picture is None else pair(t.picture)},
             "taxonomies": {
                 name: {**pair(t.for_taxonomy(name)),
                        "picture": pair(t.for_taxonomy(name, picture=True))}

@@ -97,9 +97,13 @@ class Thresholds:
     """The default for whole pictures, which are located first and so answer with the
     best of several regions (``identify verify`` calibrates them on synthetic frames)."""
 
+    def base(self, picture: bool = False) -> tuple[float, float]:
+        """The default for crops, or (``picture``) for whole pictures."""
+        return self.picture if picture and self.picture is not None else self.default
+
     def for_taxonomy(self, taxonomy: str, picture: bool = False) -> tuple[float, float]:
         """(score threshold, margin threshold) of a taxonomy."""
-        base = self.picture if picture and self.picture is not None else self.default
+        base = self.base(picture)
         thr, mar = self.by_taxonomy.get(taxonomy, (None, None))
         return (base[0] if thr is None else thr, base[1] if mar is None else mar)
 
@@ -166,7 +170,7 @@ def decide(candidates: Sequence[Candidate], thresholds: Thresholds,
     says the candidates come from a whole picture (see ``Thresholds.picture``)."""
     ranked = sorted(candidates, key=lambda c: -c.score)
     if not ranked:
-        thr, mar = thresholds.picture if picture and thresholds.picture else thresholds.default
+        thr, mar = thresholds.base(picture)
         return Decision(None, 0.0, 0.0, False, "empty_index", threshold=thr, margin_threshold=mar)
     top = ranked[0]
     second = ranked[1].score if len(ranked) > 1 else 0.0

@@ -31,7 +31,7 @@ from .localfeatures import (
     match,
     outline,
 )
-from .locate import Box, shortlist, to_box, window_vectors
+from .locate import Box, Window, shortlist, to_box, window_vectors
 from .store import Store
 from .vector_index import VectorIndex
 
@@ -155,25 +155,54 @@ class Identifier:
         indexed (``identify verify``'s unknown pass); ``space`` (an embedder and a search
         of the references in its space) replaces the project's embedder and index for
         that (verify asks through a fold head that never saw the class)."""
+        embedder = self.embedder if space is None else space[0]
+        return self._regions(image, exclude, space, self._windows(embedder, image), {})
+
+    def regions_with_hidden(self, image: np.ndarray, hidden: str,
+                            space: tuple[Embedder, Search] | None = None
+                            ) -> tuple[list[Region], list[Region]]:
+        """``regions(image)`` and ``regions(image, exclude=hidden, space=space)`` (verify
+        asks every picture both ways). In the same space the two share the feature map
+        and the evidence of every region they both find: computed once."""
+        known = self.regions(image)
+        if space is not None:
+            return known, self.regions(image, hidden, space)
+        windows = self._windows(self.embedder, image)
+        return known, self._regions(image, hidden, None, windows,
+                                    {r.box: r.evidence for r in known})
+
+    def _windows(self, embedder: Embedder, image: np.ndarray
+                 ) -> tuple[list[Window], np.ndarray] | None:
+        """The windows and their vectors (``locate``), None with locating off."""
+        loc = self.project.config.locate
+        return window_vectors(embedder, image) if loc.enabled and loc.candidates else None
+
+    def _regions(self, image: np.ndarray, exclude: str | None,
+                 space: tuple[Embedder, Search] | None,
+                 windows: tuple[list[Window], np.ndarray] | None,
+                 known: dict[Box | None, Evidence]) -> list[Region]:
+        """``regions`` from the picture's windows; ``known`` holds evidence already
+        computed for some boxes (in the same space)."""
         embedder, search = space if space is not None else (self.embedder, None)
         crops: list[tuple[Box | None, np.ndarray]] = [(None, image)]
         loc = self.project.config.locate
-        count = loc.candidates if loc.enabled else 0
-        if count:
+        if windows is not None:
             h, w = image.shape[:2]
-            wins, vectors = window_vectors(embedder, image)
+            wins, vectors = windows
             keys, sims = self._nearest(vectors, exclude, search)
-            for win in shortlist(wins, sims, count):
+            for win in shortlist(wins, sims, loc.candidates):
                 x0, y0, x1, y1 = box = to_box(win, w, h)
                 crops.append((box, image[y0:y1, x0:x1]))
             found = self._layout_box(image, keys, sims) if loc.layout_search else None
             if found is not None:
                 x0, y0, x1, y1 = found
                 crops.append((found, image[y0:y1, x0:x1]))
-        images = [crop for _, crop in crops]
-        evidence = self.evidence(images, None if space is None else embedder.embed_batch(
-            np.stack([embedder.preprocess(im) for im in images])))
-        return [Region(box, crop, ev) for (box, crop), ev in zip(crops, evidence, strict=True)]
+        todo = [crop for box, crop in crops if box not in known]
+        if todo:
+            fresh = iter(self.evidence(todo, None if space is None else embedder.embed_batch(
+                np.stack([embedder.preprocess(im) for im in todo]))))
+            known = {**known, **{box: next(fresh) for box, _ in crops if box not in known}}
+        return [Region(box, crop, known[box]) for box, crop in crops]
 
     def _nearest(self, vectors: np.ndarray, exclude: str | None = None,
                  search: Search | None = None) -> tuple[np.ndarray, np.ndarray]:

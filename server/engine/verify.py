@@ -301,11 +301,12 @@ def run_verify(project: Project, embedder: Embedder, *, queries_per_reference: i
             for _ in range(picture_n):
                 bg = backgrounds[int(picture_rng.integers(len(backgrounds)))]
                 frame = synth.camera_view(image, bg, picture_rng, strength=vcfg.strength).frame
-                known = _picture_ranking(ident, ident.regions(frame))
                 space = blind.spaces[fold] if blind and fold is not None else None
-                hidden = _picture_ranking(
-                    ident, ident.regions(frame, exclude=ref.label, space=space),
-                    exclude=ref.label, search=None if space is None else space[1])
+                known_regions, hidden_regions = ident.regions_with_hidden(frame, ref.label,
+                                                                          space)
+                known = _picture_ranking(ident, known_regions)
+                hidden = _picture_ranking(ident, hidden_regions, exclude=ref.label,
+                                          search=None if space is None else space[1])
                 pictures.append(_outcome(ref.label, known, hidden))
         if not outcomes:
             raise NoReferencesError("no reference could be read for the self-test")

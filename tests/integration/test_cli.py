@@ -265,5 +265,11 @@ def test_the_unknown_pass_locates_as_if_the_hidden_class_were_not_indexed(
         for region in regions:
             ranked = ident.candidates(region.evidence, exclude="Brazil")
             assert ranked and all(c.label != "Brazil" for c in ranked)
+        # verify asks both ways at once, sharing what the two have in common: the same.
+        known, hidden = ident.regions_with_hidden(frame, "Brazil")
+        for pair in ((known, ident.regions(frame)), (hidden, regions)):
+            assert [r.box for r in pair[0]] == [r.box for r in pair[1]]
+            for a, b in zip(*pair, strict=True):
+                np.testing.assert_allclose(a.evidence.vector, b.evidence.vector, atol=1e-5)
     finally:
         ident.close()

@@ -238,17 +238,19 @@ def verify(project: str, as_json: bool, min_accuracy: float, queries: int | None
 @project_option
 @click.option("--json", "as_json", is_flag=True, help="Print the training report as JSON.")
 @click.option("--force", is_flag=True,
-              help="Adopt the head even though the project locates things in whole "
+              help="Adopt a supcon head even though the project locates things in whole "
                    "pictures (locate.enabled), where it is not validated.")
 @user_errors
 def train(project: str, as_json: bool, force: bool) -> None:
     """Fit a projection head to the project's references, then re-index and re-verify.
 
-    The head is trained on synthetic camera views of every reference; a quarter of the
-    views is held out, and the head is adopted only if it identifies them at least as
-    well as the plain model. Those views are crops: a project that locates things in
-    whole pictures (locate.enabled, the default) needs --force. To go back, delete the
-    project's `projection:` block, then run identify index and identify verify.
+    The head is fitted to synthetic camera views of every reference (train.method:
+    whiten, a linear map in closed form, by default; supcon, the seed's trained MLP); a
+    quarter of the views is held out, and the head is adopted only if it identifies them
+    at least as well as the plain model. Those views are crops: a supcon head in a
+    project that locates things in whole pictures (locate.enabled, the default) needs
+    --force. To go back, delete the project's `projection:` block, then run identify
+    index and identify verify.
 
     \b
     Example:
@@ -256,7 +258,7 @@ def train(project: str, as_json: bool, force: bool) -> None:
     """
     from server.engine.config import load_project
     from server.engine.embedders import create_embedder, project_embedder
-    from server.engine.training import adopt, train_projection
+    from server.engine.training import adopt, needs_force, train_projection
     from server.engine.verify import run_verify
 
     proj = load_project(project)
@@ -288,9 +290,10 @@ def train(project: str, as_json: bool, force: bool) -> None:
     if report.verdict == "locate":
         click.echo(
             f"kept {current}: this project locates things in whole pictures "
-            "(locate.enabled), where a head let more unknown things through on the "
-            "benchmark; set locate.enabled: false if your pictures are crops of one "
-            "thing, or pass --force to adopt it anyway", err=as_json)
+            "(locate.enabled), where a supcon head let more unknown things through on "
+            "the benchmark; use train.method: whiten, set locate.enabled: false if your "
+            "pictures are crops of one thing, or pass --force to adopt it anyway",
+            err=as_json)
         return
     click.echo(
         f"adopted {report.head_id} ({report.head_file}); re-indexed {summary.index_size} "
@@ -299,7 +302,7 @@ def train(project: str, as_json: bool, force: bool) -> None:
         f"{checked.predicted_open_set_accuracy:.3f}", err=as_json)
     for note in checked.notes:
         click.echo(f"  {note}", err=as_json)
-    if proj.config.locate.enabled:
+    if needs_force(proj):
         click.echo("  adopted with --force: the head is not validated on whole pictures "
                    "(locate); check it on your own photos", err=as_json)
 

@@ -163,19 +163,28 @@ class LocateConfig:
 class TrainConfig:
     """How ``identify train`` fits a projection head on the frozen embedder."""
 
+    method: Literal["whiten", "supcon"] = "whiten"
+    """``whiten``: a linear head in closed form, learnt whitening (within-class scatter of
+    the views whitened, then the directions that keep the classes apart; seconds, no
+    randomness beyond the views). ``supcon``: the seed's trained MLP (``hidden``,
+    ``steps``, ``temperature``)."""
     views: int = 16
     """Synthetic camera views rendered of each reference to train on (one forward pass
     each); a quarter of them (at least one) is held out to validate the head."""
     strength: float = 1.0
     """Harshness of those views (0 clean, 1 typical, 1.5 harsh)."""
     steps: int = 1000
-    """Optimiser steps, each on 16 classes x 4 views (the seed's SupCon batch)."""
+    """``supcon``: optimiser steps, each on 16 classes x 4 views (the seed's batch)."""
     hidden: int = 512
-    """Width of the head's hidden layer."""
+    """``supcon``: width of the head's hidden layer."""
     dim: int = 256
-    """Dimension of the head's output: the vectors the index then holds."""
+    """Dimension of the head's output: the vectors the index then holds (at most the
+    model's own)."""
+    shrinkage: float = 0.3
+    """``whiten``: share of the mean within-class variance added to every direction's
+    before whitening, so directions the views barely vary in are not blown up."""
     temperature: float = 0.1
-    """SupCon temperature."""
+    """``supcon``: the loss's temperature."""
     seed: int = 0
     """Random seed: the same references and seed give the same head."""
 
@@ -188,6 +197,8 @@ class TrainConfig:
             raise ValueError("train.hidden must be at least 1 and train.dim at least 2")
         if self.temperature <= 0:
             raise ValueError("train.temperature must be positive")
+        if not 0 < self.shrinkage <= 10:
+            raise ValueError("train.shrinkage must be in (0, 10]")
 
 
 @dataclass(frozen=True)

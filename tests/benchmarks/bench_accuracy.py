@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,7 @@ def metrics(labels: list[str | None], top1: list[str | None], scores: list[float
 
 
 def write_project(work: Path, data: Path, unknown_share: float, views: int,
-                  rerank: bool, train_seed: int = 0) -> Path:
+                  rerank: bool, train_seed: int = 0, train: Sequence[str] = ()) -> Path:
     """The benchmark's project file (offline embedder, verify's default settings)."""
     work = work.resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -80,7 +81,8 @@ def write_project(work: Path, data: Path, unknown_share: float, views: int,
         f"index:\n  views: {views}\n"
         f"rerank:\n  enabled: {str(rerank).lower()}\n"
         f"verify:\n  expected_unknown_share: {unknown_share:.3f}\n"
-        f"train:\n  seed: {train_seed}\n"
+        f"train:\n  seed: {train_seed}\n" + "".join(f"  {kv.replace('=', ': ', 1)}\n"
+                                                  for kv in train) +
         f"data_dir: {work / 'index'}\n",
         encoding="utf-8",
     )
@@ -88,7 +90,7 @@ def write_project(work: Path, data: Path, unknown_share: float, views: int,
 
 
 def run(data: Path, work: Path, views: int, rerank: bool, head: bool = False,
-        train_seed: int = 0, batch: int = 16) -> dict[str, Any]:
+        train_seed: int = 0, batch: int = 16, train: Sequence[str] = ()) -> dict[str, Any]:
     """Index, (train,) verify and evaluate one configuration."""
     manifest = json.loads((data / "manifest.json").read_text())
     queries = manifest["queries"]
@@ -96,7 +98,7 @@ def run(data: Path, work: Path, views: int, rerank: bool, head: bool = False,
     stem_of = {label: Path(rel).stem for label, rel in manifest["references"].items()}
     queries = [{**q, "label": stem_of[q["label"]]} for q in queries]
     unknown_share = float(np.mean([not q["known"] for q in queries]))
-    project_file = write_project(work, data, unknown_share, views, rerank, train_seed)
+    project_file = write_project(work, data, unknown_share, views, rerank, train_seed, train)
     project = load_project(project_file)
     embedder = project_embedder(project.config)
     t0 = time.perf_counter()
@@ -210,6 +212,9 @@ def main() -> None:
     ap.add_argument("--head", action="store_true",
                     help="Also run `identify train` (a projection head) before verify.")
     ap.add_argument("--train-seed", type=int, default=0, help="train.seed of the project.")
+    ap.add_argument("--train", action="append", default=[], metavar="KEY=VALUE",
+                    help="Another train setting of the project (repeatable), e.g. "
+                         "method=supcon.")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     if not (args.data / "manifest.json").exists():
@@ -218,7 +223,7 @@ def main() -> None:
     for views in args.views:
         name = f"views{views}" + (f"-head{args.train_seed}" if args.head else "")
         res = run(args.data, args.work / name, views, not args.no_rerank, args.head,
-                  args.train_seed)
+                  args.train_seed, train=args.train)
         results.append(res)
         print(table(res), flush=True)
     if args.out:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 from server.engine.embedders.base import ModelSpec
 from server.engine.embedders.projected import Head, ProjectedEmbedder, head_module, load_head
 from server.engine.errors import ModelUnavailableError
-from server.engine.training import nearest_mean, supcon
+from server.engine.training import fit_whitening, nearest_mean, supcon
 
 BASE = ModelSpec(model_id="efficientnet-lite0/imagenet/gem3", dim=1280)
 
@@ -31,6 +32,58 @@ def test_a_saved_head_loads_with_the_same_id_and_the_same_vectors(tmp_path: Path
     np.testing.assert_allclose(again.project(x), head.project(x), rtol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(head.project(x), axis=1), 1.0, rtol=1e-5)
     assert seeded_head(1).id != head.id
+
+
+def test_a_linear_head_and_a_format_1_mlp_head_load_as_saved(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    linear = Head(torch.nn.Linear(1280, 8), BASE.model_id, {"classes": 3})
+    path = tmp_path / "linear.pt"
+    linear.save(path)
+    again = load_head(path, BASE, linear.id)
+    x = np.random.default_rng(0).normal(size=(5, 1280)).astype(np.float32)
+    assert again.kind == "linear" and again.hidden is None and again.out_dim == 8
+    np.testing.assert_allclose(again.project(x), linear.project(x), rtol=1e-6)
+    # A head file from before linear heads (format 1) has no "kind": it is an MLP.
+    mlp = seeded_head()
+    data = torch.load(io.BytesIO(mlp.to_bytes()), weights_only=True)
+    del data["kind"]
+    data["format"] = 1
+    torch.save(data, path)
+    old = load_head(path, BASE, mlp.id)
+    assert old.kind == "mlp"
+    np.testing.assert_allclose(old.project(x), mlp.project(x), rtol=1e-6)
+
+
+def test_whitening_discounts_what_views_vary_in_and_keeps_what_tells_classes_apart() -> None:
+    # Six classes whose means differ a little in 6 directions, while every view varies a
+    # lot in 4 others (what a camera changes): raw nearest-mean is poor, whitened good.
+    rng = np.random.default_rng(0)
+    dims, classes, views = 24, 6, 30
+    means = np.zeros((classes, dims))
+    means[:, :classes] = 0.6 * np.eye(classes)
+    spread = np.full(dims, 0.15)
+    spread[classes:classes + 4] = 2.0
+    y = np.repeat(np.arange(classes), views)
+    x = (means[y] + rng.normal(size=(len(y), dims)) * spread + 5.0).astype(np.float32)
+    train, test = np.arange(len(y)) % 3 != 0, np.arange(len(y)) % 3 == 0
+    plain, _ = nearest_mean(x[train] / np.linalg.norm(x[train], axis=1, keepdims=True),
+                            y[train], x[test] / np.linalg.norm(x[test], axis=1, keepdims=True),
+                            y[test])
+    module = fit_whitening(x[train], y[train], dim=8, shrinkage=0.3)
+    head = Head(module, BASE.model_id, {})
+    assert isinstance(module, torch.nn.Linear) and module.weight.shape == (8, dims)
+    whitened, _ = nearest_mean(head.project(x[train]), y[train], head.project(x[test]),
+                               y[test])
+    assert plain < 0.5 and whitened > 0.85, (plain, whitened)
+    # Closed form: the same vectors give the same head (8 > 5 class directions: the rest
+    # is filled deterministically too).
+    again = fit_whitening(x[train], y[train], dim=8, shrinkage=0.3)
+    assert Head(again, BASE.model_id, {}).id == head.id
+    # Asked for the model's own dimension (or more), it only whitens: no reduction.
+    full = Head(fit_whitening(x[train], y[train], dim=99, shrinkage=0.3), BASE.model_id, {})
+    assert full.out_dim == dims
+    assert nearest_mean(full.project(x[train]), y[train], full.project(x[test]),
+                        y[test])[0] > 0.85
 
 
 def test_a_missing_corrupt_foreign_or_swapped_head_file_is_one_clear_error(

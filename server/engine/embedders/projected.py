@@ -1,9 +1,11 @@
 """A projection head on a frozen embedder (the seed's ``train``, with held-out checks).
 
-The head is small (in -> hidden -> out, GELU, L2-normalised output; 0.8M parameters on
-EfficientNet-Lite0's 1280-d vectors) and is trained by ``identify train`` on synthetic
-camera views of the project's own references (``server.engine.training``). It re-weights
-what the frozen model already sees towards what tells *these* classes apart. A head file
+The head is small -- one linear map fitted in closed form (learnt whitening, the
+default), or the seed's MLP (in -> hidden -> out, GELU; 0.8M parameters on
+EfficientNet-Lite0's 1280-d vectors) -- with an L2-normalised output, and is fitted by
+``identify train`` on synthetic camera views of the project's own references
+(``server.engine.training``). It re-weights what the frozen model already sees towards
+what tells *these* classes apart. A head file
 records the model it was trained on; its id is a hash of its bytes, and that id is part
 of the vector space's id, so an index or calibration made without it is never mixed
 with one made with it.
@@ -26,29 +28,40 @@ from torch import nn
 from ..errors import ModelUnavailableError
 from .base import Embedder, ModelSpec, l2_normalise
 
-HEAD_FORMAT = 1
-"""Version of the head file's layout."""
+HEAD_FORMAT = 2
+"""Version of the head file's layout (1: MLP heads only, read as such)."""
 
 
 def head_module(in_dim: int, hidden: int, out_dim: int) -> nn.Sequential:
-    """The head's layers (output not yet normalised)."""
+    """The MLP head's layers (output not yet normalised)."""
     return nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Linear(hidden, out_dim))
 
 
-class Head:
-    """Trained head weights plus what they were trained on."""
+HeadModule = nn.Linear | nn.Sequential
+"""A linear head, or the MLP of ``head_module``."""
 
-    def __init__(self, module: nn.Sequential, base_model: str, meta: dict[str, Any],
-                 folds: Sequence[tuple[nn.Sequential, frozenset[str]]] = ()) -> None:
+
+def _shape(module: HeadModule) -> tuple[int, int | None, int]:
+    """(in, hidden or None for a linear head, out) of a head module."""
+    if isinstance(module, nn.Linear):
+        return module.in_features, None, module.out_features
+    first, last = module[0], module[2]
+    assert isinstance(first, nn.Linear) and isinstance(last, nn.Linear)
+    return first.in_features, first.out_features, last.out_features
+
+
+class Head:
+    """Fitted head weights plus what they were fitted on."""
+
+    def __init__(self, module: HeadModule, base_model: str, meta: dict[str, Any],
+                 folds: Sequence[tuple[HeadModule, frozenset[str]]] = ()) -> None:
         self.module = module.eval()
         self.base_model = base_model
         self.meta = meta
         self.folds = tuple((m.eval(), held_out) for m, held_out in folds)
         """Fold heads and the classes each never saw."""
-        first, last = module[0], module[2]
-        assert isinstance(first, nn.Linear) and isinstance(last, nn.Linear)
-        self.in_dim, self.hidden, self.out_dim = (first.in_features, first.out_features,
-                                                  last.out_features)
+        self.in_dim, self.hidden, self.out_dim = _shape(module)
+        self.kind = "linear" if self.hidden is None else "mlp"
         self.id = self._content_id()
 
     def _content_id(self) -> str:
@@ -70,7 +83,7 @@ class Head:
         return next((i for i, (_, held_out) in enumerate(self.folds) if label in held_out),
                     None)
 
-    def project(self, vectors: np.ndarray, module: nn.Sequential | None = None) -> np.ndarray:
+    def project(self, vectors: np.ndarray, module: HeadModule | None = None) -> np.ndarray:
         """(N, in_dim) model vectors -> (N, out_dim) L2-normalised head vectors (through
         ``module``, a fold head, when given)."""
         with torch.inference_mode():
@@ -81,7 +94,7 @@ class Head:
     def to_bytes(self) -> bytes:
         """The head file's content (deterministic for the same weights)."""
         buf = io.BytesIO()
-        torch.save({"format": HEAD_FORMAT, "base_model": self.base_model,
+        torch.save({"format": HEAD_FORMAT, "kind": self.kind, "base_model": self.base_model,
                     "hidden": self.hidden, "meta": self.meta,
                     "state": self.module.state_dict(),
                     "folds": [{"held_out": sorted(held_out), "state": m.state_dict()}
@@ -107,11 +120,14 @@ def load_head(path: Path, base: ModelSpec, expected_id: str | None = None) -> He
            "file (then `identify index`) to use the plain model")
     try:
         data = torch.load(io.BytesIO(path.read_bytes()), map_location="cpu", weights_only=True)
-        shape = (int(data["state"]["0.weight"].shape[1]), int(data["hidden"]),
-                 int(data["state"]["2.weight"].shape[0]))
+        linear = data.get("kind", "mlp") == "linear"  # format 1 had MLP heads only
+        state = data["state"]
+        shape = ((int(state["weight"].shape[1]), int(state["weight"].shape[0])) if linear
+                 else (int(state["0.weight"].shape[1]), int(data["hidden"]),
+                       int(state["2.weight"].shape[0])))
 
-        def module_from(state: dict[str, Any]) -> nn.Sequential:
-            module = head_module(*shape)
+        def module_from(state: dict[str, Any]) -> HeadModule:
+            module = nn.Linear(*shape) if linear else head_module(*shape)
             module.load_state_dict(state)
             return module
 

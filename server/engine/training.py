@@ -256,8 +256,10 @@ def fit_with_folds(data: TrainingSet, project: Project, base_model: str) -> Any:
             folds.append((fit_head(data.vectors[keep], data.labels[keep], project),
                           frozenset(data.classes[i] for i in held_out)))
     cfg = project.config.train
-    return Head(module, base_model, {"classes": n, "steps": cfg.steps, "views": cfg.views,
-                                     "strength": cfg.strength}, folds)
+    fitted = ({"shrinkage": cfg.shrinkage} if cfg.method == "whiten" else
+              {"steps": cfg.steps, "temperature": cfg.temperature})
+    return Head(module, base_model, {"classes": n, "method": cfg.method, "views": cfg.views,
+                                     "strength": cfg.strength, **fitted}, folds)
 
 
 def supcon(z: Any, y: Any, temperature: float) -> Any:

@@ -41,6 +41,8 @@ from server.engine.verify import run_verify
 from tests.benchmarks.dataset import DatasetConfig, build_dataset, find_flags_dir
 
 SEED_THRESHOLD, SEED_MARGIN = 0.70, 0.04
+BOOTSTRAP = 1000  # resamples for the 95 % intervals
+MISTAKES_SHOWN = 8  # per query kind, in the printed summary
 
 
 def auroc(pos: np.ndarray, neg: np.ndarray) -> float:
@@ -51,21 +53,40 @@ def auroc(pos: np.ndarray, neg: np.ndarray) -> float:
     return float(((diff > 0).sum() + 0.5 * (diff == 0).sum()) / diff.size)
 
 
-def metrics(labels: list[str | None], top1: list[str | None], scores: list[float],
-            accepted: list[str | None]) -> dict[str, float]:
-    """Known top-1, AUROC and open-set accuracy from per-query outcomes."""
-    known = np.array([lab is not None for lab in labels])
-    s = np.array(scores)
-    right_top1 = np.array([t == lab for t, lab in zip(top1, labels, strict=True)])
-    correct = np.array([(a == lab) if lab is not None else (a is None)
-                        for a, lab in zip(accepted, labels, strict=True)])
+def point_metrics(known: np.ndarray, right_top1: np.ndarray, scores: np.ndarray,
+                  correct: np.ndarray) -> dict[str, float]:
+    """The five numbers of a results row, from per-query arrays."""
     return {
         "known_top1": float(right_top1[known].mean()),
-        "auroc": auroc(s[known], s[~known]),
+        "auroc": auroc(scores[known], scores[~known]),
         "open_set_accuracy": float(correct.mean()),
         "known_accepted_correctly": float(correct[known].mean()),
         "unknown_rejected": float(correct[~known].mean()),
     }
+
+
+def metrics(labels: list[str | None], top1: list[str | None], scores: list[float],
+            accepted: list[str | None], resamples: int = BOOTSTRAP) -> dict[str, Any]:
+    """Known top-1, AUROC and open-set accuracy from per-query outcomes, each with a 95 %
+    bootstrap interval under ``ci`` (queries resampled with replacement, known and
+    unknown ones separately so that every resample keeps the dataset's mix; seeded)."""
+    known = np.array([lab is not None for lab in labels])
+    s = np.array(scores, dtype=np.float64)
+    right_top1 = np.array([t == lab for t, lab in zip(top1, labels, strict=True)])
+    correct = np.array([(a == lab) if lab is not None else (a is None)
+                        for a, lab in zip(accepted, labels, strict=True)])
+    out: dict[str, Any] = point_metrics(known, right_top1, s, correct)
+    if resamples and known.any() and (~known).any():
+        rng = np.random.default_rng(0)
+        k_idx, u_idx = np.flatnonzero(known), np.flatnonzero(~known)
+        draws = []
+        for _ in range(resamples):
+            idx = np.concatenate([rng.choice(k_idx, len(k_idx)), rng.choice(u_idx, len(u_idx))])
+            draws.append(point_metrics(known[idx], right_top1[idx], s[idx], correct[idx]))
+        out["ci"] = {key: [float(np.percentile([d[key] for d in draws], 2.5)),
+                           float(np.percentile([d[key] for d in draws], 97.5))]
+                     for key in draws[0]}
+    return out
 
 
 def write_project(work: Path, data: Path, unknown_share: float, views: int,
@@ -171,12 +192,29 @@ def run(data: Path, work: Path, views: int, rerank: bool, head: bool = False,
         elapsed = time.perf_counter() - t0
         out[kind] = {m: metrics(labels, r["top1"], r["score"], r["accepted"])
                      for m, r in rows.items()}
+        out[kind]["identify_mistakes"] = mistakes(queries, rows["identify"])
         out[kind]["seconds_per_query_all_methods"] = elapsed / len(queries)
         if box_iou:
             out[kind]["located_box_iou_median"] = float(np.median(box_iou))
             out[kind]["located_box_iou_over_half"] = float(np.mean(np.array(box_iou) > 0.5))
     ident.close()
     return out
+
+
+def mistakes(queries: list[dict[str, Any]], rows: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """Every query identify accepted wrongly (an unknown thing taken for a known one, or a
+    known thing for another), highest score first: what limits the open-set numbers."""
+    out = [{"query": q["id"], "is": q["label"], "known": q["known"], "taken_for": accepted,
+            "score": round(float(score), 3)}
+           for q, accepted, score in zip(queries, rows["accepted"], rows["score"], strict=True)
+           if accepted is not None and (not q["known"] or accepted != q["label"])]
+    return sorted(out, key=lambda m: -m["score"])
+
+
+def cell(r: dict[str, Any], key: str) -> str:
+    """A metric with its 95 % interval when there is one."""
+    lo_hi = r.get("ci", {}).get(key)
+    return f"{r[key]:.3f}" + (f" [{lo_hi[0]:.2f}, {lo_hi[1]:.2f}]" if lo_hi else "")
 
 
 def table(res: dict[str, Any]) -> str:
@@ -186,8 +224,8 @@ def table(res: dict[str, Any]) -> str:
     for kind in ("crop", "frame"):
         for m in ("seed", "identify_global_only", "identify"):
             r = res[kind][m]
-            lines.append(f"| {kind}s | {m} | {r['known_top1']:.3f} | {r['auroc']:.3f} | "
-                         f"{r['open_set_accuracy']:.3f} | {r['known_accepted_correctly']:.3f} | "
+            lines.append(f"| {kind}s | {m} | {cell(r, 'known_top1')} | {cell(r, 'auroc')} | "
+                         f"{cell(r, 'open_set_accuracy')} | {r['known_accepted_correctly']:.3f} | "
                          f"{r['unknown_rejected']:.3f} |")
     v = res["verify"]
     lines.append("")
@@ -200,6 +238,13 @@ def table(res: dict[str, Any]) -> str:
         lines.append(f"verify, whole pictures: threshold {p['threshold']}, margin "
                      f"{p['margin_threshold']}, predicted open-set accuracy "
                      f"{p['predicted_open_set_accuracy']:.3f}, top-1 {p['top1_accuracy']:.3f}")
+    for kind in ("crop", "frame"):
+        wrong = res[kind].get("identify_mistakes", [])
+        unknown = [m for m in wrong if not m["known"]]
+        lines.append(f"identify's {kind}s: {len(unknown)} unknown things accepted, "
+                     f"{len(wrong) - len(unknown)} known things taken for another; highest: "
+                     + ", ".join(f"{m['is']} as {m['taken_for']} ({m['score']:.2f})"
+                                 for m in wrong[:MISTAKES_SHOWN]))
     return "\n".join(lines)
 
 

@@ -18,7 +18,13 @@ import numpy as np
 from . import appearance, synth, threads
 from .config import Project
 from .embedders import Embedder, l2_normalise
-from .errors import IdentifyError, ImageRejected, IndexMismatchError, NotIndexedError
+from .errors import (
+    IdentifyError,
+    ImageRejected,
+    IndexMismatchError,
+    NoReferencesError,
+    NotIndexedError,
+)
 from .images import content_hash, decode_image, flatten_alpha, load_image, read_image_bytes
 from .localfeatures import FEATURE_KIND, LocalFeatures, extract
 from .pipeline_io import bounded_map
@@ -219,7 +225,8 @@ def build_index(project: Project, embedder: Embedder,
 
     Raises:
         ProjectConfigError: a reference folder is missing.
-        NoReferencesError: no image in any reference folder.
+        NoReferencesError: no image in any reference folder, or none that could be read
+            (nothing is then written; a first run leaves no database behind).
     """
     started = time.perf_counter()
     files, not_images = scan_references(project.config)
@@ -227,6 +234,7 @@ def build_index(project: Project, embedder: Embedder,
     summary.skipped.extend((str(p), why) for p, why in not_images)
     model_id = reference_vector_id(project, embedder)
     rerank = project.config.rerank
+    created = not project.db_path.exists()
     store = Store(project.db_path)
     try:
         aliases = store.aliases()
@@ -329,6 +337,9 @@ def build_index(project: Project, embedder: Embedder,
                         flush()
             flush()
         gone = [r.id for p, r in existing.items() if p not in seen_paths]
+        if summary.skipped and not summary.deleted and {
+                r.id for r in store.active_references()} <= set(gone):
+            raise NoReferencesError(nothing_readable(summary.skipped, project.file.parent))
         with store.db.conn:
             store.retire(gone)
         retired.extend(gone)
@@ -345,10 +356,25 @@ def build_index(project: Project, embedder: Embedder,
         index.save()
         summary.index_size = len(index)
         summary.classes = len({r.label for r in store.active_references()})
+    except NoReferencesError:
+        store.close()
+        if created:  # a first run that found nothing to index leaves nothing behind
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{project.db_path}{suffix}").unlink(missing_ok=True)
+        raise
     finally:
         store.close()
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def nothing_readable(skipped: list[tuple[str, str]], root: Path | None = None,
+                     shown: int = 5) -> str:
+    """The one-line error when every reference image was skipped."""
+    lines = describe_skipped(skipped, root)
+    more = f"; and {len(lines) - shown} more" if len(lines) > shown else ""
+    return (f"no reference image could be read ({len(lines)} file(s) skipped: "
+            f"{'; '.join(lines[:shown])}{more})")
 
 
 def _embed_live_references(project: Project, store: Store, embedder: Embedder,

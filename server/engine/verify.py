@@ -45,6 +45,11 @@ VERDICTS = ((0.3, "good: ship it"), (0.1, "fair: consider more references or tra
 """The seed's margin guidance (median margin > 0.3 good, 0.1-0.3 fair, < 0.1 poor)."""
 
 
+def margin_verdict(median_margin: float) -> str:
+    """The seed's guidance for a median margin (see ``VERDICTS``)."""
+    return next(text for bound, text in VERDICTS if median_margin > bound)
+
+
 @dataclass(frozen=True)
 class QueryOutcome:
     """One synthetic query, asked twice: with its class indexed and with it hidden."""
@@ -316,7 +321,7 @@ def run_verify(project: Project, embedder: Embedder, *, queries_per_reference: i
                              for o in outcomes])
         acc, thr, mar, k_rate, u_rate = _rank_thresholds(outcomes, vcfg.expected_unknown_share)
         median = float(np.median(margins))
-        verdict = next(text for bound, text in VERDICTS if median > bound)
+        verdict = margin_verdict(median)
         explicit = [t.name for t in project.config.taxonomies
                     if t.threshold is not None or t.margin is not None]
         if explicit:

@@ -251,6 +251,9 @@ def table(res: dict[str, Any]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=Path(".bench/data"))
+    ap.add_argument("--data-seed", type=int, default=0,
+                    help="Seed of the dataset built into --data when it is not there yet "
+                         "(1: the held-out dataset of RESULTS.md).")
     ap.add_argument("--work", type=Path, default=Path(".bench/accuracy"))
     ap.add_argument("--views", type=int, nargs="+", default=[6])
     ap.add_argument("--no-rerank", action="store_true")
@@ -262,8 +265,12 @@ def main() -> None:
                          "method=supcon.")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
-    if not (args.data / "manifest.json").exists():
-        build_dataset(DatasetConfig(out=args.data, flags_dir=find_flags_dir()))
+    manifest = args.data / "manifest.json"
+    if not manifest.exists():
+        build_dataset(DatasetConfig(out=args.data, flags_dir=find_flags_dir(),
+                                    seed=args.data_seed))
+    elif (built := json.loads(manifest.read_text()).get("seed", 0)) != args.data_seed:
+        ap.error(f"{args.data} holds the dataset of seed {built}, not {args.data_seed}")
     results = []
     for views in args.views:
         name = f"views{views}" + (f"-head{args.train_seed}" if args.head else "")

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
 from identify_tui.cli import main
 from server.engine.images import load_image
@@ -34,9 +38,10 @@ def test_every_command_has_help_with_an_example_and_is_in_the_readme(command: st
 def test_index_is_incremental_and_a_second_run_embeds_nothing(tmp_path: Path,
                                                               small_refs: Path) -> None:
     project = write_project(tmp_path, small_refs)
-    code, out, _ = run("index", "--project", str(project))
+    code, out, err = run("index", "--project", str(project))
     assert code == 0, out
     assert "6 references in 6 classes (6 embedded, 0 unchanged" in out
+    assert "embedding" not in out + err  # no progress bar where nobody watches
     code, out, _ = run("index", "--project", str(project))
     assert code == 0
     assert "(0 embedded, 6 unchanged, 0 removed, 0 skipped)" in out
@@ -54,14 +59,83 @@ def test_index_skips_bad_files_and_lists_them_without_a_traceback(tmp_path: Path
     (small_refs / "truncated.png").write_bytes(good[: len(good) // 3])
     (small_refs / "notes.txt").write_text("not an image")
     (small_refs / "fake.jpg").write_text("<html>not a jpeg</html>")
+    # A decompression bomb: 81 M pixels in a few kilobytes.
+    Image.new("1", (9000, 9000)).save(small_refs / "huge.png")
     project = write_project(tmp_path, small_refs)
     code, out, err = run("index", "--project", str(project))
     assert code == 0, err
-    assert "6 references in 6 classes" in out and "4 skipped" in out
+    assert "6 references in 6 classes" in out and "5 skipped" in out
     for name, why in [("empty.png", "empty"), ("truncated.png", "truncated"),
-                      ("notes.txt", "not an image"), ("fake.jpg", "not an image")]:
+                      ("notes.txt", "not an image"), ("fake.jpg", "not an image"),
+                      ("huge.png", "9000x9000 pixels is over the .* pixel limit")]:
         assert re.search(rf"{name}: .*{why}", out), (name, out)
     assert "Traceback" not in out + err
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_index_of_a_folder_of_unreadable_images_is_one_clear_error_and_writes_nothing(
+        tmp_path: Path) -> None:
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    (refs / "garbage.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (refs / "empty.png").write_bytes(b"")
+    project = write_project(tmp_path, refs)
+    code, out, err = run("index", "--project", str(project))
+    assert code == 2 and out == ""
+    (line,) = err.strip().splitlines()
+    assert line.startswith("identify: error: no reference image could be read (2 file(s) "
+                           "skipped: ")
+    assert "garbage.jpg: " in line and "empty.png: the file is empty" in line
+    data = tmp_path / "indexes" / "t"
+    assert not {"identify.db", "index.usearch"} & set(_files(data))
+
+
+def test_references_that_turn_unreadable_are_kept_not_lost(tmp_path: Path,
+                                                           small_refs: Path) -> None:
+    """Files damaged after indexing are skipped and listed; their references, vectors
+    and the index stay as they were."""
+    project = write_project(tmp_path, small_refs)
+    assert run("index", "--project", str(project))[0] == 0
+    index = tmp_path / "indexes" / "t" / "index.usearch"
+    before = index.read_bytes()
+    for path in small_refs.iterdir():
+        path.write_bytes(path.read_bytes()[:100])
+    code, out, err = run("index", "--project", str(project))
+    assert code == 0, err
+    assert "6 references in 6 classes (0 embedded, 0 unchanged, 0 removed, 6 skipped)" in out
+    assert index.read_bytes() == before
+    code, out, _ = run("match", "--project", str(project), str(DEMO_QUERIES / "known-brazil.jpg"))
+    assert code == 0 and "Brazil" in out
+
+
+def test_index_shows_a_progress_bar_on_a_terminal(tmp_path: Path, small_refs: Path) -> None:
+    """On a real terminal (a pseudo-terminal here) the bar goes to stderr; stdout keeps
+    only the summary."""
+    project = write_project(tmp_path, small_refs)
+    identify = Path(sys.executable).parent / "identify"
+    master, slave = os.openpty()
+    proc = subprocess.Popen([str(identify), "index", "--project", str(project)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave,
+                            env={**os.environ, "COLUMNS": "100"})
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the child has closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    out = proc.stdout.read().decode() if proc.stdout else ""
+    assert proc.wait(timeout=300) == 0, seen
+    terminal = seen.decode(errors="replace")
+    assert "embedding" in terminal and "100%" in terminal
+    assert "6 references in 6 classes" in out and "embedding" not in out
 
 
 def test_index_of_a_folder_without_images_is_one_clear_error(tmp_path: Path) -> None:
@@ -76,10 +150,17 @@ def test_index_of_a_folder_without_images_is_one_clear_error(tmp_path: Path) -> 
 
 def test_a_typo_in_the_project_file_names_the_key_and_the_line(tmp_path: Path,
                                                               small_refs: Path) -> None:
-    project = write_project(tmp_path, small_refs, extra="index:\n  dtpye: f16\n")
-    code, _, err = run("index", "--project", str(project))
-    assert code == 2
-    assert f"{project}:9:" in err and "'dtpye'" in err and "did you mean 'dtype'" in err
+    project = write_project(tmp_path, small_refs)
+    assert run("index", "--project", str(project))[0] == 0
+    data = tmp_path / "indexes" / "t"
+    before = _files(data)
+    with project.open("a", encoding="utf-8") as f:
+        f.write("index:\n  dtpye: f16\n")
+    for command in (["index"], ["verify"], ["match", str(DEMO_QUERIES / "known-brazil.jpg")]):
+        code, out, err = run(command[0], "--project", str(project), *command[1:])
+        assert code == 2 and out == ""
+        assert f"{project}:9:" in err and "'dtpye'" in err and "did you mean 'dtype'" in err
+    assert _files(data) == before
 
 
 def test_match_json_has_the_documented_shape(tmp_path: Path, small_refs: Path) -> None:

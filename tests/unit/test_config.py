@@ -482,3 +482,16 @@ def test_locate_settings_load_and_out_of_range_ones_are_named(tmp_path: Path) ->
 def test_appearance_can_be_turned_off(tmp_path: Path) -> None:
     file = _write(tmp_path / "p.yaml", "references:\n  - path: refs\nrerank:\n  appearance: 0\n")
     assert load_project(file).config.rerank.appearance == 0
+
+
+def test_the_readme_project_example_is_a_valid_project(tmp_path: Path) -> None:
+    """The annotated example under "Project files" in the README loads as it is shown:
+    every key it documents exists, with a value of the right type."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Project files", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    project = load_project(_write(tmp_path / "projects" / "cards.yaml", example))
+    assert project.config.references[0].path == (tmp_path / "refs" / "cards").resolve()
+    assert project.config.references[0].prefix == "Cards > Yu-Gi-Oh"
+    assert "ssp" in project.config.naming.rarity_suffixes
+    assert project.config.server.cameras[0].name == "door"

@@ -179,7 +179,7 @@ class TrainConfig:
     """``supcon``: width of the head's hidden layer."""
     dim: int = 256
     """Dimension of the head's output: the vectors the index then holds (at most the
-    model's own)."""
+    model's own; a ``whiten`` head at most the number of directions its views span)."""
     shrinkage: float = 0.3
     """``whiten``: share of the mean within-class variance added to every direction's
     before whitening, so directions the views barely vary in are not blown up."""

@@ -50,6 +50,9 @@ FOLDS = 4
 """Fold heads trained for verify, each leaving a quarter of the classes out."""
 MIN_FOLD = 2
 """Fewest classes a fold may hold out."""
+SPAN_TOLERANCE = 1e-8
+"""A principal direction whose singular value is below this share of the largest is
+not spanned by the data (rounding error only), so it is not used."""
 
 
 @dataclass
@@ -175,7 +178,12 @@ def fit_whitening(vectors: np.ndarray, labels: np.ndarray, dim: int,
     W whitens the within-class scatter (each vector minus its class mean), with
     ``shrinkage`` times the mean eigenvalue added to every eigenvalue so that directions
     the views hardly vary in are not amplified without bound; R holds the ``dim``
-    principal directions of the whitened class means. Computed in float64.
+    principal directions of the whitened class means. With fewer classes than that,
+    the whitened vectors' own principal directions beyond the class means' follow (as
+    PCA keeps distances best), so the output has ``dim`` directions unless the vectors
+    span fewer. Every direction is a principal one, fixed by the data: a basis of a
+    subspace with no preferred directions would change with the last bit of the input
+    (and the BLAS that computed it). Computed in float64.
     """
     import torch
     from torch import nn
@@ -194,17 +202,26 @@ def fit_whitening(vectors: np.ndarray, labels: np.ndarray, dim: int,
     if out == x.shape[1]:  # no reduction: a rotation would not change any cosine
         transform = whiten
     else:
-        spread = (means - centre) @ whiten
-        _, _, directions = np.linalg.svd(spread - spread.mean(axis=0), full_matrices=False)
-        if len(directions) < out:  # fewer classes than dimensions: an orthonormal rest
-            rest = np.linalg.svd(np.eye(x.shape[1]) - directions.T @ directions)[0]
-            directions = np.vstack([directions, rest[:, :out - len(directions)].T])
-        transform = whiten @ directions[:out].T
-    module = nn.Linear(x.shape[1], out)
+        directions = _principal_directions((means - centre) @ whiten, out)
+        if len(directions) < out:
+            whitened = (x - centre) @ whiten
+            rest = whitened - (whitened @ directions.T) @ directions
+            directions = np.vstack([directions,
+                                    _principal_directions(rest, out - len(directions))])
+        transform = whiten @ directions.T
+    module = nn.Linear(x.shape[1], transform.shape[1])
     with torch.no_grad():
         module.weight.copy_(torch.from_numpy(transform.T.astype(np.float32)))
         module.bias.copy_(torch.from_numpy((-centre @ transform).astype(np.float32)))
     return module.eval()
+
+
+def _principal_directions(rows: np.ndarray, count: int) -> np.ndarray:
+    """Up to ``count`` principal directions of ``rows`` (as rows, largest variance
+    first), leaving out those the rows do not span."""
+    _, sv, directions = np.linalg.svd(rows - rows.mean(axis=0), full_matrices=False)
+    spanned = sv > (sv[0] if len(sv) else 0.0) * SPAN_TOLERANCE
+    return directions[spanned][:count]
 
 
 def fit_supcon(vectors: np.ndarray, labels: np.ndarray, project: Project) -> Any:

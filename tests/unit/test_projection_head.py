@@ -86,6 +86,40 @@ def test_whitening_discounts_what_views_vary_in_and_keeps_what_tells_classes_apa
                         y[test])[0] > 0.85
 
 
+def _subspace_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosines of the principal angles between the column spaces of a and b."""
+    return np.linalg.svd(np.linalg.qr(a)[0].T @ np.linalg.qr(b)[0], compute_uv=False)
+
+
+def test_whitening_is_fixed_by_the_data_not_by_rounding() -> None:
+    # 40 classes x 8 views in 64-d, reduced to 48: 39 directions from the class means,
+    # 9 from the views. Input changed in the ninth decimal place must give the same
+    # directions, including those beyond the class means (an arbitrary basis of their
+    # complement would not: it follows the rounding of the SVD that produced it).
+    rng = np.random.default_rng(3)
+    classes, views, dims = 40, 8, 64
+    y = np.repeat(np.arange(classes), views)
+    x = rng.normal(size=(classes, dims))[y] + rng.normal(size=(len(y), dims)) * \
+        np.linspace(0.1, 1.0, dims)
+    weights = [fit_whitening(v, y, dim=48, shrinkage=0.3).weight.detach().double().numpy().T
+               for v in (x, x + rng.normal(size=x.shape) * 1e-9)]
+    assert weights[0].shape == (dims, 48)
+    for part in (slice(0, classes - 1), slice(classes - 1, 48)):
+        assert _subspace_cosines(weights[0][:, part], weights[1][:, part]).min() > 0.999
+
+
+def test_whitening_keeps_only_directions_the_references_span() -> None:
+    # 5 classes x 3 views in 64-d, asked for 32 directions: the 15 vectors span 14
+    # (centred), so the head has 14, each carrying some of the training vectors' spread.
+    rng = np.random.default_rng(4)
+    y = np.repeat(np.arange(5), 3)
+    x = rng.normal(size=(len(y), 64))
+    module = fit_whitening(x, y, dim=32, shrinkage=0.3)
+    projected = Head(module, BASE.model_id, {}).module(torch.from_numpy(x).float())
+    assert module.weight.shape == (14, 64)
+    assert projected.detach().numpy().std(axis=0).min() > 1e-3
+
+
 def test_a_missing_corrupt_foreign_or_swapped_head_file_is_one_clear_error(
         tmp_path: Path) -> None:
     head = seeded_head()

@@ -121,13 +121,16 @@ def load_head(path: Path, base: ModelSpec, expected_id: str | None = None) -> He
     try:
         data = torch.load(io.BytesIO(path.read_bytes()), map_location="cpu", weights_only=True)
         linear = data.get("kind", "mlp") == "linear"  # format 1 had MLP heads only
-        state = data["state"]
-        shape = ((int(state["weight"].shape[1]), int(state["weight"].shape[0])) if linear
-                 else (int(state["0.weight"].shape[1]), int(data["hidden"]),
-                       int(state["2.weight"].shape[0])))
 
         def module_from(state: dict[str, Any]) -> HeadModule:
-            module = nn.Linear(*shape) if linear else head_module(*shape)
+            # Each module's own shape: a fold head sees fewer vectors, which may span
+            # fewer directions than the full head keeps.
+            if linear:
+                module: HeadModule = nn.Linear(int(state["weight"].shape[1]),
+                                               int(state["weight"].shape[0]))
+            else:
+                module = head_module(int(state["0.weight"].shape[1]), int(data["hidden"]),
+                                     int(state["2.weight"].shape[0]))
             module.load_state_dict(state)
             return module
 

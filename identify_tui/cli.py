@@ -334,9 +334,13 @@ def _reference_count(project: Any) -> int:
 @click.option("--camera", "cameras", multiple=True, metavar="SRC",
               help="A server-side camera: a device number, a video file (looped) or an "
                    "RTSP/HTTP URL. Repeat for several.")
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
+              help="Also answer requests addressed to this host name (one that points at "
+                   "this machine). Others are refused, against DNS rebinding. Repeatable.")
 @user_errors
 def serve(project: str, host: str | None, port: int | None, token: str | None,
-          insecure_no_auth: bool, cameras: tuple[str, ...]) -> None:
+          insecure_no_auth: bool, cameras: tuple[str, ...],
+          allow_hosts: tuple[str, ...]) -> None:
     """Run the identification server: HTTP API, live webcam page, review queue.
 
     Open the printed address in a browser to identify things with a webcam.
@@ -356,7 +360,7 @@ def serve(project: str, host: str | None, port: int | None, token: str | None,
         project=proj, host=host or scfg.host, port=scfg.port if port is None else port,
         token=token, insecure_no_auth=insecure_no_auth,
         cameras=scfg.cameras + tuple(CameraConfig(source=c) for c in cameras),
-        workers=scfg.workers)
+        workers=scfg.workers, allow_hosts=scfg.allow_hosts + allow_hosts)
     if insecure_no_auth and not token:
         click.echo("identify: WARNING: serving without authentication on "
                    f"{config.host}; anyone who can reach it can change this project",

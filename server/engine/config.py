@@ -332,6 +332,9 @@ class ServerConfig:
     workers: int | None = None
     """Images prepared at once (decode, embed, local features), each on its share of the
     cores; None: one per core, at most 4."""
+    allow_hosts: tuple[str, ...] = ()
+    """Host names, besides the bind address and the loopback names, that requests may be
+    addressed to (a name that points at this machine); others are refused (403)."""
 
     def __post_init__(self) -> None:
         if self.workers is not None and self.workers < 1:

@@ -25,6 +25,9 @@ MAX_IMAGE_PIXELS = 50_000_000
 """Largest decoded image accepted (width x height); bigger is treated as a bomb."""
 MIN_IMAGE_SIDE = 8
 """Smallest useful image side in pixels."""
+MAX_ASPECT_RATIO = 50.0
+"""Longest side over shortest side accepted: a wide panorama is about 10, and a thinner
+strip holds no object to identify."""
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 """File suffixes treated as images when scanning folders."""
 
@@ -71,6 +74,9 @@ def decode_image(data: bytes, name: str = "image", *, keep_alpha: bool = False,
                 raise ImageRejected(
                     f"{name}: {width}x{height} pixels is over the {MAX_IMAGE_PIXELS} pixel limit"
                 )
+            if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+                raise ImageRejected(f"{name}: {width}x{height} is a strip, not a picture "
+                                    f"(sides over {MAX_ASPECT_RATIO:g}:1)")
             if min_side is not None and img.format == "JPEG":
                 # draft() picks the smallest DCT scale whose size is at least the one asked.
                 scale = max(min_side / min(width, height), 1 / 8)

@@ -63,7 +63,12 @@ def extract(image: np.ndarray, max_features: int = 500) -> LocalFeatures:
     if scale != 1.0:
         grey = cv2.resize(grey, (max(1, round(w * scale)), max(1, round(h * scale))),
                           interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    kps, desc = cv2.ORB_create(max_features).detectAndCompute(grey, None)
+    orb = cv2.ORB_create(max_features)
+    # No keypoint lies within the edge threshold of the border, and ORB's pyramid cannot
+    # shrink a strip thinner than that (OpenCV raises): such a picture has no features.
+    if min(grey.shape) <= 2 * orb.getEdgeThreshold():
+        return LocalFeatures(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8), (w, h))
+    kps, desc = orb.detectAndCompute(grey, None)
     if desc is None or not kps:
         return LocalFeatures(np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8), (w, h))
     pts = np.array([k.pt for k in kps], dtype=np.float32)

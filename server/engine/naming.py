@@ -6,15 +6,23 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from .config import NamingRules
+from .errors import IdentifyError
 
 SET_CODE_RE = re.compile(r"^[A-Za-z0-9]{2,6}-[A-Za-z]{0,3}\d{3,4}[A-Za-z]?_")
 """A trading-card set code at the start of a stem, e.g. ``LOCH-JP001_`` or ``SDK-001_``
 (three or four digits, so a name like ``R2-D2_droid`` is left alone)."""
 
 HIERARCHY_SEP = " > "
+
+MAX_LABEL_CHARS = 200
+"""Longest label accepted from a person."""
+JOINERS = frozenset({"\u200c", "\u200d"})
+"""Zero-width (non-)joiners: format characters that some scripts and emoji sequences
+need between two visible characters; every other format character is refused."""
 
 
 @dataclass(frozen=True)
@@ -57,3 +65,41 @@ def with_prefix(label: str, prefix: str | None) -> str:
         return label
     parts = [p.strip() for p in prefix.split(">") if p.strip()]
     return HIERARCHY_SEP.join([*parts, label])
+
+
+def clean_label(label: object) -> str:
+    """A label given by a person (API, review, import), normalised and checked.
+
+    The rule: Unicode NFC, runs of white space as one space, at most
+    ``MAX_LABEL_CHARS`` characters; no control characters, no lone surrogates, no
+    format characters (bidi overrides and isolates such as U+202E, zero-width spaces,
+    BOMs) other than a joiner between two visible characters; at least one visible
+    character; and nothing that reads as a path (``.`` or ``..`` as a ``/``-separated
+    part, a leading ``/`` or ``~``, a backslash) -- ``AC/DC`` is a label, ``../x`` is not.
+
+    Raises:
+        IdentifyError: the label breaks the rule (the message says how).
+    """
+    if not isinstance(label, str):
+        raise IdentifyError("a label must be a string")
+    if any(unicodedata.category(ch) == "Cs" for ch in label):
+        raise IdentifyError("a label must be valid Unicode (it holds a lone surrogate)")
+    text = " ".join(unicodedata.normalize("NFC", label).split())
+    if not text:
+        raise IdentifyError("a label cannot be empty")
+    if len(text) > MAX_LABEL_CHARS:
+        raise IdentifyError(f"a label is at most {MAX_LABEL_CHARS} characters")
+    for i, ch in enumerate(text):
+        category = unicodedata.category(ch)
+        if category == "Cc":
+            raise IdentifyError("a label cannot hold control characters")
+        if category == "Cf" and not (ch in JOINERS and 0 < i < len(text) - 1):
+            raise IdentifyError(
+                f"a label cannot hold the invisible format character U+{ord(ch):04X} "
+                f"({unicodedata.name(ch, 'unnamed')})")
+    if not any(unicodedata.category(ch)[0] in "LNPS" for ch in text):
+        raise IdentifyError("a label needs at least one visible character")
+    parts = text.split("/")
+    if "\\" in text or text[0] in "/~" or any(p.strip() in (".", "..") for p in parts):
+        raise IdentifyError(f"a label cannot look like a path: {text[:60]!r}")
+    return text

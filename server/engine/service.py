@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import unicodedata
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -43,7 +42,7 @@ from .indexer import (
     sync_index,
     view_backgrounds,
 )
-from .naming import label_from_name
+from .naming import clean_label, label_from_name
 from .quality import gate
 from .review import ACTIONS, ReviewItem, ReviewQueue
 from .store import QueueEntry, Store
@@ -55,29 +54,11 @@ engine thread, so it must only hand the event over."""
 
 MAX_IMPORT_FILES = 1000
 """Most files one import adds."""
-MAX_LABEL_CHARS = 200
-"""Longest label accepted from a person."""
+MAX_PATH_CHARS = 4096
+"""Longest path an import takes (Linux's PATH_MAX)."""
 THRESHOLD_RANGE = (0.0, 2.0)
 """Scores are cosine similarity plus a second-stage bonus, so they can pass 1."""
 MARGIN_RANGE = (0.0, 1.0)
-
-
-def clean_label(label: object) -> str:
-    """A label typed by a person, trimmed and checked.
-
-    Raises:
-        IdentifyError: empty, too long, or holding control characters.
-    """
-    if not isinstance(label, str):
-        raise IdentifyError("a label must be a string")
-    text = " ".join(label.split())
-    if not text:
-        raise IdentifyError("a label cannot be empty")
-    if len(text) > MAX_LABEL_CHARS:
-        raise IdentifyError(f"a label is at most {MAX_LABEL_CHARS} characters")
-    if any(unicodedata.category(ch) == "Cc" for ch in text):
-        raise IdentifyError("a label cannot hold control characters")
-    return text
 
 
 @dataclass
@@ -375,14 +356,21 @@ class Service:
             NotFoundError: no such file or folder.
             IdentifyError: too many files, or a folder with no image.
         """
+        if len(path) > MAX_PATH_CHARS or "\x00" in path:
+            raise IdentifyError(f"not a usable path (at most {MAX_PATH_CHARS} characters, "
+                                "no NUL)")
         root = Path(path).expanduser()
-        if root.is_file():
-            files = [root]
-        elif root.is_dir():
-            files = sorted(p for p in root.iterdir() if p.is_file()
-                           and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            raise NotFoundError(f"no file or folder {path!r} on the server")
+        try:
+            if root.is_file():
+                files = [root]
+            elif root.is_dir():
+                files = sorted(p for p in root.iterdir() if p.is_file()
+                               and not p.name.startswith(".")
+                               and p.suffix.lower() in IMAGE_SUFFIXES)
+            else:
+                raise NotFoundError(f"no file or folder {path[:200]!r} on the server")
+        except OSError as exc:
+            raise IdentifyError(f"cannot read {path[:200]!r}: {exc.strerror or exc}") from None
         if not files:
             raise IdentifyError(f"no image files in {path}")
         if len(files) > MAX_IMPORT_FILES:
@@ -431,6 +419,7 @@ class Service:
             raise ConflictError(f"class {name!r} exists; merge {old!r} into it instead")
         moved = self.store.rename_label(old, name)
         self.ident.rename_class(old, name)
+        self.ident.thresholds = self._thresholds()
         self._emit({"type": "references", "action": "renamed", "from": old, "to": name})
         return {"label": name, "references": moved}
 
@@ -449,6 +438,7 @@ class Service:
             if old != into:
                 moved += self.store.rename_label(old, into)
                 self.ident.rename_class(old, into)
+        self.ident.thresholds = self._thresholds()
         self._emit({"type": "references", "action": "merged", "from": list(sources),
                     "to": into})
         return {"label": into, "moved": moved}
@@ -495,7 +485,9 @@ class Service:
                 raise IdentifyError(
                     f"item {item_id} has {len(item.candidates)} candidates; pick 1 to "
                     f"{len(item.candidates)}")
-            final = item.candidates[number - 1]["label"]
+            # A candidate's class may have been renamed or merged since it was queued.
+            queued = item.candidates[number - 1]["label"]
+            final = self.store.aliases().get(queued, queued)
         elif action == "correct":
             if label is None:
                 raise IdentifyError("correct needs the right label")
@@ -677,6 +669,6 @@ def _checked(value: object, name: str, bounds: tuple[float, float]) -> float | N
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise IdentifyError(f"{name} must be a number")
-    if not bounds[0] <= float(value) <= bounds[1]:
+    if not bounds[0] <= value <= bounds[1]:  # exact for ints of any size, false for NaN
         raise IdentifyError(f"{name} must be between {bounds[0]} and {bounds[1]}")
     return float(value)

@@ -338,12 +338,19 @@ class Store:
     def rename_label(self, old: str, new: str) -> int:
         """Move every active reference of ``old`` to ``new`` and remember the alias, so
         ``identify index`` keeps the new name for files named after the old one.
-        Returns the number of references moved."""
+
+        The class's threshold override moves along, unless ``new`` (a merge) has its
+        own, which wins. Returns the number of references moved."""
         ts = now_iso()
         with self.db.conn:
             cur = self.db.conn.execute(
                 "update images set label = ?, updated_at = ? where kind = 'reference' "
                 "and status = 'active' and label = ?", [new, ts, old])
+            self.db.conn.execute(
+                "update or ignore threshold_overrides set name = ?, updated_at = ? "
+                "where scope = 'class' and name = ?", [new, ts, old])
+            self.db.conn.execute(
+                "delete from threshold_overrides where scope = 'class' and name = ?", [old])
             self.db.conn.execute("delete from label_aliases where from_label = ?", [new])
             self.db.conn.execute(
                 "insert or replace into label_aliases (from_label, to_label, created_at) "

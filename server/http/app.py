@@ -43,7 +43,8 @@ def create_app(config: ServeConfig, embedder: EmbedderFactory = _default_embedde
     ``embedder`` lets tests share one loaded model between apps.
     """
     app = web.Application(client_max_size=MAX_REQUEST_BYTES,
-                          middlewares=[middlewares.errors, middlewares.auth])
+                          middlewares=[middlewares.errors, middlewares.same_origin,
+                                       middlewares.auth])
     app[CONFIG] = config
     app[STATS] = ServerStats()
     app[CAMERAS] = []

@@ -5,7 +5,9 @@ from __future__ import annotations
 MAX_REQUEST_BYTES = 20 * 1024 * 1024
 """Largest HTTP request body (an upload); larger ones get 413."""
 MAX_JSON_BYTES = 64 * 1024
-"""Largest JSON request body."""
+"""Largest JSON request body (and largest text field of a form)."""
+MAX_FORM_PARTS = 8
+"""Most parts one multipart form may have (an image and a few text fields)."""
 ALLOWED_IMAGE_TYPES = frozenset({
     "image/jpeg", "image/png", "image/webp", "image/bmp", "image/tiff", "image/gif",
 })

@@ -1,4 +1,11 @@
-"""Errors as JSON, and authentication, for every route."""
+"""Errors as JSON, the host and origin checks, and authentication, for every route.
+
+Loopback is not a trust boundary against the browser: every page its user opens may send
+requests to 127.0.0.1. ``same_origin`` refuses requests addressed to a name this server
+does not answer to (a DNS-rebinding page reaches it as ``evil.example``) and requests
+made by a page of any other origin (another site, or another port of 127.0.0.1), so only
+the server's own page and non-browser clients (the CLI, the TUI, curl) get through.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,7 @@ import logging
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from yarl import URL
 
 from server.engine.errors import IdentifyError
 
@@ -48,8 +56,58 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return error_body(500, "internal", "internal error; see the server log")
 
 
+def _hostname(host: str) -> str | None:
+    """The name in a ``Host`` header (``name``, ``name:port``, ``[v6]:port``)."""
+    if host.startswith("["):
+        end = host.find("]")
+        return host[1:end] if end > 1 else None
+    name, _, port = host.rpartition(":")
+    return name if name and port.isdigit() else (host if ":" not in host else None)
+
+
+def _origin_of(url: str) -> tuple[str, str, int | None] | None:
+    try:
+        parsed = URL(url)
+    except ValueError:
+        return None
+    if not parsed.scheme or not parsed.host:
+        return None
+    return parsed.scheme.lower(), parsed.host.lower().rstrip("."), parsed.port
+
+
+@web.middleware
+async def same_origin(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """403 for a ``Host`` this server does not serve, and for any request (WebSocket
+    upgrades included) whose ``Origin`` is not the origin the request was sent to.
+
+    The origin compared with is the request's own ``Host``, so the page works however
+    it was reached (``localhost``, an SSH tunnel's port) while a page on another port
+    of the same machine is another origin and is refused. Browsers send ``Origin`` on
+    every cross-origin request that could change or read something (POST, PUT, DELETE,
+    fetch, WebSocket); clients that are not browsers send none.
+    """
+    config = request.app[CONFIG]
+    host = request.headers.get("Host", "")
+    name = _hostname(host)
+    if name is None or not config.serves_host(name):
+        return error_body(403, "forbidden_host",
+                          f"this server does not answer to the host {host[:100]!r}; "
+                          "start it with --allow-host NAME to add a name")
+    origin = request.headers.get("Origin")
+    if origin is not None:
+        own = _origin_of(f"{request.scheme}://{host}")
+        if own is None or _origin_of(origin) != own:
+            return error_body(403, "forbidden_origin",
+                              f"requests from pages of {origin[:100]!r} are refused; "
+                              "use this server's own page or a non-browser client")
+    return await handler(request)
+
+
 def _token_ok(given: str | None, token: str) -> bool:
-    return given is not None and hmac.compare_digest(given.encode(), token.encode())
+    # Header values are decoded with surrogateescape: bytes that are not UTF-8 come back
+    # as the same bytes (and simply do not match), never as an encoding error.
+    return given is not None and hmac.compare_digest(
+        given.encode("utf-8", "surrogateescape"), token.encode())
 
 
 @web.middleware

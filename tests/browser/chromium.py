@@ -53,8 +53,10 @@ def write_y4m(path: Path, scenes: Sequence[tuple[np.ndarray, int]], size: tuple[
 class Browser:
     """``async with Browser(binary, video, profile) as b: await b.open(url)``."""
 
-    def __init__(self, binary: str, video: Path, profile: Path) -> None:
+    def __init__(self, binary: str, video: Path, profile: Path,
+                 extra_flags: Sequence[str] = ()) -> None:
         self.binary, self.video, self.profile = binary, video, profile
+        self.extra_flags = tuple(extra_flags)
         self.proc: subprocess.Popen[bytes] | None = None
         self.session: aiohttp.ClientSession | None = None
         self.ws: aiohttp.ClientWebSocketResponse | None = None
@@ -63,7 +65,8 @@ class Browser:
     async def __aenter__(self) -> Browser:
         self.profile.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            [self.binary, *FLAGS, f"--use-file-for-fake-video-capture={self.video}",
+            [self.binary, *FLAGS, *self.extra_flags,
+             f"--use-file-for-fake-video-capture={self.video}",
              f"--user-data-dir={self.profile}", "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.session = aiohttp.ClientSession()
@@ -100,10 +103,13 @@ class Browser:
         """Navigate the page."""
         await self.send("Page.navigate", url=url)
 
-    async def evaluate(self, expression: str) -> Any:
-        """The JSON value of a JavaScript expression in the page."""
+    async def evaluate(self, expression: str, await_promise: bool = False) -> Any:
+        """The JSON value of a JavaScript expression in the page (of the promise it
+        gives, with ``await_promise``)."""
         result = await self.send("Runtime.evaluate", expression=expression,
-                                 returnByValue=True)
+                                 returnByValue=True, awaitPromise=await_promise)
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"the page raised: {result['exceptionDetails']}")
         return result.get("result", {}).get("value")
 
     async def __aexit__(self, exc_type: type[BaseException] | None,

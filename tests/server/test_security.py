@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import pytest
+from aiohttp import WSServerHandshakeError
 
 from server.engine.config import Project
 from server.engine.errors import ConflictError, IdentifyError
@@ -12,7 +13,7 @@ from server.engine.lock import ProjectLock
 from server.http.config import ServeConfig
 from server.http.middlewares import TOKEN_COOKIE
 
-from .conftest import Client, error_of
+from .conftest import KNOWN_QUERY, Client, error_of, image_form, query
 
 TOKEN = "s3cret-token-for-tests"
 Serve = Callable[..., Awaitable[Client]]
@@ -76,3 +77,89 @@ def test_lock_says_who_holds_it_and_is_released(project: Project) -> None:
         held.release()
     with ProjectLock(project.data_dir, "identify index"):
         pass
+
+
+# --- Host and Origin: the browser is not trusted ------------------------------------
+
+FOREIGN = "http://evil.example"
+
+
+async def test_a_host_this_server_does_not_serve_is_refused(serve: Serve,
+                                                            project: Project) -> None:
+    """DNS rebinding: a page of evil.example whose name now points at 127.0.0.1 reaches
+    the server with ``Host: evil.example``."""
+    client = await serve(project)
+    for path in ["/api/health", "/", "/api/review"]:
+        resp = await client.get(path, headers={"Host": "evil.example:8765"})
+        assert await error_of(resp, 403) == "forbidden_host", path
+    for host in [f"127.0.0.1:{client.port}", f"localhost:{client.port}", "localhost"]:
+        assert (await client.get("/api/health", headers={"Host": host})).status == 200, host
+
+
+async def test_with_a_token_the_host_is_checked_first(serve: Serve, project: Project) -> None:
+    tokened = await serve(project, token=TOKEN)
+    resp = await tokened.get("/api/health", headers={"Host": "evil.example",
+                                                     "Authorization": f"Bearer {TOKEN}"})
+    assert await error_of(resp, 403) == "forbidden_host"
+
+
+async def test_allow_host_adds_a_name(serve: Serve, project: Project) -> None:
+    client = await serve(project, allow_hosts=("gpu-box.lan",))
+    assert (await client.get("/api/health", headers={"Host": "gpu-box.lan:80"})).status == 200
+    assert (await client.get("/api/health", headers={"Host": "GPU-BOX.LAN."})).status == 200
+    assert (await client.get("/api/health", headers={"Host": "other.lan"})).status == 403
+
+
+def test_serves_host_rules(project: Project) -> None:
+    loop = ServeConfig(project=project)
+    assert loop.serves_host("127.0.0.1") and loop.serves_host("localhost")
+    assert loop.serves_host("::1") and not loop.serves_host("192.168.1.5")
+    wild = ServeConfig(project=project, host="0.0.0.0", token=TOKEN)
+    assert wild.serves_host("192.168.1.5") and wild.serves_host("fe80::1")
+    assert not wild.serves_host("evil.example")
+    with pytest.raises(IdentifyError, match="--allow-host"):
+        ServeConfig(project=project, allow_hosts=("http://x/",))
+
+
+@pytest.mark.parametrize("origin", [FOREIGN, "null", "http://127.0.0.1:1",
+                                    "http://localhost:1"])
+async def test_a_page_of_another_origin_can_neither_write_nor_read(
+        serve: Serve, project: Project, origin: str) -> None:
+    client = await serve(project)
+    before = await (await client.get("/api/classes")).json()
+    form = image_form(query(KNOWN_QUERY), label="Evil")
+    resp = await client.post("/api/references", data=form, headers={"Origin": origin})
+    assert await error_of(resp, 403) == "forbidden_origin"
+    resp = await client.put("/api/thresholds", headers={"Origin": origin},
+                            json={"scope": "taxonomy", "name": "default", "threshold": 0.1})
+    assert resp.status == 403
+    for path in ["/api/events", "/api/live"]:
+        with pytest.raises(WSServerHandshakeError) as err:
+            await client.ws_connect(path, origin=origin)
+        assert err.value.status == 403, path
+    assert await (await client.get("/api/classes")).json() == before
+
+
+async def test_the_servers_own_page_origin_is_accepted(serve: Serve, project: Project) -> None:
+    client = await serve(project)
+    own = f"http://127.0.0.1:{client.port}"
+    resp = await client.put("/api/thresholds", headers={"Origin": own},
+                            json={"scope": "taxonomy", "name": "default", "threshold": 0.5})
+    assert resp.status == 200
+    async with client.ws_connect("/api/live", origin=own) as ws:
+        assert (await ws.receive_json())["type"] == "hello"
+    # Reached through a tunnel on another local port, the page's origin is that port's.
+    tunnel = {"Host": "localhost:9000", "Origin": "http://localhost:9000"}
+    assert (await client.get("/api/health", headers=tunnel)).status == 200
+
+
+async def test_with_a_token_another_port_of_the_same_machine_cannot_write(
+        serve: Serve, project: Project) -> None:
+    """The token cookie is SameSite=Strict, but 127.0.0.1:3000 is the same site as the
+    server, so the browser sends it: the origin check is what refuses."""
+    client = await serve(project, token=TOKEN)
+    assert (await client.get("/", params={"token": TOKEN})).status == 200  # sets the cookie
+    resp = await client.post("/api/references", headers={"Origin": "http://127.0.0.1:3000"},
+                             data=image_form(query(KNOWN_QUERY), label="Evil"))
+    assert await error_of(resp, 403) == "forbidden_origin"
+    assert (await client.get("/api/health")).status == 200  # the cookie itself works

@@ -4,29 +4,42 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.engine.errors import NotFoundError
+from server.engine.errors import IdentifyError, NotFoundError
+
+MAX_ID = 2**63 - 1
+"""Row ids are SQLite integers: anything larger names nothing."""
+
+
+def is_row_id(value: object) -> bool:
+    """A JSON value that can be a row id: an integer (not a bool) from 0 to ``MAX_ID``."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_ID
 
 
 def int_param(request: web.Request, name: str) -> int:
-    """A numeric path parameter (an unknown id is a 404, like any other)."""
+    """A numeric path parameter (an unknown id is a 404, like any other).
+
+    Only ASCII digits count (``"²".isdigit()`` is true), and an id past ``MAX_ID``
+    names nothing.
+    """
     raw = request.match_info[name]
-    if not raw.isdigit():
-        raise NotFoundError(f"no such {name}: {raw!r}")
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or int(raw) > MAX_ID:
+        raise NotFoundError(f"no such {name}: {raw[:40]!r}")
     return int(raw)
 
 
 def query_int(request: web.Request, name: str, default: int | None) -> int | None:
-    """An optional integer query parameter.
+    """An optional integer query parameter (ASCII digits, with an optional minus, within
+    SQLite's integer range).
 
     Raises:
-        IdentifyError: not an integer.
+        IdentifyError: not such an integer.
     """
-    from server.engine.errors import IdentifyError
-
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise IdentifyError(f"query parameter {name!r} must be an integer") from None
+    digits = raw.removeprefix("-")
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 19 \
+            or abs(int(raw)) > MAX_ID:
+        raise IdentifyError(f"query parameter {name!r} must be an integer "
+                            f"(at most {MAX_ID})")
+    return int(raw)

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import logging
 import math
 import time
 from typing import Any
@@ -26,6 +27,7 @@ from server.engine.errors import IdentifyError
 from ..keys import ENGINE, SOCKETS, STATS
 from ..limits import MAX_FPS_PER_CLIENT, MAX_WS_MESSAGE_BYTES
 
+log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 _client_ids = itertools.count(1)
 
@@ -75,6 +77,13 @@ class LiveClient:
             self.drop("bad_image")
             reply = {"type": "error", "frame": seq,
                      "error": {"code": exc.code, "message": exc.message}}
+        except Exception:
+            # Still one answer per frame: a page waiting for it must not wait forever.
+            log.exception("live frame %d of %s failed", seq, self.source)
+            self.app[STATS].server_errors += 1
+            reply = {"type": "error", "frame": seq,
+                     "error": {"code": "internal", "message": "internal error; see the "
+                               "server log"}}
         finally:
             self.busy = False
         if not self.ws.closed:
@@ -85,7 +94,7 @@ class LiveClient:
         try:
             msg = json.loads(text)
             kind = msg.get("type") if isinstance(msg, dict) else None
-        except ValueError:
+        except (ValueError, RecursionError):
             kind = None
         if kind == "ping":
             await self.ws.send_json({"type": "pong"})

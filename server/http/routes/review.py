@@ -8,7 +8,7 @@ from server.engine.errors import IdentifyError
 
 from ..io import read_json
 from ..keys import ENGINE
-from . import int_param, query_int
+from . import int_param, is_row_id, query_int
 
 routes = web.RouteTableDef()
 
@@ -49,9 +49,8 @@ async def bulk(request: web.Request) -> web.Response:
     one result per id (at most ``MAX_BULK`` ids)."""
     body = await read_json(request)
     ids, action = body.get("ids"), body.get("action")
-    if not isinstance(ids, list) or not ids or \
-            not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
-        raise IdentifyError("'ids' must list review item ids")
+    if not isinstance(ids, list) or not ids or not all(is_row_id(i) for i in ids):
+        raise IdentifyError("'ids' must list review item ids (integers from 0)")
     if len(ids) > MAX_BULK:
         raise IdentifyError(f"at most {MAX_BULK} items at once")
     if not isinstance(action, str):
@@ -96,7 +95,7 @@ async def resolve(request: web.Request) -> web.Response:
     if not isinstance(action, str):
         raise IdentifyError("'action' is required")
     candidate = body.get("candidate")
-    if candidate is not None and (isinstance(candidate, bool) or not isinstance(candidate, int)):
+    if candidate is not None and not is_row_id(candidate):
         raise IdentifyError("'candidate' must be a number from 1")
     item = await request.app[ENGINE].run(
         lambda s: s.resolve(item_id, action, body.get("label"), candidate))

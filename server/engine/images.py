@@ -25,6 +25,16 @@ MAX_IMAGE_PIXELS = 50_000_000
 """Largest decoded image accepted (width x height); bigger is treated as a bomb."""
 MIN_IMAGE_SIDE = 8
 """Smallest useful image side in pixels."""
+MAX_WORK_SIDE = 2048
+"""Longest side an image is worked on at (pictures are located at 512 px, crops embedded
+at the model's input size, keypoints found at 512 px): a larger one is reduced as it is
+decoded, so a 49-megapixel upload costs what a 4-megapixel one does downstream."""
+WORK_MIN_SIDE = 1024
+"""A large JPEG to be identified is decoded at a half, quarter or eighth of its size
+while decoding (see ``decode_image``), never below this on its shorter side."""
+STORED_REFERENCE_TYPES = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}
+"""Formats a reference is kept in as uploaded (its bytes, unchanged); others are
+re-encoded (``stored_form``)."""
 MAX_ASPECT_RATIO = 50.0
 """Longest side over shortest side accepted: a wide panorama is about 10, and a thinner
 strip holds no object to identify."""
@@ -46,7 +56,7 @@ def read_image_bytes(path: Path) -> bytes:
 
 
 def decode_image(data: bytes, name: str = "image", *, keep_alpha: bool = False,
-                 min_side: int | None = None) -> np.ndarray:
+                 min_side: int | None = None, max_side: int | None = None) -> np.ndarray:
     """Decode encoded image bytes into an RGB (or RGBA) uint8 array.
 
     Args:
@@ -57,6 +67,8 @@ def decode_image(data: bytes, name: str = "image", *, keep_alpha: bool = False,
             at a half, quarter or eighth of its size (libjpeg scales while decoding,
             several times faster than decoding in full), never below ``min_side`` on
             its shorter side. Other formats decode in full.
+        max_side: When given, an image whose longer side is over this is reduced (by a
+            whole factor, box-filtered) to at most this, before it becomes an array.
 
     Raises:
         ImageRejected: empty, too big, not an image, truncated, or a decompression bomb.
@@ -93,6 +105,10 @@ def decode_image(data: bytes, name: str = "image", *, keep_alpha: bool = False,
         raise ImageRejected(f"{name}: damaged or truncated image ({exc})") from None
     if min(img.size) < MIN_IMAGE_SIDE:
         raise ImageRejected(f"{name}: {img.size[0]}x{img.size[1]} is too small")
+    if max_side is not None and max(img.size) > max_side:
+        if img.mode not in ("RGB", "RGBA", "L", "LA"):
+            img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+        img = img.reduce(math.ceil(max(img.size) / max_side))
     has_alpha = img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
     mode = "RGBA" if keep_alpha and has_alpha else "RGB"
     if has_alpha and mode == "RGB":
@@ -129,3 +145,25 @@ def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
 def content_hash(data: bytes) -> str:
     """Stable content hash used to skip unchanged files when indexing."""
     return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def stored_form(data: bytes, image: np.ndarray) -> tuple[bytes, str]:
+    """What to keep on disk of a reference uploaded as ``data`` (decoded as ``image``):
+    the uploaded bytes themselves when they are JPEG, PNG or WebP (never larger than
+    what was sent), else a PNG (with transparency) or JPEG of the decoded image, its
+    longer side at most ``MAX_WORK_SIDE``. Returns the bytes and their file suffix."""
+    try:
+        fmt = Image.open(io.BytesIO(data)).format
+    except (OSError, UnidentifiedImageError):  # pragma: no cover - decoded before
+        fmt = None
+    if fmt in STORED_REFERENCE_TYPES:
+        return data, STORED_REFERENCE_TYPES[fmt]
+    h, w = image.shape[:2]
+    if max(h, w) > MAX_WORK_SIDE:
+        scale = MAX_WORK_SIDE / max(h, w)
+        image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
+                           interpolation=cv2.INTER_AREA)
+    if image.shape[2] == 4:
+        ok, buf = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA))
+        return buf.tobytes(), ".png"
+    return encode_jpeg(image, 95), ".jpg"

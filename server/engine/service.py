@@ -19,24 +19,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from .config import DEFAULT_TAXONOMY, Project
 from .decision import Decision, Thresholds, decide, resolve_thresholds, with_overrides
 from .embedders import Embedder
-from .errors import ConflictError, IdentifyError, NotFoundError
+from .errors import ConflictError, IdentifyError, ImageRejected, NotFoundError
 from .identifier import Evidence, Identifier, Region
 from .images import (
     IMAGE_SUFFIXES,
+    MAX_WORK_SIDE,
+    WORK_MIN_SIDE,
     content_hash,
     decode_image,
     encode_jpeg,
     flatten_alpha,
     read_image_bytes,
+    stored_form,
 )
 from .indexer import (
     LIVE_SOURCES,
+    ReferenceEvidence,
     embed_reference,
     reference_vector_id,
     sync_index,
@@ -69,6 +72,21 @@ class LiveStats:
     queued: int = 0
     gate_rejected: Counter[str] = field(default_factory=Counter)
     started: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class PreparedReference:
+    """A reference ready to be committed (see ``Service.prepare_reference``)."""
+
+    label: str
+    taxonomy: str | None
+    """As asked; None: the class's own, or the default, decided when committed."""
+    digest: str
+    stored: bytes
+    """The file kept under ``media/references`` (see ``images.stored_form``)."""
+    suffix: str
+    size: tuple[int, int]
+    evidence: ReferenceEvidence
 
 
 @dataclass(frozen=True)
@@ -167,7 +185,7 @@ class Service:
             ImageRejected: bytes that are not a usable image.
         """
         if isinstance(image, bytes):
-            image = decode_image(image, name)
+            image = decode_image(image, name, min_side=WORK_MIN_SIDE, max_side=MAX_WORK_SIDE)
         image = flatten_alpha(image)
         return Prepared(self.ident.regions(image))
 
@@ -313,48 +331,73 @@ class Service:
             raise NotFoundError(f"the image of reference {ref_id} is not available")
         return path
 
-    def add_reference(self, data: bytes, label: object, taxonomy: str | None = None,
-                      source: str = "api") -> dict[str, Any]:
-        """Make an image a reference of ``label`` (a new or an existing class), searchable
-        by the very next query.
+    def prepare_reference(self, data: bytes, label: object,
+                          taxonomy: str | None = None) -> PreparedReference:
+        """The heavy, read-only half of adding a reference: check the label, decode, pass
+        the quality gate, embed the plain image and its synthetic views, find its local
+        features. Touches neither the database nor the index, so it runs on a worker
+        while the engine thread goes on identifying.
 
         Raises:
-            ImageRejected: not a usable image.
+            ImageRejected: not a usable image, or one the quality gate refuses.
             IdentifyError: a bad label or an undeclared taxonomy.
         """
         name = clean_label(label)
-        tax = self._taxonomy_for(name, taxonomy)
-        image = decode_image(data, "reference", keep_alpha=True)
+        if taxonomy is not None:
+            self._declared_taxonomy(taxonomy)
+        image = decode_image(data, "reference", keep_alpha=True, max_side=MAX_WORK_SIDE)
+        why_not = gate(flatten_alpha(image), self.project.config.review)
+        if why_not is not None:
+            raise ImageRejected(
+                f"the reference is {why_not.replace('_', ' ')} (review.min_crop_side "
+                f"{self.project.config.review.min_crop_side} px, review.min_sharpness "
+                f"{self.project.config.review.min_sharpness}): a poor reference would "
+                "attract wrong matches")
         digest = content_hash(data)
         evidence = embed_reference(self.project, self.embedder, image, digest,
                                    self._backgrounds)
-        ok, png = cv2.imencode(".png", cv2.cvtColor(
-            image, cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR))
-        if not ok:
-            raise IdentifyError("could not store the reference image")
-        path = self._write_media("references", digest, ".png", png.tobytes())
-        size = (image.shape[1], image.shape[0])
+        stored, suffix = stored_form(data, image)
+        return PreparedReference(name, taxonomy, digest, stored, suffix,
+                                 (image.shape[1], image.shape[0]), evidence)
+
+    def commit_reference(self, prepared: PreparedReference, source: str = "api"
+                         ) -> dict[str, Any]:
+        """The engine thread's half: store the file and the rows in one go, add the
+        vector to the index; searchable by the very next query."""
+        name, size = prepared.label, prepared.size
+        tax = self._taxonomy_for(name, prepared.taxonomy)
+        path = self._write_media("references", prepared.digest, prepared.suffix,
+                                 prepared.stored)
         with self.store.db.conn:
             ref_id = self.store.add_reference(
-                path=path, content_hash=digest, label=name, taxonomy=tax, rarity=None,
-                source=source, width=size[0], height=size[1])
-            evidence.save(self.store, ref_id, self._vector_id, size)
-        self.ident.index.add([ref_id], evidence.vector[None, :])
+                path=path, content_hash=prepared.digest, label=name, taxonomy=tax,
+                rarity=None, source=source, width=size[0], height=size[1])
+            prepared.evidence.save(self.store, ref_id, self._vector_id, size)
+        self.ident.index.add([ref_id], prepared.evidence.vector[None, :])
         self.ident.set_reference(ref_id, name, tax)
         self.dirty = True
         self._emit({"type": "references", "action": "added", "id": ref_id, "label": name})
         return {"id": ref_id, "label": name, "taxonomy": tax}
 
-    def import_references(self, path: str, label: object = None,
-                          taxonomy: str | None = None) -> dict[str, Any]:
-        """Add image files from a path on this machine: one file, or every image file
-        directly in a folder. Each file's label is ``label`` if given, else its name by
-        the project's naming rules. Files are independent: a bad one is reported, the
-        others are added.
+    def add_reference(self, data: bytes, label: object, taxonomy: str | None = None,
+                      source: str = "api") -> dict[str, Any]:
+        """Make an image a reference of ``label`` (a new or an existing class), searchable
+        by the very next query: ``prepare_reference`` then ``commit_reference``.
+
+        Raises:
+            ImageRejected: not a usable image, or one the quality gate refuses.
+            IdentifyError: a bad label or an undeclared taxonomy.
+        """
+        return self.commit_reference(self.prepare_reference(data, label, taxonomy), source)
+
+    def import_plan(self, path: str, label: object = None) -> list[tuple[Path, object]]:
+        """The files an import of ``path`` would add, each with its label: one file, or
+        every image file directly in a folder; each label is ``label`` if given, else
+        the file's name by the project's naming rules. Quick: reads no image.
 
         Raises:
             NotFoundError: no such file or folder.
-            IdentifyError: too many files, or a folder with no image.
+            IdentifyError: an unusable path, too many files, or a folder with no image.
         """
         if len(path) > MAX_PATH_CHARS or "\x00" in path:
             raise IdentifyError(f"not a usable path (at most {MAX_PATH_CHARS} characters, "
@@ -375,10 +418,16 @@ class Service:
             raise IdentifyError(f"no image files in {path}")
         if len(files) > MAX_IMPORT_FILES:
             raise IdentifyError(f"{len(files)} files; import at most {MAX_IMPORT_FILES} at once")
+        return [(f, label if label is not None else
+                 label_from_name(f.stem, self.project.config.naming).label) for f in files]
+
+    def import_references(self, path: str, label: object = None,
+                          taxonomy: str | None = None) -> dict[str, Any]:
+        """Add every file of ``import_plan(path, label)`` here, one after the other (the
+        server runs the same steps as a job instead, see ``server.http.jobs``). Files
+        are independent: a bad one is reported, the others are added."""
         results = []
-        for f in files:
-            name = label if label is not None else \
-                label_from_name(f.stem, self.project.config.naming).label
+        for f, name in self.import_plan(path, label):
             try:
                 added = self.add_reference(read_image_bytes(f), name, taxonomy)
                 results.append({"path": str(f), "ok": True, **added})
@@ -443,14 +492,17 @@ class Service:
                     "to": into})
         return {"label": into, "moved": moved}
 
-    def _taxonomy_for(self, label: str, taxonomy: str | None) -> str:
+    def _declared_taxonomy(self, taxonomy: str) -> str:
         known = {t.name for t in self.project.config.taxonomies} | {DEFAULT_TAXONOMY}
+        if taxonomy not in known:
+            raise IdentifyError(
+                f"taxonomy {taxonomy[:100]!r} is not declared in the project "
+                f"(declared: {', '.join(sorted(known))})")
+        return taxonomy
+
+    def _taxonomy_for(self, label: str, taxonomy: str | None) -> str:
         if taxonomy is not None:
-            if taxonomy not in known:
-                raise IdentifyError(
-                    f"taxonomy {taxonomy!r} is not declared in the project "
-                    f"(declared: {', '.join(sorted(known))})")
-            return taxonomy
+            return self._declared_taxonomy(taxonomy)
         return self.ident.taxonomy_of.get(label, DEFAULT_TAXONOMY)
 
     @property

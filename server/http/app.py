@@ -44,7 +44,7 @@ def create_app(config: ServeConfig, embedder: EmbedderFactory = _default_embedde
     """
     app = web.Application(client_max_size=MAX_REQUEST_BYTES,
                           middlewares=[middlewares.errors, middlewares.same_origin,
-                                       middlewares.auth])
+                                       middlewares.auth, middlewares.client_limits])
     app[CONFIG] = config
     app[STATS] = ServerStats()
     app[CAMERAS] = []

@@ -17,9 +17,15 @@ MAX_WS_MESSAGE_BYTES = 4 * 1024 * 1024
 """Largest WebSocket message (a JPEG frame); larger ones close the socket with 1009."""
 MAX_FPS_PER_CLIENT = 30.0
 """Frames per second one live client may send; faster frames are dropped (counted)."""
-MAX_PENDING_REQUESTS = 8
-"""Identify requests waiting for the engine; beyond this, 429 and nothing is done (so
-latency under overload stays bounded instead of growing with a queue)."""
+MAX_PENDING_PER_WORKER = 2
+"""Images (identify requests, new references) in flight per worker; beyond this, 429 with
+``Retry-After`` and nothing is done, so latency under overload stays about two images'
+time instead of growing with a queue (with 2 workers: 4 in flight)."""
+MAX_WRITES_PER_CLIENT = 4
+"""Changing requests (POST, PUT, DELETE) one client address may have in flight; more get
+429 at once, so one client cannot hold the engine for everyone else."""
+RETRY_AFTER_S = 1
+"""What a 429 tells the client to wait (``Retry-After``, seconds)."""
 MAX_EVENT_BACKLOG = 256
 """Events buffered per events subscriber; a slow one loses its oldest events."""
 INDEX_SAVE_INTERVAL_S = 5.0

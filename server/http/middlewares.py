@@ -19,6 +19,7 @@ from yarl import URL
 from server.engine.errors import IdentifyError
 
 from .keys import CONFIG, STATS
+from .limits import MAX_WRITES_PER_CLIENT, RETRY_AFTER_S
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,10 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except IdentifyError as exc:
-        return error_body(exc.status, exc.code, exc.message)
+        response = error_body(exc.status, exc.code, exc.message)
+        if exc.status == 429:
+            response.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -101,6 +105,31 @@ async def same_origin(request: web.Request, handler: Handler) -> web.StreamRespo
                               f"requests from pages of {origin[:100]!r} are refused; "
                               "use this server's own page or a non-browser client")
     return await handler(request)
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@web.middleware
+async def client_limits(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """At most ``MAX_WRITES_PER_CLIENT`` changing requests in flight per client address
+    (429 with ``Retry-After`` beyond), on every route that changes something."""
+    if request.method in SAFE_METHODS:
+        return await handler(request)
+    in_flight, key = request.app[STATS].writes_in_flight, request.remote or ""
+    if in_flight[key] >= MAX_WRITES_PER_CLIENT:
+        request.app[STATS].writes_refused += 1
+        response = error_body(429, "busy", f"at most {MAX_WRITES_PER_CLIENT} changing "
+                              "requests at once per client; try again in a moment")
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return response
+    in_flight[key] += 1
+    try:
+        return await handler(request)
+    finally:
+        in_flight[key] -= 1
+        if not in_flight[key]:
+            del in_flight[key]
 
 
 def _token_ok(given: str | None, token: str) -> bool:

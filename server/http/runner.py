@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from server.engine import threads
 from server.engine.errors import BusyError
 from server.engine.service import ObjectResult, Prepared, Service
 
-from .limits import MAX_PENDING_REQUESTS
+from .limits import MAX_PENDING_PER_WORKER
 
 T = TypeVar("T")
 
@@ -42,8 +42,12 @@ class EngineRunner:
         self.decide_s = 0.0
         """Seconds spent deciding on the engine thread, summed."""
         self.identified = 0
+        self.max_pending = MAX_PENDING_PER_WORKER * self.workers
+        """Images (identifications, new references) in flight at most; more are refused
+        at once (429), so a request's wait stays a few images' time instead of growing
+        with a queue."""
         self.refused = 0
-        """Identifications refused for being over ``MAX_PENDING_REQUESTS`` (answered 429)."""
+        """Requests refused for being over ``max_pending`` (answered 429)."""
 
     async def open(self, opener: Callable[[], Service]) -> None:
         """Open the service on the engine thread and warm the model up."""
@@ -69,7 +73,7 @@ class EngineRunner:
                        bounded: bool = False) -> list[ObjectResult]:
         """Prepare the image on a worker, then decide on the engine thread.
 
-        ``bounded`` refuses at once (``BusyError``) when ``MAX_PENDING_REQUESTS`` are
+        ``bounded`` refuses at once (``BusyError``) when ``max_pending`` images are
         already in flight.
 
         Raises:
@@ -79,11 +83,11 @@ class EngineRunner:
         service = self.service
         if service is None:
             raise RuntimeError("the engine is not open")
-        if bounded and self.pending >= MAX_PENDING_REQUESTS:
-            self.refused += 1
-            raise BusyError("the server is busy identifying; try again in a moment")
+        if bounded:
+            self._admit()
         loop = asyncio.get_running_loop()
         self.pending += 1
+
         def prepare() -> Prepared:
             t0 = time.perf_counter()
             try:
@@ -103,6 +107,36 @@ class EngineRunner:
         try:
             prepared = await loop.run_in_executor(self.compute, prepare)
             return await loop.run_in_executor(self.executor, decide)
+        finally:
+            self.pending -= 1
+
+    def _admit(self) -> None:
+        if self.pending >= self.max_pending:
+            self.refused += 1
+            raise BusyError(f"the server is busy ({self.pending} images in flight); "
+                            "try again in a moment")
+
+    async def add_reference(self, data: bytes, label: object, taxonomy: str | None,
+                            *, bounded: bool = True, source: str = "api") -> dict[str, Any]:
+        """A new reference: decoded and embedded on a worker, committed on the engine
+        thread (which meanwhile goes on identifying and answering health).
+
+        Raises:
+            ImageRejected, IdentifyError: see ``Service.prepare_reference``.
+            BusyError: saturated (with ``bounded``).
+        """
+        service = self.service
+        if service is None:
+            raise RuntimeError("the engine is not open")
+        if bounded:
+            self._admit()
+        loop = asyncio.get_running_loop()
+        self.pending += 1
+        try:
+            prepared = await loop.run_in_executor(
+                self.compute, service.prepare_reference, data, label, taxonomy)
+            return await loop.run_in_executor(self.executor, service.commit_reference,
+                                              prepared, source)
         finally:
             self.pending -= 1
 

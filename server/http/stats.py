@@ -17,10 +17,16 @@ class ServerStats:
     server_errors: int = 0
     """Requests that failed with a 5xx (should stay 0)."""
     live_clients: int = 0
+    writes_in_flight: Counter[str] = field(default_factory=Counter)
+    """Changing requests in flight per client address (see ``MAX_WRITES_PER_CLIENT``)."""
+    writes_refused: int = 0
+    """Changing requests refused for being over that limit (429)."""
 
     def to_json(self) -> dict[str, object]:
         """For health."""
         return {"frames_received": self.frames_received,
                 "frames_dropped": dict(self.frames_dropped),
                 "server_errors": self.server_errors,
-                "live_clients": self.live_clients}
+                "live_clients": self.live_clients,
+                "writes_in_flight": sum(self.writes_in_flight.values()),
+                "writes_refused": self.writes_refused}

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+from collections.abc import Awaitable, Callable
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from server.engine.config import Project
 from server.http import limits
+from server.http.keys import ENGINE
 
 from .conftest import (
     KNOWN_QUERY,
@@ -144,17 +148,34 @@ async def test_decompression_bomb_is_rejected(client: Client) -> None:
     assert code == "image_rejected"
 
 
-async def test_pending_request_limit_answers_429_and_does_nothing(
-        client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
-    from server.http import runner
-
-    monkeypatch.setattr(runner, "MAX_PENDING_REQUESTS", 0)
+async def test_pending_request_limit_answers_429_and_does_nothing(client: Client) -> None:
+    client.server.app[ENGINE].max_pending = 0
     resp = await client.post("/api/identify", data=query(UNKNOWN_QUERY),
                              headers={"Content-Type": "image/jpeg"})
     assert await error_of(resp, 429) == "busy"
+    assert resp.headers["Retry-After"] == "1"
     health = await (await client.get("/api/health")).json()
     assert health["identified"] == 0 and health["queue"]["pending"] == 0
     assert health["server"]["busy_refused"] == 1
+
+
+async def test_eight_concurrent_clients_on_two_workers_get_back_pressure(
+        serve: Callable[..., Awaitable[Client]], project: Project) -> None:
+    client = await serve(project, workers=2)
+    assert client.server.app[ENGINE].max_pending == 4
+
+    async def one() -> tuple[int, str | None]:
+        resp = await client.post("/api/identify", data=query(UNKNOWN_QUERY),
+                                 headers={"Content-Type": "image/jpeg"},
+                                 params={"record": "0"})
+        await resp.read()
+        return resp.status, resp.headers.get("Retry-After")
+
+    answers = await asyncio.gather(*(one() for _ in range(8)))
+    assert {status for status, _ in answers} <= {200, 429}
+    assert sum(status == 200 for status, _ in answers) >= 4
+    assert sum(status == 429 for status, _ in answers) >= 1, answers
+    assert all(retry == "1" for status, retry in answers if status == 429)
 
 
 async def test_unknown_route_and_method_are_json_errors(client: Client) -> None:

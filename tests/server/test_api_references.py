@@ -3,9 +3,12 @@ a restart and a later ``identify index``."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from server.engine.config import Project
 from server.engine.indexer import build_index
@@ -170,3 +173,43 @@ async def test_import_from_a_server_path_names_files_by_the_rules(
     missing = await client.post("/api/references/import", json={"path": str(tmp_path / "no")})
     assert await error_of(missing, 404) == "not_found"
     assert (await classes(client))["Kiwi Gold"] == 1
+
+
+async def test_one_client_may_have_only_a_few_writes_in_flight(client: Client) -> None:
+    from server.http.limits import MAX_WRITES_PER_CLIENT
+
+    async def add(i: int) -> int:
+        resp = await client.post("/api/references",
+                                 data=image_form(query(KNOWN_QUERY), label=f"Many {i}"))
+        await resp.read()
+        return resp.status
+
+    statuses = await asyncio.gather(*(add(i) for i in range(MAX_WRITES_PER_CLIENT + 4)))
+    assert set(statuses) <= {201, 429} and 429 in statuses and 201 in statuses, statuses
+    health = await (await client.get("/api/health")).json()
+    assert health["server"]["writes_refused"] + health["server"]["busy_refused"] == \
+        statuses.count(429)
+    assert health["server"]["writes_in_flight"] == 0
+
+
+async def test_references_are_embedded_off_the_engine_thread(
+        client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from server.engine.service import Service
+
+    seen: dict[str, str] = {}
+    for name in ("prepare_reference", "commit_reference"):
+        original = getattr(Service, name)
+
+        def spy(self: Service, *args: object, _original: object = original,
+                _name: str = name, **kwargs: object) -> object:
+            seen[_name] = threading.current_thread().name
+            return _original(self, *args, **kwargs)  # type: ignore[operator]
+
+        monkeypatch.setattr(Service, name, spy)
+    resp = await client.post("/api/references", data=image_form(query(KNOWN_QUERY),
+                                                                 label="Offthread"))
+    assert resp.status == 201
+    assert seen["prepare_reference"].startswith("prepare")
+    assert seen["commit_reference"].startswith("engine")

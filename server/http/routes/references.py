@@ -64,8 +64,7 @@ async def add_reference(request: web.Request) -> web.Response:
     if label is None:
         raise IdentifyError("a reference needs a 'label'")
     taxonomy = fields.get("taxonomy") or None
-    result = await request.app[ENGINE].run(
-        lambda s: s.add_reference(data, label, taxonomy))
+    result = await request.app[ENGINE].add_reference(data, label, taxonomy)
     return web.json_response(result, status=201)
 
 

@@ -86,6 +86,8 @@ def decode_image(data: bytes, name: str = "image", *, keep_alpha: bool = False,
                 raise ImageRejected(
                     f"{name}: {width}x{height} pixels is over the {MAX_IMAGE_PIXELS} pixel limit"
                 )
+            if min(width, height) < MIN_IMAGE_SIDE:
+                raise ImageRejected(f"{name}: {width}x{height} is too small")
             if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
                 raise ImageRejected(f"{name}: {width}x{height} is a strip, not a picture "
                                     f"(sides over {MAX_ASPECT_RATIO:g}:1)")
@@ -158,12 +160,20 @@ def stored_form(data: bytes, image: np.ndarray) -> tuple[bytes, str]:
         fmt = None
     if fmt in STORED_REFERENCE_TYPES:
         return data, STORED_REFERENCE_TYPES[fmt]
-    h, w = image.shape[:2]
-    if max(h, w) > MAX_WORK_SIDE:
-        scale = MAX_WORK_SIDE / max(h, w)
-        image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
-                           interpolation=cv2.INTER_AREA)
+    image, _ = downscale(image, MAX_WORK_SIDE)
     if image.shape[2] == 4:
-        ok, buf = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA))
+        _, buf = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA))
         return buf.tobytes(), ".png"
     return encode_jpeg(image, 95), ".jpg"
+
+
+def downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """The image with its longer side at most ``max_side`` (area-averaged), and the scale
+    applied (1.0 when it was small enough)."""
+    h, w = image.shape[:2]
+    if max(h, w) <= max_side:
+        return image, 1.0
+    scale = max_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
+

@@ -43,6 +43,12 @@ class ReviewItem:
     reference_id: int | None
     created_at: str
     resolved_at: str | None
+    box: list[int] | None
+    """Where the object was found in the stored picture; None: the whole picture."""
+    region: str | None
+    """``whole``, ``verified`` or ``doubtful`` (see ``store.QueueEntry``)."""
+    seen: int
+    """Times this picture from this source came while the item waited."""
     crop_path: str
 
     def to_json(self) -> dict[str, Any]:
@@ -53,19 +59,22 @@ class ReviewItem:
             "score": self.score, "margin": self.margin, "candidates": self.candidates,
             "status": self.status, "resolved_label": self.resolved_label,
             "reference_id": self.reference_id, "created_at": self.created_at,
-            "resolved_at": self.resolved_at,
+            "resolved_at": self.resolved_at, "box": self.box,
+            "region": self.region or "whole", "seen": self.seen,
         }
 
 
 _SELECT = (
     "select r.id, r.image_id, r.reason, r.taxonomy, r.source, r.track_id, r.label, r.score, "
     "r.margin, r.candidates, r.status, r.resolved_label, r.reference_id, r.created_at, "
-    "r.resolved_at, i.path from review r join images i on i.id = r.image_id"
+    "r.resolved_at, r.box, r.region, r.seen, i.path "
+    "from review r join images i on i.id = r.image_id"
 )
 
 
 def _item(row: tuple[Any, ...]) -> ReviewItem:
-    return ReviewItem(*row[:9], json.loads(row[9] or "[]"), *row[10:])
+    return ReviewItem(*row[:9], json.loads(row[9] or "[]"), *row[10:15],
+                      json.loads(row[15]) if row[15] else None, *row[16:])
 
 
 class ReviewQueue:

@@ -26,6 +26,7 @@ from .decision import Decision, Thresholds, decide, resolve_thresholds, with_ove
 from .embedders import Embedder
 from .errors import ConflictError, IdentifyError, ImageRejected, NotFoundError
 from .identifier import Evidence, Identifier, Region
+from .locate import to_box
 from .images import (
     IMAGE_SUFFIXES,
     MAX_WORK_SIDE,
@@ -34,6 +35,7 @@ from .images import (
     decode_image,
     encode_jpeg,
     flatten_alpha,
+    downscale,
     read_image_bytes,
     stored_form,
 )
@@ -59,6 +61,13 @@ MAX_IMPORT_FILES = 1000
 """Most files one import adds."""
 MAX_PATH_CHARS = 4096
 """Longest path an import takes (Linux's PATH_MAX)."""
+REVIEW_MAX_SIDE = 384
+"""Longest side of a review item's stored picture: enough to see what it is and to make
+a reference of (the model looks at 224-256 px), about 12 KB per 640x480 miss."""
+REVIEW_JPEG_QUALITY = 80
+REGION_GROWTH = 0.1
+"""A reference made from a review item's box takes this share of the box's size as
+context on each side (the index's references are framed loosely, too)."""
 THRESHOLD_RANGE = (0.0, 2.0)
 """Scores are cosine similarity plus a second-stage bonus, so they can pass 1."""
 MARGIN_RANGE = (0.0, 1.0)
@@ -261,27 +270,54 @@ class Service:
             self.stats.gate_rejected[why_not] += 1
         return why_not is None
 
-    def _record(self, crop: np.ndarray, ev: Evidence, decision: Decision,
+    def _record(self, image: np.ndarray, ev: Evidence, decision: Decision,
                 bbox: Sequence[int] | None, source: str, track_id: str | None,
                 queue: bool) -> int | None:
-        """Store the observation and, with ``queue``, a review item with its crop.
+        """Store the observation and, with ``queue``, a review item with its picture:
+        the whole picture at most ``REVIEW_MAX_SIDE`` px, with the box the object was
+        found in. The same picture from the same source while its item still waits is
+        counted on that item (``seen``) instead of queued again.
 
-        Returns the review item id, if one was queued.
+        Returns the review item id, if one was queued (or counted).
         """
-        data = encode_jpeg(crop)
-        digest = content_hash(data)
-        path = self._write_media("crops", digest, ".jpg", data) if queue else ""
-        top = decision.candidates[0].label if decision.candidates else None
-        entry = QueueEntry(source=source, track_id=track_id,
-                           taxonomy=self.ident.taxonomy_of.get(top or "", DEFAULT_TAXONOMY)) \
-            if queue else None
+        entry, path = None, ""
+        if queue:
+            picture, scale = downscale(image, REVIEW_MAX_SIDE)
+            data = encode_jpeg(picture, REVIEW_JPEG_QUALITY)
+            digest = content_hash(data)
+            duplicate = self.store.pending_duplicate(digest, source)
+            if duplicate is not None:
+                self.store.seen_again(duplicate)
+                return duplicate
+            path = self._write_media("crops", digest, ".jpg", data)
+            box = None if bbox is None else [round(v * scale) for v in bbox]
+            top = decision.candidates[0] if decision.candidates else None
+            verified = top is not None and top.inliers is not None and \
+                top.inliers >= self.project.config.rerank.min_inliers
+            entry = QueueEntry(
+                source=source, track_id=track_id,
+                taxonomy=self.ident.taxonomy_of.get(top.label if top else "", DEFAULT_TAXONOMY),
+                box=box, region="whole" if box is None else
+                ("verified" if verified else "doubtful"))
+        else:
+            digest = content_hash(image.tobytes())
         recorded = self.store.record(
-            path=path, content_hash=digest, width=crop.shape[1], height=crop.shape[0],
+            path=path, content_hash=digest, width=image.shape[1], height=image.shape[0],
             model_id=self.embedder.spec.space_id, embedding=ev.vector,
             result=decision.to_json(bbox=bbox), kind="crop", queue=entry)
         if recorded.review_id is not None:
             self.stats.queued += 1
         return recorded.review_id
+
+    def _forget_media(self, path: str, image_id: int) -> None:
+        """Delete a file under ``<data_dir>/media`` once no row needs it (files in the
+        reference folders are the user's and are never touched)."""
+        media = (self.project.data_dir / "media").resolve()
+        file = Path(path).resolve() if path else None
+        if file is None or not file.is_relative_to(media) or \
+                self.store.path_in_use(path, but=image_id):
+            return
+        file.unlink(missing_ok=True)
 
     def _write_media(self, kind: str, digest: str, suffix: str, data: bytes) -> str:
         """Write a file under ``<data_dir>/media/<kind>/`` atomically; returns its path."""
@@ -447,6 +483,7 @@ class Service:
         if row is None:
             raise NotFoundError(f"no reference {ref_id}")
         self.store.delete_reference(ref_id)
+        self._forget_media(row.path, ref_id)
         self.ident.index.remove([ref_id])
         self.ident.drop_references([ref_id])
         self.dirty = True
@@ -512,12 +549,14 @@ class Service:
     # --- review ---------------------------------------------------------------------
 
     def resolve(self, item_id: int, action: str, label: object = None,
-                candidate: int | None = None) -> ReviewItem:
+                candidate: int | None = None, region: str | None = None) -> ReviewItem:
         """A reviewer's decision about a queued item.
 
         ``confirm`` accepts the top candidate (or candidate number ``candidate``, from
         1); ``correct`` gives the true ``label`` (a new name makes a new class); both
-        make the crop a reference at once. ``false_positive`` says none of the
+        make the item's picture a reference at once: the region the object was found in
+        (``region="whole"``: the whole picture; see ``_reference_bytes``).
+        ``false_positive`` says none of the
         candidates is right and it is not worth a class; ``skip`` closes it unlabelled.
 
         Raises:
@@ -546,16 +585,34 @@ class Service:
             final = clean_label(label)
         ref_id = None
         if final is not None:
-            try:
-                data = Path(item.crop_path).read_bytes()
-            except OSError:
-                raise NotFoundError(f"the crop of review item {item_id} is missing") from None
+            data = self._reference_bytes(item, region)
             ref_id = int(self.add_reference(data, final, source="review")["id"])
         resolved = self.queue.resolve(item_id, ACTIONS[action], final, ref_id)
         self._emit({"type": "queue", "action": "resolved", "item_id": item_id,
                     "status": resolved.status, "label": final,
                     "pending": self.queue.pending()})
         return resolved
+
+    def _reference_bytes(self, item: ReviewItem, region: str | None) -> bytes:
+        """What a label makes a reference of: the region the object was found in, grown
+        by ``REGION_GROWTH`` (the default whenever the item has a box), or with
+        ``region="whole"`` the whole stored picture."""
+        if region not in (None, "box", "whole"):
+            raise IdentifyError("region must be 'box' (where the object was found) or "
+                                "'whole' (the whole picture)")
+        try:
+            data = Path(item.crop_path).read_bytes()
+        except OSError:
+            raise NotFoundError(f"the picture of review item {item.id} is missing") from None
+        if item.box is None or region == "whole":
+            return data
+        picture = decode_image(data, f"review item {item.id}")
+        h, w = picture.shape[:2]
+        x0, y0, x1, y1 = item.box
+        gx0, gy0, gx1, gy1 = to_box((x0 / w, y0 / h, x1 / w, y1 / h), w, h, REGION_GROWTH)
+        if gx1 - gx0 < 2 or gy1 - gy0 < 2:
+            return data
+        return encode_jpeg(np.ascontiguousarray(picture[gy0:gy1, gx0:gx1]), 95)
 
     def reopen(self, item_id: int) -> ReviewItem:
         """Undo a reviewer's decision: the item is pending again, and the reference its

@@ -97,7 +97,17 @@ def _m3(db: sqlite_utils.Database) -> None:
                          foreign_keys=[("image_id", "images", "id")])
 
 
-MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (_m1, _m2, _m3)
+def _m4(db: sqlite_utils.Database) -> None:
+    # A review item's picture is stored small, with the box the object was found in
+    # (None: the whole picture won), how sure that box is, and how many times the same
+    # picture from the same source was seen while the item waited.
+    db["review"].add_column("box", str)
+    db["review"].add_column("region", str)
+    db["review"].add_column("seen", int, not_null_default=1)
+    db["images"].create_index(["content_hash"])
+
+
+MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (_m1, _m2, _m3, _m4)
 """Schema migrations in order; ``PRAGMA user_version`` counts those applied."""
 
 
@@ -312,13 +322,39 @@ class Store:
                 top = result["candidates"][0] if result["candidates"] else None
                 cur = conn.execute(
                     "insert into review (image_id, observation_id, reason, taxonomy, source, "
-                    "track_id, label, score, margin, candidates, status, created_at) "
-                    "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+                    "track_id, label, score, margin, candidates, status, created_at, box, "
+                    "region) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
                     [image_id, observation_id, result.get("reason", ""), queue.taxonomy,
                      queue.source, queue.track_id, top["label"] if top else None,
-                     float(result["score"]), float(result["margin"]), candidates, ts])
+                     float(result["score"]), float(result["margin"]), candidates, ts,
+                     json.dumps(queue.box) if queue.box is not None else None,
+                     queue.region])
                 review_id = int(cur.lastrowid or 0)
         return Recorded(image_id, observation_id, review_id)
+
+    def pending_duplicate(self, content_hash: str, source: str) -> int | None:
+        """The pending review item holding this very picture from this source, if any."""
+        row = self.db.execute(
+            "select r.id from review r join images i on i.id = r.image_id "
+            "where i.content_hash = ? and r.source = ? and r.status = 'pending' "
+            "order by r.id limit 1", [content_hash, source]).fetchone()
+        return None if row is None else int(row[0])
+
+    def seen_again(self, review_id: int) -> None:
+        """Count one more sighting of a pending item's picture (a duplicate)."""
+        with self.db.conn:
+            self.db.conn.execute("update review set seen = seen + 1 where id = ?",
+                                 [review_id])
+
+    def path_in_use(self, path: str, but: int) -> bool:
+        """Whether a row other than ``but`` that still needs it points at ``path``: an
+        active reference, or an image with a review item."""
+        row = self.db.execute(
+            "select 1 from images i where i.path = ? and i.id != ? and "
+            "((i.kind = 'reference' and i.status = 'active') or "
+            "exists (select 1 from review r where r.image_id = i.id)) limit 1",
+            [path, but]).fetchone()
+        return row is not None
 
     # --- class names ----------------------------------------------------------------
 
@@ -398,6 +434,11 @@ class QueueEntry:
     source: str
     taxonomy: str
     track_id: str | None = None
+    box: Sequence[int] | None = None
+    """Where the object is in the stored picture; None: the whole picture."""
+    region: str = "whole"
+    """``whole``, ``verified`` (the reference's geometry was found there) or ``doubtful``
+    (only where the picture looked most like something known)."""
 
 
 @dataclass(frozen=True)

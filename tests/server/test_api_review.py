@@ -5,7 +5,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from .conftest import KNOWN_QUERY, UNKNOWN_QUERY, Client, error_of, identify, query
+import cv2
+import numpy as np
+
+from server.engine.config import Project
+from server.engine.images import decode_image, encode_jpeg
+from server.engine.service import REVIEW_MAX_SIDE
+from tests.conftest import DEMO_QUERIES, DEMO_REFS
+
+from .conftest import (
+    KNOWN_QUERY,
+    UNKNOWN_QUERY,
+    Client,
+    error_of,
+    identify,
+    png_bytes,
+    query,
+)
 
 
 async def queue_unknown(client: Client, source: str = "api") -> int:
@@ -40,7 +56,7 @@ async def test_confirming_takes_the_chosen_candidate(client: Client) -> None:
 
 
 async def test_false_positive_and_skip_add_no_reference(client: Client) -> None:
-    first, second = await queue_unknown(client), await queue_unknown(client)
+    first, second = await queue_unknown(client, "a"), await queue_unknown(client, "b")
     assert (await (await resolve(client, first, action="false_positive")).json())[
         "status"] == "false_positive"
     assert (await (await resolve(client, second, action="skip")).json())["status"] == "skipped"
@@ -121,7 +137,7 @@ async def test_reopen_undoes_a_label_and_its_reference(client: Client) -> None:
 
 
 async def test_bulk_resolves_each_item_on_its_own(client: Client) -> None:
-    a, b = await queue_unknown(client), await queue_unknown(client)
+    a, b = await queue_unknown(client, "a"), await queue_unknown(client, "b")
     await resolve(client, b, action="skip")
     resp = await client.post("/api/review/bulk",
                              json={"ids": [a, b, 999], "action": "false_positive"})
@@ -139,7 +155,7 @@ async def test_bulk_resolves_each_item_on_its_own(client: Client) -> None:
 
 async def test_stats_count_decisions_and_coverage(client: Client) -> None:
     await identify(client, query(KNOWN_QUERY))
-    a, b = await queue_unknown(client), await queue_unknown(client)
+    a, b = await queue_unknown(client, "a"), await queue_unknown(client, "b")
     await resolve(client, a, action="correct", label="Germany")
     await resolve(client, b, action="false_positive")
     stats = await (await client.get("/api/stats")).json()
@@ -161,3 +177,81 @@ async def test_outcomes_give_scores_for_threshold_curves(client: Client) -> None
     assert body["reviewed"] == [[round(listed["score"], 4), round(listed["margin"], 4), True]]
     fruit = await (await client.get("/api/review/outcomes", params={"taxonomy": "fruit"})).json()
     assert fruit["reviewed"] == [] and fruit["observed"] == []
+
+
+async def test_the_same_picture_from_the_same_source_is_one_item_with_a_count(
+        client: Client) -> None:
+    ids = {await queue_unknown(client, "desk") for _ in range(5)}
+    assert len(ids) == 1
+    [item] = (await (await client.get("/api/review")).json())["items"]
+    assert item["seen"] == 5
+    other = await queue_unknown(client, "door")  # another source is another sighting
+    assert other not in ids
+
+
+def frame_with(thing: np.ndarray, size: tuple[int, int], at: tuple[int, int]) -> np.ndarray:
+    """A camera-like frame: a real photo as background, ``thing`` pasted at ``at``."""
+    background = decode_image(query(UNKNOWN_QUERY))
+    frame = cv2.resize(background, size, interpolation=cv2.INTER_LINEAR)
+    x, y = at
+    frame[y:y + thing.shape[0], x:x + thing.shape[1]] = thing
+    return frame
+
+
+async def test_a_miss_is_stored_small_and_a_label_makes_a_reference_of_its_box(
+        client: Client, project: Project) -> None:
+    await client.put("/api/thresholds", json={"scope": "taxonomy", "name": "default",
+                                              "threshold": 1.99})  # everything is a miss
+    brazil = cv2.resize(decode_image((DEMO_REFS / "Brazil.png").read_bytes()), (400, 280))
+    frame = frame_with(brazil, (1600, 1200), (1000, 700))
+    obj = (await identify(client, png_bytes(frame)))["objects"][0]
+    item = await (await client.get(f"/api/review/{obj['review_id']}")).json()
+    stored = decode_image(await (await client.get(f"/api/review/{item['id']}/image")).read())
+    assert max(stored.shape[:2]) == REVIEW_MAX_SIDE
+    assert item["box"] is not None and item["region"] in ("verified", "doubtful")
+    x0, y0, x1, y1 = item["box"]
+    scale = REVIEW_MAX_SIDE / 1600
+    assert abs(x0 - 1000 * scale) < 40 and abs(y1 - 980 * scale) < 40, item["box"]
+    body = await (await resolve(client, item["id"], action="correct", label="Flag")).json()
+    ref = decode_image(await (await client.get(
+        f"/api/references/{body['reference_id']}/image")).read())
+    # The box grown a little, never the whole frame.
+    assert ref.shape[1] < stored.shape[1] * 0.6 and ref.shape[0] < stored.shape[0] * 0.6
+    assert ref.shape[1] >= (x1 - x0) and ref.shape[0] >= (y1 - y0)
+
+
+async def test_whole_picture_can_be_chosen_and_deleting_frees_the_file(
+        client: Client, project: Project) -> None:
+    await client.put("/api/thresholds", json={"scope": "taxonomy", "name": "default",
+                                              "threshold": 1.99})
+    brazil = cv2.resize(decode_image((DEMO_REFS / "Brazil.png").read_bytes()), (300, 210))
+    obj = (await identify(client, png_bytes(frame_with(brazil, (960, 720), (40, 40)))))
+    item_id = obj["objects"][0]["review_id"]
+    resp = await resolve(client, item_id, action="correct", label="Scene", region="frame")
+    assert await error_of(resp, 400)
+    body = await (await resolve(client, item_id, action="correct", label="Scene",
+                                region="whole")).json()
+    ref_id = body["reference_id"]
+    ref = decode_image(await (await client.get(f"/api/references/{ref_id}/image")).read())
+    assert max(ref.shape[:2]) == REVIEW_MAX_SIDE
+    files = {p for p in (project.data_dir / "media" / "references").rglob("*") if p.is_file()}
+    assert len(files) == 1
+    assert (await client.delete(f"/api/references/{ref_id}")).status == 200
+    assert not any(p.exists() for p in files)
+    # The item's own picture stays while the item exists.
+    assert (await client.get(f"/api/review/{item_id}/image")).status == 200
+
+
+async def test_media_per_miss_at_640x480_stays_small(client: Client, project: Project) -> None:
+    """The storage target: at most 15 MB per 1,000 misses of 640x480 camera frames."""
+    await client.put("/api/thresholds", json={"scope": "taxonomy", "name": "default",
+                                              "threshold": 1.99})
+    photos = sorted(DEMO_QUERIES.glob("*.jpg"))
+    for i, photo in enumerate(photos):
+        frame = cv2.resize(decode_image(photo.read_bytes()), (640, 480))
+        obj = (await identify(client, encode_jpeg(frame, 92), source=f"cam{i}"))["objects"][0]
+        assert obj["review_id"] is not None
+    crops = [p for p in (project.data_dir / "media" / "crops").rglob("*") if p.is_file()]
+    assert len(crops) == len(photos)
+    per_miss = sum(p.stat().st_size for p in crops) / len(crops)
+    assert per_miss <= 15_000, per_miss

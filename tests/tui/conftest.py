@@ -29,6 +29,7 @@ class Server:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self.sightings = 0
 
     async def get(self, path: str, **params: Any) -> Any:
         async with aiohttp.ClientSession() as s, s.get(self.url + path, params=params) as r:
@@ -46,7 +47,11 @@ class Server:
             return (await r.json())["objects"][0]  # type: ignore[no-any-return]
 
     async def queue_unknown(self) -> int:
-        return int((await self.identify(query(UNKNOWN_QUERY)))["review_id"])
+        """A new review item (each from its own source: the same picture from the same
+        source is one item, counted)."""
+        self.sightings += 1
+        obj = await self.identify(query(UNKNOWN_QUERY), source=f"cam{self.sightings}")
+        return int(obj["review_id"])
 
 
 @pytest.fixture()

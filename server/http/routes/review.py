@@ -87,8 +87,9 @@ async def item_image(request: web.Request) -> web.FileResponse:
 @routes.post("/api/review/{id}/resolve")
 async def resolve(request: web.Request) -> web.Response:
     """``{"action": "confirm" | "correct" | "false_positive" | "skip", "label": ...,
-    "candidate": n}``. Confirm and correct make the crop a reference at once; an item
-    resolved meanwhile gives 409."""
+    "candidate": n, "region": "box" | "whole"}``. Confirm and correct make the item's
+    picture a reference at once (the region the object was found in, unless ``region``
+    is ``whole``); an item resolved meanwhile gives 409."""
     item_id = int_param(request, "id")
     body = await read_json(request)
     action = body.get("action")
@@ -97,6 +98,9 @@ async def resolve(request: web.Request) -> web.Response:
     candidate = body.get("candidate")
     if candidate is not None and not is_row_id(candidate):
         raise IdentifyError("'candidate' must be a number from 1")
+    region = body.get("region")
+    if region is not None and not isinstance(region, str):
+        raise IdentifyError("'region' must be 'box' or 'whole'")
     item = await request.app[ENGINE].run(
-        lambda s: s.resolve(item_id, action, body.get("label"), candidate))
+        lambda s: s.resolve(item_id, action, body.get("label"), candidate, region))
     return web.json_response(item.to_json())

@@ -14,7 +14,8 @@ class LabelPrompt(ModalScreen[str | None]):
     """Ask for a label (or any text); Enter answers, Escape cancels. Suggestions come
     from ``choices`` (Tab or the right arrow accepts one)."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS = [Binding("escape", "cancel", "Cancel"),
+                Binding("tab", "complete", "Complete", priority=True)]
 
     def __init__(self, question: str, choices: list[str] | None = None,
                  value: str = "") -> None:
@@ -33,6 +34,13 @@ class LabelPrompt(ModalScreen[str | None]):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         text = event.value.strip()
         self.dismiss(text or None)
+
+    def action_complete(self) -> None:
+        """Take the suggestion shown (what Tab promises), so Enter answers with it and
+        not with the half-typed text."""
+        answer = self.query_one("#answer", Input)
+        answer.cursor_position = len(answer.value)
+        answer.action_cursor_right()  # at the end, this accepts the suggestion
 
     def action_cancel(self) -> None:
         self.dismiss(None)

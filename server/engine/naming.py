@@ -33,8 +33,15 @@ class ParsedName:
     rarity: str | None = None
 
 
+SMALL_WORDS = frozenset({"a", "an", "and", "as", "at", "but", "by", "de", "for", "in", "nor",
+                         "of", "on", "or", "the", "to", "vs", "with"})
+"""Words title case leaves as written unless first or last (``Ace of Clubs``)."""
+
+
 def _title(words: str) -> str:
-    return " ".join(w[:1].upper() + w[1:] for w in words.split(" "))
+    parts = words.split(" ")
+    return " ".join(w if w in SMALL_WORDS and 0 < i < len(parts) - 1 else w[:1].upper() + w[1:]
+                    for i, w in enumerate(parts))
 
 
 def label_from_name(stem: str, rules: NamingRules, *, is_file: bool = True) -> ParsedName:

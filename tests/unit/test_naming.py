@@ -42,6 +42,13 @@ def test_title_case_does_not_capitalise_after_a_hyphen() -> None:
     assert label_from_name("blue-eyes_white_dragon", RULES).label == "Blue-eyes White Dragon"
 
 
+def test_title_case_leaves_small_inner_words_as_written() -> None:
+    assert label_from_name("ace_of_clubs", RULES).label == "Ace of Clubs"
+    assert label_from_name("the_lord_of_the_rings", RULES).label == "The Lord of the Rings"
+    assert label_from_name("Ace_Of_Clubs", RULES).label == "Ace Of Clubs"  # as written
+    assert label_from_name("what_it_is_for", RULES).label == "What It Is For"  # last word
+
+
 def test_title_case_can_be_turned_off() -> None:
     rules = NamingRules(title_case=False)
     assert label_from_name("LOCH-JP001_dark_magician_scr", rules).label == "dark magician"

@@ -10,8 +10,9 @@ runs first on a small pool of workers, several images at once (see
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -80,41 +81,45 @@ class EngineRunner:
             ImageRejected: not a usable image.
             BusyError: saturated (with ``bounded``).
         """
+        loop = asyncio.get_running_loop()
+        async with self._image_in_flight(bounded) as service:
+
+            def prepare() -> Prepared:
+                t0 = time.perf_counter()
+                try:
+                    return service.prepare(image, name)
+                finally:
+                    self.prepare_s += time.perf_counter() - t0
+
+            prepared = await loop.run_in_executor(self.compute, prepare)
+
+            def decide() -> list[ObjectResult]:
+                t0 = time.perf_counter()
+                try:
+                    return service.identify_prepared(prepared, source=source, live=live,
+                                                     record=record)
+                finally:
+                    self.decide_s += time.perf_counter() - t0
+                    self.identified += 1
+
+            return await loop.run_in_executor(self.executor, decide)
+
+    @contextlib.asynccontextmanager
+    async def _image_in_flight(self, bounded: bool) -> AsyncIterator[Service]:
+        """Count one image in flight for its whole way through (worker, then engine
+        thread); with ``bounded``, refuse it at once when ``max_pending`` are."""
         service = self.service
         if service is None:
             raise RuntimeError("the engine is not open")
-        if bounded:
-            self._admit()
-        loop = asyncio.get_running_loop()
-        self.pending += 1
-
-        def prepare() -> Prepared:
-            t0 = time.perf_counter()
-            try:
-                return service.prepare(image, name)
-            finally:
-                self.prepare_s += time.perf_counter() - t0
-
-        def decide() -> list[ObjectResult]:
-            t0 = time.perf_counter()
-            try:
-                return service.identify_prepared(prepared, source=source, live=live,
-                                                 record=record)
-            finally:
-                self.decide_s += time.perf_counter() - t0
-                self.identified += 1
-
-        try:
-            prepared = await loop.run_in_executor(self.compute, prepare)
-            return await loop.run_in_executor(self.executor, decide)
-        finally:
-            self.pending -= 1
-
-    def _admit(self) -> None:
-        if self.pending >= self.max_pending:
+        if bounded and self.pending >= self.max_pending:
             self.refused += 1
             raise BusyError(f"the server is busy ({self.pending} images in flight); "
                             "try again in a moment")
+        self.pending += 1
+        try:
+            yield service
+        finally:
+            self.pending -= 1
 
     async def add_reference(self, data: bytes, label: object, taxonomy: str | None,
                             *, bounded: bool = True, source: str = "api") -> dict[str, Any]:
@@ -125,20 +130,12 @@ class EngineRunner:
             ImageRejected, IdentifyError: see ``Service.prepare_reference``.
             BusyError: saturated (with ``bounded``).
         """
-        service = self.service
-        if service is None:
-            raise RuntimeError("the engine is not open")
-        if bounded:
-            self._admit()
         loop = asyncio.get_running_loop()
-        self.pending += 1
-        try:
+        async with self._image_in_flight(bounded) as service:
             prepared = await loop.run_in_executor(
                 self.compute, service.prepare_reference, data, label, taxonomy)
             return await loop.run_in_executor(self.executor, service.commit_reference,
                                               prepared, source)
-        finally:
-            self.pending -= 1
 
     def timing(self) -> dict[str, float]:
         """Mean milliseconds per identified image in each stage (for health)."""

@@ -99,6 +99,18 @@ class PreparedReference:
 
 
 @dataclass(frozen=True)
+class Resolution:
+    """A reviewer's decision, checked (see ``Service.resolve_plan``)."""
+
+    item: ReviewItem
+    status: str
+    """The item's final status."""
+    label: str | None
+    """The class it becomes a reference of; None for false positives and skips."""
+    region: str | None
+
+
+@dataclass(frozen=True)
 class Prepared:
     """A decoded picture as the regions that may hold the object, each with its
     evidence (the whole picture first), ready for the decision."""
@@ -556,16 +568,32 @@ class Service:
         1); ``correct`` gives the true ``label`` (a new name makes a new class); both
         make the item's picture a reference at once: the region the object was found in
         (``region="whole"``: the whole picture; see ``_reference_bytes``).
-        ``false_positive`` says none of the
-        candidates is right and it is not worth a class; ``skip`` closes it unlabelled.
+        ``false_positive`` says none of the candidates is right and it is not worth a
+        class; ``skip`` closes it unlabelled.
+
+        The server runs the three steps apart (``resolve_plan`` and ``resolve_commit``
+        on the engine thread, ``prepare_resolution`` on a worker); this runs them here.
 
         Raises:
             NotFoundError: no such item.
             ConflictError: already resolved (nothing is labelled twice).
             IdentifyError: an unknown action, a missing label or candidate.
         """
+        plan = self.resolve_plan(item_id, action, label, candidate, region)
+        return self.resolve_commit(plan, self.prepare_resolution(plan))
+
+    def resolve_plan(self, item_id: int, action: str, label: object = None,
+                     candidate: int | None = None, region: str | None = None
+                     ) -> Resolution:
+        """Check a decision and work out its label (engine thread; quick).
+
+        Raises: as ``resolve``.
+        """
         if action not in ACTIONS:
             raise IdentifyError(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
+        if region not in (None, "box", "whole"):
+            raise IdentifyError("region must be 'box' (where the object was found) or "
+                                "'whole' (the whole picture)")
         item = self.queue.get(item_id)
         if item.status != "pending":
             raise ConflictError(f"review item {item_id} is already {item.status}")
@@ -583,13 +611,33 @@ class Service:
             if label is None:
                 raise IdentifyError("correct needs the right label")
             final = clean_label(label)
-        ref_id = None
-        if final is not None:
-            data = self._reference_bytes(item, region)
-            ref_id = int(self.add_reference(data, final, source="review")["id"])
-        resolved = self.queue.resolve(item_id, ACTIONS[action], final, ref_id)
+        return Resolution(item, ACTIONS[action], final, region)
+
+    def prepare_resolution(self, plan: Resolution) -> PreparedReference | None:
+        """The reference a labelling decision makes, ready to commit (worker-safe: reads
+        the item's picture file, touches neither database nor index)."""
+        if plan.label is None:
+            return None
+        return self.prepare_reference(self._reference_bytes(plan.item, plan.region),
+                                      plan.label)
+
+    def resolve_commit(self, plan: Resolution, prepared: PreparedReference | None
+                       ) -> ReviewItem:
+        """Apply a decision (engine thread): the item must still be pending, then its
+        reference is committed and the item resolved.
+
+        Raises:
+            ConflictError: resolved meanwhile by someone else (nothing is written).
+        """
+        item_id = plan.item.id
+        current = self.queue.get(item_id)
+        if current.status != "pending":
+            raise ConflictError(f"review item {item_id} is already {current.status}")
+        ref_id = None if prepared is None else \
+            int(self.commit_reference(prepared, source="review")["id"])
+        resolved = self.queue.resolve(item_id, plan.status, plan.label, ref_id)
         self._emit({"type": "queue", "action": "resolved", "item_id": item_id,
-                    "status": resolved.status, "label": final,
+                    "status": resolved.status, "label": plan.label,
                     "pending": self.queue.pending()})
         return resolved
 
@@ -597,9 +645,6 @@ class Service:
         """What a label makes a reference of: the region the object was found in, grown
         by ``REGION_GROWTH`` (the default whenever the item has a box), or with
         ``region="whole"`` the whole stored picture."""
-        if region not in (None, "box", "whole"):
-            raise IdentifyError("region must be 'box' (where the object was found) or "
-                                "'whole' (the whole picture)")
         try:
             data = Path(item.crop_path).read_bytes()
         except OSError:
@@ -634,20 +679,6 @@ class Service:
         self._emit({"type": "queue", "action": "reopened", "item_id": item_id,
                     "pending": self.queue.pending()})
         return reopened
-
-    def resolve_many(self, ids: Sequence[int], action: str, label: object = None
-                     ) -> list[dict[str, Any]]:
-        """``resolve`` for several items, each on its own: one failing does not stop
-        the others. Returns one result per id, in order."""
-        results: list[dict[str, Any]] = []
-        for item_id in ids:
-            try:
-                item = self.resolve(item_id, action, label)
-                results.append({"id": item_id, "ok": True, "item": item.to_json()})
-            except IdentifyError as exc:
-                results.append({"id": item_id, "ok": False,
-                                "error": {"code": exc.code, "message": exc.message}})
-        return results
 
     def review_stats(self) -> dict[str, Any]:
         """Queue size, decisions per day, decision rates and auto-label coverage."""

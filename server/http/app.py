@@ -18,9 +18,20 @@ from . import middlewares
 from .camera_feed import cameras_ctx
 from .config import ServeConfig
 from .events import EventHub
-from .keys import CAMERAS, CONFIG, ENGINE, EVENTS, SOCKETS, STATS
+from .jobs import Jobs
+from .keys import CAMERAS, CONFIG, ENGINE, EVENTS, JOBS, SOCKETS, STATS
 from .limits import INDEX_SAVE_INTERVAL_S, MAX_REQUEST_BYTES, SHUTDOWN_GRACE_S
-from .routes import events, health, identify, live, pages, references, review, thresholds
+from .routes import (
+    events,
+    health,
+    identify,
+    jobs,
+    live,
+    pages,
+    references,
+    review,
+    thresholds,
+)
 from .runner import EngineRunner
 from .stats import ServerStats
 
@@ -49,11 +60,13 @@ def create_app(config: ServeConfig, embedder: EmbedderFactory = _default_embedde
     app[STATS] = ServerStats()
     app[CAMERAS] = []
     app[SOCKETS] = weakref.WeakSet()
-    for module in (health, identify, references, review, thresholds, events, live, pages):
+    for module in (health, identify, references, review, thresholds, jobs, events, live,
+                   pages):
         app.add_routes(module.routes)
 
     async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
         app[EVENTS] = EventHub(asyncio.get_running_loop())
+        app[JOBS] = Jobs(app[EVENTS])
         project = config.project
         # One writer: `identify index` and friends are refused while this runs.
         lock = ProjectLock(project.data_dir,
@@ -65,6 +78,7 @@ def create_app(config: ServeConfig, embedder: EmbedderFactory = _default_embedde
             app[ENGINE] = runner
             yield
         finally:
+            await app[JOBS].close()
             await runner.close()
             lock.release()
 

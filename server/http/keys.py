@@ -10,12 +10,14 @@ from server.engine.cameras import Camera
 
 from .config import ServeConfig
 from .events import EventHub
+from .jobs import Jobs
 from .runner import EngineRunner
 from .stats import ServerStats
 
 CONFIG = web.AppKey("config", ServeConfig)
 ENGINE = web.AppKey("engine", EngineRunner)
 EVENTS = web.AppKey("events", EventHub)
+JOBS = web.AppKey("jobs", Jobs)
 STATS = web.AppKey("stats", ServerStats)
 CAMERAS = web.AppKey("cameras", list[Camera])
 SOCKETS = web.AppKey("sockets", weakref.WeakSet[web.WebSocketResponse])

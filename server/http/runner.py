@@ -20,6 +20,7 @@ import numpy as np
 
 from server.engine import threads
 from server.engine.errors import BusyError
+from server.engine.review import ReviewItem
 from server.engine.service import ObjectResult, Prepared, Service
 
 from .limits import MAX_PENDING_PER_WORKER
@@ -136,6 +137,23 @@ class EngineRunner:
                 self.compute, service.prepare_reference, data, label, taxonomy)
             return await loop.run_in_executor(self.executor, service.commit_reference,
                                               prepared, source)
+
+    async def resolve(self, item_id: int, action: str, label: object = None,
+                      candidate: int | None = None, region: str | None = None) -> ReviewItem:
+        """A review decision: checked on the engine thread, the reference it makes (if
+        any) prepared on a worker, then committed on the engine thread.
+
+        Raises:
+            NotFoundError, ConflictError, IdentifyError: see ``Service.resolve``.
+        """
+        loop = asyncio.get_running_loop()
+        plan = await self.run(lambda s: s.resolve_plan(item_id, action, label, candidate,
+                                                       region))
+        async with self._image_in_flight(bounded=False) as service:
+            prepared = await loop.run_in_executor(self.compute, service.prepare_resolution,
+                                                  plan)
+            return await loop.run_in_executor(self.executor, service.resolve_commit, plan,
+                                              prepared)
 
     def timing(self) -> dict[str, float]:
         """Mean milliseconds per identified image in each stage (for health)."""

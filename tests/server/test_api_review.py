@@ -255,3 +255,31 @@ async def test_media_per_miss_at_640x480_stays_small(client: Client, project: Pr
     assert len(crops) == len(photos)
     per_miss = sum(p.stat().st_size for p in crops) / len(crops)
     assert per_miss <= 15_000, per_miss
+
+
+async def test_two_reviewers_at_once_label_an_item_once_off_the_engine_thread(
+        client: Client, monkeypatch: Any) -> None:
+    import asyncio
+    import threading
+
+    from server.engine.service import Service
+
+    threads: list[str] = []
+    original = Service.prepare_resolution
+
+    def spy(self: Service, plan: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return original(self, plan)
+
+    monkeypatch.setattr(Service, "prepare_resolution", spy)
+    item = await queue_unknown(client)
+    before = (await (await client.get("/api/health")).json())["index_size"]
+    first, second = await asyncio.gather(
+        resolve(client, item, action="correct", label="Germany"),
+        resolve(client, item, action="correct", label="Deutschland"))
+    assert sorted([first.status, second.status]) == [200, 409]
+    assert all(name.startswith("prepare") for name in threads) and threads
+    health = await (await client.get("/api/health")).json()
+    assert health["index_size"] == before + 1
+    labels = {c["label"] for c in (await (await client.get("/api/classes")).json())["classes"]}
+    assert len({"Germany", "Deutschland"} & labels) == 1

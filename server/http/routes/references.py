@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from server.engine.errors import IdentifyError
+from server.engine.images import read_image_bytes
 
 from ..io import read_image, read_json
-from ..keys import ENGINE
+from ..jobs import Job, wait_for_client
+from ..keys import ENGINE, JOBS
 from . import int_param
 
 routes = web.RouteTableDef()
@@ -70,18 +74,48 @@ async def add_reference(request: web.Request) -> web.Response:
 
 @routes.post("/api/references/import")
 async def import_references(request: web.Request) -> web.Response:
-    """``{"path": file or folder on the server, "label": optional, "taxonomy": optional}``:
-    add its image files as references (labels from file names unless given)."""
+    """``{"path": file or folder on the server, "label": optional, "taxonomy": optional,
+    "wait": true}``: add its image files as references (labels from file names unless
+    given), one file a step, as a job (see ``server.http.jobs``).
+
+    With ``wait`` (the default) the answer comes when the job ends, with a result per
+    file; a client that disconnects first cancels it. ``"wait": false`` answers 202 with
+    the job at once (follow it on ``/api/events`` or ``GET /api/jobs/{id}``).
+    """
     body = await read_json(request)
-    path = body.get("path")
+    path, wait = body.get("path"), body.get("wait", True)
     if not isinstance(path, str) or not path.strip():
         raise IdentifyError("'path' must name a file or folder on the server")
     label, taxonomy = body.get("label"), body.get("taxonomy")
     if taxonomy is not None and not isinstance(taxonomy, str):
         raise IdentifyError("'taxonomy' must be a string")
-    result = await request.app[ENGINE].run(
-        lambda s: s.import_references(path, label, taxonomy))
-    return web.json_response(result, status=201 if result["added"] else 200)
+    if not isinstance(wait, bool):
+        raise IdentifyError("'wait' must be true or false")
+    engine = request.app[ENGINE]
+    plan = await engine.run(lambda s: s.import_plan(path, label))
+
+    async def run(job: Job) -> None:
+        loop = asyncio.get_running_loop()
+        for file, name in plan:
+            if job.cancel_requested:
+                return
+            try:
+                data = await loop.run_in_executor(engine.compute, read_image_bytes, file)
+                added = await engine.add_reference(data, name, taxonomy, bounded=False)
+                job.results.append({"path": str(file), "ok": True, **added})
+            except IdentifyError as exc:
+                job.results.append({"path": str(file), "ok": False,
+                                    "error": {"code": exc.code, "message": exc.message}})
+            job.step_done()
+
+    job = request.app[JOBS].start("import", len(plan), run)
+    if not wait:
+        return web.json_response({"job": job.to_json(results=False)}, status=202)
+    await wait_for_client(request, job)
+    added = sum(r["ok"] for r in job.results)
+    return web.json_response({"added": added, "results": job.results,
+                              "job": job.to_json(results=False)},
+                             status=201 if added else 200)
 
 
 @routes.delete("/api/references/{id}")

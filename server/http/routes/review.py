@@ -7,7 +7,8 @@ from aiohttp import web
 from server.engine.errors import IdentifyError
 
 from ..io import read_json
-from ..keys import ENGINE
+from ..jobs import Job, wait_for_client
+from ..keys import ENGINE, JOBS
 from . import int_param, is_row_id, query_int
 
 routes = web.RouteTableDef()
@@ -45,19 +46,38 @@ async def stats(request: web.Request) -> web.Response:
 
 @routes.post("/api/review/bulk")
 async def bulk(request: web.Request) -> web.Response:
-    """``{"ids": [...], "action": ..., "label": ...}``: each item resolved on its own,
-    one result per id (at most ``MAX_BULK`` ids)."""
+    """``{"ids": [...], "action": ..., "label": ..., "wait": true}``: each item resolved
+    on its own, one result per id (at most ``MAX_BULK`` ids), an item a step, as a job
+    (``"wait": false`` answers 202 with the job; see ``/api/references/import``)."""
     body = await read_json(request)
-    ids, action = body.get("ids"), body.get("action")
+    ids, action, wait = body.get("ids"), body.get("action"), body.get("wait", True)
     if not isinstance(ids, list) or not ids or not all(is_row_id(i) for i in ids):
         raise IdentifyError("'ids' must list review item ids (integers from 0)")
     if len(ids) > MAX_BULK:
         raise IdentifyError(f"at most {MAX_BULK} items at once")
     if not isinstance(action, str):
         raise IdentifyError("'action' is required")
-    results = await request.app[ENGINE].run(
-        lambda s: s.resolve_many(ids, action, body.get("label")))
-    return web.json_response({"results": results})
+    if not isinstance(wait, bool):
+        raise IdentifyError("'wait' must be true or false")
+    engine, label = request.app[ENGINE], body.get("label")
+
+    async def run(job: Job) -> None:
+        for item_id in ids:
+            if job.cancel_requested:
+                return
+            try:
+                item = await engine.resolve(item_id, action, label)
+                job.results.append({"id": item_id, "ok": True, "item": item.to_json()})
+            except IdentifyError as exc:
+                job.results.append({"id": item_id, "ok": False,
+                                    "error": {"code": exc.code, "message": exc.message}})
+            job.step_done()
+
+    job = request.app[JOBS].start("review_bulk", len(ids), run)
+    if not wait:
+        return web.json_response({"job": job.to_json(results=False)}, status=202)
+    await wait_for_client(request, job)
+    return web.json_response({"results": job.results, "job": job.to_json(results=False)})
 
 
 @routes.post("/api/review/{id}/reopen")
@@ -101,6 +121,6 @@ async def resolve(request: web.Request) -> web.Response:
     region = body.get("region")
     if region is not None and not isinstance(region, str):
         raise IdentifyError("'region' must be 'box' or 'whole'")
-    item = await request.app[ENGINE].run(
-        lambda s: s.resolve(item_id, action, body.get("label"), candidate, region))
+    item = await request.app[ENGINE].resolve(item_id, action, body.get("label"), candidate,
+                                             region)
     return web.json_response(item.to_json())

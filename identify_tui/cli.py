@@ -150,6 +150,23 @@ def index(project: str) -> None:
             click.echo(f"  {line}")
 
 
+def explain(obj: Any) -> str:
+    """One decision as ``match`` prints it: the answer, and for an unknown what was
+    missing (the score or margin needed)."""
+    if obj.matched:
+        return f"{obj.label}  score {obj.score:.3f}  margin {obj.margin:.3f}"
+    best = obj.candidates[0].label if obj.candidates else "-"
+    if obj.reason == "below_threshold":
+        why = f"score {obj.score:.3f} < {obj.threshold:.3f} needed"
+        rest = f"margin {obj.margin:.3f}"
+    elif obj.reason == "low_margin":
+        why = f"margin {obj.margin:.3f} < {obj.margin_threshold:.3f} needed"
+        rest = f"score {obj.score:.3f}"
+    else:
+        return f"unknown ({obj.reason})"
+    return f"unknown ({obj.reason}: {why}; closest {best}, {rest})"
+
+
 @main.command()
 @project_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per image, per line.")
@@ -169,11 +186,18 @@ def match(project: str, as_json: bool, no_record: bool, images: tuple[Path, ...]
       identify match --project projects/demo.yaml --json photo1.jpg photo2.jpg
     """
     from server.engine.config import load_project
+    from server.engine.decision import resolve_thresholds
     from server.engine.embedders import project_embedder
     from server.engine.matching import match_files
 
     proj = load_project(project)
     embedder = project_embedder(proj.config)
+    thresholds = resolve_thresholds(proj.config, embedder.spec)
+    if not thresholds.calibrated:
+        threshold, margin = thresholds.default
+        click.echo(f"identify: note: {proj.name} is not calibrated for "
+                   f"{embedder.spec.space_id}; using the model's default threshold "
+                   f"{threshold:.2f} and margin {margin:.2f} (run identify verify)", err=True)
     failures = 0
     lock = writer_lock(proj, "identify match") if not no_record else contextlib.nullcontext()
     with lock:
@@ -186,13 +210,7 @@ def match(project: str, as_json: bool, no_record: bool, images: tuple[Path, ...]
                 click.echo(f"{result.path}: error: {result.error}", err=True)
             else:
                 for obj in result.decisions:
-                    if obj.matched:
-                        answer = f"{obj.label}  score {obj.score:.3f}  margin {obj.margin:.3f}"
-                    else:
-                        best = obj.candidates[0].label if obj.candidates else "-"
-                        answer = (f"unknown ({obj.reason}; closest {best}, score {obj.score:.3f},"
-                                  f" margin {obj.margin:.3f})")
-                    click.echo(f"{result.path}: {answer}")
+                    click.echo(f"{result.path}: {explain(obj)}")
     if failures:
         sys.exit(EXIT_ERROR)
 
@@ -402,6 +420,38 @@ def tui(server: str | None, token: str | None, project: str | None) -> None:
         server = f"http://{host}:{scfg.port}"
     make_tui(TuiConfig(server=server or "http://127.0.0.1:8765", token=token,
                        project_hint=hint)).run()
+
+
+@main.command()
+@project_option
+@user_errors
+def gc(project: str) -> None:
+    """Apply the storage retention policy now and remove orphan media files.
+
+    Deletes the pictures of review items decided or skipped more than review.keep_days
+    ago (their rows stay) and files under the data folder's media/ that no row needs.
+    A running server does this by itself, at start and hourly.
+
+    \b
+    Example:
+      identify gc --project projects/demo.yaml
+    """
+    from server.engine.config import load_project
+    from server.engine.media import Media
+    from server.engine.store import Store
+
+    proj = load_project(project)
+    if not proj.db_path.exists():
+        fail(f"{proj.name} has no database yet (run identify index first)")
+    with writer_lock(proj, "identify gc"):
+        store = Store(proj.db_path)
+        try:
+            done = Media(proj.data_dir, store).collect(proj.config.review.keep_days)
+        finally:
+            store.close()
+    click.echo(f"gc {proj.name}: {done.pictures_expired} expired picture(s), "
+               f"{done.orphans} orphan file(s), {done.bytes_freed / 1e6:.1f} MB freed "
+               f"(review.keep_days: {proj.config.review.keep_days})")
 
 
 @main.command()

@@ -299,12 +299,19 @@ class ReviewConfig:
     smoothing: float = 0.5
     """Weight of the newest frame in a track's running per-class scores (1 = no
     smoothing)."""
+    keep_days: float | None = 30.0
+    """Days the picture of an item a person decided on (or skipped) is kept; then the
+    file is deleted and the row (label, scores) stays for stats and thresholds. A label
+    already made its own copy a reference. Pending items are always kept; null keeps
+    decided ones forever too."""
 
     def __post_init__(self) -> None:
         if not 0.0 < self.smoothing <= 1.0:
             raise ValueError("review.smoothing must be in (0, 1]")
         if self.min_track_frames < 1:
             raise ValueError("review.min_track_frames must be at least 1")
+        if self.keep_days is not None and self.keep_days < 0:
+            raise ValueError("review.keep_days must be 0 or more (or null: forever)")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ Every change is committed to the database first; the index is derived data, save
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -26,16 +25,15 @@ from .decision import Decision, Thresholds, decide, resolve_thresholds, with_ove
 from .embedders import Embedder
 from .errors import ConflictError, IdentifyError, ImageRejected, NotFoundError
 from .identifier import Evidence, Identifier, Region
-from .locate import to_box
 from .images import (
     IMAGE_SUFFIXES,
     MAX_WORK_SIDE,
     WORK_MIN_SIDE,
     content_hash,
     decode_image,
+    downscale,
     encode_jpeg,
     flatten_alpha,
-    downscale,
     read_image_bytes,
     stored_form,
 )
@@ -47,6 +45,8 @@ from .indexer import (
     sync_index,
     view_backgrounds,
 )
+from .locate import to_box
+from .media import Collected, Media
 from .naming import clean_label, label_from_name
 from .quality import gate
 from .review import ACTIONS, ReviewItem, ReviewQueue
@@ -146,6 +146,7 @@ class Service:
         self.store = store
         self.ident = identifier
         self.queue = ReviewQueue(store)
+        self.media = Media(project.data_dir, store)
         self.tracker = Tracker(project.config.review)
         self.stats = LiveStats()
         self._emit = on_event or (lambda event: None)
@@ -301,7 +302,7 @@ class Service:
             if duplicate is not None:
                 self.store.seen_again(duplicate)
                 return duplicate
-            path = self._write_media("crops", digest, ".jpg", data)
+            path = self.media.write("crops", digest, ".jpg", data)
             box = None if bbox is None else [round(v * scale) for v in bbox]
             top = decision.candidates[0] if decision.candidates else None
             verified = top is not None and top.inliers is not None and \
@@ -320,26 +321,6 @@ class Service:
         if recorded.review_id is not None:
             self.stats.queued += 1
         return recorded.review_id
-
-    def _forget_media(self, path: str, image_id: int) -> None:
-        """Delete a file under ``<data_dir>/media`` once no row needs it (files in the
-        reference folders are the user's and are never touched)."""
-        media = (self.project.data_dir / "media").resolve()
-        file = Path(path).resolve() if path else None
-        if file is None or not file.is_relative_to(media) or \
-                self.store.path_in_use(path, but=image_id):
-            return
-        file.unlink(missing_ok=True)
-
-    def _write_media(self, kind: str, digest: str, suffix: str, data: bytes) -> str:
-        """Write a file under ``<data_dir>/media/<kind>/`` atomically; returns its path."""
-        path = self.project.data_dir / "media" / kind / digest[:2] / f"{digest}{suffix}"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
-        return str(path)
 
     # --- references -----------------------------------------------------------------
 
@@ -414,8 +395,8 @@ class Service:
         vector to the index; searchable by the very next query."""
         name, size = prepared.label, prepared.size
         tax = self._taxonomy_for(name, prepared.taxonomy)
-        path = self._write_media("references", prepared.digest, prepared.suffix,
-                                 prepared.stored)
+        path = self.media.write("references", prepared.digest, prepared.suffix,
+                                prepared.stored)
         with self.store.db.conn:
             ref_id = self.store.add_reference(
                 path=path, content_hash=prepared.digest, label=name, taxonomy=tax,
@@ -495,7 +476,7 @@ class Service:
         if row is None:
             raise NotFoundError(f"no reference {ref_id}")
         self.store.delete_reference(ref_id)
-        self._forget_media(row.path, ref_id)
+        self.media.forget(row.path, ref_id)
         self.ident.index.remove([ref_id])
         self.ident.drop_references([ref_id])
         self.dirty = True
@@ -723,9 +704,13 @@ class Service:
         Raises:
             NotFoundError: no such item, or its crop is gone.
         """
-        path = Path(self.queue.get(item_id).crop_path)
+        item = self.queue.get(item_id)
+        if not item.crop_path:
+            raise NotFoundError(f"the picture of review item {item_id} is no longer kept "
+                                f"(review.keep_days: {self.project.config.review.keep_days})")
+        path = Path(item.crop_path)
         if not path.is_file():
-            raise NotFoundError(f"the crop of review item {item_id} is missing")
+            raise NotFoundError(f"the picture of review item {item_id} is missing")
         return path
 
     # --- thresholds -----------------------------------------------------------------
@@ -784,6 +769,22 @@ class Service:
                     "threshold": thr, "margin": mar})
         return self.thresholds()
 
+    # --- storage --------------------------------------------------------------------
+
+    def collect(self) -> Collected:
+        """Apply the retention policy (``review.keep_days``) and remove orphan files."""
+        return self.media.collect(self.project.config.review.keep_days)
+
+    def storage(self) -> dict[str, int]:
+        """Disk use: media files by kind, the database (with its write-ahead log) and
+        the vector index."""
+        db, index = self.project.db_path, self.ident.index.path
+        sizes = {name: p.stat().st_size if p.exists() else 0
+                 for name, p in (("database_bytes", db),
+                                 ("database_wal_bytes", db.with_name(db.name + "-wal")),
+                                 ("index_bytes", index))}
+        return {**self.media.usage(), **sizes}
+
     # --- health ---------------------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
@@ -801,6 +802,7 @@ class Service:
             "gate_rejected": dict(self.stats.gate_rejected),
             "tracks": self.tracker.active,
             "uptime_s": round(time.monotonic() - self.stats.started, 1),
+            "storage": self.storage(),
         }
 
 

@@ -356,6 +356,27 @@ class Store:
             [path, but]).fetchone()
         return row is not None
 
+    def expired_pictures(self, cutoff: str) -> list[tuple[int, str]]:
+        """(image id, path) of the pictures of items decided or skipped before
+        ``cutoff`` (ISO time) that are still kept."""
+        return [(int(i), str(p)) for i, p in self.db.execute(
+            "select i.id, i.path from review r join images i on i.id = r.image_id "
+            "where r.status != 'pending' and r.resolved_at < ? and i.path != ''",
+            [cutoff])]
+
+    def forget_picture(self, image_id: int) -> None:
+        """Record that an image's file is no longer kept (its row stays)."""
+        with self.db.conn:
+            self.db.conn.execute("update images set path = '', updated_at = ? where id = ?",
+                                 [now_iso(), image_id])
+
+    def media_paths(self) -> set[str]:
+        """Paths some row still needs: active references and review items' pictures."""
+        return {str(p) for (p,) in self.db.execute(
+            "select path from images where path != '' and "
+            "((kind = 'reference' and status = 'active') or "
+            "id in (select image_id from review))")}
+
     # --- class names ----------------------------------------------------------------
 
     def aliases(self) -> dict[str, str]:

@@ -20,7 +20,12 @@ from .config import ServeConfig
 from .events import EventHub
 from .jobs import Jobs
 from .keys import CAMERAS, CONFIG, ENGINE, EVENTS, JOBS, SOCKETS, STATS
-from .limits import INDEX_SAVE_INTERVAL_S, MAX_REQUEST_BYTES, SHUTDOWN_GRACE_S
+from .limits import (
+    COLLECT_INTERVAL_S,
+    INDEX_SAVE_INTERVAL_S,
+    MAX_REQUEST_BYTES,
+    SHUTDOWN_GRACE_S,
+)
 from .routes import (
     events,
     health,
@@ -83,8 +88,17 @@ def create_app(config: ServeConfig, embedder: EmbedderFactory = _default_embedde
             lock.release()
 
     async def saver_ctx(app: web.Application) -> AsyncIterator[None]:
+        """Save a changed index every few seconds; apply the storage retention policy at
+        start and every ``COLLECT_INTERVAL_S``."""
         async def loop() -> None:
+            collected_at = -COLLECT_INTERVAL_S
             while True:
+                now = asyncio.get_running_loop().time()
+                if now - collected_at >= COLLECT_INTERVAL_S:
+                    collected_at = now
+                    done = await app[ENGINE].run(lambda s: s.collect())
+                    if done.pictures_expired or done.orphans:
+                        log.info("storage: %s", done.to_json())
                 await asyncio.sleep(INDEX_SAVE_INTERVAL_S)
                 await app[ENGINE].run(lambda s: s.save())
 

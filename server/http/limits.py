@@ -28,6 +28,9 @@ RETRY_AFTER_S = 1
 """What a 429 tells the client to wait (``Retry-After``, seconds)."""
 MAX_EVENT_BACKLOG = 256
 """Events buffered per events subscriber; a slow one loses its oldest events."""
+COLLECT_INTERVAL_S = 3600.0
+"""How often the server applies the storage retention policy (``review.keep_days``) and
+removes orphan media files; also once at start."""
 INDEX_SAVE_INTERVAL_S = 5.0
 """How often a changed index is written to disk (the database is written at once)."""
 SHUTDOWN_GRACE_S = 2.0

@@ -2,6 +2,7 @@
 
     python -m tests.benchmarks.bench_server [--seconds 60] [--http-clients 4]
                                             [--ws-clients 4] [--fps 30] [--browser]
+                                            [--import-files 1000 [--only-import]]
 
 1. *Bare*: the engine in-process, no HTTP, on the demo's camera photos (decode, embed,
    search, second stage, decide), images per second: one image after another, and
@@ -15,6 +16,9 @@
    first and the last 10 seconds, the server's memory (RSS) over the run.
 4. ``--browser``: headless Chromium's fake camera on the page: time from the camera
    starting to the first identified frame.
+5. ``--import-files N``: identification alone, then while an import of N reference
+   files runs as a job, with ``/api/health`` polled every 0.1 s: identification
+   throughput during against alone, health p50/p99 (``--only-import`` skips 1-4).
 
 Bounded in time and count; everything runs on 127.0.0.1.
 """
@@ -245,6 +249,55 @@ async def browser_first_frame(base: str, work: Path) -> dict[str, Any]:
     return {"error": "no result within 30 s"}
 
 
+def import_folder(work: Path, files: int) -> Path:
+    """``files`` reference files for an import: the demo's references under new names
+    (each is decoded, embedded with its views and committed like any other)."""
+    folder = work / "incoming"
+    folder.mkdir(exist_ok=True)
+    sources = sorted((REPO / "examples" / "demo" / "references").glob("*.png"))
+    for i in range(files):
+        shutil.copy(sources[i % len(sources)], folder / f"import_{i:04d}.png")
+    return folder
+
+
+async def import_phase(base: str, folder: Path, clients: int, seconds: float
+                       ) -> dict[str, Any]:
+    """Identification alone for ``seconds``, then again while an import of the folder
+    runs, with ``/api/health`` asked every 0.1 s meanwhile; the import is cancelled
+    afterwards (the measurement is of the server while an import runs, not of the
+    import's length)."""
+    alone = await http_load(base, clients, seconds)
+    health_ms: list[float] = []
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{base}/api/references/import",
+                                json={"path": str(folder), "wait": False}) as resp:
+            job = (await resp.json())["job"]
+        end = time.perf_counter() + seconds
+
+        async def poll_health() -> None:
+            while time.perf_counter() < end:
+                t0 = time.perf_counter()
+                async with session.get(f"{base}/api/health") as r:
+                    await r.read()
+                health_ms.append((time.perf_counter() - t0) * 1000)
+                await asyncio.sleep(0.1)
+
+        during, _ = await asyncio.gather(http_load(base, clients, seconds), poll_health())
+        async with session.get(f"{base}/api/jobs/{job['id']}") as r:
+            done = (await r.json())["done"]
+        async with session.delete(f"{base}/api/jobs/{job['id']}") as r:
+            await r.read()
+    return {"files": job["total"], "files_imported_meanwhile": done,
+            "import_files_per_s": done / seconds, "clients": clients,
+            "identify_alone_per_s": alone["images_per_s"],
+            "identify_during_import_per_s": during["images_per_s"],
+            "ratio_identify_during_to_alone": during["images_per_s"] / alone["images_per_s"],
+            "identify_p99_ms_alone": alone["p99_ms"], "identify_p99_ms_during": during["p99_ms"],
+            "health_requests": len(health_ms), "health_p50_ms": pct(health_ms, 50),
+            "health_p99_ms": pct(health_ms, 99), "health_max_ms": max(health_ms),
+            "statuses_during": during["statuses"]}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -262,6 +315,12 @@ async def against_server(file: Path, args: argparse.Namespace, work: Path) -> di
         assert proc.stdout is not None
         proc.stdout.readline()  # "serving ... on URL" once the port is bound
         base = f"http://127.0.0.1:{port}"
+        if args.import_files:
+            out["import"] = await import_phase(base, import_folder(work, args.import_files),
+                                               args.http_clients, args.import_seconds)
+            if args.only_import:
+                bare.close()
+                return out
         # Throughput in alternating rounds (bare, then the server, which is idle while
         # the bare pipeline runs), so a drift in the machine's speed hits both alike.
         rounds = []
@@ -315,6 +374,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--round-seconds", type=float, default=10.0)
     parser.add_argument("--browser", action="store_true")
+    parser.add_argument("--import-files", type=int, default=0,
+                        help="also measure health and identification while an import of "
+                             "this many files runs")
+    parser.add_argument("--import-seconds", type=float, default=30.0)
+    parser.add_argument("--only-import", action="store_true",
+                        help="with --import-files: skip the other phases")
     parser.add_argument("--out", type=Path, default=REPO / ".bench" / "results" / "server.json")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-server-"))

@@ -354,3 +354,20 @@ def test_the_unknown_pass_locates_as_if_the_hidden_class_were_not_indexed(
                 np.testing.assert_allclose(a.evidence.vector, b.evidence.vector, atol=1e-5)
     finally:
         ident.close()
+
+
+def test_gc_applies_the_retention_policy_and_says_what_it_freed(tmp_path: Path,
+                                                                small_refs: Path) -> None:
+    project = write_project(tmp_path, small_refs)
+    code, out, err = run("gc", "--project", str(project))
+    assert code == 2 and "run identify index first" in err
+    assert run("index", "--project", str(project))[0] == 0
+    from server.engine.config import load_project
+
+    orphan = load_project(project).data_dir / "media" / "crops" / "ab" / "orphan.jpg"
+    orphan.parent.mkdir(parents=True)
+    orphan.write_bytes(b"x" * 2_000_000)
+    code, out, _ = run("gc", "--project", str(project))
+    assert code == 0, out
+    assert "0 expired picture(s), 1 orphan file(s), 2.0 MB freed" in out
+    assert not orphan.exists()

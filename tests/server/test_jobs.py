@@ -5,6 +5,7 @@ a cancelled job has committed exactly the files it reports."""
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -99,8 +100,8 @@ async def test_a_cancelled_import_has_committed_exactly_what_it_reports(
 async def test_an_import_stops_when_its_client_goes_away(client: Client,
                                                          tmp_path: Path) -> None:
     folder = folder_of_references(tmp_path)
-    body = ('{"path": "%s"}' % folder).encode()
-    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    body = json.dumps({"path": str(folder)}).encode()
+    _, writer = await asyncio.open_connection(client.server.host, client.server.port)
     writer.write(b"POST /api/references/import HTTP/1.1\r\n"
                  + f"Host: 127.0.0.1:{client.server.port}\r\n".encode()
                  + b"Content-Type: application/json\r\n"

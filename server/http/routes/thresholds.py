@@ -29,7 +29,7 @@ async def set_threshold(request: web.Request) -> web.Response:
         raise IdentifyError("'scope' and 'name' are required")
     unknown = set(body) - {"scope", "name", "threshold", "margin"}
     if unknown:
-        raise IdentifyError(f"unknown field {sorted(unknown)[0]!r}")
+        raise IdentifyError(f"unknown field {min(unknown)!r}")
     result = await request.app[ENGINE].run(
         lambda s: s.set_threshold(scope, name, body.get("threshold"), body.get("margin")))
     return web.json_response(result)

@@ -97,19 +97,28 @@ def main(ctx: click.Context) -> None:
 @click.argument("name")
 @click.option("--refs", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder of reference images (one file or one sub-folder per class).")
-@click.option("--model", default="ViT-B-32", show_default=True,
-              help="Embedder: an open_clip architecture, or efficientnet-lite0 (offline).")
+@click.option("--model", default=None,
+              help="Embedder: an open_clip architecture, or efficientnet-lite0 (offline) "
+                   "[default: ViT-B-32 when its weights are on this machine, else "
+                   "efficientnet-lite0].")
 @click.option("--force", is_flag=True, help="Overwrite an existing project file.")
 @user_errors
-def init(name: str, refs: Path, model: str, force: bool) -> None:
+def init(name: str, refs: Path, model: str | None, force: bool) -> None:
     """Write a new project file to projects/NAME.yaml and print its path.
 
     \b
     Example:
       identify init cards --refs ~/photos/cards --model efficientnet-lite0
     """
+    from server.engine.config import ModelConfig
+    from server.engine.embedders import check_model, default_model
     from server.engine.project_init import write_new_project
 
+    if model is None:
+        model, why = default_model()
+        click.echo(f"identify: model {model}: {why}", err=True)
+    else:
+        check_model(ModelConfig(name=model))
     path = write_new_project(Path.cwd(), name, refs, model, force=force)
     click.echo(str(path))
 
@@ -130,9 +139,11 @@ def index(project: str) -> None:
     from server.engine.config import load_project
     from server.engine.embedders import project_embedder
     from server.engine.indexer import build_index, describe_skipped
+    from server.engine.preflight import preflight
     from server.engine.references import scan_references
 
     proj = load_project(project)
+    preflight(proj, references=True)
     embedder = project_embedder(proj.config)
     files, _ = scan_references(proj.config)
     with writer_lock(proj, "identify index"), progress_bar(len(files), "embedding") as update:
@@ -189,8 +200,10 @@ def match(project: str, as_json: bool, no_record: bool, images: tuple[Path, ...]
     from server.engine.decision import resolve_thresholds
     from server.engine.embedders import project_embedder
     from server.engine.matching import match_files
+    from server.engine.preflight import preflight
 
     proj = load_project(project)
+    preflight(proj, indexed=True)
     embedder = project_embedder(proj.config)
     thresholds = resolve_thresholds(proj.config, embedder.spec)
     if not thresholds.calibrated:
@@ -237,9 +250,11 @@ def verify(project: str, as_json: bool, min_accuracy: float, queries: int | None
     """
     from server.engine.config import load_project
     from server.engine.embedders import project_embedder
+    from server.engine.preflight import preflight
     from server.engine.verify import format_report, run_verify
 
     proj = load_project(project)
+    preflight(proj, indexed=True)
     embedder = project_embedder(proj.config)
     with writer_lock(proj, "identify verify"):
         report = run_verify(proj, embedder, queries_per_reference=queries,
@@ -276,10 +291,12 @@ def train(project: str, as_json: bool, force: bool) -> None:
     """
     from server.engine.config import load_project
     from server.engine.embedders import create_embedder, project_embedder
+    from server.engine.preflight import preflight
     from server.engine.training import adopt, needs_force, train_projection
     from server.engine.verify import run_verify
 
     proj = load_project(project)
+    preflight(proj, indexed=True)
     current = proj.config.projection.id if proj.config.projection else "the plain model"
     with writer_lock(proj, "identify train"):
         plain = create_embedder(proj.config.model)
@@ -369,10 +386,12 @@ def serve(project: str, host: str | None, port: int | None, token: str | None,
       identify serve --project cards --host 0.0.0.0 --token "$(openssl rand -hex 16)"
     """
     from server.engine.config import CameraConfig, load_project
+    from server.engine.preflight import preflight
     from server.http.config import ServeConfig
     from server.http.serve import run_server
 
     proj = load_project(project)
+    preflight(proj, indexed=True)
     scfg = proj.config.server
     config = ServeConfig(
         project=proj, host=host or scfg.host, port=scfg.port if port is None else port,

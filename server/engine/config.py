@@ -8,6 +8,7 @@ file, the line and the key.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import re
 from collections.abc import Mapping
@@ -464,8 +465,13 @@ def resolve_project_path(project: str | Path, cwd: Path | None = None) -> Path:
         path = cwd / "projects" / f"{project}{ext}"
         if path.is_file():
             return path
+    folder = cwd / "projects"
+    names = sorted({p.stem for ext in ("*.yaml", "*.yml") for p in folder.glob(ext)}) \
+        if folder.is_dir() else []
+    close = difflib.get_close_matches(str(project), names, n=1, cutoff=0.6)
+    hint = f"did you mean '{close[0]}'? " if close else ""
     raise ProjectConfigError(
-        f"no project '{project}': looked for projects/{project}.yaml under {cwd}; "
+        f"no project '{project}': {hint}looked for projects/{project}.yaml under {cwd}; "
         "pass a path to a YAML file or create one with `identify init`"
     )
 

@@ -31,6 +31,20 @@ class _Ctx:
         return ProjectConfigError(f"{self.source}:{line}: {where}: {message}")
 
 
+YAML_HINTS = {
+    "mapping values are not allowed": " (a 'key: value' where none can start: check this "
+    "line's indentation, or quote a value that holds ': ')",
+    "expected <block end>": " (this line is indented differently from the lines above it)",
+    "could not find expected ':'": " (a line with no 'key:': check its indentation)",
+    "found character '\\t'": " (YAML is indented with spaces, not tabs)",
+    "found a tab character": " (YAML is indented with spaces, not tabs)",
+    "did not find expected key": " (a line is indented differently from its siblings)",
+    "did not find expected '-' indicator": " (a list item is indented differently from "
+    "the others)",
+}
+"""PyYAML's problems, said in a user's words (what to look at on the line)."""
+
+
 def load_yaml_as(cls: type[T], text: str, source: str) -> T:
     """Parse YAML ``text`` and build ``cls`` (a dataclass) from it, strictly.
 
@@ -44,7 +58,8 @@ def load_yaml_as(cls: type[T], text: str, source: str) -> T:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ProjectConfigError(f"{source}{line}: invalid YAML: {problem}") from None
+        hint = next((h for key, h in YAML_HINTS.items() if key in problem), "")
+        raise ProjectConfigError(f"{source}{line}: invalid YAML: {problem}{hint}") from None
     if node is None:
         raise ProjectConfigError(f"{source}: the file is empty")
     return typing.cast(T, _build(cls, node, "top level", _Ctx(source)))

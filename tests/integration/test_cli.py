@@ -371,3 +371,78 @@ def test_gc_applies_the_retention_policy_and_says_what_it_freed(tmp_path: Path,
     assert code == 0, out
     assert "0 expired picture(s), 1 orphan file(s), 2.0 MB freed" in out
     assert not orphan.exists()
+
+
+@pytest.fixture()
+def no_model_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any model load fails the test: what is checked must be checked before."""
+    from server.engine import embedders
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a model was loaded before the project was checked")
+
+    monkeypatch.setattr(embedders, "create_embedder", refuse)
+    monkeypatch.setattr(embedders, "project_embedder", refuse)
+
+
+@pytest.mark.parametrize("command", ["index", "verify", "train", "match"])
+def test_project_mistakes_are_reported_before_the_model_loads(
+        tmp_path: Path, small_refs: Path, no_model_loads: None, command: str) -> None:
+    extra = [str(DEMO_QUERIES / "known-brazil.jpg")] if command == "match" else []
+    missing = write_project(tmp_path, tmp_path / "no-such-folder")
+    code, _, err = run(command, "--project", str(missing), *extra)
+    assert code == 2
+    if command == "index":
+        assert "reference folder not found" in err
+    else:  # not indexed: said before the model loads, and nothing is created
+        assert "has no index yet" in err and not (tmp_path / "indexes").exists()
+    typo = write_project(tmp_path, small_refs).read_text().replace("efficientnet-lite0",
+                                                                   "efficientnet-lite")
+    (tmp_path / "projects" / "t.yaml").write_text(typo)
+    code, _, err = run(command, "--project", str(tmp_path / "projects" / "t.yaml"), *extra)
+    assert code == 2 and "did you mean 'efficientnet-lite0'" in err
+
+
+def test_a_misspelt_project_name_gets_a_suggestion(tmp_path: Path, small_refs: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    write_project(tmp_path, small_refs)  # projects/t.yaml
+    (tmp_path / "projects" / "fresh.yaml").write_text((tmp_path / "projects" / "t.yaml")
+                                                     .read_text())
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run("index", "--project", "frsh")
+    assert code == 2 and "did you mean 'fresh'?" in err
+
+
+@pytest.mark.parametrize("cached", [True, False])
+def test_init_picks_clip_only_when_its_weights_are_here(
+        tmp_path: Path, small_refs: Path, monkeypatch: pytest.MonkeyPatch,
+        cached: bool) -> None:
+    from server.engine.embedders import openclip
+
+    monkeypatch.setattr(openclip, "weights_available", lambda name, tag: cached)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run("init", "cards", "--refs", str(small_refs))
+    assert code == 0, err
+    text = Path(out.strip()).read_text()
+    model = "ViT-B-32" if cached else "efficientnet-lite0"
+    assert f"name: {model}" in text and f"model {model}:" in err
+    if not cached:
+        assert "no ViT-B-32 weights on this machine" in err
+
+
+def test_clip_without_weights_fails_fast_offline_with_one_message(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import open_clip
+
+    from server.engine.embedders import openclip
+    from server.engine.errors import ModelUnavailableError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(openclip, "weights_available", lambda name, tag: False)
+
+    def no_download(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the hub was tried")
+
+    monkeypatch.setattr(open_clip, "create_model", no_download)
+    with pytest.raises(ModelUnavailableError, match="not cached on this machine"):
+        openclip.create_openclip_model("ViT-B-32", "laion2b_s34b_b79k", None)

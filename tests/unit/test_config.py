@@ -495,3 +495,14 @@ def test_the_readme_project_example_is_a_valid_project(tmp_path: Path) -> None:
     assert project.config.references[0].prefix == "Cards > Yu-Gi-Oh"
     assert "ssp" in project.config.naming.rarity_suffixes
     assert project.config.server.cameras[0].name == "door"
+
+
+@pytest.mark.parametrize(("text", "hint"), [
+    ("references:\n  - path: .\n model:\n  name: x\n", "indented differently"),
+    ("references:\n\t- path: .\n", "spaces, not tabs"),
+])
+def test_yaml_syntax_errors_say_what_to_look_at(tmp_path: Path, text: str, hint: str) -> None:
+    file = tmp_path / "p.yaml"
+    file.write_text(text)
+    with pytest.raises(ProjectConfigError, match=hint):
+        load_project(file)

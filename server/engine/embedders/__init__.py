@@ -7,13 +7,27 @@ Heavy libraries (torch, timm, open_clip) are imported only when a model is creat
 
 from __future__ import annotations
 
+import difflib
+import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..config import ModelConfig, ProjectConfig
+from ..errors import ModelUnavailableError
 from .base import Embedder, ModelSpec, embed_images, l2_normalise
 
-__all__ = ["Embedder", "ModelSpec", "ModelInfo", "create_embedder", "embed_images",
-           "l2_normalise", "list_models", "project_embedder"]
+__all__ = [
+    "Embedder",
+    "ModelInfo",
+    "ModelSpec",
+    "check_model",
+    "create_embedder",
+    "default_model",
+    "embed_images",
+    "l2_normalise",
+    "list_models",
+    "project_embedder",
+]
 
 
 @dataclass(frozen=True)
@@ -39,6 +53,51 @@ def list_models() -> list[ModelInfo]:
     for arch, tag in open_clip.list_pretrained():
         rows.append(ModelInfo(arch, False, f"open_clip {arch}, pretrained: {tag}"))
     return rows
+
+
+def _open_clip_architectures() -> list[str]:
+    """open_clip's architecture names, read from its model config files (no torch)."""
+    spec = importlib.util.find_spec("open_clip")
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    folder = Path(next(iter(spec.submodule_search_locations))) / "model_configs"
+    return sorted(p.stem for p in folder.glob("*.json"))
+
+
+def check_model(cfg: ModelConfig) -> None:
+    """What can be checked of a ``model:`` section without loading anything: the name
+    is a known model (with a suggestion when it is close to one), the checkpoint file
+    exists. Takes milliseconds, so commands check before they load the model.
+
+    Raises:
+        ModelUnavailableError: unknown name or missing checkpoint file.
+    """
+    if cfg.checkpoint is not None and not cfg.checkpoint.is_file():
+        raise ModelUnavailableError(f"model checkpoint not found: {cfg.checkpoint}")
+    if cfg.name in OFFLINE_MODELS or cfg.name.startswith(("hf-hub:", "local-dir:")):
+        return
+    names = [*OFFLINE_MODELS, *_open_clip_architectures()]
+    if cfg.name in names:
+        return
+    close = difflib.get_close_matches(cfg.name, names, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ModelUnavailableError(
+        f"unknown model {cfg.name!r}{hint}: use efficientnet-lite0 or an open_clip "
+        "architecture (`identify models` lists them)")
+
+
+def default_model() -> tuple[str, str]:
+    """The model a new project gets, and why: CLIP ViT-B-32 when its weights are on this
+    machine (open_clip's cache), else the offline model, which always is."""
+    from .openclip import DEFAULT_TAGS, weights_available
+
+    name = "ViT-B-32"
+    if weights_available(name, DEFAULT_TAGS[name]):
+        return name, f"{name} weights ({DEFAULT_TAGS[name]}) are in the local cache"
+    return "efficientnet-lite0", (
+        f"no {name} weights on this machine (none cached); efficientnet-lite0 ships its "
+        f"weights and needs no network. For CLIP, download once where there is a "
+        f"network, or set model.checkpoint to a weights file")
 
 
 def create_embedder(cfg: ModelConfig) -> Embedder:

@@ -7,7 +7,9 @@ checkpoint file. When neither works, one message says exactly what to do.
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +40,51 @@ def default_tag(name: str) -> str | None:
     return tags[0] if tags else None
 
 
+HUB_HOST = ("huggingface.co", 443)
+HUB_PROBE_S = 3.0
+"""How long to wait for the model hub before saying it cannot be reached (instead of
+letting the download retry for a minute)."""
+
+
+def weights_available(name: str, tag: str | None) -> bool:
+    """Whether open_clip's weights ``name``/``tag`` are already on this machine (the
+    Hugging Face cache, or open_clip's own URL cache)."""
+    from open_clip.pretrained import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(name, tag) if tag else {}
+    if not cfg:
+        return False
+    if cfg.get("hf_hub"):
+        from huggingface_hub import try_to_load_from_cache
+
+        # As open_clip reads it: 'org/model/file' or 'org/model/' (its default files).
+        model_id, filename = os.path.split(cfg["hf_hub"])
+        names = [filename] if filename else ["open_clip_model.safetensors",
+                                             "open_clip_pytorch_model.bin"]
+        if any(isinstance(try_to_load_from_cache(model_id, n), str) for n in names):
+            return True
+    url = cfg.get("url")
+    return bool(url) and (Path.home() / ".cache" / "clip" / os.path.basename(url)).is_file()
+
+
+def hub_reachable() -> bool:
+    """A quick look at whether the model hub answers (False at once when
+    ``HF_HUB_OFFLINE`` is set)."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
+    try:
+        socket.create_connection(HUB_HOST, timeout=HUB_PROBE_S).close()
+    except OSError:
+        return False
+    return True
+
+
 def create_openclip_model(name: str, pretrained: str | None, checkpoint: Path | None) -> Any:
-    """Build the open_clip model with weights from a file, the cache or the hub."""
+    """Build the open_clip model with weights from a file, the cache or the hub.
+
+    Without a file or cached weights, the hub is asked first, once and briefly: with no
+    network this fails in seconds with one message, not after a minute of retries.
+    """
     import open_clip
 
     if name not in open_clip.list_models():
@@ -49,6 +94,8 @@ def create_openclip_model(name: str, pretrained: str | None, checkpoint: Path | 
         )
     if checkpoint is not None and not checkpoint.is_file():
         raise ModelUnavailableError(f"model checkpoint not found: {checkpoint}")
+    if checkpoint is None and not weights_available(name, pretrained) and not hub_reachable():
+        raise ModelUnavailableError(_no_weights(name, pretrained))
     source = str(checkpoint) if checkpoint else pretrained
     try:
         return open_clip.create_model(name, pretrained=source, require_pretrained=True)
@@ -58,11 +105,14 @@ def create_openclip_model(name: str, pretrained: str | None, checkpoint: Path | 
             raise ModelUnavailableError(
                 f"cannot load {name} weights from {checkpoint}: {exc}"
             ) from None
-        raise ModelUnavailableError(
-            f"cannot get CLIP weights {name}/{pretrained} (no network or no cache?). "
-            "Either copy the weights file to this machine and set `model.checkpoint: PATH` "
-            "in the project, or use the offline model with `model.name: efficientnet-lite0`."
-        ) from None
+        raise ModelUnavailableError(_no_weights(name, pretrained)) from None
+
+
+def _no_weights(name: str, pretrained: str | None) -> str:
+    return (f"cannot get CLIP weights {name}/{pretrained}: not cached on this machine and "
+            "the model hub cannot be reached. Either copy the weights file here and set "
+            "`model.checkpoint: PATH` in the project, or use the offline model with "
+            "`model.name: efficientnet-lite0`.")
 
 
 class OpenClipEmbedder:

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
@@ -51,9 +52,22 @@ def user_errors(fn: F) -> F:
 
 
 @contextmanager
-def progress_bar(length: int, label: str) -> Iterator[Callable[[int], None]]:
-    """A progress bar on a terminal, silence elsewhere (pipes, CI logs)."""
+def progress_bar(length: int, label: str, *, results_on_stdout: bool = False
+                 ) -> Iterator[Callable[[int], None]]:
+    """Progress of one stage on stderr: a bar on a terminal; on a pipe or in a log one
+    line as the stage starts and one as it ends, so a long run shows it is alive.
+
+    ``results_on_stdout``: the command prints a line per item on stdout; when that is a
+    terminal too, those lines are the progress and no bar is drawn over them.
+    """
+    started = time.perf_counter()
     if not sys.stderr.isatty():
+        click.echo(f"identify: {label}: {length} ...", err=True)
+        yield lambda n: None
+        click.echo(f"identify: {label}: done in {time.perf_counter() - started:.1f}s",
+                   err=True)
+        return
+    if results_on_stdout and sys.stdout.isatty():
         yield lambda n: None
         return
     with click.progressbar(length=length, label=label, file=sys.stderr) as bar:
@@ -213,8 +227,9 @@ def match(project: str, as_json: bool, no_record: bool, images: tuple[Path, ...]
                    f"{threshold:.2f} and margin {margin:.2f} (run identify verify)", err=True)
     failures = 0
     lock = writer_lock(proj, "identify match") if not no_record else contextlib.nullcontext()
-    with lock:
+    with lock, progress_bar(len(images), "identifying", results_on_stdout=True) as update:
         for result in match_files(proj, embedder, list(images), record=not no_record):
+            update(1)
             if result.error is not None:
                 failures += 1
             if as_json:
@@ -256,9 +271,11 @@ def verify(project: str, as_json: bool, min_accuracy: float, queries: int | None
     proj = load_project(project)
     preflight(proj, indexed=True)
     embedder = project_embedder(proj.config)
-    with writer_lock(proj, "identify verify"):
+    tested = min(_reference_count(proj), proj.config.verify.max_references)
+    with writer_lock(proj, "identify verify"), \
+            progress_bar(tested, "self-testing references") as update:
         report = run_verify(proj, embedder, queries_per_reference=queries,
-                            write=not no_write)
+                            write=not no_write, progress=update)
     click.echo(json.dumps(report.to_json(), indent=2) if as_json else format_report(report))
     if report.predicted_open_set_accuracy < min_accuracy:
         click.echo(
@@ -307,7 +324,9 @@ def train(project: str, as_json: bool, force: bool) -> None:
             with progress_bar(count, "re-indexing") as update:
                 summary = adopt(proj, plain, report, update)
             proj = load_project(project)
-            checked = run_verify(proj, project_embedder(proj.config))
+            tested = min(count, proj.config.verify.max_references)
+            with progress_bar(tested, "re-verifying") as update:
+                checked = run_verify(proj, project_embedder(proj.config), progress=update)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
     else:
@@ -391,7 +410,6 @@ def serve(project: str, host: str | None, port: int | None, token: str | None,
     from server.http.serve import run_server
 
     proj = load_project(project)
-    preflight(proj, indexed=True)
     scfg = proj.config.server
     config = ServeConfig(
         project=proj, host=host or scfg.host, port=scfg.port if port is None else port,
@@ -402,6 +420,7 @@ def serve(project: str, host: str | None, port: int | None, token: str | None,
         click.echo("identify: WARNING: serving without authentication on "
                    f"{config.host}; anyone who can reach it can change this project",
                    err=True)
+    preflight(proj, indexed=True)
     run_server(config, announce=lambda url: click.echo(f"identify: serving {proj.name} on {url}"))
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -247,8 +247,10 @@ def _brute_force(keys: np.ndarray, matrix: np.ndarray) -> Search:
 
 
 def run_verify(project: Project, embedder: Embedder, *, queries_per_reference: int | None = None,
-               write: bool = True) -> VerifyReport:
-    """Run the self-test and (unless ``write`` is False) calibrate the project.
+               write: bool = True, progress: Callable[[int], None] | None = None
+               ) -> VerifyReport:
+    """Run the self-test and (unless ``write`` is False) calibrate the project;
+    ``progress(1)`` after each reference tested.
 
     Raises:
         NotIndexedError: run ``identify index`` first.
@@ -313,6 +315,8 @@ def run_verify(project: Project, embedder: Embedder, *, queries_per_reference: i
                 hidden = _picture_ranking(ident, hidden_regions, exclude=ref.label,
                                           search=None if space is None else space[1])
                 pictures.append(_outcome(ref.label, known, hidden))
+            if progress is not None:
+                progress(1)
         if not outcomes:
             raise NoReferencesError("no reference could be read for the self-test")
         margins = np.array([o.margin for o in outcomes])

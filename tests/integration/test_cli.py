@@ -41,7 +41,9 @@ def test_index_is_incremental_and_a_second_run_embeds_nothing(tmp_path: Path,
     code, out, err = run("index", "--project", str(project))
     assert code == 0, out
     assert "6 references in 6 classes (6 embedded, 0 unchanged" in out
-    assert "embedding" not in out + err  # no progress bar where nobody watches
+    # No bar where nobody watches: one line as the stage starts, one as it ends.
+    assert "embedding" not in out
+    assert [line.split(":")[1].strip() for line in err.splitlines()] == ["embedding"] * 2
     code, out, _ = run("index", "--project", str(project))
     assert code == 0
     assert "(0 embedded, 6 unchanged, 0 removed, 0 skipped)" in out
@@ -85,7 +87,8 @@ def test_index_of_a_folder_of_unreadable_images_is_one_clear_error_and_writes_no
     project = write_project(tmp_path, refs)
     code, out, err = run("index", "--project", str(project))
     assert code == 2 and out == ""
-    (line,) = err.strip().splitlines()
+    stage, line = err.strip().splitlines()  # the stage as it started, then one error
+    assert stage == "identify: embedding: 2 ..."
     assert line.startswith("identify: error: no reference image could be read (2 file(s) "
                            "skipped: ")
     assert "garbage.jpg: " in line and "empty.png: the file is empty" in line
@@ -446,3 +449,15 @@ def test_clip_without_weights_fails_fast_offline_with_one_message(
     monkeypatch.setattr(open_clip, "create_model", no_download)
     with pytest.raises(ModelUnavailableError, match="not cached on this machine"):
         openclip.create_openclip_model("ViT-B-32", "laion2b_s34b_b79k", None)
+
+
+def test_long_commands_say_each_stage_on_a_pipe(tmp_path: Path, small_refs: Path) -> None:
+    project = write_project(tmp_path, small_refs)
+    assert run("index", "--project", str(project))[0] == 0
+    code, _, err = run("verify", "--project", str(project))
+    assert code == 0
+    assert "identify: self-testing references: 6 ..." in err
+    assert re.search(r"identify: self-testing references: done in \d+\.\ds", err)
+    code, out, err = run("match", "--project", str(project),
+                         *[str(p) for p in sorted(DEMO_QUERIES.glob("known-*.jpg"))[:3]])
+    assert code == 0 and "identify: identifying: 3 ..." in err and len(out.splitlines()) == 3

@@ -27,8 +27,12 @@ def test_demo_script_indexes_verifies_and_identifies_the_queries(tmp_path: Path)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert re.search(r"indexed demo: 19 references in 19 classes", out)
-    assert "recommended thresholds" in out and "calibration:" in (
-        tmp_path / "projects/demo.yaml").read_text()
+    assert "recommended thresholds" in out and "verified_at" in (
+        tmp_path / "indexes/demo.yaml").read_text()
+    # The demo works on a copy: the project file of a clean clone stays as it was.
+    assert (tmp_path / "projects/demo.yaml").read_bytes() == \
+        (REPO / "projects/demo.yaml").read_bytes()
+    assert (tmp_path / "indexes/demo/identify.db").is_file()
     answers = dict(re.findall(r"queries/(\S+)\.jpg: (.+)", out))
     queries = sorted(p.stem for p in (tmp_path / "examples/demo/queries").glob("*.jpg"))
     assert sorted(answers) == queries

@@ -19,6 +19,7 @@ from .screens.references import ReferencesScreen
 from .screens.review import ReviewScreen
 from .screens.stats import StatsScreen
 from .screens.thresholds import ThresholdsScreen
+from .widgets.screen_bar import SCREENS
 
 HEALTH_POLL_S = 2.0
 
@@ -35,12 +36,12 @@ class IdentifyApp(App[None]):
     MODES = {"review": ReviewScreen, "references": ReferencesScreen,
              "thresholds": ThresholdsScreen, "live": LiveScreen, "stats": StatsScreen}
     DEFAULT_MODE = "review"
+    # The F-keys and q show in each screen's ScreenBar, not in the footer, so that the
+    # footer has room for the screen's own keys at 80 columns; all are in the palette.
     BINDINGS = [
-        Binding("f1", "switch_mode('review')", "Review"),
-        Binding("f2", "switch_mode('references')", "Refs"),
-        Binding("f3", "switch_mode('thresholds')", "Thresh"),
-        Binding("f4", "switch_mode('live')", "Live"),
-        Binding("f5", "switch_mode('stats')", "Stats"),
+        *[Binding(key, f"switch_mode('{mode}')", name, show=False)
+          for key, mode, name in SCREENS],
+        Binding("q", "quit", "Quit", show=False),
         Binding("ctrl+q", "quit", "Quit", show=False),
     ]
 
@@ -112,6 +113,7 @@ def banner() -> ComposeResult:
     widget = ConnectionBanner("", id="banner")
     widget.display = False
     yield widget
+
 
 
 def make_tui(config: TuiConfig) -> IdentifyApp:

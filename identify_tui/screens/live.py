@@ -7,7 +7,7 @@ import time
 
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 ROWS = 100
 """Identifications listed."""
@@ -23,12 +23,13 @@ class LiveScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         from ..app import banner
+        from ..widgets.screen_bar import bottom
 
         yield Header()
         yield from banner()
         yield Static("", id="live-summary")
         yield DataTable(id="live-table", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield from bottom('live')
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from ..client import ApiError
 from ..widgets.thumbnail import Thumbnail
@@ -36,6 +36,7 @@ class ReferencesScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         from ..app import banner
+        from ..widgets.screen_bar import bottom
 
         yield Header()
         yield from banner()
@@ -44,7 +45,7 @@ class ReferencesScreen(Screen[None]):
             with Vertical(id="ref-side"):
                 yield Thumbnail(*THUMB_CELLS, id="ref-thumb")
                 yield Static("", id="ref-info")
-        yield Footer()
+        yield from bottom('references')
 
     def on_mount(self) -> None:
         self.query_one(DataTable).add_columns("class", "taxonomy", "refs")

@@ -13,7 +13,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from ..client import ApiError
 from ..widgets.thumbnail import Thumbnail
@@ -46,11 +46,23 @@ class Done:
     action: str
 
 
+LIST_CELLS = 29
+"""Characters of a queue-list line after its selection mark: the list is 33 columns, less
+its border and the table's cell padding."""
+REASON_MARKS = {"below_threshold": "?", "low_margin": "~"}
+"""The list's mark for why an item is queued: ``?`` unknown, ``~`` doubtful (too close
+to a second class)."""
+
+
 def describe(item: dict[str, Any]) -> str:
-    """One line of the queue list."""
+    """One line of the queue list: id, why (``?`` / ``~``), best candidate, score; the
+    label is shortened (with an ellipsis) so the score always shows whole."""
     best = item["candidates"][0]["label"] if item["candidates"] else "-"
-    reason = {"below_threshold": "unknown", "low_margin": "doubtful"}.get(item["reason"], "?")
-    return f"{item['id']:>5} {reason:<8} {best[:11]:<11} {item['score']:.2f}"
+    mark = REASON_MARKS.get(item["reason"], "!")
+    head, score = f"{item['id']:>5} {mark} ", f" {item['score']:.3f}"
+    room = max(1, LIST_CELLS - len(head) - len(score))
+    label = best if len(best) <= room else best[:room - 1] + "…"
+    return f"{head}{label:<{room}}{score}"
 
 
 class ReviewScreen(Screen[None]):
@@ -72,6 +84,7 @@ class ReviewScreen(Screen[None]):
         Binding("s", "skip", "Skip"),
         Binding("u", "undo", "Undo"),
         Binding("space", "select", "Select"),
+        Binding("w", "whole", "Whole pic"),
         Binding("r", "reload", "Reload", show=False),
     ]
 
@@ -94,9 +107,12 @@ class ReviewScreen(Screen[None]):
         self.in_flight: set[int] = set()
         """Items whose decision was sent and not yet answered."""
         self._last_decision = 0.0
+        self.whole = False
+        """The next label makes a reference of the whole picture, not the box (``w``)."""
 
     def compose(self) -> ComposeResult:
         from ..app import banner
+        from ..widgets.screen_bar import bottom
 
         yield Header()
         yield from banner()
@@ -114,7 +130,7 @@ class ReviewScreen(Screen[None]):
                                          id=f"cand-row-{n}", classes="candidate")
                     yield Static("", id="more-candidates")
                 yield Static("", id="empty")
-        yield Footer()
+        yield from bottom('review')
 
     def on_mount(self) -> None:
         self.query_one("#queue-list", DataTable).add_column("item", key="item")
@@ -210,7 +226,9 @@ class ReviewScreen(Screen[None]):
             f"[b]#{item['id']}[/b]  {self.index + 1} of {self.total}"
             f"{'  (' + str(len(self.selected)) + ' selected)' if self.selected else ''}\n"
             f"source {str(item['source'])[:24]}\nseen   {when} UTC\n"
-            f"reason {item['reason']}\nscore  {item['score']:.3f}\nmargin {item['margin']:.3f}")
+            f"reason {item['reason']}\nscore  {item['score']:.3f}\nmargin {item['margin']:.3f}"
+            f"{'  (' + str(item['seen']) + ' times)' if item.get('seen', 1) > 1 else ''}\n"
+            f"{self._makes(item)}")
         self._show_candidates(item)
         self._load_pictures(item)
         for ahead in self.items[self.index + 1:self.index + 1 + PREFETCH]:
@@ -231,7 +249,7 @@ class ReviewScreen(Screen[None]):
             for n, c in enumerate(cands, start=1) if n > SHOWN_CANDIDATES))
 
     def _paths(self, item: dict[str, Any]) -> list[tuple[str, int, int, str]]:
-        out = [(f"/api/review/{item['id']}/image", *CROP_CELLS, "#crop")]
+        out = [(f"/api/review/{item['id']}/image?box=1", *CROP_CELLS, "#crop")]
         for n, cand in enumerate(item["candidates"][:SHOWN_CANDIDATES], start=1):
             out.append((f"/api/references/{cand['reference_id']}/image", *CANDIDATE_CELLS,
                         f"#cand-{n}"))
@@ -277,6 +295,9 @@ class ReviewScreen(Screen[None]):
             self.notify("Nothing to review.", severity="warning")
             return
         self._last_decision = time.monotonic()
+        if self.whole and action in ("confirm", "correct"):
+            body = {**body, "region": "whole"}
+        self.whole = False
         table = self.query_one("#queue-list", DataTable)
         for index, item in sorted(targets, key=lambda t: -t[0]):
             del self.items[index]
@@ -286,10 +307,39 @@ class ReviewScreen(Screen[None]):
             self.undo_stack.append(Done(item, index, action))
             self._send(item, index, action, body)
         del self.undo_stack[:-UNDO_DEPTH]
+        self.notify(self._said(action, body, [item for _, item in targets]), timeout=2)
         self.selected.clear()
         self.index = min(min(i for i, _ in targets), max(0, len(self.items) - 1))
         self._move_cursor()
         self.show_current()
+
+    def _makes(self, item: dict[str, Any]) -> str:
+        """What a label will make a reference of, and how to change it (``w``)."""
+        if item.get("box") is None:
+            return "label -> the whole picture"
+        if self.whole:
+            return "label -> [b]whole picture[/b] (w: box)"
+        sure = "[yellow]doubtful[/] box" if item.get("region") == "doubtful" else "box"
+        return f"label -> the {sure} (w: whole)"
+
+    def action_whole(self) -> None:
+        """Toggle what the next label makes a reference of: the box or the whole picture."""
+        self.whole = not self.whole
+        self.show_current()
+
+    @staticmethod
+    def _said(action: str, body: dict[str, Any], items: list[dict[str, Any]]) -> str:
+        """What a decision key did, in a word (the toast after each key)."""
+        who = f"#{items[0]['id']}" if len(items) == 1 else f"{len(items)} items"
+        if action == "confirm":
+            number = int(body.get("candidate", 1))
+            cands = items[0]["candidates"]
+            label = cands[number - 1]["label"] if len(items) == 1 and \
+                len(cands) >= number else f"candidate {number}"
+            return f"{who}: confirmed as {label}"
+        if action == "correct":
+            return f"{who}: labelled {body['label']}"
+        return f"{who}: {'not it (false positive)' if action == 'false_positive' else 'skipped'}"
 
     @work(group="send")
     async def _send(self, item: dict[str, Any], index: int, action: str,

@@ -8,7 +8,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from ..client import ApiError
 
@@ -29,12 +29,13 @@ class StatsScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         from ..app import banner
+        from ..widgets.screen_bar import bottom
 
         yield Header()
         yield from banner()
         yield Static("", id="stats-body")
         yield DataTable(id="per-day", cursor_type="row")
-        yield Footer()
+        yield from bottom('stats')
 
     def on_mount(self) -> None:
         self.query_one(DataTable).add_columns("day", "confirmed", "corrected",

@@ -16,7 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from ..client import ApiError
 
@@ -77,13 +77,14 @@ class ThresholdsScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         from ..app import banner
+        from ..widgets.screen_bar import bottom
 
         yield Header()
         yield from banner()
         with Horizontal(id="thr-body"):
             yield DataTable(id="thr-table", cursor_type="row")
             yield Static("", id="curve")
-        yield Footer()
+        yield from bottom('thresholds')
 
     def on_mount(self) -> None:
         self.query_one(DataTable).add_columns("scope", "name", "crops", "pictures")
@@ -151,14 +152,16 @@ class ThresholdsScreen(Screen[None]):
         if data is None:
             box.update(head + "loading…")
             return
-        lines = [head, "thr    coverage  precision  reviewed"]
+        lines = [head, "thr    coverage  precision  judged"]
         for t, cov, prec, n in curve(data, row.threshold, row.margin):
             mark = ">" if abs(t - row.threshold) < 1e-9 else " "
             cov_s = "-" if cov is None else f"{cov:6.0%}"
             prec_s = "-" if prec is None else f"{prec:6.0%}"
             lines.append(f"{mark}{t:5.2f}  {cov_s:>8}  {prec_s:>9}  {n:>8}")
         lines.append(f"\n{len(data['observed'])} identifications, "
-                     f"{len(data['reviewed'])} reviewed ({row.taxonomy})")
+                     f"{len(data['reviewed'])} reviewed in all ({row.taxonomy}).\n"
+                     "judged: reviewed items a row's threshold would accept (its "
+                     "precision is theirs)")
         box.update("\n".join(lines))
 
     def action_step(self, direction: int) -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from .config import DEFAULT_TAXONOMY, Project
@@ -712,6 +713,25 @@ class Service:
         if not path.is_file():
             raise NotFoundError(f"the picture of review item {item_id} is missing")
         return path
+
+    def crop_with_box(self, item_id: int) -> bytes:
+        """A review item's picture with the box the object was found in drawn on it
+        (JPEG; the picture as it is when the whole picture won).
+
+        Raises:
+            NotFoundError: no such item, or its picture is gone.
+        """
+        path = self.crop_file(item_id)
+        item = self.queue.get(item_id)
+        data = path.read_bytes()
+        if item.box is None:
+            return data
+        picture = decode_image(data, f"review item {item_id}").copy()
+        x0, y0, x1, y1 = item.box
+        colour = (255, 200, 0) if item.region == "doubtful" else (0, 220, 0)
+        width = max(1, round(max(picture.shape[:2]) / 160))
+        cv2.rectangle(picture, (x0, y0), (max(x0, x1 - 1), max(y0, y1 - 1)), colour, width)
+        return encode_jpeg(picture, 90)
 
     # --- thresholds -----------------------------------------------------------------
 

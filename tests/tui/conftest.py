@@ -39,6 +39,18 @@ class Server:
         async with aiohttp.ClientSession() as s, s.post(self.url + path, json=body) as r:
             return await r.json()
 
+    async def put_threshold(self, threshold: float) -> None:
+        """Set the default taxonomy's threshold (1.99: everything is a miss)."""
+        async with aiohttp.ClientSession() as s, s.put(
+                self.url + "/api/thresholds", json={"scope": "taxonomy", "name": "default",
+                                                    "threshold": threshold}) as r:
+            assert r.status == 200
+
+    async def image(self, path: str) -> bytes:
+        async with aiohttp.ClientSession() as s, s.get(self.url + path) as r:
+            assert r.status == 200
+            return await r.read()
+
     async def identify(self, data: bytes, **params: str) -> dict[str, Any]:
         async with aiohttp.ClientSession() as s, s.post(
                 self.url + "/api/identify", data=data, params=params,

@@ -131,3 +131,58 @@ async def test_odd_characters_in_a_label_are_kept_and_an_empty_one_changes_nothi
         await until(pilot, lambda: isinstance(app.screen, ReviewScreen))
         assert review(app).shown_id == first
     assert (await server.get(f"/api/review/{first}"))["status"] == "pending"
+
+
+def test_a_queue_line_keeps_its_score_whole_and_shortens_the_label() -> None:
+    from identify_tui.screens.review import LIST_CELLS, describe
+
+    item = {"id": 12345, "reason": "low_margin", "score": 0.5349,
+            "candidates": [{"label": "Ace of Hearts with a very long name"}]}
+    line = describe(item)
+    assert len(line) == LIST_CELLS and line.endswith(" 0.535")
+    assert "~ Ace of Hearts" in line and "…" in line
+    short = describe({**item, "reason": "below_threshold",
+                      "candidates": [{"label": "Joker"}]})
+    assert "? Joker" in short and short.endswith(" 0.535") and "…" not in short
+
+
+async def test_a_decision_key_says_what_it_did(server: Server) -> None:
+    item = await server.queue_unknown()
+    app = tui(server)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: review(app).shown_id == item)
+        listed = await server.get(f"/api/review/{item}")
+        await pilot.press("y")
+        said = [n.message for n in app._notifications]
+        assert f"#{item}: confirmed as {listed['candidates'][0]['label']}" in said
+        await until(pilot, lambda: _status(server, item, "confirmed"))
+
+
+async def test_w_makes_the_whole_picture_the_reference_instead_of_the_box(
+        server: Server) -> None:
+    import cv2
+
+    from server.engine.images import decode_image
+    from tests.conftest import DEMO_REFS
+
+    # A frame with a known flag small in a corner: the miss has a box.
+    await server.put_threshold(1.99)
+    frame = cv2.resize(decode_image(query(UNKNOWN_QUERY)), (960, 720))
+    flag = cv2.resize(decode_image((DEMO_REFS / "Japan.png").read_bytes()), (300, 200))
+    frame[40:240, 40:340] = flag
+    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    obj = await server.identify(jpeg.tobytes(), source="corner")
+    item = int(obj["review_id"])
+    listed = await server.get(f"/api/review/{item}")
+    assert listed["box"] is not None
+    app = tui(server)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: review(app).shown_id == item)
+        assert "label -> the" in str(app.screen.query_one("#item-info").render())
+        await pilot.press("w")
+        assert "whole picture" in str(app.screen.query_one("#item-info").render())
+        await pilot.press("y")
+        done = await until(pilot, lambda: _status(server, item, "confirmed"))
+    ref = await server.image(f"/api/references/{done['reference_id']}/image")
+    picture = await server.image(f"/api/review/{item}/image")
+    assert decode_image(ref).shape == decode_image(picture).shape

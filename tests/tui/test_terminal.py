@@ -74,6 +74,12 @@ def test_review_and_stats_in_a_real_terminal(served: str, tmp_path: Path) -> Non
 
         shown = wait(lambda: (s := screen()) and f"#{item}" in s and "Confirm" in s and s)
         assert "unknown" in shown and "Correct" in shown  # the item and the key footer
+        # At 80x24 nothing is cut: every key of the screen, every screen's F-key, Quit.
+        lines = shown.splitlines()
+        assert "F1 Review  F2 Refs  F3 Thresh  F4 Live  F5 Stats  q Quit" in lines[-2]
+        for key in ["y Confirm", "c Correct", "x Not it", "s Skip", "u Undo",
+                    "space Select", "w Whole pic"]:
+            assert key in lines[-1], (key, lines[-1])
         tmux("send-keys", "-t", SESSION, "x", socket=socket)
 
         def status() -> str:
@@ -85,7 +91,7 @@ def test_review_and_stats_in_a_real_terminal(served: str, tmp_path: Path) -> Non
         tmux("send-keys", "-t", SESSION, "F5", socket=socket)
         stats = wait(lambda: (s := screen()) and "pending" in s and s)
         assert "queue 0 pending" in stats and "false positive" in stats
-        tmux("send-keys", "-t", SESSION, "C-q", socket=socket)
+        tmux("send-keys", "-t", SESSION, "q", socket=socket)  # q quits (Ctrl+Q too)
         wait(lambda: SESSION not in subprocess.run(
             ["tmux", "-L", socket, "list-sessions"], capture_output=True, text=True).stdout)
     finally:

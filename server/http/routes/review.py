@@ -97,10 +97,15 @@ async def get_item(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/review/{id}/image")
-async def item_image(request: web.Request) -> web.FileResponse:
-    """The item's crop (JPEG)."""
+async def item_image(request: web.Request) -> web.StreamResponse:
+    """The item's picture (JPEG); ``?box=1`` draws the box the object was found in (green
+    when the reference's geometry was found there, amber when doubtful)."""
     item_id = int_param(request, "id")
-    path = await request.app[ENGINE].run(lambda s: s.crop_file(item_id))
+    engine = request.app[ENGINE]
+    if request.query.get("box") in ("1", "true", "yes"):
+        data = await engine.run(lambda s: s.crop_with_box(item_id))
+        return web.Response(body=data, content_type="image/jpeg")
+    path = await engine.run(lambda s: s.crop_file(item_id))
     return web.FileResponse(path)
 
 

@@ -18,10 +18,11 @@ import cv2
 import numpy as np
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
+CAMERA_FLAGS = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream")
+"""A camera that plays the video file, allowed without a prompt."""
 FLAGS = (
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--no-first-run", "--no-default-browser-check",
-    "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
     "--remote-debugging-port=0", "--remote-allow-origins=*",
     "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
     "--disable-backgrounding-occluded-windows",
@@ -53,8 +54,9 @@ def write_y4m(path: Path, scenes: Sequence[tuple[np.ndarray, int]], size: tuple[
 class Browser:
     """``async with Browser(binary, video, profile) as b: await b.open(url)``."""
 
-    def __init__(self, binary: str, video: Path, profile: Path,
+    def __init__(self, binary: str, video: Path | None, profile: Path,
                  extra_flags: Sequence[str] = ()) -> None:
+        """``video`` None: a browser with no camera at all."""
         self.binary, self.video, self.profile = binary, video, profile
         self.extra_flags = tuple(extra_flags)
         self.proc: subprocess.Popen[bytes] | None = None
@@ -66,7 +68,8 @@ class Browser:
         self.profile.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [self.binary, *FLAGS, *self.extra_flags,
-             f"--use-file-for-fake-video-capture={self.video}",
+             *((*CAMERA_FLAGS, f"--use-file-for-fake-video-capture={self.video}")
+               if self.video is not None else ()),
              f"--user-data-dir={self.profile}", "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.session = aiohttp.ClientSession()

@@ -18,7 +18,8 @@ const grab = document.createElement("canvas");
 
 // Read by people (and by the browser test) to see what the page has received.
 window.identifyState = { results: 0, lastLabel: null, labels: [], cameraStartedAt: null,
-                         firstResultAt: null, errors: 0, dropped: 0 };
+                         firstResultAt: null, errors: 0, dropped: 0, cameraError: null,
+                         cameraWaiting: false };
 
 let socket = null;
 let inFlight = false;
@@ -32,7 +33,38 @@ if (new URLSearchParams(location.search).has("token")) {
 
 function setStatus(text) { statusEl.textContent = text; }
 
+const CAMERA_WAIT_MS = 8000;   // then say what may be wrong (the request keeps waiting)
+
+// Why a camera did not start, in words a person can act on.
+function cameraProblem(err) {
+  const reasons = {
+    NotAllowedError: "camera access was refused: allow it in the browser's site settings, then reload",
+    NotFoundError: "no camera found: connect one and reload (or identify on the server with `identify serve --camera`)",
+    NotReadableError: "the camera is in use by another program, or the system refused it",
+    OverconstrainedError: "the camera cannot give a picture this page can use",
+  };
+  return reasons[err && err.name] || ("the camera did not start: " + (err && err.message || err));
+}
+
+function noCamera(text) {
+  window.identifyState.cameraError = text;
+  setStatus("no camera: " + text);
+}
+
 async function startCamera() {
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    // Browsers offer cameras only to secure pages: https, or http on localhost itself.
+    noCamera(`this browser offers no camera to ${location.origin}: open the page as ` +
+             `http://localhost:${location.port || 80}/ (an SSH tunnel works) or over https`);
+    return;
+  }
+  const slow = setTimeout(() => {
+    if (window.identifyState.cameraStartedAt === null && !window.identifyState.cameraError) {
+      setStatus("still waiting for the camera: answer the browser's permission prompt, " +
+                "or check that a camera is connected and free");
+      window.identifyState.cameraWaiting = true;
+    }
+  }, CAMERA_WAIT_MS);
   try {
     const stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: false });
     video.srcObject = stream;
@@ -41,7 +73,9 @@ async function startCamera() {
     setStatus("camera on");
     connect();
   } catch (err) {
-    setStatus("no camera: " + err.message);
+    noCamera(cameraProblem(err));
+  } finally {
+    clearTimeout(slow);
   }
 }
 

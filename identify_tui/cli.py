@@ -493,9 +493,13 @@ def gc(project: str) -> None:
 
 
 @main.command()
+@click.option("--all", "every", is_flag=True,
+              help="Every open_clip architecture with pretrained weights (about 115).")
 @user_errors
-def models() -> None:
-    """List the embedders a project may use (offline ones first).
+def models(every: bool) -> None:
+    """List the embedders a project may use: offline ones first, then one line per
+    open_clip architecture ("here" when its weights are on this machine, else
+    "download").
 
     \b
     Example:
@@ -503,8 +507,11 @@ def models() -> None:
     """
     from server.engine.embedders import list_models
 
-    for m in list_models():
-        click.echo(f"{m.name:<28} {'offline' if m.offline else 'download'}  {m.description}")
+    rows, left_out = list_models(every)
+    for m in rows:
+        click.echo(f"{m.name:<28} {'here' if m.offline else 'download'}  {m.description}")
+    if left_out:
+        click.echo(f"... and {left_out} more open_clip architectures: identify models --all")
 
 
 if __name__ == "__main__":  # pragma: no cover

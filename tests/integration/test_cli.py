@@ -461,3 +461,14 @@ def test_long_commands_say_each_stage_on_a_pipe(tmp_path: Path, small_refs: Path
     code, out, err = run("match", "--project", str(project),
                          *[str(p) for p in sorted(DEMO_QUERIES.glob("known-*.jpg"))[:3]])
     assert code == 0 and "identify: identifying: 3 ..." in err and len(out.splitlines()) == 3
+
+
+def test_models_lists_a_short_useful_list_and_all_on_request() -> None:
+    code, out, _ = run("models")
+    lines = out.splitlines()
+    assert code == 0 and len(lines) <= 12
+    assert lines[0].startswith("efficientnet-lite0") and " here " in lines[0]
+    assert any(line.startswith("ViT-B-32 ") for line in lines)
+    assert "identify models --all" in lines[-1]
+    code, out, _ = run("models", "--all")
+    assert code == 0 and len(out.splitlines()) > 50

@@ -45,14 +45,38 @@ OFFLINE_MODELS = {
 }
 
 
-def list_models() -> list[ModelInfo]:
-    """Every model name a project may use."""
+RECOMMENDED = ("ViT-B-32", "ViT-B-16", "ViT-L-14", "ViT-SO400M-14-SigLIP", "EVA02-B-16",
+               "convnext_base_w")
+"""open_clip architectures ``identify models`` names without ``--all``: CLIP's default
+and a few well-known larger or newer ones."""
+
+
+def list_models(every: bool = False) -> tuple[list[ModelInfo], int]:
+    """The models a project may use: the offline ones, then open_clip architectures with
+    pretrained weights, one row each with its tags (``offline`` true where the weights
+    are on this machine). Without ``every``, only the architectures whose weights are
+    here and ``RECOMMENDED``; also returns how many were left out."""
     import open_clip
 
+    from .openclip import DEFAULT_TAGS, weights_available
+
     rows = [ModelInfo(n, True, d) for n, d in OFFLINE_MODELS.items()]
+    tags: dict[str, list[str]] = {}
     for arch, tag in open_clip.list_pretrained():
-        rows.append(ModelInfo(arch, False, f"open_clip {arch}, pretrained: {tag}"))
-    return rows
+        tags.setdefault(arch, []).append(tag)
+    left_out = 0
+    for arch, names in tags.items():
+        default = DEFAULT_TAGS.get(arch, names[0])
+        ordered = [default, *[t for t in names if t != default]]
+        cached = [t for t in ordered if weights_available(arch, t)]
+        if not (every or cached or arch in RECOMMENDED):
+            left_out += 1
+            continue
+        more = f", +{len(ordered) - 3} more" if len(ordered) > 3 else ""
+        rows.append(ModelInfo(arch, bool(cached), (
+            f"weights here: {', '.join(cached)}" if cached else
+            f"pretrained: {', '.join(ordered[:3])}{more}")))
+    return rows, left_out
 
 
 def _open_clip_architectures() -> list[str]:

@@ -11,6 +11,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
@@ -155,6 +156,13 @@ class ReviewScreen(Screen[None]):
             body = await self.app.api.get("/api/review", limit=PAGE)  # type: ignore[attr-defined]
         except ApiError:
             return  # the banner says why
+        try:
+            self._apply_page(body)
+        except NoMatches:
+            return  # the answer came back while the app was closing: nothing to show
+
+    def _apply_page(self, body: dict[str, Any]) -> None:
+        """Show a fetched page of the queue (keeps the shown item shown)."""
         keep = self.shown_id
         # Items whose decision is still on its way are not shown again.
         items = [i for i in body["items"] if i["id"] not in self.in_flight]

@@ -39,6 +39,9 @@ class EngineRunner:
         self.service: Service | None = None
         self.pending = 0
         """Calls submitted and not finished."""
+        self.images_in_flight = 0
+        """Images (identifications, new references) between admission and answer: what
+        ``max_pending`` bounds (other calls, such as health, are not counted)."""
         self.prepare_s = 0.0
         """Seconds spent preparing images (decode, embed, local features), summed."""
         self.decide_s = 0.0
@@ -112,15 +115,17 @@ class EngineRunner:
         service = self.service
         if service is None:
             raise RuntimeError("the engine is not open")
-        if bounded and self.pending >= self.max_pending:
+        if bounded and self.images_in_flight >= self.max_pending:
             self.refused += 1
-            raise BusyError(f"the server is busy ({self.pending} images in flight); "
-                            "try again in a moment")
+            raise BusyError(f"the server is busy ({self.images_in_flight} images in "
+                            "flight); try again in a moment")
         self.pending += 1
+        self.images_in_flight += 1
         try:
             yield service
         finally:
             self.pending -= 1
+            self.images_in_flight -= 1
 
     async def add_reference(self, data: bytes, label: object, taxonomy: str | None,
                             *, bounded: bool = True, source: str = "api") -> dict[str, Any]:

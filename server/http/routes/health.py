@@ -15,6 +15,7 @@ async def health(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     body = await engine.run(lambda s: s.health())
     body["server"] = {**request.app[STATS].to_json(), "pending": engine.pending,
+                      "images_in_flight": engine.images_in_flight,
                       "busy_refused": engine.refused,
                       "workers": engine.workers, **engine.timing(),
                       "event_subscribers": request.app[EVENTS].subscribers,

@@ -24,10 +24,37 @@ def sharpness(image: np.ndarray) -> float:
     return float(cv2.Laplacian(grey, cv2.CV_64F).var())
 
 
+def pixel_correlation(image: np.ndarray) -> float:
+    """Correlation between neighbouring pixels (horizontal and vertical, averaged) of
+    the grey image at ``SHARPNESS_SIDE`` pixels.
+
+    Pictures of things are smooth at the scale of a pixel: measured on 1,270 real images
+    (demo references and camera-like queries, photo backgrounds, 170 wallpapers, 795
+    cut-outs, 256 flags) it was 0.59 at the lowest and 0.95-0.99 typically; random noise
+    gives 0.06 or less, JPEG-compressed too.
+    """
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
+    grey = grey.astype(np.float32)
+    h, w = grey.shape[:2]
+    scale = SHARPNESS_SIDE / max(h, w)
+    if scale < 1.0:
+        grey = cv2.resize(grey, (max(2, round(w * scale)), max(2, round(h * scale))),
+                          interpolation=cv2.INTER_AREA)
+    values = []
+    for a, b in ((grey[:, :-1], grey[:, 1:]), (grey[:-1, :], grey[1:, :])):
+        a, b = a - a.mean(), b - b.mean()
+        norm = float(np.sqrt((a * a).sum() * (b * b).sum()))
+        values.append(float((a * b).sum()) / norm if norm > 0 else 1.0)  # flat: smooth
+    return float(np.mean(values))
+
+
 def gate(image: np.ndarray, cfg: ReviewConfig) -> str | None:
-    """Why a crop may not enter the review queue (``too_small``, ``blurry``), or None."""
+    """Why a crop may not enter the review queue or become a reference (``too_small``,
+    ``noise``, ``blurry``), or None."""
     if min(image.shape[:2]) < cfg.min_crop_side:
         return "too_small"
+    if cfg.min_pixel_correlation > 0 and pixel_correlation(image) < cfg.min_pixel_correlation:
+        return "noise"
     if cfg.min_sharpness > 0 and sharpness(image) < cfg.min_sharpness:
         return "blurry"
     return None

@@ -378,11 +378,13 @@ class Service:
         image = decode_image(data, "reference", keep_alpha=True, max_side=MAX_WORK_SIDE)
         why_not = gate(flatten_alpha(image), self.project.config.review)
         if why_not is not None:
+            review = self.project.config.review
+            setting = {"too_small": f"review.min_crop_side {review.min_crop_side} px",
+                       "noise": f"review.min_pixel_correlation {review.min_pixel_correlation}",
+                       "blurry": f"review.min_sharpness {review.min_sharpness}"}[why_not]
             raise ImageRejected(
-                f"the reference is {why_not.replace('_', ' ')} (review.min_crop_side "
-                f"{self.project.config.review.min_crop_side} px, review.min_sharpness "
-                f"{self.project.config.review.min_sharpness}): a poor reference would "
-                "attract wrong matches")
+                f"the reference is {why_not.replace('_', ' ')} ({setting}): a poor "
+                "reference would attract wrong matches")
         digest = content_hash(data)
         evidence = embed_reference(self.project, self.embedder, image, digest,
                                    self._backgrounds)

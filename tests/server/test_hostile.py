@@ -10,6 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -268,3 +269,25 @@ async def test_confirming_a_candidate_renamed_since_resolves_to_the_new_name(
     assert (await resp.json())["resolved_label"] == "Brasil"
     labels = [c["label"] for c in (await (await client.get("/api/classes")).json())["classes"]]
     assert "Brazil" not in labels and "Brasil" in labels
+
+
+# --- a reference that matches noise ---------------------------------------------------
+
+def noise_jpeg(seed: int) -> bytes:
+    rng = np.random.default_rng(seed)
+    ok, buf = cv2.imencode(".jpg", rng.integers(0, 256, (480, 640, 3), dtype=np.uint8))
+    return buf.tobytes()
+
+
+async def test_noise_is_neither_queued_nor_made_a_reference(client: Client) -> None:
+    """One noise frame labelled used to make every later noise frame a match; now noise
+    fails the quality gate, as a queued crop and as a reference."""
+    for seed in range(3):
+        obj = (await identify(client, noise_jpeg(seed), source=f"cam{seed}"))["objects"][0]
+        assert obj["review_id"] is None
+    health = await (await client.get("/api/health")).json()
+    assert health["gate_rejected"] == {"noise": 3} and health["queue"]["pending"] == 0
+    form = image_form(noise_jpeg(9), label="Static")
+    resp = await client.post("/api/references", data=form)
+    assert await error_of(resp, 422) == "image_rejected"
+    assert "noise" in (await resp.json())["error"]["message"]

@@ -239,3 +239,17 @@ def test_min_side_leaves_other_formats_whole() -> None:
     buf = io.BytesIO()
     Image.fromarray(data.astronaut()).save(buf, format="PNG")
     assert decode_image(buf.getvalue(), min_side=64).shape == (512, 512, 3)
+
+
+def test_noise_fails_the_gate_and_real_pictures_pass() -> None:
+    from server.engine.config import ReviewConfig
+    from server.engine.quality import gate, pixel_correlation
+    from tests.conftest import DEMO_QUERIES, DEMO_REFS
+
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    assert pixel_correlation(noise) < 0.1 and gate(noise, ReviewConfig()) == "noise"
+    for path in [*sorted(DEMO_QUERIES.glob("*.jpg")), *sorted(DEMO_REFS.glob("*.png"))]:
+        picture = load_image(path)
+        assert pixel_correlation(picture) > 0.8, path.name
+    assert gate(noise, ReviewConfig(min_pixel_correlation=0)) is None  # off

@@ -73,7 +73,9 @@ def test_review_and_stats_in_a_real_terminal(served: str, tmp_path: Path) -> Non
             return tmux("capture-pane", "-p", "-t", SESSION, socket=socket)
 
         shown = wait(lambda: (s := screen()) and f"#{item}" in s and "Confirm" in s and s)
-        assert "unknown" in shown and "Correct" in shown  # the item and the key footer
+        # The item (marked ? for unknown in the list, its reason in the detail) and the
+        # key footer.
+        assert f"{item} ? " in shown and "below_threshold" in shown and "Correct" in shown
         # At 80x24 nothing is cut: every key of the screen, every screen's F-key, Quit.
         lines = shown.splitlines()
         assert "F1 Review  F2 Refs  F3 Thresh  F4 Live  F5 Stats  q Quit" in lines[-2]

@@ -472,3 +472,20 @@ def test_models_lists_a_short_useful_list_and_all_on_request() -> None:
     assert "identify models --all" in lines[-1]
     code, out, _ = run("models", "--all")
     assert code == 0 and len(out.splitlines()) > 50
+
+
+def test_an_unknown_says_what_it_lacked_and_uncalibrated_defaults_are_named(
+        tmp_path: Path, small_refs: Path) -> None:
+    from identify_tui.cli import explain
+    from server.engine.decision import Candidate, Decision
+
+    close = Decision(label=None, score=0.81, margin=0.025, matched=False, reason="low_margin",
+                     candidates=(Candidate("Ace of Hearts", 0.81, 1, 0.81),),
+                     threshold=0.7, margin_threshold=0.04)
+    assert explain(close) == ("unknown (low_margin: margin 0.025 < 0.040 needed; closest "
+                              "Ace of Hearts, score 0.810)")
+    project = write_project(tmp_path, small_refs)
+    assert run("index", "--project", str(project))[0] == 0
+    code, _, err = run("match", "--project", str(project), str(DEMO_QUERIES / "known-brazil.jpg"))
+    assert code == 0 and "is not calibrated for efficientnet-lite0" in err
+    assert "run identify verify" in err

@@ -19,6 +19,9 @@ from .store import Store
 
 USAGE_TTL_S = 30.0
 """How long a measured disk use is reused before the folders are walked again."""
+ORPHAN_MIN_AGE_S = 3600.0
+"""A file no row points at is removed only once it is this old (seconds): a crash
+between writing a file and its row leaves one, but a file being written now is not."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,6 @@ class Media:
             tmp = path.with_name(f".{path.name}.tmp")
             tmp.write_bytes(data)
             os.replace(tmp, path)
-            self._usage = None
         return str(path)
 
     def owns(self, path: str) -> bool:
@@ -81,10 +83,13 @@ class Media:
                 expired += 1
         orphans = 0
         if self.root.is_dir():
-            known = self.store.media_paths()
+            # Files are named by their content hash, so a name identifies a file even
+            # when the data folder has moved since its path was stored.
+            known = {Path(p).name for p in self.store.media_paths()}
+            old_enough = time.time() - ORPHAN_MIN_AGE_S
             for file in self.root.rglob("*"):
-                if file.is_file() and str(file) not in known and \
-                        str(file.resolve()) not in known:
+                if file.is_file() and file.name.lstrip(".").removesuffix(".tmp") not in \
+                        known and file.stat().st_mtime < old_enough:
                     freed += _unlink(file)
                     orphans += 1
         self._usage = None
@@ -92,7 +97,7 @@ class Media:
 
     def usage(self) -> dict[str, int]:
         """Files and bytes per kind (``references``, ``crops``), measured at most every
-        ``USAGE_TTL_S`` seconds."""
+        ``USAGE_TTL_S`` seconds (health is polled often; walking the folder is not free)."""
         now = time.monotonic()
         if self._usage is not None and now - self._usage[0] < USAGE_TTL_S:
             return self._usage[1]

@@ -78,7 +78,8 @@ def clean_label(label: object) -> str:
     """A label given by a person (API, review, import), normalised and checked.
 
     The rule: Unicode NFC, runs of white space as one space, at most
-    ``MAX_LABEL_CHARS`` characters; no control characters, no lone surrogates, no
+    ``MAX_LABEL_CHARS`` characters; no control characters, no lone surrogates or U+FFFD
+    (what invalid UTF-8 becomes), no
     format characters (bidi overrides and isolates such as U+202E, zero-width spaces,
     BOMs) other than a joiner between two visible characters; at least one visible
     character; and nothing that reads as a path (``.`` or ``..`` as a ``/``-separated
@@ -91,6 +92,9 @@ def clean_label(label: object) -> str:
         raise IdentifyError("a label must be a string")
     if any(unicodedata.category(ch) == "Cs" for ch in label):
         raise IdentifyError("a label must be valid Unicode (it holds a lone surrogate)")
+    if "\ufffd" in label:
+        raise IdentifyError("a label cannot hold U+FFFD, the mark of text that was not "
+                            "valid UTF-8: send the label as UTF-8")
     text = " ".join(unicodedata.normalize("NFC", label).split())
     if not text:
         raise IdentifyError("a label cannot be empty")

@@ -134,14 +134,25 @@ class ReviewQueue:
             ConflictError: someone resolved it meanwhile.
         """
         with self.store.db.conn:
-            cur = self.store.db.conn.execute(
-                "update review set status = ?, resolved_label = ?, reference_id = ?, "
-                "resolved_at = ? where id = ? and status = 'pending'",
-                [status, label, reference_id, now_iso(), item_id])
+            self.mark_resolved(item_id, status, label, reference_id)
+        return self.get(item_id)
+
+    def mark_resolved(self, item_id: int, status: str, label: str | None,
+                      reference_id: int | None) -> None:
+        """``resolve``'s write alone, inside the caller's transaction (so that a label
+        and the reference it makes commit together, or neither).
+
+        Raises:
+            NotFoundError: no such item.
+            ConflictError: it is not pending (the caller's transaction rolls back).
+        """
+        cur = self.store.db.conn.execute(
+            "update review set status = ?, resolved_label = ?, reference_id = ?, "
+            "resolved_at = ? where id = ? and status = 'pending'",
+            [status, label, reference_id, now_iso(), item_id])
         if cur.rowcount == 0:
             item = self.get(item_id)
             raise ConflictError(f"review item {item_id} is already {item.status}")
-        return self.get(item_id)
 
     def reopen(self, item_id: int) -> ReviewItem:
         """Put a resolved item back in the queue (an undo).

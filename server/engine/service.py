@@ -392,19 +392,27 @@ class Service:
         return PreparedReference(name, taxonomy, digest, stored, suffix,
                                  (image.shape[1], image.shape[0]), evidence)
 
-    def commit_reference(self, prepared: PreparedReference, source: str = "api"
-                         ) -> dict[str, Any]:
+    def commit_reference(self, prepared: PreparedReference, source: str = "api",
+                         also: Callable[[int], None] | None = None) -> dict[str, Any]:
         """The engine thread's half: store the file and the rows in one go, add the
-        vector to the index; searchable by the very next query."""
+        vector to the index; searchable by the very next query. ``also(reference id)``
+        writes more in the same transaction (a review label); if it raises, nothing of
+        the reference is written either."""
         name, size = prepared.label, prepared.size
         tax = self._taxonomy_for(name, prepared.taxonomy)
         path = self.media.write("references", prepared.digest, prepared.suffix,
                                 prepared.stored)
-        with self.store.db.conn:
-            ref_id = self.store.add_reference(
-                path=path, content_hash=prepared.digest, label=name, taxonomy=tax,
-                rarity=None, source=source, width=size[0], height=size[1])
-            prepared.evidence.save(self.store, ref_id, self._vector_id, size)
+        try:
+            with self.store.db.conn:
+                ref_id = self.store.add_reference(
+                    path=path, content_hash=prepared.digest, label=name, taxonomy=tax,
+                    rarity=None, source=source, width=size[0], height=size[1])
+                prepared.evidence.save(self.store, ref_id, self._vector_id, size)
+                if also is not None:
+                    also(ref_id)
+        except BaseException:
+            self.media.forget(path, -1)  # rolled back: the file too, unless shared
+            raise
         self.ident.index.add([ref_id], prepared.evidence.vector[None, :])
         self.ident.set_reference(ref_id, name, tax)
         self.dirty = True
@@ -614,12 +622,15 @@ class Service:
             ConflictError: resolved meanwhile by someone else (nothing is written).
         """
         item_id = plan.item.id
-        current = self.queue.get(item_id)
-        if current.status != "pending":
-            raise ConflictError(f"review item {item_id} is already {current.status}")
-        ref_id = None if prepared is None else \
-            int(self.commit_reference(prepared, source="review")["id"])
-        resolved = self.queue.resolve(item_id, plan.status, plan.label, ref_id)
+        if prepared is None:
+            resolved = self.queue.resolve(item_id, plan.status, plan.label, None)
+        else:
+            # The reference and the label commit together: a crash between them can
+            # leave neither an orphan reference nor a labelled item without one.
+            self.commit_reference(prepared, source="review", also=lambda ref_id:
+                                  self.queue.mark_resolved(item_id, plan.status,
+                                                           plan.label, ref_id))
+            resolved = self.queue.get(item_id)
         self._emit({"type": "queue", "action": "resolved", "item_id": item_id,
                     "status": resolved.status, "label": plan.label,
                     "pending": self.queue.pending()})

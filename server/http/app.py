@@ -96,9 +96,13 @@ def create_app(config: ServeConfig, embedder: EmbedderFactory = _default_embedde
                 now = asyncio.get_running_loop().time()
                 if now - collected_at >= COLLECT_INTERVAL_S:
                     collected_at = now
-                    done = await app[ENGINE].run(lambda s: s.collect())
-                    if done.pictures_expired or done.orphans:
-                        log.info("storage: %s", done.to_json())
+                    try:
+                        done = await app[ENGINE].run(lambda s: s.collect())
+                    except Exception:  # a file it may not delete: saving goes on
+                        log.exception("storage collection failed; retried in an hour")
+                    else:
+                        if done.pictures_expired or done.orphans:
+                            log.info("storage: %s", done.to_json())
                 await asyncio.sleep(INDEX_SAVE_INTERVAL_S)
                 await app[ENGINE].run(lambda s: s.save())
 

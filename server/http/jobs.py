@@ -19,10 +19,10 @@ from typing import Any
 
 from aiohttp import web
 
-from server.engine.errors import ConflictError, NotFoundError
+from server.engine.errors import BusyError, ConflictError, NotFoundError
 
 from .events import EventHub
-from .limits import JOB_POLL_S, MAX_FINISHED_JOBS
+from .limits import JOB_POLL_S, MAX_FINISHED_JOBS, MAX_RUNNING_JOBS
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,16 @@ class Jobs:
         self._ids = itertools.count(1)
 
     def start(self, kind: str, total: int, body: JobBody) -> Job:
-        """Run ``body`` as a new job, now, on the event loop."""
+        """Run ``body`` as a new job, now, on the event loop.
+
+        Raises:
+            BusyError: ``MAX_RUNNING_JOBS`` are running already (each holds a worker, so
+                more would starve identification).
+        """
+        running = sum(not j.finished for j in self._jobs.values())
+        if running >= MAX_RUNNING_JOBS:
+            raise BusyError(f"{running} jobs are running (at most {MAX_RUNNING_JOBS}); "
+                            "wait for one to end, or cancel one")
         job = Job(next(self._ids), kind, total, self.hub)
         self._jobs[job.id] = job
         job.task = asyncio.create_task(self._run(job, body), name=f"job-{job.id}")

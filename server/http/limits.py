@@ -35,6 +35,9 @@ INDEX_SAVE_INTERVAL_S = 5.0
 """How often a changed index is written to disk (the database is written at once)."""
 SHUTDOWN_GRACE_S = 2.0
 """Seconds given to open sockets and cameras to close on shutdown."""
+MAX_RUNNING_JOBS = 2
+"""Jobs (imports, bulk review) running at once; another gets 429. Each keeps a worker
+busy, so more would starve identification."""
 MAX_FINISHED_JOBS = 50
 """Finished jobs kept (in memory) for ``GET /api/jobs``; older ones are forgotten."""
 JOB_POLL_S = 0.25

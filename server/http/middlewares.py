@@ -70,13 +70,16 @@ def _hostname(host: str) -> str | None:
 
 
 def _origin_of(url: str) -> tuple[str, str, int | None] | None:
+    """(scheme, host, port) of an origin, or None when it does not parse (yarl decodes
+    the host lazily: an invalid IDNA name raises only when it is read)."""
     try:
         parsed = URL(url)
-    except ValueError:
+        scheme, host, port = parsed.scheme, parsed.host, parsed.port
+    except ValueError:  # UnicodeError included
         return None
-    if not parsed.scheme or not parsed.host:
+    if not scheme or not host:
         return None
-    return parsed.scheme.lower(), parsed.host.lower().rstrip("."), parsed.port
+    return scheme.lower(), host.lower().rstrip("."), port
 
 
 @web.middleware

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -370,6 +371,7 @@ def test_gc_applies_the_retention_policy_and_says_what_it_freed(tmp_path: Path,
     orphan = load_project(project).data_dir / "media" / "crops" / "ab" / "orphan.jpg"
     orphan.parent.mkdir(parents=True)
     orphan.write_bytes(b"x" * 2_000_000)
+    os.utime(orphan, (time.time() - 7200, time.time() - 7200))
     code, out, _ = run("gc", "--project", str(project))
     assert code == 0, out
     assert "0 expired picture(s), 1 orphan file(s), 2.0 MB freed" in out

@@ -291,3 +291,10 @@ async def test_noise_is_neither_queued_nor_made_a_reference(client: Client) -> N
     resp = await client.post("/api/references", data=form)
     assert await error_of(resp, 422) == "image_rejected"
     assert "noise" in (await resp.json())["error"]["message"]
+
+
+async def test_a_query_string_label_that_was_not_utf8_is_refused(client: Client) -> None:
+    resp = await client.post("/api/references?label=Bra%FFzil", data=query(KNOWN_QUERY),
+                             headers={"Content-Type": "image/jpeg"})
+    assert await error_of(resp, 400)
+    assert "U+FFFD" in (await resp.json())["error"]["message"]

@@ -115,3 +115,21 @@ async def test_an_import_stops_when_its_client_goes_away(client: Client,
     writer.close()  # the client gives up
     job = await until_finished(client, jobs[0]["id"])
     assert job["status"] == "cancelled" and job["done"] < FILES
+
+
+async def test_at_most_two_jobs_run_at_once(client: Client, tmp_path: Path) -> None:
+    from server.http.limits import MAX_RUNNING_JOBS
+
+    folder = folder_of_references(tmp_path)
+    started = []
+    for _ in range(MAX_RUNNING_JOBS):
+        resp = await client.post("/api/references/import", json={"path": str(folder),
+                                                                  "wait": False})
+        assert resp.status == 202
+        started.append((await resp.json())["job"]["id"])
+    resp = await client.post("/api/references/import", json={"path": str(folder),
+                                                              "wait": False})
+    assert await error_of(resp, 429) == "busy" and resp.headers["Retry-After"] == "1"
+    for job_id in started:
+        await client.delete(f"/api/jobs/{job_id}")
+        await until_finished(client, job_id)

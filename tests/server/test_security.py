@@ -103,6 +103,17 @@ async def test_with_a_token_the_host_is_checked_first(serve: Serve, project: Pro
     assert await error_of(resp, 403) == "forbidden_host"
 
 
+@pytest.mark.parametrize("host", ["xn--zz", "xn--zz:8765", "[::1", "[]:1", ":80", "a:b:c",
+                                  "\u00e9vil.example", ""])
+async def test_odd_host_headers_are_a_403_not_a_500(serve: Serve, project: Project,
+                                                     host: str) -> None:
+    client = await serve(project)
+    resp = await client.get("/api/health", headers={"Host": host})
+    assert resp.status in (400, 403), await resp.text()
+    health = await (await client.get("/api/health")).json()
+    assert health["server"]["server_errors"] == 0
+
+
 async def test_allow_host_adds_a_name(serve: Serve, project: Project) -> None:
     client = await serve(project, allow_hosts=("gpu-box.lan",))
     assert (await client.get("/api/health", headers={"Host": "gpu-box.lan:80"})).status == 200
@@ -122,7 +133,8 @@ def test_serves_host_rules(project: Project) -> None:
 
 
 @pytest.mark.parametrize("origin", [FOREIGN, "null", "http://127.0.0.1:1",
-                                    "http://localhost:1"])
+                                    "http://localhost:1", "http://xn--zz", "http://xn--a",
+                                    "http://[::1", "http://127.0.0.1:99999"])
 async def test_a_page_of_another_origin_can_neither_write_nor_read(
         serve: Serve, project: Project, origin: str) -> None:
     client = await serve(project)

@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from server.engine.config import Project
 from server.http.keys import ENGINE
@@ -33,10 +37,14 @@ async def test_decided_pictures_expire_pending_ones_stay_and_orphans_go(
     orphan = crops / "zz" / "left-by-a-crash.jpg"
     orphan.parent.mkdir(parents=True, exist_ok=True)
     orphan.write_bytes(b"x" * 1000)
+    fresh = crops / "zz" / "being-written.jpg"
+    fresh.write_bytes(b"y" * 10)
+    os.utime(orphan, (time.time() - 7200, time.time() - 7200))  # left two hours ago
     stats_before = await (await client.get("/api/stats")).json()
     engine = client.server.app[ENGINE]
     soon = await engine.run(lambda s: s.media.collect(30, now=datetime.now(UTC)))
     assert soon.pictures_expired == 0 and soon.orphans == 1 and not orphan.exists()
+    assert fresh.exists()  # too new to be an orphan: it may be being written
     later = datetime.now(UTC) + timedelta(days=31)
     done = await engine.run(lambda s: s.media.collect(30, now=later))
     assert done.pictures_expired == 1
@@ -71,3 +79,28 @@ async def test_health_reports_disk_use(client: Client) -> None:
     assert storage["crops_files"] == 1 and storage["crops_bytes"] > 0
     assert storage["database_bytes"] > 0 and storage["index_bytes"] > 0
     assert storage["references_files"] == 0
+
+
+async def test_a_moved_data_folder_keeps_its_files(client: Client, project: Project,
+                                                   tmp_path: Path) -> None:
+    """Stored paths go stale when the data folder moves; collection must not take that
+    for orphans (files are known by their content-hash names)."""
+    await queue(client, "a")
+    engine = client.server.app[ENGINE]
+    media = project.data_dir / "media"
+    moved = tmp_path / "moved-media"
+    shutil.copytree(media, moved)
+    files = files_under(moved)
+    for f in files:
+        os.utime(f, (time.time() - 7200, time.time() - 7200))
+    done = await engine.run(lambda s: _collect_at(s, moved))
+    assert done.orphans == 0 and files_under(moved) == files
+
+
+def _collect_at(service: Any, media_root: Path) -> Any:
+    """Collect the moved copy (its files' stored paths all point at the old place)."""
+    from server.engine.media import Media
+
+    media = Media(media_root.parent, service.store)
+    media.root = media_root
+    return media.collect(30)

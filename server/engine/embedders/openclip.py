@@ -10,6 +10,7 @@ import hashlib
 import os
 import pickle
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -68,14 +69,22 @@ def weights_available(name: str, tag: str | None) -> bool:
 
 
 def hub_reachable() -> bool:
-    """A quick look at whether the model hub answers (False at once when
-    ``HF_HUB_OFFLINE`` is set)."""
+    """A quick look at whether the model hub answers: False at once when
+    ``HF_HUB_OFFLINE`` is set, True behind an HTTPS proxy (the download goes through
+    it; a direct look would say nothing), else a TCP connection within ``HUB_PROBE_S``
+    (the name lookup included)."""
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
         return False
+    if os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy"):
+        return True
+    pool = ThreadPoolExecutor(1, thread_name_prefix="hub-probe")
     try:
-        socket.create_connection(HUB_HOST, timeout=HUB_PROBE_S).close()
-    except OSError:
+        pool.submit(lambda: socket.create_connection(HUB_HOST, HUB_PROBE_S).close()
+                    ).result(timeout=HUB_PROBE_S)
+    except (OSError, TimeoutError):
         return False
+    finally:
+        pool.shutdown(wait=False)
     return True
 
 

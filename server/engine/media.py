@@ -77,9 +77,9 @@ class Media:
         if keep_days is not None:
             cutoff = ((now or datetime.now(UTC)) - timedelta(days=keep_days)).isoformat(
                 timespec="seconds")
-            for image_id, path in self.store.expired_pictures(cutoff):
+            for image_id, paths in self.store.expired_pictures(cutoff):
                 self.store.forget_picture(image_id)
-                freed += self.forget(path, image_id)
+                freed += sum(self.forget(path, image_id) for path in paths)
                 expired += 1
         orphans = 0
         if self.root.is_dir():

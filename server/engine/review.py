@@ -49,6 +49,8 @@ class ReviewItem:
     """``whole``, ``verified`` or ``doubtful`` (see ``store.QueueEntry``)."""
     seen: int
     """Times this picture from this source came while the item waited."""
+    region_path: str | None
+    """The region at the resolution it came in (see ``store.QueueEntry``), or None."""
     crop_path: str
 
     def to_json(self) -> dict[str, Any]:
@@ -67,7 +69,7 @@ class ReviewItem:
 _SELECT = (
     "select r.id, r.image_id, r.reason, r.taxonomy, r.source, r.track_id, r.label, r.score, "
     "r.margin, r.candidates, r.status, r.resolved_label, r.reference_id, r.created_at, "
-    "r.resolved_at, r.box, r.region, r.seen, i.path "
+    "r.resolved_at, r.box, r.region, r.seen, r.region_path, i.path "
     "from review r join images i on i.id = r.image_id"
 )
 

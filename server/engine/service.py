@@ -64,8 +64,14 @@ MAX_PATH_CHARS = 4096
 """Longest path an import takes (Linux's PATH_MAX)."""
 REVIEW_MAX_SIDE = 384
 """Longest side of a review item's stored picture: enough to see what it is and to make
-a reference of (the model looks at 224-256 px), about 12 KB per 640x480 miss."""
-REVIEW_JPEG_QUALITY = 80
+a reference of (the model looks at 224-256 px)."""
+REVIEW_JPEG_QUALITY = 75
+"""The stored picture is for a person to see what was there (and the context of its
+box); a region kept for a reference is stored at ``REGION_JPEG_QUALITY``."""
+REGION_JPEG_QUALITY = 80
+REGION_MIN_SIDE = 224
+"""A box the stored picture holds at fewer pixels than this (on its longer side, the
+model's input size) is also kept as it came, for the reference a label makes of it."""
 REGION_GROWTH = 0.1
 """A reference made from a review item's box takes this share of the box's size as
 context on each side (the index's references are framed loosely, too)."""
@@ -254,6 +260,25 @@ class Service:
         return self.identify_prepared(self.prepare(image, name), source=source, live=live,
                                       record=record)
 
+    def _region_file(self, image: np.ndarray, bbox: Sequence[int] | None,
+                     stored_box: Sequence[int] | None) -> str | None:
+        """When the stored picture holds the object's box at fewer than
+        ``REGION_MIN_SIDE`` pixels but the picture as it came held it at more, keep the
+        region (grown by ``REGION_GROWTH``) at the resolution it came in (at most
+        ``REVIEW_MAX_SIDE``): a label makes its reference of that. Returns its path."""
+        if bbox is None or stored_box is None:
+            return None
+        stored_side = max(stored_box[2] - stored_box[0], stored_box[3] - stored_box[1])
+        side = max(bbox[2] - bbox[0], bbox[3] - bbox[1])
+        if stored_side >= REGION_MIN_SIDE or side <= stored_side:
+            return None
+        h, w = image.shape[:2]
+        x0, y0, x1, y1 = to_box((bbox[0] / w, bbox[1] / h, bbox[2] / w, bbox[3] / h), w, h,
+                                REGION_GROWTH)
+        region, _ = downscale(np.ascontiguousarray(image[y0:y1, x0:x1]), REVIEW_MAX_SIDE)
+        data = encode_jpeg(region, REGION_JPEG_QUALITY)
+        return self.media.write("crops", content_hash(data), ".jpg", data)
+
     def _live_object(self, whole: Region, region: Region, source: str) -> ObjectResult:
         """Without a detector the track follows the whole frame (a located box moves with
         the grid it snaps to); the located region's candidates are smoothed over it."""
@@ -312,7 +337,8 @@ class Service:
                 source=source, track_id=track_id,
                 taxonomy=self.ident.taxonomy_of.get(top.label if top else "", DEFAULT_TAXONOMY),
                 box=box, region="whole" if box is None else
-                ("verified" if verified else "doubtful"))
+                ("verified" if verified else "doubtful"),
+                region_path=self._region_file(image, bbox, box))
         else:
             digest = content_hash(image.tobytes())
         recorded = self.store.record(
@@ -640,6 +666,11 @@ class Service:
         """What a label makes a reference of: the region the object was found in, grown
         by ``REGION_GROWTH`` (the default whenever the item has a box), or with
         ``region="whole"`` the whole stored picture."""
+        if item.box is not None and region != "whole" and item.region_path:
+            try:
+                return Path(item.region_path).read_bytes()  # the region as it came
+            except OSError:
+                pass  # gone: cut it from the stored picture instead
         try:
             data = Path(item.crop_path).read_bytes()
         except OSError:

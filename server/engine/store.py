@@ -104,6 +104,9 @@ def _m4(db: sqlite_utils.Database) -> None:
     db["review"].add_column("box", str)
     db["review"].add_column("region", str)
     db["review"].add_column("seen", int, not_null_default=1)
+    # The region cut from the picture as it came, when the small stored picture holds
+    # it at too few pixels to make a good reference of.
+    db["review"].add_column("region_path", str)
     db["images"].create_index(["content_hash"])
 
 
@@ -323,12 +326,13 @@ class Store:
                 cur = conn.execute(
                     "insert into review (image_id, observation_id, reason, taxonomy, source, "
                     "track_id, label, score, margin, candidates, status, created_at, box, "
-                    "region) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+                    "region, region_path) values "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
                     [image_id, observation_id, result.get("reason", ""), queue.taxonomy,
                      queue.source, queue.track_id, top["label"] if top else None,
                      float(result["score"]), float(result["margin"]), candidates, ts,
                      json.dumps(queue.box) if queue.box is not None else None,
-                     queue.region])
+                     queue.region, queue.region_path])
                 review_id = int(cur.lastrowid or 0)
         return Recorded(image_id, observation_id, review_id)
 
@@ -352,30 +356,37 @@ class Store:
         row = self.db.execute(
             "select 1 from images i where i.path = ? and i.id != ? and "
             "((i.kind = 'reference' and i.status = 'active') or "
-            "exists (select 1 from review r where r.image_id = i.id)) limit 1",
-            [path, but]).fetchone()
+            "exists (select 1 from review r where r.image_id = i.id)) "
+            "union all select 1 from review where region_path = ? and image_id != ? "
+            "limit 1", [path, but, path, but]).fetchone()
         return row is not None
 
-    def expired_pictures(self, cutoff: str) -> list[tuple[int, str]]:
-        """(image id, path) of the pictures of items decided or skipped before
-        ``cutoff`` (ISO time) that are still kept."""
-        return [(int(i), str(p)) for i, p in self.db.execute(
-            "select i.id, i.path from review r join images i on i.id = r.image_id "
-            "where r.status != 'pending' and r.resolved_at < ? and i.path != ''",
-            [cutoff])]
+    def expired_pictures(self, cutoff: str) -> list[tuple[int, list[str]]]:
+        """(image id, paths: its picture and region, when kept) of the items decided or
+        skipped before ``cutoff`` (ISO time) whose files are still kept."""
+        return [(int(i), [p for p in (path, region) if p]) for i, path, region in
+                self.db.execute(
+            "select i.id, i.path, r.region_path from review r join images i "
+            "on i.id = r.image_id where r.status != 'pending' and r.resolved_at < ? "
+            "and (i.path != '' or r.region_path is not null)", [cutoff])]
 
     def forget_picture(self, image_id: int) -> None:
-        """Record that an image's file is no longer kept (its row stays)."""
+        """Record that an image's files are no longer kept (its rows stay)."""
         with self.db.conn:
             self.db.conn.execute("update images set path = '', updated_at = ? where id = ?",
                                  [now_iso(), image_id])
+            self.db.conn.execute("update review set region_path = null where image_id = ?",
+                                 [image_id])
 
     def media_paths(self) -> set[str]:
-        """Paths some row still needs: active references and review items' pictures."""
-        return {str(p) for (p,) in self.db.execute(
+        """Paths some row still needs: active references and review items' pictures
+        and regions."""
+        paths = {str(p) for (p,) in self.db.execute(
             "select path from images where path != '' and "
             "((kind = 'reference' and status = 'active') or "
             "id in (select image_id from review))")}
+        return paths | {str(p) for (p,) in self.db.execute(
+            "select region_path from review where region_path is not null")}
 
     # --- class names ----------------------------------------------------------------
 
@@ -460,6 +471,8 @@ class QueueEntry:
     region: str = "whole"
     """``whole``, ``verified`` (the reference's geometry was found there) or ``doubtful``
     (only where the picture looked most like something known)."""
+    region_path: str | None = None
+    """The region at the resolution it came in, when the stored picture is too small."""
 
 
 @dataclass(frozen=True)

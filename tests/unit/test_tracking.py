@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from server.engine.config import ReviewConfig
@@ -58,10 +59,15 @@ def test_smoothing_keeps_one_odd_frame_from_flipping_the_answer() -> None:
 
 
 def test_quality_gate_rejects_small_and_blurred_crops() -> None:
-    rng = np.random.default_rng(0)
-    sharp = rng.integers(0, 255, (120, 120, 3), dtype=np.uint8)
+    from server.engine.images import load_image
+    from tests.conftest import DEMO_QUERIES
+
+    sharp = cv2.resize(load_image(DEMO_QUERIES / "known-brazil.jpg"), (120, 120),
+                       interpolation=cv2.INTER_AREA)
     cfg = ReviewConfig(min_crop_side=48, min_sharpness=8.0)
     assert gate(sharp, cfg) is None
+    noise = np.random.default_rng(0).integers(0, 255, (120, 120, 3), dtype=np.uint8)
+    assert gate(noise, cfg) == "noise"
     assert gate(sharp[:40], cfg) == "too_small"
     assert gate(np.full((120, 120, 3), 80, np.uint8), cfg) == "blurry"
     assert sharpness(sharp) > 100

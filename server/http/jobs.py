@@ -13,18 +13,19 @@ import itertools
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
-from server.engine.errors import BusyError, ConflictError, NotFoundError
+from server.engine.errors import BusyError, ConflictError, IdentifyError, NotFoundError
 
 from .events import EventHub
 from .limits import JOB_POLL_S, MAX_FINISHED_JOBS, MAX_RUNNING_JOBS
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 JobBody = Callable[["Job"], Awaitable[None]]
 """The work: runs steps, appends one result per step, calls ``job.step_done()`` after
@@ -150,6 +151,26 @@ class Jobs:
         tasks = [j.task for j in running if j.task is not None]
         if tasks:
             await asyncio.wait(tasks)
+
+
+def each(items: Sequence[T], step: Callable[[T], Awaitable[dict[str, Any]]],
+         name: Callable[[T], dict[str, Any]]) -> JobBody:
+    """A job body that runs ``step`` on each item in turn, each on its own: a result per
+    item, ``{**name(item), "ok": True, **what step returned}`` or ``{**name(item), "ok":
+    False, "error": {...}}`` for a user error; it stops between two items when
+    cancelled."""
+    async def body(job: Job) -> None:
+        for item in items:
+            if job.cancel_requested:
+                return
+            try:
+                job.results.append({**name(item), "ok": True, **await step(item)})
+            except IdentifyError as exc:
+                job.results.append({**name(item), "ok": False,
+                                    "error": {"code": exc.code, "message": exc.message}})
+            job.step_done()
+
+    return body
 
 
 async def wait_for_client(request: web.Request, job: Job) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -10,7 +12,7 @@ from server.engine.errors import IdentifyError
 from server.engine.images import read_image_bytes
 
 from ..io import read_image, read_json
-from ..jobs import Job, wait_for_client
+from ..jobs import each, wait_for_client
 from ..keys import ENGINE, JOBS
 from . import int_param
 
@@ -94,21 +96,14 @@ async def import_references(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     plan = await engine.run(lambda s: s.import_plan(path, label))
 
-    async def run(job: Job) -> None:
-        loop = asyncio.get_running_loop()
-        for file, name in plan:
-            if job.cancel_requested:
-                return
-            try:
-                data = await loop.run_in_executor(engine.compute, read_image_bytes, file)
-                added = await engine.add_reference(data, name, taxonomy, bounded=False)
-                job.results.append({"path": str(file), "ok": True, **added})
-            except IdentifyError as exc:
-                job.results.append({"path": str(file), "ok": False,
-                                    "error": {"code": exc.code, "message": exc.message}})
-            job.step_done()
+    async def add(entry: tuple[Path, object]) -> dict[str, Any]:
+        file, name = entry
+        data = await asyncio.get_running_loop().run_in_executor(
+            engine.compute, read_image_bytes, file)
+        return await engine.add_reference(data, name, taxonomy, bounded=False)
 
-    job = request.app[JOBS].start("import", len(plan), run)
+    job = request.app[JOBS].start("import", len(plan),
+                                  each(plan, add, lambda e: {"path": str(e[0])}))
     if not wait:
         return web.json_response({"job": job.to_json(results=False)}, status=202)
     await wait_for_client(request, job)

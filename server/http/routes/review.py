@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from server.engine.errors import IdentifyError
 
 from ..io import read_json
-from ..jobs import Job, wait_for_client
+from ..jobs import each, wait_for_client
 from ..keys import ENGINE, JOBS
 from . import int_param, is_row_id, query_int
 
@@ -61,19 +63,11 @@ async def bulk(request: web.Request) -> web.Response:
         raise IdentifyError("'wait' must be true or false")
     engine, label = request.app[ENGINE], body.get("label")
 
-    async def run(job: Job) -> None:
-        for item_id in ids:
-            if job.cancel_requested:
-                return
-            try:
-                item = await engine.resolve(item_id, action, label)
-                job.results.append({"id": item_id, "ok": True, "item": item.to_json()})
-            except IdentifyError as exc:
-                job.results.append({"id": item_id, "ok": False,
-                                    "error": {"code": exc.code, "message": exc.message}})
-            job.step_done()
+    async def resolve_one(item_id: int) -> dict[str, Any]:
+        return {"item": (await engine.resolve(item_id, action, label)).to_json()}
 
-    job = request.app[JOBS].start("review_bulk", len(ids), run)
+    job = request.app[JOBS].start("review_bulk", len(ids),
+                                  each(ids, resolve_one, lambda i: {"id": i}))
     if not wait:
         return web.json_response({"job": job.to_json(results=False)}, status=202)
     await wait_for_client(request, job)

@@ -227,6 +227,7 @@ class Service:
         and queued once per track; other images are recorded and queued one by one.
         """
         decision, region = self.ident.decide_regions(prepared.regions)
+        queued_before = self.stats.queued
         # What is recorded and queued is the whole picture (with the located box in the
         # result): for a miss the box is only where the picture looked most like
         # something known, and the reviewer must see what was really there.
@@ -246,7 +247,9 @@ class Service:
                     "objects": [o.to_json() for o in objects]})
         for obj in objects:
             if obj.review_id is not None:
-                self._emit({"type": "queue", "action": "added", "item_id": obj.review_id,
+                # A new item, or the same picture again on a waiting one (its count).
+                action = "added" if self.stats.queued > queued_before else "seen_again"
+                self._emit({"type": "queue", "action": action, "item_id": obj.review_id,
                             "pending": self.queue.pending()})
         return objects
 

@@ -181,7 +181,14 @@ async def test_outcomes_give_scores_for_threshold_curves(client: Client) -> None
 
 async def test_the_same_picture_from_the_same_source_is_one_item_with_a_count(
         client: Client) -> None:
-    ids = {await queue_unknown(client, "desk") for _ in range(5)}
+    async with client.ws_connect("/api/events") as events:
+        ids = {await queue_unknown(client, "desk") for _ in range(5)}
+        actions = []
+        while len(actions) < 5:
+            event = await events.receive_json(timeout=10)
+            if event["type"] == "queue":
+                actions.append(event["action"])
+    assert actions == ["added"] + ["seen_again"] * 4
     assert len(ids) == 1
     [item] = (await (await client.get("/api/review")).json())["items"]
     assert item["seen"] == 5

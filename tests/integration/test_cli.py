@@ -390,10 +390,11 @@ def no_model_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(embedders, "project_embedder", refuse)
 
 
-@pytest.mark.parametrize("command", ["index", "verify", "train", "match"])
+@pytest.mark.parametrize("command", ["index", "verify", "train", "match", "serve"])
 def test_project_mistakes_are_reported_before_the_model_loads(
         tmp_path: Path, small_refs: Path, no_model_loads: None, command: str) -> None:
-    extra = [str(DEMO_QUERIES / "known-brazil.jpg")] if command == "match" else []
+    extra = {"match": [str(DEMO_QUERIES / "known-brazil.jpg")],
+             "serve": ["--port", "0"]}.get(command, [])
     missing = write_project(tmp_path, tmp_path / "no-such-folder")
     code, _, err = run(command, "--project", str(missing), *extra)
     assert code == 2

@@ -35,7 +35,6 @@ from .images import (
     downscale,
     encode_jpeg,
     flatten_alpha,
-    read_image_bytes,
     stored_form,
 )
 from .indexer import (
@@ -489,21 +488,6 @@ class Service:
             raise IdentifyError(f"{len(files)} files; import at most {MAX_IMPORT_FILES} at once")
         return [(f, label if label is not None else
                  label_from_name(f.stem, self.project.config.naming).label) for f in files]
-
-    def import_references(self, path: str, label: object = None,
-                          taxonomy: str | None = None) -> dict[str, Any]:
-        """Add every file of ``import_plan(path, label)`` here, one after the other (the
-        server runs the same steps as a job instead, see ``server.http.jobs``). Files
-        are independent: a bad one is reported, the others are added."""
-        results = []
-        for f, name in self.import_plan(path, label):
-            try:
-                added = self.add_reference(read_image_bytes(f), name, taxonomy)
-                results.append({"path": str(f), "ok": True, **added})
-            except IdentifyError as exc:
-                results.append({"path": str(f), "ok": False,
-                                "error": {"code": exc.code, "message": exc.message}})
-        return {"added": sum(r["ok"] for r in results), "results": results}
 
     def remove_reference(self, ref_id: int) -> None:
         """Take a reference out of the index for good (``identify index`` will not bring

@@ -131,10 +131,10 @@ async def test_another_port_cannot_write_or_read_with_the_token_cookie(
         own = await attack_from(browser, base + "/", base)
         assert own["read"].startswith("200:") and own["events"] == "message", own
         assert await planted(base, auth)  # the script works where it is allowed to
-        async with server_session() as http:
-            async with http.post(base + "/api/classes/rename", headers=auth,
-                                 json={"from": "Planted", "to": "Kept"}) as resp:
-                assert resp.status == 200
+        async with server_session() as http, http.post(
+                base + "/api/classes/rename", headers=auth,
+                json={"from": "Planted", "to": "Kept"}) as resp:
+            assert resp.status == 200
         seen = await attack_from(browser, evil + "/", base)
         assert seen["events"] == "error" and seen["live"] == "error", seen
         assert seen["read"] == "blocked", seen

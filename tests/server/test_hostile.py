@@ -275,7 +275,7 @@ async def test_confirming_a_candidate_renamed_since_resolves_to_the_new_name(
 
 def noise_jpeg(seed: int) -> bytes:
     rng = np.random.default_rng(seed)
-    ok, buf = cv2.imencode(".jpg", rng.integers(0, 256, (480, 640, 3), dtype=np.uint8))
+    _, buf = cv2.imencode(".jpg", rng.integers(0, 256, (480, 640, 3), dtype=np.uint8))
     return buf.tobytes()
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import ClassVar
 
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Static
 
@@ -33,14 +34,18 @@ class IdentifyApp(App[None]):
 
     CSS_PATH = "identify.tcss"
     TITLE = "identify"
-    MODES = {"review": ReviewScreen, "references": ReferencesScreen,
-             "thresholds": ThresholdsScreen, "live": LiveScreen, "stats": StatsScreen}
+    MODES: ClassVar[dict[str, str | Callable[[], Screen]]] = {
+        "review": ReviewScreen,
+        "references": ReferencesScreen,
+        "thresholds": ThresholdsScreen,
+        "live": LiveScreen,
+        "stats": StatsScreen,
+    }
     DEFAULT_MODE = "review"
     # The F-keys and q show in each screen's ScreenBar, not in the footer, so that the
     # footer has room for the screen's own keys at 80 columns; all are in the palette.
-    BINDINGS = [
-        *[Binding(key, f"switch_mode('{mode}')", name, show=False)
-          for key, mode, name in SCREENS],
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *[Binding(key, f"switch_mode('{mode}')", name, show=False) for key, mode, name in SCREENS],
         Binding("q", "quit", "Quit", show=False),
         Binding("ctrl+q", "quit", "Quit", show=False),
     ]
@@ -83,8 +88,10 @@ class IdentifyApp(App[None]):
             self.problem = None
         except Unreachable:
             hint = self.config.project_hint or "P"
-            self.problem = (f"No identify server at {self.config.server}. Start one with: "
-                            f"identify serve --project {hint}")
+            self.problem = (
+                f"No identify server at {self.config.server}. Start one with: "
+                f"identify serve --project {hint}"
+            )
         except ApiError as exc:
             self.problem = f"{self.config.server}: {exc.message}"
         for banner in self.screen.query(ConnectionBanner):
@@ -96,15 +103,18 @@ class IdentifyApp(App[None]):
         yield from super().get_system_commands(screen)
         for binding in [*self.BINDINGS, *getattr(screen, "BINDINGS", [])]:
             if isinstance(binding, Binding) and binding.description:
-                yield SystemCommand(f"{binding.description} ({binding.key})",
-                                    f"same as pressing {binding.key}",
-                                    _runner(self, screen, binding.action))
+                yield SystemCommand(
+                    f"{binding.description} ({binding.key})",
+                    f"same as pressing {binding.key}",
+                    _runner(self, screen, binding.action),
+                )
 
 
 def _runner(app: App[None], screen: Screen[object], action: str):  # type: ignore[no-untyped-def]
     async def run() -> None:
         target = app if action.startswith("switch_mode") or action == "quit" else screen
         await target.run_action(action)
+
     return run
 
 
@@ -113,7 +123,6 @@ def banner() -> ComposeResult:
     widget = ConnectionBanner("", id="banner")
     widget.display = False
     yield widget
-
 
 
 def make_tui(config: TuiConfig) -> IdentifyApp:

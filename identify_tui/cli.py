@@ -52,8 +52,9 @@ def user_errors(fn: F) -> F:
 
 
 @contextmanager
-def progress_bar(length: int, label: str, *, results_on_stdout: bool = False
-                 ) -> Iterator[Callable[[int], None]]:
+def progress_bar(
+    length: int, label: str, *, results_on_stdout: bool = False
+) -> Iterator[Callable[[int], None]]:
     """Progress of one stage on stderr: a bar on a terminal; on a pipe or in a log one
     line as the stage starts and one as it ends, so a long run shows it is alive.
 
@@ -64,8 +65,7 @@ def progress_bar(length: int, label: str, *, results_on_stdout: bool = False
     if not sys.stderr.isatty():
         click.echo(f"identify: {label}: {length} ...", err=True)
         yield lambda n: None
-        click.echo(f"identify: {label}: done in {time.perf_counter() - started:.1f}s",
-                   err=True)
+        click.echo(f"identify: {label}: done in {time.perf_counter() - started:.1f}s", err=True)
         return
     if results_on_stdout and sys.stdout.isatty():
         yield lambda n: None
@@ -82,13 +82,15 @@ def writer_lock(project: Any, holder: str) -> Any:
 
 
 project_option = click.option(
-    "--project", "-p", required=True, metavar="NAME|FILE",
+    "--project",
+    "-p",
+    required=True,
+    metavar="NAME|FILE",
     help="Project name under ./projects/ or a path to a project YAML file.",
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]},
-             invoke_without_command=True)
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True)
 @click.version_option(package_name="identify")
 @click.pass_context
 def main(ctx: click.Context) -> None:
@@ -109,12 +111,19 @@ def main(ctx: click.Context) -> None:
 
 @main.command()
 @click.argument("name")
-@click.option("--refs", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder of reference images (one file or one sub-folder per class).")
-@click.option("--model", default=None,
-              help="Embedder: an open_clip architecture, or efficientnet-lite0 (offline) "
-                   "[default: ViT-B-32 when its weights are on this machine, else "
-                   "efficientnet-lite0].")
+@click.option(
+    "--refs",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder of reference images (one file or one sub-folder per class).",
+)
+@click.option(
+    "--model",
+    default=None,
+    help="Embedder: an open_clip architecture, or efficientnet-lite0 (offline) "
+    "[default: ViT-B-32 when its weights are on this machine, else "
+    "efficientnet-lite0].",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing project file.")
 @user_errors
 def init(name: str, refs: Path, model: str | None, force: bool) -> None:
@@ -195,10 +204,12 @@ def explain(obj: Any) -> str:
 @main.command()
 @project_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per image, per line.")
-@click.option("--no-record", is_flag=True,
-              help="Do not store the queries and results in the project database.")
-@click.argument("images", nargs=-1, required=True,
-                type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--no-record",
+    is_flag=True,
+    help="Do not store the queries and results in the project database.",
+)
+@click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @user_errors
 def match(project: str, as_json: bool, no_record: bool, images: tuple[Path, ...]) -> None:
     """Identify image files (the whole image is one object).
@@ -222,9 +233,12 @@ def match(project: str, as_json: bool, no_record: bool, images: tuple[Path, ...]
     thresholds = resolve_thresholds(proj.config, embedder.spec)
     if not thresholds.calibrated:
         threshold, margin = thresholds.default
-        click.echo(f"identify: note: {proj.name} is not calibrated for "
-                   f"{embedder.spec.space_id}; using the model's default threshold "
-                   f"{threshold:.2f} and margin {margin:.2f} (run identify verify)", err=True)
+        click.echo(
+            f"identify: note: {proj.name} is not calibrated for "
+            f"{embedder.spec.space_id}; using the model's default threshold "
+            f"{threshold:.2f} and margin {margin:.2f} (run identify verify)",
+            err=True,
+        )
     failures = 0
     lock = writer_lock(proj, "identify match") if not no_record else contextlib.nullcontext()
     with lock, progress_bar(len(images), "identifying", results_on_stdout=True) as update:
@@ -246,14 +260,24 @@ def match(project: str, as_json: bool, no_record: bool, images: tuple[Path, ...]
 @main.command()
 @project_option
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
-@click.option("--min-accuracy", type=click.FloatRange(0, 1), default=0.0, show_default=True,
-              help="Exit with code 3 when predicted open-set accuracy is below this.")
-@click.option("--queries", type=click.IntRange(1, 100), default=None,
-              help="Synthetic queries per reference (default: the project's verify setting).")
+@click.option(
+    "--min-accuracy",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Exit with code 3 when predicted open-set accuracy is below this.",
+)
+@click.option(
+    "--queries",
+    type=click.IntRange(1, 100),
+    default=None,
+    help="Synthetic queries per reference (default: the project's verify setting).",
+)
 @click.option("--no-write", is_flag=True, help="Do not write the thresholds to the project.")
 @user_errors
-def verify(project: str, as_json: bool, min_accuracy: float, queries: int | None,
-           no_write: bool) -> None:
+def verify(
+    project: str, as_json: bool, min_accuracy: float, queries: int | None, no_write: bool
+) -> None:
     """Self-test the reference set with synthetic camera-like queries.
 
     Reports top-1 accuracy, margins, the most confusable pairs and an estimate of how
@@ -272,24 +296,32 @@ def verify(project: str, as_json: bool, min_accuracy: float, queries: int | None
     preflight(proj, indexed=True)
     embedder = project_embedder(proj.config)
     tested = min(_reference_count(proj), proj.config.verify.max_references)
-    with writer_lock(proj, "identify verify"), \
-            progress_bar(tested, "self-testing references") as update:
-        report = run_verify(proj, embedder, queries_per_reference=queries,
-                            write=not no_write, progress=update)
+    with (
+        writer_lock(proj, "identify verify"),
+        progress_bar(tested, "self-testing references") as update,
+    ):
+        report = run_verify(
+            proj, embedder, queries_per_reference=queries, write=not no_write, progress=update
+        )
     click.echo(json.dumps(report.to_json(), indent=2) if as_json else format_report(report))
     if report.predicted_open_set_accuracy < min_accuracy:
         click.echo(
             f"identify: predicted open-set accuracy {report.predicted_open_set_accuracy:.3f} "
-            f"is below --min-accuracy {min_accuracy:.3f}", err=True)
+            f"is below --min-accuracy {min_accuracy:.3f}",
+            err=True,
+        )
         sys.exit(EXIT_UNFIT)
 
 
 @main.command()
 @project_option
 @click.option("--json", "as_json", is_flag=True, help="Print the training report as JSON.")
-@click.option("--force", is_flag=True,
-              help="Adopt a supcon head even though the project locates things in whole "
-                   "pictures (locate.enabled), where it is not validated.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Adopt a supcon head even though the project locates things in whole "
+    "pictures (locate.enabled), where it is not validated.",
+)
 @user_errors
 def train(project: str, as_json: bool, force: bool) -> None:
     """Fit a projection head to the project's references, then re-index and re-verify.
@@ -334,12 +366,12 @@ def train(project: str, as_json: bool, force: bool) -> None:
             f"trained on {report.references} references ({report.classes} classes): "
             f"{report.train_views} views, {report.validation_views} held out, "
             f"{report.seconds:.1f}s\nheld-out top-1: plain {report.validation_top1_plain:.3f}"
-            f", with the head {report.validation_top1:.3f}")
+            f", with the head {report.validation_top1:.3f}"
+        )
         for note in report.notes:
             click.echo(f"  {note}")
     if report.verdict == "worse":
-        click.echo(f"kept {current}: the new head did worse on the held-out views",
-                   err=as_json)
+        click.echo(f"kept {current}: the new head did worse on the held-out views", err=as_json)
         return
     if report.verdict == "locate":
         click.echo(
@@ -347,18 +379,24 @@ def train(project: str, as_json: bool, force: bool) -> None:
             "(locate.enabled), where a supcon head let more unknown things through on "
             "the benchmark; use train.method: whiten, set locate.enabled: false if your "
             "pictures are crops of one thing, or pass --force to adopt it anyway",
-            err=as_json)
+            err=as_json,
+        )
         return
     click.echo(
         f"adopted {report.head_id} ({report.head_file}); re-indexed {summary.index_size} "
         f"references; recalibrated: threshold {checked.threshold}, margin "
         f"{checked.margin_threshold}, predicted open-set accuracy "
-        f"{checked.predicted_open_set_accuracy:.3f}", err=as_json)
+        f"{checked.predicted_open_set_accuracy:.3f}",
+        err=as_json,
+    )
     for note in checked.notes:
         click.echo(f"  {note}", err=as_json)
     if needs_force(proj):
-        click.echo("  adopted with --force: the head is not validated on whole pictures "
-                   "(locate); check it on your own photos", err=as_json)
+        click.echo(
+            "  adopted with --force: the head is not validated on whole pictures "
+            "(locate); check it on your own photos",
+            err=as_json,
+        )
 
 
 def _reference_count(project: Any) -> int:
@@ -376,25 +414,55 @@ def _reference_count(project: Any) -> int:
 
 @main.command()
 @project_option
-@click.option("--host", default=None, help="Interface to bind [default: the project's, "
-              "127.0.0.1]. Anything else needs --token.")
-@click.option("--port", type=click.IntRange(0, 65535), default=None,
-              help="TCP port [default: the project's, 8765].")
-@click.option("--token", envvar="IDENTIFY_TOKEN", default=None,
-              help="Require 'Authorization: Bearer TOKEN' (or $IDENTIFY_TOKEN).")
-@click.option("--insecure-no-auth", is_flag=True,
-              help="Allow a non-loopback --host without a token. Anyone who can reach "
-                   "the port can then read and change the project.")
-@click.option("--camera", "cameras", multiple=True, metavar="SRC",
-              help="A server-side camera: a device number, a video file (looped) or an "
-                   "RTSP/HTTP URL. Repeat for several.")
-@click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
-              help="Also answer requests addressed to this host name (one that points at "
-                   "this machine). Others are refused, against DNS rebinding. Repeatable.")
+@click.option(
+    "--host",
+    default=None,
+    help="Interface to bind [default: the project's, 127.0.0.1]. Anything else needs --token.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="TCP port [default: the project's, 8765].",
+)
+@click.option(
+    "--token",
+    envvar="IDENTIFY_TOKEN",
+    default=None,
+    help="Require 'Authorization: Bearer TOKEN' (or $IDENTIFY_TOKEN).",
+)
+@click.option(
+    "--insecure-no-auth",
+    is_flag=True,
+    help="Allow a non-loopback --host without a token. Anyone who can reach "
+    "the port can then read and change the project.",
+)
+@click.option(
+    "--camera",
+    "cameras",
+    multiple=True,
+    metavar="SRC",
+    help="A server-side camera: a device number, a video file (looped) or an "
+    "RTSP/HTTP URL. Repeat for several.",
+)
+@click.option(
+    "--allow-host",
+    "allow_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="Also answer requests addressed to this host name (one that points at "
+    "this machine). Others are refused, against DNS rebinding. Repeatable.",
+)
 @user_errors
-def serve(project: str, host: str | None, port: int | None, token: str | None,
-          insecure_no_auth: bool, cameras: tuple[str, ...],
-          allow_hosts: tuple[str, ...]) -> None:
+def serve(
+    project: str,
+    host: str | None,
+    port: int | None,
+    token: str | None,
+    insecure_no_auth: bool,
+    cameras: tuple[str, ...],
+    allow_hosts: tuple[str, ...],
+) -> None:
     """Run the identification server: HTTP API, live webcam page, review queue.
 
     Open the printed address in a browser to identify things with a webcam.
@@ -412,26 +480,45 @@ def serve(project: str, host: str | None, port: int | None, token: str | None,
     proj = load_project(project)
     scfg = proj.config.server
     config = ServeConfig(
-        project=proj, host=host or scfg.host, port=scfg.port if port is None else port,
-        token=token, insecure_no_auth=insecure_no_auth,
+        project=proj,
+        host=host or scfg.host,
+        port=scfg.port if port is None else port,
+        token=token,
+        insecure_no_auth=insecure_no_auth,
         cameras=scfg.cameras + tuple(CameraConfig(source=c) for c in cameras),
-        workers=scfg.workers, allow_hosts=scfg.allow_hosts + allow_hosts)
+        workers=scfg.workers,
+        allow_hosts=scfg.allow_hosts + allow_hosts,
+    )
     if insecure_no_auth and not token:
-        click.echo("identify: WARNING: serving without authentication on "
-                   f"{config.host}; anyone who can reach it can change this project",
-                   err=True)
+        click.echo(
+            "identify: WARNING: serving without authentication on "
+            f"{config.host}; anyone who can reach it can change this project",
+            err=True,
+        )
     preflight(proj, indexed=True)
     run_server(config, announce=lambda url: click.echo(f"identify: serving {proj.name} on {url}"))
 
 
 @main.command()
-@click.option("--server", default=None, metavar="URL",
-              help="The server's address [default: the project's host and port, else "
-                   "http://127.0.0.1:8765].")
-@click.option("--token", envvar="IDENTIFY_TOKEN", default=None,
-              help="The server's token (or $IDENTIFY_TOKEN).")
-@click.option("--project", "-p", default=None, metavar="NAME|FILE",
-              help="Take the server's host and port from this project file.")
+@click.option(
+    "--server",
+    default=None,
+    metavar="URL",
+    help="The server's address [default: the project's host and port, else http://127.0.0.1:8765].",
+)
+@click.option(
+    "--token",
+    envvar="IDENTIFY_TOKEN",
+    default=None,
+    help="The server's token (or $IDENTIFY_TOKEN).",
+)
+@click.option(
+    "--project",
+    "-p",
+    default=None,
+    metavar="NAME|FILE",
+    help="Take the server's host and port from this project file.",
+)
 @user_errors
 def tui(server: str | None, token: str | None, project: str | None) -> None:
     """Open the terminal UI: review queue, references, thresholds, live results, stats.
@@ -456,8 +543,9 @@ def tui(server: str | None, token: str | None, project: str | None) -> None:
         scfg = load_project(project).config.server
         host = "127.0.0.1" if scfg.host in ("0.0.0.0", "::") else scfg.host
         server = f"http://{host}:{scfg.port}"
-    make_tui(TuiConfig(server=server or "http://127.0.0.1:8765", token=token,
-                       project_hint=hint)).run()
+    make_tui(
+        TuiConfig(server=server or "http://127.0.0.1:8765", token=token, project_hint=hint)
+    ).run()
 
 
 @main.command()
@@ -487,14 +575,20 @@ def gc(project: str) -> None:
             done = Media(proj.data_dir, store).collect(proj.config.review.keep_days)
         finally:
             store.close()
-    click.echo(f"gc {proj.name}: {done.pictures_expired} expired picture(s), "
-               f"{done.orphans} orphan file(s), {done.bytes_freed / 1e6:.1f} MB freed "
-               f"(review.keep_days: {proj.config.review.keep_days})")
+    click.echo(
+        f"gc {proj.name}: {done.pictures_expired} expired picture(s), "
+        f"{done.orphans} orphan file(s), {done.bytes_freed / 1e6:.1f} MB freed "
+        f"(review.keep_days: {proj.config.review.keep_days})"
+    )
 
 
 @main.command()
-@click.option("--all", "every", is_flag=True,
-              help="Every open_clip architecture with pretrained weights (about 115).")
+@click.option(
+    "--all",
+    "every",
+    is_flag=True,
+    help="Every open_clip architecture with pretrained weights (about 115).",
+)
 @user_errors
 def models(every: bool) -> None:
     """List the embedders a project may use: offline ones first, then one line per

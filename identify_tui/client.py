@@ -46,10 +46,10 @@ class ApiClient:
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            headers = {"Authorization": f"Bearer {self.config.token}"} if self.config.token \
-                else {}
+            headers = {"Authorization": f"Bearer {self.config.token}"} if self.config.token else {}
             self._session = aiohttp.ClientSession(
-                headers=headers, timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S))
+                headers=headers, timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
+            )
         return self._session
 
     async def close(self) -> None:
@@ -71,16 +71,23 @@ class ApiClient:
                     body = {"raw": await resp.read()}
                 if resp.status >= 400:
                     err = body.get("error", {}) if isinstance(body, dict) else {}
-                    raise ApiError(err.get("message", f"HTTP {resp.status}"),
-                                   err.get("code", "error"), resp.status)
-                return body["raw"] if isinstance(body, dict) and "raw" in body and \
-                    len(body) == 1 else body
+                    raise ApiError(
+                        err.get("message", f"HTTP {resp.status}"),
+                        err.get("code", "error"),
+                        resp.status,
+                    )
+                return (
+                    body["raw"]
+                    if isinstance(body, dict) and "raw" in body and len(body) == 1
+                    else body
+                )
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
             raise Unreachable(f"cannot reach {self.base}: {exc.__class__.__name__}") from None
 
     async def get(self, path: str, **params: Any) -> Any:
-        return await self.request("GET", path, params={k: str(v) for k, v in params.items()
-                                                       if v is not None})
+        return await self.request(
+            "GET", path, params={k: str(v) for k, v in params.items() if v is not None}
+        )
 
     async def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
         return await self.request("POST", path, json=body or {})
@@ -99,5 +106,4 @@ class ApiClient:
         return data
 
     def events_url(self) -> str:
-        return self.base.replace("http://", "ws://").replace("https://", "wss://") + \
-            "/api/events"
+        return self.base.replace("http://", "ws://").replace("https://", "wss://") + "/api/events"

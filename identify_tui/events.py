@@ -42,8 +42,9 @@ class EventBuffer:
                     self.labels[str(obj.get("label"))] += 1
                 else:
                     self.unknown += 1
-                self.recent.appendleft({"at": event.get("at"), "source": event.get("source"),
-                                        **obj})
+                self.recent.appendleft(
+                    {"at": event.get("at"), "source": event.get("source"), **obj}
+                )
         elif kind == "queue":
             self.queue_version += 1
         elif kind == "references":

@@ -62,5 +62,9 @@ class ImageCache:
             return
         task = asyncio.ensure_future(self._load(path, width, height))
         self._pending[(path, width, height)] = task
-        task.add_done_callback(lambda t: (self._pending.pop((path, width, height), None),
-                                          t.exception() if not t.cancelled() else None))
+        task.add_done_callback(
+            lambda t: (
+                self._pending.pop((path, width, height), None),
+                t.exception() if not t.cancelled() else None,
+            )
+        )

@@ -29,7 +29,7 @@ class LiveScreen(Screen[None]):
         yield from banner()
         yield Static("", id="live-summary")
         yield DataTable(id="live-table", cursor_type="row", zebra_stripes=True)
-        yield from bottom('live')
+        yield from bottom("live")
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
@@ -46,11 +46,17 @@ class LiveScreen(Screen[None]):
         top = ", ".join(f"{label} {n}" for label, n in events.labels.most_common(5))
         state = "" if events.connected else "  [b red]not connected[/]"
         self.query_one("#live-summary", Static).update(
-            f"{events.total} identified, unknown {rate:.0%}{state}\n{top or 'no matches yet'}")
+            f"{events.total} identified, unknown {rate:.0%}{state}\n{top or 'no matches yet'}"
+        )
         table = self.query_one(DataTable)
         table.clear()
         for obj in list(events.recent)[:ROWS]:
             at = time.strftime("%H:%M:%S", time.localtime(obj.get("at") or 0))
             answer = obj["label"] if obj.get("matched") else "unknown"
-            table.add_row(at, str(obj.get("source", ""))[:18], str(answer)[:28],
-                          f"{obj['score']:.3f}", f"{obj['margin']:.3f}")
+            table.add_row(
+                at,
+                str(obj.get("source", ""))[:18],
+                str(answer)[:28],
+                f"{obj['score']:.3f}",
+                f"{obj['margin']:.3f}",
+            )

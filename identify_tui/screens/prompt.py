@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
@@ -14,11 +16,12 @@ class LabelPrompt(ModalScreen[str | None]):
     """Ask for a label (or any text); Enter answers, Escape cancels. Suggestions come
     from ``choices`` (Tab or the right arrow accepts one)."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel"),
-                Binding("tab", "complete", "Complete", priority=True)]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("tab", "complete", "Complete", priority=True),
+    ]
 
-    def __init__(self, question: str, choices: list[str] | None = None,
-                 value: str = "") -> None:
+    def __init__(self, question: str, choices: list[str] | None = None, value: str = "") -> None:
         super().__init__()
         self.question = question
         self.choices = choices or []
@@ -27,8 +30,11 @@ class LabelPrompt(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="prompt-box"):
             yield Label(self.question)
-            yield Input(value=self.value, id="answer",
-                        suggester=SuggestFromList(self.choices, case_sensitive=False))
+            yield Input(
+                value=self.value,
+                id="answer",
+                suggester=SuggestFromList(self.choices, case_sensitive=False),
+            )
             yield Label("Enter to accept, Tab to complete, Esc to cancel", classes="muted")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

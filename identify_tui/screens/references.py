@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
@@ -21,7 +21,7 @@ THUMB_CELLS = (26, 12)
 class ReferencesScreen(Screen[None]):
     """One row per class; the highlighted class's first reference is shown."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "add", "Add"),
         Binding("n", "rename", "Rename"),
         Binding("m", "merge", "Merge"),
@@ -45,7 +45,7 @@ class ReferencesScreen(Screen[None]):
             with Vertical(id="ref-side"):
                 yield Thumbnail(*THUMB_CELLS, id="ref-thumb")
                 yield Static("", id="ref-info")
-        yield from bottom('references')
+        yield from bottom("references")
 
     def on_mount(self) -> None:
         self.query_one(DataTable).add_columns("class", "taxonomy", "refs")
@@ -90,10 +90,12 @@ class ReferencesScreen(Screen[None]):
         try:
             body = await self.app.api.get("/api/classes/references", label=label)  # type: ignore[attr-defined]
             self.refs = body["references"]
-            info.update(f"[b]{label}[/b]\n" + "\n".join(
-                f"#{r['id']} {r['source']}" for r in self.refs[:6]))
+            info.update(
+                f"[b]{label}[/b]\n" + "\n".join(f"#{r['id']} {r['source']}" for r in self.refs[:6])
+            )
             picture = await self.app.images.picture(  # type: ignore[attr-defined]
-                f"/api/references/{self.refs[0]['id']}/image", *THUMB_CELLS)
+                f"/api/references/{self.refs[0]['id']}/image", *THUMB_CELLS
+            )
             thumb.show(picture)
         except ApiError as exc:
             thumb.clear("no image")
@@ -101,7 +103,8 @@ class ReferencesScreen(Screen[None]):
 
     async def _ask(self, question: str, value: str = "") -> str | None:
         return await self.app.push_screen_wait(
-            LabelPrompt(question, [c["label"] for c in self.class_rows], value))
+            LabelPrompt(question, [c["label"] for c in self.class_rows], value)
+        )
 
     async def _call(self, what: str, method: str, path: str, body: dict[str, Any]) -> None:
         try:
@@ -113,8 +116,9 @@ class ReferencesScreen(Screen[None]):
 
     @work(group="prompt")
     async def action_add(self) -> None:
-        path = await self.app.push_screen_wait(LabelPrompt(
-            "Image file or folder on the server to add:"))
+        path = await self.app.push_screen_wait(
+            LabelPrompt("Image file or folder on the server to add:")
+        )
         if not path:
             return
         label = await self._ask("Label (empty: from the file names):")
@@ -130,8 +134,9 @@ class ReferencesScreen(Screen[None]):
             return
         new = await self._ask(f"Rename {old!r} to:", old)
         if new and new != old:
-            await self._call(f"renamed {old} to {new}", "POST", "/api/classes/rename",
-                             {"from": old, "to": new})
+            await self._call(
+                f"renamed {old} to {new}", "POST", "/api/classes/rename", {"from": old, "to": new}
+            )
 
     @work(group="prompt")
     async def action_merge(self) -> None:
@@ -140,16 +145,20 @@ class ReferencesScreen(Screen[None]):
             return
         into = await self._ask(f"Merge {old!r} into:")
         if into:
-            await self._call(f"merged {old} into {into}", "POST", "/api/classes/merge",
-                             {"from": [old], "into": into})
+            await self._call(
+                f"merged {old} into {into}",
+                "POST",
+                "/api/classes/merge",
+                {"from": [old], "into": into},
+            )
 
     @work(group="prompt")
     async def action_remove(self) -> None:
         if not self.refs:
             return
         ref = self.refs[0]
-        answer = await self.app.push_screen_wait(LabelPrompt(
-            f"Remove reference #{ref['id']} of {ref['label']!r}? Type yes:"))
+        answer = await self.app.push_screen_wait(
+            LabelPrompt(f"Remove reference #{ref['id']} of {ref['label']!r}? Type yes:")
+        )
         if answer == "yes":
-            await self._call(f"removed #{ref['id']}", "DELETE", f"/api/references/{ref['id']}",
-                             {})
+            await self._call(f"removed #{ref['id']}", "DELETE", f"/api/references/{ref['id']}", {})

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.css.query import NoMatches
 from textual.message import Message
@@ -62,14 +62,14 @@ def describe(item: dict[str, Any]) -> str:
     mark = REASON_MARKS.get(item["reason"], "!")
     head, score = f"{item['id']:>5} {mark} ", f" {item['score']:.3f}"
     room = max(1, LIST_CELLS - len(head) - len(score))
-    label = best if len(best) <= room else best[:room - 1] + "…"
+    label = best if len(best) <= room else best[: room - 1] + "…"
     return f"{head}{label:<{room}}{score}"
 
 
 class ReviewScreen(Screen[None]):
     """Pending items; keys act on the shown item (or on every selected one)."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter,y", "confirm(1)", "Confirm"),
         Binding("1", "confirm(1)", "Pick 1", show=False),
         Binding("2", "confirm(2)", "Pick 2", show=False),
@@ -125,13 +125,15 @@ class ReviewScreen(Screen[None]):
                     yield Static("", id="item-info")
                 with VerticalScroll(id="candidates"):
                     for n in range(1, SHOWN_CANDIDATES + 1):
-                        yield Horizontal(Thumbnail(*CANDIDATE_CELLS, id=f"cand-{n}"),
-                                         Static("", id=f"cand-text-{n}",
-                                                classes="candidate-text"),
-                                         id=f"cand-row-{n}", classes="candidate")
+                        yield Horizontal(
+                            Thumbnail(*CANDIDATE_CELLS, id=f"cand-{n}"),
+                            Static("", id=f"cand-text-{n}", classes="candidate-text"),
+                            id=f"cand-row-{n}",
+                            classes="candidate",
+                        )
                     yield Static("", id="more-candidates")
                 yield Static("", id="empty")
-        yield from bottom('review')
+        yield from bottom("review")
 
     def on_mount(self) -> None:
         self.query_one("#queue-list", DataTable).add_column("item", key="item")
@@ -170,7 +172,7 @@ class ReviewScreen(Screen[None]):
         same = new_ids == old_ids
         # Usually only the tail moved up (older items came into the page): append them
         # instead of rebuilding the list under the reviewer's cursor.
-        tail = items[len(old_ids):] if new_ids[:len(old_ids)] == old_ids else None
+        tail = items[len(old_ids) :] if new_ids[: len(old_ids)] == old_ids else None
         self.items = items
         self.total = body["total"] - sum(1 for i in body["items"] if i["id"] in self.in_flight)
         self.selected &= {i["id"] for i in self.items}
@@ -230,16 +232,18 @@ class ReviewScreen(Screen[None]):
                 part.display = True
         self.shown_id = item["id"]
         when = (item["created_at"] or "")[5:16].replace("T", " ")
-        self.query_one("#item-info", Static).update(layout=False, content=
-            f"[b]#{item['id']}[/b]  {self.index + 1} of {self.total}"
+        self.query_one("#item-info", Static).update(
+            layout=False,
+            content=f"[b]#{item['id']}[/b]  {self.index + 1} of {self.total}"
             f"{'  (' + str(len(self.selected)) + ' selected)' if self.selected else ''}\n"
             f"source {str(item['source'])[:24]}\nseen   {when} UTC\n"
             f"reason {item['reason']}\nscore  {item['score']:.3f}\nmargin {item['margin']:.3f}"
             f"{'  (' + str(item['seen']) + ' times)' if item.get('seen', 1) > 1 else ''}\n"
-            f"{self._makes(item)}")
+            f"{self._makes(item)}",
+        )
         self._show_candidates(item)
         self._load_pictures(item)
-        for ahead in self.items[self.index + 1:self.index + 1 + PREFETCH]:
+        for ahead in self.items[self.index + 1 : self.index + 1 + PREFETCH]:
             self._prefetch(ahead)
 
     def _show_candidates(self, item: dict[str, Any]) -> None:
@@ -251,16 +255,23 @@ class ReviewScreen(Screen[None]):
             if n <= len(cands):
                 c = cands[n - 1]
                 self.query_one(f"#cand-text-{n}", Static).update(
-                    f"[b]{n}[/b] {c['label']}  {c['score']:.3f}", layout=False)
-        self.query_one("#more-candidates", Static).update(layout=False, content="\n".join(
-            f"[b]{n}[/b] {c['label']}  {c['score']:.3f}"
-            for n, c in enumerate(cands, start=1) if n > SHOWN_CANDIDATES))
+                    f"[b]{n}[/b] {c['label']}  {c['score']:.3f}", layout=False
+                )
+        self.query_one("#more-candidates", Static).update(
+            layout=False,
+            content="\n".join(
+                f"[b]{n}[/b] {c['label']}  {c['score']:.3f}"
+                for n, c in enumerate(cands, start=1)
+                if n > SHOWN_CANDIDATES
+            ),
+        )
 
     def _paths(self, item: dict[str, Any]) -> list[tuple[str, int, int, str]]:
         out = [(f"/api/review/{item['id']}/image?box=1", *CROP_CELLS, "#crop")]
         for n, cand in enumerate(item["candidates"][:SHOWN_CANDIDATES], start=1):
-            out.append((f"/api/references/{cand['reference_id']}/image", *CANDIDATE_CELLS,
-                        f"#cand-{n}"))
+            out.append(
+                (f"/api/references/{cand['reference_id']}/image", *CANDIDATE_CELLS, f"#cand-{n}")
+            )
         return out
 
     def _prefetch(self, item: dict[str, Any]) -> None:
@@ -342,19 +353,24 @@ class ReviewScreen(Screen[None]):
         if action == "confirm":
             number = int(body.get("candidate", 1))
             cands = items[0]["candidates"]
-            label = cands[number - 1]["label"] if len(items) == 1 and \
-                len(cands) >= number else f"candidate {number}"
+            label = (
+                cands[number - 1]["label"]
+                if len(items) == 1 and len(cands) >= number
+                else f"candidate {number}"
+            )
             return f"{who}: confirmed as {label}"
         if action == "correct":
             return f"{who}: labelled {body['label']}"
         return f"{who}: {'not it (false positive)' if action == 'false_positive' else 'skipped'}"
 
     @work(group="send")
-    async def _send(self, item: dict[str, Any], index: int, action: str,
-                    body: dict[str, Any]) -> None:
+    async def _send(
+        self, item: dict[str, Any], index: int, action: str, body: dict[str, Any]
+    ) -> None:
         try:
             await self.app.api.post(  # type: ignore[attr-defined]
-                f"/api/review/{item['id']}/resolve", {"action": action, **body})
+                f"/api/review/{item['id']}/resolve", {"action": action, **body}
+            )
         except ApiError as exc:
             self.in_flight.discard(item["id"])
             if exc.code != "conflict":  # resolved by someone else: it stays gone
@@ -372,8 +388,9 @@ class ReviewScreen(Screen[None]):
     def action_confirm(self, number: int = 1) -> None:
         item = self.current
         if not self.selected and item is not None and number > len(item["candidates"]):
-            self.notify(f"#{item['id']} has {len(item['candidates'])} candidates",
-                        severity="warning")
+            self.notify(
+                f"#{item['id']} has {len(item['candidates'])} candidates", severity="warning"
+            )
             return
         self._take("confirm", {"candidate": number})
 
@@ -395,9 +412,13 @@ class ReviewScreen(Screen[None]):
         except ApiError:
             pass  # complete from nothing; the label is still checked by the server
         count = len(self._targets())
-        label = await self.app.push_screen_wait(LabelPrompt(
-            f"Right label for {count} item{'s' if count > 1 else ''} "
-            "(a new name makes a new class):", classes))
+        label = await self.app.push_screen_wait(
+            LabelPrompt(
+                f"Right label for {count} item{'s' if count > 1 else ''} "
+                "(a new name makes a new class):",
+                classes,
+            )
+        )
         if label:
             self._take("correct", {"label": label})
 
@@ -421,7 +442,8 @@ class ReviewScreen(Screen[None]):
         done = self.undo_stack.pop()
         try:
             item = await self.app.api.post(  # type: ignore[attr-defined]
-                f"/api/review/{done.item['id']}/reopen")
+                f"/api/review/{done.item['id']}/reopen"
+            )
         except ApiError as exc:
             self.notify(f"undo #{done.item['id']}: {exc.message}", severity="error")
             return

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
 from ..client import ApiError
 
 REFRESH_S = 5.0
-WATCH = {"confirmed": "> 80 % is healthy", "corrected": "> 15 %: thresholds too loose?",
-         "false_positive": "> 10 %: references too alike?"}
+WATCH = {
+    "confirmed": "> 80 % is healthy",
+    "corrected": "> 15 %: thresholds too loose?",
+    "false_positive": "> 10 %: references too alike?",
+}
 """The seed's rates to watch."""
 
 
@@ -25,7 +28,7 @@ def pct(value: float | None) -> str:
 class StatsScreen(Screen[None]):
     """Numbers from ``/api/stats``."""
 
-    BINDINGS = [Binding("r", "refresh", "Refresh")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("r", "refresh", "Refresh")]
 
     def compose(self) -> ComposeResult:
         from ..app import banner
@@ -35,11 +38,12 @@ class StatsScreen(Screen[None]):
         yield from banner()
         yield Static("", id="stats-body")
         yield DataTable(id="per-day", cursor_type="row")
-        yield from bottom('stats')
+        yield from bottom("stats")
 
     def on_mount(self) -> None:
-        self.query_one(DataTable).add_columns("day", "confirmed", "corrected",
-                                              "false positive", "skipped")
+        self.query_one(DataTable).add_columns(
+            "day", "confirmed", "corrected", "false positive", "skipped"
+        )
         self.set_interval(REFRESH_S, self.action_refresh)
         self.action_refresh()
 
@@ -50,15 +54,25 @@ class StatsScreen(Screen[None]):
         except ApiError:
             return
         q, rates = stats["queue"], stats["rates"]
-        lines = [f"[b]queue[/b] {q['pending']} pending",
-                 f"[b]coverage[/b] {pct(stats['coverage'])} auto-labelled "
-                 f"({stats['auto_labelled']} of {stats['observations']} identifications)"]
+        lines = [
+            f"[b]queue[/b] {q['pending']} pending",
+            (
+                f"[b]coverage[/b] {pct(stats['coverage'])} auto-labelled "
+                f"({stats['auto_labelled']} of {stats['observations']} identifications)"
+            ),
+        ]
         for key, advice in WATCH.items():
-            lines.append(f"{key.replace('_', ' '):<15} {pct(rates[key]):>5}  ({q[key]})  "
-                         f"[dim]{advice}[/dim]")
+            lines.append(
+                f"{key.replace('_', ' '):<15} {pct(rates[key]):>5}  ({q[key]})  [dim]{advice}[/dim]"
+            )
         self.query_one("#stats-body", Static).update("\n".join(lines))
         table = self.query_one(DataTable)
         table.clear()
         for day in stats["per_day"]:
-            table.add_row(day["day"], str(day["confirmed"]), str(day["corrected"]),
-                          str(day["false_positive"]), str(day["skipped"]))
+            table.add_row(
+                day["day"],
+                str(day["confirmed"]),
+                str(day["corrected"]),
+                str(day["false_positive"]),
+                str(day["skipped"]),
+            )

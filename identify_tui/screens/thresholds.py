@@ -9,11 +9,11 @@ both."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
@@ -41,8 +41,9 @@ def _pair(values: dict[str, Any] | None, fallback: tuple[float, float]) -> tuple
     return fallback if values is None else (values["threshold"], values["margin"])
 
 
-def curve(outcomes: dict[str, Any], threshold: float, margin: float
-          ) -> list[tuple[float, float | None, float | None, int]]:
+def curve(
+    outcomes: dict[str, Any], threshold: float, margin: float
+) -> list[tuple[float, float | None, float | None, int]]:
     """(threshold, coverage, precision, reviewed items above) around ``threshold``."""
     out = []
     for k in range(-CURVE_SPAN, CURVE_SPAN + 1):
@@ -59,7 +60,7 @@ def curve(outcomes: dict[str, Any], threshold: float, margin: float
 class ThresholdsScreen(Screen[None]):
     """Step a threshold with the keys; the curve follows; ``a`` applies it."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("plus,equals_sign", "step(1)", "Thr +"),
         Binding("minus", "step(-1)", "Thr -"),
         Binding("right_square_bracket", "step_margin(1)", "Margin +"),
@@ -84,7 +85,7 @@ class ThresholdsScreen(Screen[None]):
         with Horizontal(id="thr-body"):
             yield DataTable(id="thr-table", cursor_type="row")
             yield Static("", id="curve")
-        yield from bottom('thresholds')
+        yield from bottom("thresholds")
 
     def on_mount(self) -> None:
         self.query_one(DataTable).add_columns("scope", "name", "crops", "pictures")
@@ -102,22 +103,39 @@ class ThresholdsScreen(Screen[None]):
         api = self.app.api  # type: ignore[attr-defined]
         try:
             thr = await api.get("/api/thresholds")
-            classes = {c["label"]: c["taxonomy"] for c in
-                       (await api.get("/api/classes"))["classes"]}
+            classes = {
+                c["label"]: c["taxonomy"] for c in (await api.get("/api/classes"))["classes"]
+            }
         except ApiError:
             return
-        rows = [Row("taxonomy", name, name, v["threshold"], v["margin"],
-                    _pair(v.get("picture"), (v["threshold"], v["margin"])))
-                for name, v in thr["taxonomies"].items()]
+        rows = [
+            Row(
+                "taxonomy",
+                name,
+                name,
+                v["threshold"],
+                v["margin"],
+                _pair(v.get("picture"), (v["threshold"], v["margin"])),
+            )
+            for name, v in thr["taxonomies"].items()
+        ]
         for label, v in thr["classes"].items():
             tax = classes.get(label, "default")
             base = thr["taxonomies"].get(tax, thr["default"])
             pic = _pair(base.get("picture"), (base["threshold"], base["margin"]))
-            rows.append(Row("class", label, tax,
-                            base["threshold"] if v["threshold"] is None else v["threshold"],
-                            base["margin"] if v["margin"] is None else v["margin"],
-                            (pic[0] if v["threshold"] is None else v["threshold"],
-                             pic[1] if v["margin"] is None else v["margin"])))
+            rows.append(
+                Row(
+                    "class",
+                    label,
+                    tax,
+                    base["threshold"] if v["threshold"] is None else v["threshold"],
+                    base["margin"] if v["margin"] is None else v["margin"],
+                    (
+                        pic[0] if v["threshold"] is None else v["threshold"],
+                        pic[1] if v["margin"] is None else v["margin"],
+                    ),
+                )
+            )
         self.rows, self.dirty = rows, False
         self.render_table()
         for tax in {r.taxonomy for r in rows}:
@@ -132,8 +150,12 @@ class ThresholdsScreen(Screen[None]):
         cursor = table.cursor_row or 0
         table.clear()
         for r in self.rows:
-            table.add_row(r.scope, r.name[:30], f"{r.threshold:.2f}/{r.margin:.2f}",
-                          f"{r.picture[0]:.2f}/{r.picture[1]:.2f}")
+            table.add_row(
+                r.scope,
+                r.name[:30],
+                f"{r.threshold:.2f}/{r.margin:.2f}",
+                f"{r.picture[0]:.2f}/{r.picture[1]:.2f}",
+            )
         if self.rows:
             table.move_cursor(row=min(cursor, len(self.rows) - 1))
 
@@ -147,8 +169,10 @@ class ThresholdsScreen(Screen[None]):
             box.update("No thresholds.")
             return
         data = self.outcomes.get(row.taxonomy)
-        head = (f"[b]{row.name}[/b]  threshold {row.threshold:.2f}  margin {row.margin:.2f}"
-                f"{'  [b yellow](not applied)[/]' if self.dirty else ''}\n")
+        head = (
+            f"[b]{row.name}[/b]  threshold {row.threshold:.2f}  margin {row.margin:.2f}"
+            f"{'  [b yellow](not applied)[/]' if self.dirty else ''}\n"
+        )
         if data is None:
             box.update(head + "loading…")
             return
@@ -158,10 +182,12 @@ class ThresholdsScreen(Screen[None]):
             cov_s = "-" if cov is None else f"{cov:6.0%}"
             prec_s = "-" if prec is None else f"{prec:6.0%}"
             lines.append(f"{mark}{t:5.2f}  {cov_s:>8}  {prec_s:>9}  {n:>8}")
-        lines.append(f"\n{len(data['observed'])} identifications, "
-                     f"{len(data['reviewed'])} reviewed in all ({row.taxonomy}).\n"
-                     "judged: reviewed items a row's threshold would accept (its "
-                     "precision is theirs)")
+        lines.append(
+            f"\n{len(data['observed'])} identifications, "
+            f"{len(data['reviewed'])} reviewed in all ({row.taxonomy}).\n"
+            "judged: reviewed items a row's threshold would accept (its "
+            "precision is theirs)"
+        )
         box.update("\n".join(lines))
 
     def action_step(self, direction: int) -> None:
@@ -190,16 +216,24 @@ class ThresholdsScreen(Screen[None]):
         row = self.row
         if row is None:
             return
-        await self._put({"scope": row.scope, "name": row.name, "threshold": row.threshold,
-                         "margin": row.margin}, f"{row.name}: {row.threshold:.2f} / "
-                        f"{row.margin:.2f} applied")
+        await self._put(
+            {
+                "scope": row.scope,
+                "name": row.name,
+                "threshold": row.threshold,
+                "margin": row.margin,
+            },
+            f"{row.name}: {row.threshold:.2f} / {row.margin:.2f} applied",
+        )
 
     @work(group="apply")
     async def action_clear(self) -> None:
         row = self.row
         if row is not None:
-            await self._put({"scope": row.scope, "name": row.name},
-                            f"{row.name}: back to the project's thresholds")
+            await self._put(
+                {"scope": row.scope, "name": row.name},
+                f"{row.name}: back to the project's thresholds",
+            )
 
     async def _put(self, body: dict[str, Any], done: str) -> None:
         try:

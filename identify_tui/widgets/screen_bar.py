@@ -8,8 +8,13 @@ from textual.widgets import Static
 
 from .footer import KeyFooter
 
-SCREENS = (("f1", "review", "Review"), ("f2", "references", "Refs"),
-           ("f3", "thresholds", "Thresh"), ("f4", "live", "Live"), ("f5", "stats", "Stats"))
+SCREENS = (
+    ("f1", "review", "Review"),
+    ("f2", "references", "Refs"),
+    ("f3", "thresholds", "Thresh"),
+    ("f4", "live", "Live"),
+    ("f5", "stats", "Stats"),
+)
 """(key, mode, name) of every screen, in F-key order."""
 
 
@@ -21,8 +26,12 @@ class ScreenBar(Static):
     """
 
     def __init__(self, current: str) -> None:
-        parts = [f"[reverse][b]{key.upper()}[/b] {name}[/reverse]" if mode == current
-                 else f"[b]{key.upper()}[/b] {name}" for key, mode, name in SCREENS]
+        parts = [
+            f"[reverse][b]{key.upper()}[/b] {name}[/reverse]"
+            if mode == current
+            else f"[b]{key.upper()}[/b] {name}"
+            for key, mode, name in SCREENS
+        ]
         super().__init__(" " + "  ".join([*parts, "[b]q[/b] Quit"]), id="screen-bar")
 
 

@@ -35,9 +35,12 @@ class Picture:
         lines = []
         for row in range(self.height):
             top, bottom = self.pixels[2 * row].tolist(), self.pixels[2 * row + 1].tolist()
-            segments = [Segment(UPPER_HALF, Style(color=f"rgb({r1},{g1},{b1})",
-                                                  bgcolor=f"rgb({r2},{g2},{b2})"))
-                        for (r1, g1, b1), (r2, g2, b2) in zip(top, bottom, strict=True)]
+            segments = [
+                Segment(
+                    UPPER_HALF, Style(color=f"rgb({r1},{g1},{b1})", bgcolor=f"rgb({r2},{g2},{b2})")
+                )
+                for (r1, g1, b1), (r2, g2, b2) in zip(top, bottom, strict=True)
+            ]
             lines.append(Strip(segments, self.width))
         return lines
 
@@ -58,7 +61,7 @@ def half_blocks(data: bytes, width: int, height: int) -> Picture:
     small = cv2.resize(rgb, (tw, th + th % 2), interpolation=cv2.INTER_AREA)
     canvas = np.zeros((2 * height, width, 3), np.uint8)
     y0, x0 = (2 * height - small.shape[0]) // 4 * 2, (width - tw) // 2
-    canvas[y0:y0 + small.shape[0], x0:x0 + tw] = small
+    canvas[y0 : y0 + small.shape[0], x0 : x0 + tw] = small
     return Picture(canvas)
 
 

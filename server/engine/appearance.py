@@ -105,8 +105,9 @@ def _grids(image: np.ndarray, shares: Sequence[float]) -> list[Layout]:
         # Weighted in 16-bit integers, then area-averaged down to a small working copy
         # (cell means barely move; the float work then costs the same for any size).
         alpha = np.ascontiguousarray(image[:, :, 3])
-        paint = cv2.multiply(np.ascontiguousarray(image[:, :, :3]), cv2.merge([alpha] * 3),
-                             dtype=cv2.CV_16U)
+        paint = cv2.multiply(
+            np.ascontiguousarray(image[:, :, :3]), cv2.merge([alpha] * 3), dtype=cv2.CV_16U
+        )
         scale = ALPHA_WORK_SIDE / max(h, w)
         if scale < 1.0:
             size = (max(MIN_SIDE, round(w * scale)), max(MIN_SIDE, round(h * scale)))
@@ -117,8 +118,13 @@ def _grids(image: np.ndarray, shares: Sequence[float]) -> list[Layout]:
         planes = np.dstack([paint, alpha]).astype(np.float32) / 255.0
     else:
         planes = np.ascontiguousarray(image[:, :, :3])
-    boxes = np.array([(int(w * share), int(h * share), w - int(w * share), h - int(h * share))
-                      for share in shares], dtype=np.float64)
+    boxes = np.array(
+        [
+            (int(w * share), int(h * share), w - int(w * share), h - int(h * share))
+            for share in shares
+        ],
+        dtype=np.float64,
+    )
     total, area = _cell_sums(cv2.integral(planes), boxes)  # (shares, GRID, GRID, channels)
     if planes.shape[2] == 4:
         mass = total[..., 3]
@@ -222,9 +228,15 @@ def find(image: np.ndarray, reference: Layout) -> tuple[float, tuple[int, int, i
         return None
     h, w = image.shape[:2]
     scale = min(1.0, SEARCH_SIDE / max(h, w))
-    small = cv2.resize(np.ascontiguousarray(image[:, :, :3]),
-                       (max(1, round(w * scale)), max(1, round(h * scale))),
-                       interpolation=cv2.INTER_AREA) if scale < 1.0 else image[:, :, :3]
+    small = (
+        cv2.resize(
+            np.ascontiguousarray(image[:, :, :3]),
+            (max(1, round(w * scale)), max(1, round(h * scale))),
+            interpolation=cv2.INTER_AREA,
+        )
+        if scale < 1.0
+        else image[:, :, :3]
+    )
     sh, sw = small.shape[:2]
     boxes = _search_boxes(sw, sh, reference.aspect)
     if not len(boxes):

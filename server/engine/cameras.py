@@ -36,6 +36,11 @@ Opener = Callable[[int | str], Any]
 ``release`` (``cv2.VideoCapture``; tests may pass another with the same protocol)."""
 
 
+def open_capture(source: int | str) -> Any:
+    """The default ``Opener``: OpenCV's capture of a device, file or URL."""
+    return cv2.VideoCapture(source)
+
+
 def parse_source(source: str, base: Path | None = None) -> int | str:
     """A device number, a URL, or a file path (relative to ``base``)."""
     text = source.strip()
@@ -61,8 +66,9 @@ class Frame:
 class Camera:
     """Reads one source on a daemon thread; see the module docstring."""
 
-    def __init__(self, cfg: CameraConfig, base: Path | None = None,
-                 opener: Opener = cv2.VideoCapture) -> None:
+    def __init__(
+        self, cfg: CameraConfig, base: Path | None = None, opener: Opener = open_capture
+    ) -> None:
         self.cfg = cfg
         self.source = parse_source(cfg.source, base)
         self.name = cfg.name or cfg.source
@@ -70,8 +76,7 @@ class Camera:
         self._lock = threading.Lock()
         self._frame: Frame | None = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"camera:{self.name}",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"camera:{self.name}", daemon=True)
         self.state = "starting"
         self.frames_read = 0
         self.reconnects = 0
@@ -101,8 +106,13 @@ class Camera:
 
     def status(self) -> dict[str, Any]:
         """State for health: ``live``, ``reconnecting``...; frames read, last error."""
-        return {"name": self.name, "state": self.state, "frames": self.frames_read,
-                "reconnects": self.reconnects, "error": self.last_error}
+        return {
+            "name": self.name,
+            "state": self.state,
+            "frames": self.frames_read,
+            "reconnects": self.reconnects,
+            "error": self.last_error,
+        }
 
     def _run(self) -> None:
         pause = RETRY_FIRST_S
@@ -133,8 +143,9 @@ class Camera:
 
     def _read(self, cap: Any) -> None:
         fps = cap.get(cv2.CAP_PROP_FPS) if self.is_file else 0.0
-        interval = 1.0 / (fps if fps and 0 < fps < 240 else FALLBACK_FILE_FPS) \
-            if self.is_file else 0.0
+        interval = (
+            1.0 / (fps if fps and 0 < fps < 240 else FALLBACK_FILE_FPS) if self.is_file else 0.0
+        )
         next_at = time.monotonic()
         while not self._stop.is_set():
             ok, bgr = cap.read()

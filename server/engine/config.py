@@ -23,7 +23,20 @@ from .errors import ProjectConfigError
 from .yamlschema import load_yaml_as
 
 DEFAULT_RARITY_SUFFIXES: tuple[str, ...] = (
-    "c", "r", "sr", "ur", "scr", "utr", "gr", "hr", "pr", "pscr", "qcscr", "str", "sp", "ssp",
+    "c",
+    "r",
+    "sr",
+    "ur",
+    "scr",
+    "utr",
+    "gr",
+    "hr",
+    "pr",
+    "pscr",
+    "qcscr",
+    "str",
+    "sp",
+    "ssp",
 )
 """Rarity codes split off the end of a file stem (``Dark_Magician_ur`` -> rarity ``ur``)."""
 
@@ -470,8 +483,11 @@ def resolve_project_path(project: str | Path, cwd: Path | None = None) -> Path:
         if path.is_file():
             return path
     folder = cwd / "projects"
-    names = sorted({p.stem for ext in ("*.yaml", "*.yml") for p in folder.glob(ext)}) \
-        if folder.is_dir() else []
+    names = (
+        sorted({p.stem for ext in ("*.yaml", "*.yml") for p in folder.glob(ext)})
+        if folder.is_dir()
+        else []
+    )
     close = difflib.get_close_matches(str(project), names, n=1, cutoff=0.6)
     hint = f"did you mean '{close[0]}'? " if close else ""
     raise ProjectConfigError(
@@ -521,8 +537,11 @@ def load_project(project: str | Path, cwd: Path | None = None) -> Project:
             cfg.verify,
             backgrounds=absolute(cfg.verify.backgrounds) if cfg.verify.backgrounds else None,
         ),
-        projection=(dataclasses.replace(cfg.projection, file=absolute(cfg.projection.file))
-                    if cfg.projection else None),
+        projection=(
+            dataclasses.replace(cfg.projection, file=absolute(cfg.projection.file))
+            if cfg.projection
+            else None
+        ),
     )
     data_dir = absolute(cfg.data_dir) if cfg.data_dir else default_data_dir(file, name)
     return Project(file=file, name=name, data_dir=data_dir, config=cfg)
@@ -553,8 +572,9 @@ def write_block(file: Path, key: str, payload: dict[str, Any], writer: str) -> N
     start = next((i for i, ln in enumerate(lines) if re.match(rf"^{key}\s*:", ln)), None)
     if start is not None:
         end = start + 1
-        while end < len(lines) and (lines[end][:1] in (" ", "\t", "\n", "#")
-                                    or not lines[end].strip()):
+        while end < len(lines) and (
+            lines[end][:1] in (" ", "\t", "\n", "#") or not lines[end].strip()
+        ):
             end += 1
         # Keep a trailing comment that belongs to the next top-level key.
         while end > start + 1 and lines[end - 1].startswith("#"):

@@ -39,9 +39,12 @@ class Candidate:
 
     def to_json(self) -> dict[str, Any]:
         """The public shape: label and score (plus evidence)."""
-        out: dict[str, Any] = {"label": self.label, "score": round(self.score, 4),
-                               "cosine": round(self.cosine, 4),
-                               "reference_id": self.reference_id}
+        out: dict[str, Any] = {
+            "label": self.label,
+            "score": round(self.score, 4),
+            "cosine": round(self.cosine, 4),
+            "reference_id": self.reference_id,
+        }
         if self.inliers is not None:
             out["inliers"] = self.inliers
         if self.appearance is not None:
@@ -120,24 +123,35 @@ def resolve_thresholds(cfg: ProjectConfig, spec: ModelSpec) -> Thresholds:
     model's own uncalibrated default."""
     cal = cfg.calibration
     calibrated = cal is not None and cal.model == spec.space_id
-    default = (cal.threshold, cal.margin) if calibrated and cal else (
-        spec.default_threshold, spec.default_margin)
+    default = (
+        (cal.threshold, cal.margin)
+        if calibrated and cal
+        else (spec.default_threshold, spec.default_margin)
+    )
     picture = None  # a project that does not locate identifies whole pictures as crops
     if calibrated and cal and cal.picture_threshold is not None and cfg.locate.enabled:
-        picture = (cal.picture_threshold,
-                   cal.margin if cal.picture_margin is None else cal.picture_margin)
+        picture = (
+            cal.picture_threshold,
+            cal.margin if cal.picture_margin is None else cal.picture_margin,
+        )
     by_tax: dict[str, Pair] = {}
     by_class: dict[str, Pair] = {}
     for tax in cfg.taxonomies:
         by_tax[tax.name] = (tax.threshold, tax.margin)
         for label, ct in tax.classes.items():
             by_class[label] = (ct.threshold, ct.margin)
-    return Thresholds(default=default, by_taxonomy=by_tax, by_class=by_class,
-                      calibrated=calibrated, picture=picture)
+    return Thresholds(
+        default=default,
+        by_taxonomy=by_tax,
+        by_class=by_class,
+        calibrated=calibrated,
+        picture=picture,
+    )
 
 
-def with_overrides(base: Thresholds,
-                   overrides: Sequence[tuple[str, str, float | None, float | None]]) -> Thresholds:
+def with_overrides(
+    base: Thresholds, overrides: Sequence[tuple[str, str, float | None, float | None]]
+) -> Thresholds:
     """``base`` with thresholds set through the server applied on top (each value that is
     None keeps the base one)."""
     by_tax = dict(base.by_taxonomy)
@@ -159,13 +173,19 @@ def aggregate(keys: np.ndarray, sims: np.ndarray, labels: Mapping[int, str]) -> 
         if label is None:  # removed meanwhile
             continue
         if label not in best or sim > best[label].score:
-            best[label] = Candidate(label=label, score=float(sim), reference_id=int(key),
-                                    cosine=float(sim))
+            best[label] = Candidate(
+                label=label, score=float(sim), reference_id=int(key), cosine=float(sim)
+            )
     return sorted(best.values(), key=lambda c: -c.score)
 
 
-def decide(candidates: Sequence[Candidate], thresholds: Thresholds,
-           taxonomy_of: Mapping[str, str], top_n: int = 5, picture: bool = False) -> Decision:
+def decide(
+    candidates: Sequence[Candidate],
+    thresholds: Thresholds,
+    taxonomy_of: Mapping[str, str],
+    top_n: int = 5,
+    picture: bool = False,
+) -> Decision:
     """Accept the best class or answer unknown (see the module docstring); ``picture``
     says the candidates come from a whole picture (see ``Thresholds.picture``)."""
     ranked = sorted(candidates, key=lambda c: -c.score)
@@ -175,8 +195,9 @@ def decide(candidates: Sequence[Candidate], thresholds: Thresholds,
     top = ranked[0]
     second = ranked[1].score if len(ranked) > 1 else 0.0
     margin = top.score - max(second, 0.0)
-    thr, mar = thresholds.for_class(top.label, taxonomy_of.get(top.label, DEFAULT_TAXONOMY),
-                                    picture)
+    thr, mar = thresholds.for_class(
+        top.label, taxonomy_of.get(top.label, DEFAULT_TAXONOMY), picture
+    )
     if top.score < thr:
         reason = "below_threshold"
     elif margin < mar:
@@ -185,16 +206,24 @@ def decide(candidates: Sequence[Candidate], thresholds: Thresholds,
         reason = "matched"
     matched = reason == "matched"
     return Decision(
-        label=top.label if matched else None, score=top.score, margin=margin, matched=matched,
-        reason=reason, candidates=tuple(ranked[:top_n]),
+        label=top.label if matched else None,
+        score=top.score,
+        margin=margin,
+        matched=matched,
+        reason=reason,
+        candidates=tuple(ranked[:top_n]),
         reference_id=top.reference_id if matched else None,
-        threshold=thr, margin_threshold=mar,
+        threshold=thr,
+        margin_threshold=mar,
     )
 
 
-def with_scores(c: Candidate, score: float, inliers: int | None,
-                homography: np.ndarray | None = None,
-                appearance: float | None = None) -> Candidate:
+def with_scores(
+    c: Candidate,
+    score: float,
+    inliers: int | None,
+    homography: np.ndarray | None = None,
+    appearance: float | None = None,
+) -> Candidate:
     """A copy of a candidate with a new score and second-stage evidence."""
-    return replace(c, score=score, inliers=inliers, homography=homography,
-                   appearance=appearance)
+    return replace(c, score=score, inliers=inliers, homography=homography, appearance=appearance)

@@ -67,8 +67,14 @@ class Region:
 class Identifier:
     """Answers "which reference is this?" for images, using a project's index."""
 
-    def __init__(self, project: Project, embedder: Embedder, store: Store,
-                 index: VectorIndex, thresholds: Thresholds | None = None) -> None:
+    def __init__(
+        self,
+        project: Project,
+        embedder: Embedder,
+        store: Store,
+        index: VectorIndex,
+        thresholds: Thresholds | None = None,
+    ) -> None:
         self.project = project
         self.embedder = embedder
         self.store = store
@@ -129,16 +135,24 @@ class Identifier:
         """Labels of every indexed class."""
         return sorted(set(self.labels.values()))
 
-    def evidence(self, images: Sequence[np.ndarray],
-                 vectors: np.ndarray | None = None) -> list[Evidence]:
+    def evidence(
+        self, images: Sequence[np.ndarray], vectors: np.ndarray | None = None
+    ) -> list[Evidence]:
         """Embed images in one batch (unless their ``vectors`` are given) and extract
         their local features and colour layouts."""
-        vecs = vectors if vectors is not None else self.embedder.embed_batch(
-            np.stack([self.embedder.preprocess(im) for im in images]))
+        vecs = (
+            vectors
+            if vectors is not None
+            else self.embedder.embed_batch(
+                np.stack([self.embedder.preprocess(im) for im in images])
+            )
+        )
         rr = self.project.config.rerank
         feats = [extract(im, rr.max_features) if rr.enabled else None for im in images]
-        layouts = [appearance.query_layouts(im) if rr.enabled and rr.appearance > 0 else None
-                   for im in images]
+        layouts = [
+            appearance.query_layouts(im) if rr.enabled and rr.appearance > 0 else None
+            for im in images
+        ]
         return [Evidence(v, f, lay) for v, f, lay in zip(vecs, feats, layouts, strict=True)]
 
     def identify(self, images: Sequence[np.ndarray]) -> list[Decision]:
@@ -147,8 +161,12 @@ class Identifier:
             return []
         return [self.decide(ev) for ev in self.evidence(images)]
 
-    def regions(self, image: np.ndarray, exclude: str | None = None,
-                space: tuple[Embedder, Search] | None = None) -> list[Region]:
+    def regions(
+        self,
+        image: np.ndarray,
+        exclude: str | None = None,
+        space: tuple[Embedder, Search] | None = None,
+    ) -> list[Region]:
         """The whole picture and, with ``locate`` on, the windows of it most likely to
         hold a known thing, each with its evidence (see ``locate``). Runs the model; may
         run on several threads at once. ``exclude`` locates as if that class were not
@@ -158,9 +176,9 @@ class Identifier:
         embedder = self.embedder if space is None else space[0]
         return self._regions(image, exclude, space, self._windows(embedder, image), {})
 
-    def regions_with_hidden(self, image: np.ndarray, hidden: str,
-                            space: tuple[Embedder, Search] | None = None
-                            ) -> tuple[list[Region], list[Region]]:
+    def regions_with_hidden(
+        self, image: np.ndarray, hidden: str, space: tuple[Embedder, Search] | None = None
+    ) -> tuple[list[Region], list[Region]]:
         """``regions(image)`` and ``regions(image, exclude=hidden, space=space)`` (verify
         asks every picture both ways). In the same space the two share the feature map
         and the evidence of every region they both find: computed once."""
@@ -168,19 +186,25 @@ class Identifier:
         if space is not None:
             return known, self.regions(image, hidden, space)
         windows = self._windows(self.embedder, image)
-        return known, self._regions(image, hidden, None, windows,
-                                    {r.box: r.evidence for r in known})
+        return known, self._regions(
+            image, hidden, None, windows, {r.box: r.evidence for r in known}
+        )
 
-    def _windows(self, embedder: Embedder, image: np.ndarray
-                 ) -> tuple[list[Window], np.ndarray] | None:
+    def _windows(
+        self, embedder: Embedder, image: np.ndarray
+    ) -> tuple[list[Window], np.ndarray] | None:
         """The windows and their vectors (``locate``), None with locating off."""
         loc = self.project.config.locate
         return window_vectors(embedder, image) if loc.enabled and loc.candidates else None
 
-    def _regions(self, image: np.ndarray, exclude: str | None,
-                 space: tuple[Embedder, Search] | None,
-                 windows: tuple[list[Window], np.ndarray] | None,
-                 known: dict[Box | None, Evidence]) -> list[Region]:
+    def _regions(
+        self,
+        image: np.ndarray,
+        exclude: str | None,
+        space: tuple[Embedder, Search] | None,
+        windows: tuple[list[Window], np.ndarray] | None,
+        known: dict[Box | None, Evidence],
+    ) -> list[Region]:
         """``regions`` from the picture's windows; ``known`` holds evidence already
         computed for some boxes (in the same space)."""
         embedder, search = space if space is not None else (self.embedder, None)
@@ -199,13 +223,20 @@ class Identifier:
                 crops.append((found, image[y0:y1, x0:x1]))
         todo = [crop for box, crop in crops if box not in known]
         if todo:
-            fresh = iter(self.evidence(todo, None if space is None else embedder.embed_batch(
-                np.stack([embedder.preprocess(im) for im in todo]))))
+            fresh = iter(
+                self.evidence(
+                    todo,
+                    None
+                    if space is None
+                    else embedder.embed_batch(np.stack([embedder.preprocess(im) for im in todo])),
+                )
+            )
             known = {**known, **{box: next(fresh) for box, _ in crops if box not in known}}
         return [Region(box, crop, known[box]) for box, crop in crops]
 
-    def _nearest(self, vectors: np.ndarray, exclude: str | None = None,
-                 search: Search | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def _nearest(
+        self, vectors: np.ndarray, exclude: str | None = None, search: Search | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Each vector's nearest reference (key, similarity; -1 and -inf for none),
         leaving out the references of class ``exclude``; ``search`` replaces the index."""
         if not len(vectors):
@@ -221,8 +252,7 @@ class Identifier:
                     break
         return best_keys, best_sims
 
-    def _layout_box(self, image: np.ndarray, keys: np.ndarray, sims: np.ndarray
-                    ) -> Box | None:
+    def _layout_box(self, image: np.ndarray, keys: np.ndarray, sims: np.ndarray) -> Box | None:
         """The box whose colour layout best matches one of the references the windows
         look most like (``LAYOUT_SEARCH_CLASSES`` classes, best window first: ``keys``
         and ``sims`` are each window's nearest reference), grown a little; None when no
@@ -247,8 +277,12 @@ class Identifier:
         h, w = image.shape[:2]
         x0, y0, x1, y1 = best[1]
         gx, gy = (x1 - x0) * LAYOUT_BOX_GROW, (y1 - y0) * LAYOUT_BOX_GROW
-        box = (max(0, int(x0 - gx)), max(0, int(y0 - gy)), min(w, int(x1 + gx)),
-               min(h, int(y1 + gy)))
+        box = (
+            max(0, int(x0 - gx)),
+            max(0, int(y0 - gy)),
+            min(w, int(x1 + gx)),
+            min(h, int(y1 + gy)),
+        )
         return box if box[2] - box[0] >= 2 and box[3] - box[1] >= 2 else None
 
     def decide_regions(self, regions: Sequence[Region]) -> tuple[Decision, Region]:
@@ -260,14 +294,20 @@ class Identifier:
         h, w = regions[0].image.shape[:2]
         return decision, replace(region, box=self._outline_box(decision, region, w, h))
 
-    def _outline_box(self, decision: Decision, region: Region, width: int,
-                     height: int) -> Box | None:
+    def _outline_box(
+        self, decision: Decision, region: Region, width: int, height: int
+    ) -> Box | None:
         """The bounding box of the matched reference's outline in the picture, from the
         second stage's homography; the region's own box when there is none."""
         top = decision.candidates[0] if decision.candidates else None
         query = region.evidence.features
-        if (top is None or query is None or top.homography is None
-                or top.inliers is None or top.inliers < self.project.config.rerank.min_inliers):
+        if (
+            top is None
+            or query is None
+            or top.homography is None
+            or top.inliers is None
+            or top.inliers < self.project.config.rerank.min_inliers
+        ):
             return region.box
         ref = self.reference_features(top.reference_id)
         quad = outline(query, ref, top.homography) if ref is not None else None
@@ -283,9 +323,13 @@ class Identifier:
         """Find and identify the object in a whole picture."""
         return self.decide_regions(self.regions(image))
 
-    def candidates(self, ev: Evidence, exclude: str | None = None,
-                   inlier_cache: dict[int, Geometry] | None = None,
-                   search: Search | None = None) -> list[Candidate]:
+    def candidates(
+        self,
+        ev: Evidence,
+        exclude: str | None = None,
+        inlier_cache: dict[int, Geometry] | None = None,
+        search: Search | None = None,
+    ) -> list[Candidate]:
         """Per-class ranking of one query, re-ranked by the second stage.
 
         ``exclude`` drops one class before re-ranking, as if it were not indexed (the
@@ -293,8 +337,9 @@ class Identifier:
         inliers) lets two rankings of the same query share second-stage work. ``search``
         replaces the index (verify searches the references as a fold head maps them).
         """
-        k = self.project.config.index.top_k + (self.project.config.rerank.shortlist
-                                               if exclude else 0)
+        k = self.project.config.index.top_k + (
+            self.project.config.rerank.shortlist if exclude else 0
+        )
         keys, sims = (search or self.index.search)(ev.vector[None, :], k)
         ranked = aggregate(keys[0], sims[0], self.labels)
         if exclude is not None:
@@ -323,12 +368,17 @@ class Identifier:
         with self._layout_lock:
             if ref_id not in self._ref_layouts:
                 row = self.store.layout(ref_id)
-                self._ref_layouts[ref_id] = (None if row is None else
-                                             appearance.Layout.from_bytes(*row))
+                self._ref_layouts[ref_id] = (
+                    None if row is None else appearance.Layout.from_bytes(*row)
+                )
             return self._ref_layouts[ref_id]
 
-    def rerank(self, query: Evidence, ranked: list[Candidate],
-               inlier_cache: dict[int, Geometry] | None = None) -> list[Candidate]:
+    def rerank(
+        self,
+        query: Evidence,
+        ranked: list[Candidate],
+        inlier_cache: dict[int, Geometry] | None = None,
+    ) -> list[Candidate]:
         """Add the geometric bonus to the shortlisted classes and the colour-layout term
         to every ranked class, and sort again. (The layout moves a score down as well as
         up and costs microseconds: a class below the shortlist must not overtake one the
@@ -344,15 +394,16 @@ class Identifier:
                 if cand.reference_id not in cache:
                     ref = self.reference_features(cand.reference_id)
                     cache[cand.reference_id] = (
-                        match(query.features, ref, rr.min_inliers) if ref is not None
-                        else (0, None))
+                        match(query.features, ref, rr.min_inliers) if ref is not None else (0, None)
+                    )
                 inliers, homography = cache[cand.reference_id]
                 score += geometric_bonus(inliers, rr.min_inliers, rr.saturation, rr.weight)
             sim = None
             if query.layouts is not None:
                 ref_layout = self.reference_layout(cand.reference_id)
-                sim = None if ref_layout is None else appearance.similarity(query.layouts,
-                                                                            ref_layout)
+                sim = (
+                    None if ref_layout is None else appearance.similarity(query.layouts, ref_layout)
+                )
                 score += appearance.appearance_bonus(sim, rr.appearance, rr.appearance_centre)
             out[i] = with_scores(cand, score, inliers, homography, sim)
         return sorted(out, key=lambda c: -c.score)

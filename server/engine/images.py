@@ -55,8 +55,14 @@ def read_image_bytes(path: Path) -> bytes:
         raise ImageRejected(f"{path.name}: cannot read: {exc.strerror or exc}") from None
 
 
-def decode_image(data: bytes, name: str = "image", *, keep_alpha: bool = False,
-                 min_side: int | None = None, max_side: int | None = None) -> np.ndarray:
+def decode_image(
+    data: bytes,
+    name: str = "image",
+    *,
+    keep_alpha: bool = False,
+    min_side: int | None = None,
+    max_side: int | None = None,
+) -> np.ndarray:
     """Decode encoded image bytes into an RGB (or RGBA) uint8 array.
 
     Args:
@@ -80,7 +86,7 @@ def decode_image(data: bytes, name: str = "image", *, keep_alpha: bool = False,
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img: Image.Image = Image.open(io.BytesIO(data))
             width, height = img.size
             if width * height > MAX_IMAGE_PIXELS:
                 raise ImageRejected(
@@ -89,8 +95,10 @@ def decode_image(data: bytes, name: str = "image", *, keep_alpha: bool = False,
             if min(width, height) < MIN_IMAGE_SIDE:
                 raise ImageRejected(f"{name}: {width}x{height} is too small")
             if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
-                raise ImageRejected(f"{name}: {width}x{height} is a strip, not a picture "
-                                    f"(sides over {MAX_ASPECT_RATIO:g}:1)")
+                raise ImageRejected(
+                    f"{name}: {width}x{height} is a strip, not a picture "
+                    f"(sides over {MAX_ASPECT_RATIO:g}:1)"
+                )
             if min_side is not None and img.format == "JPEG":
                 # draft() picks the smallest DCT scale whose size is at least the one asked.
                 scale = max(min_side / min(width, height), 1 / 8)
@@ -137,8 +145,9 @@ def flatten_alpha(image: np.ndarray, background: int = 255) -> np.ndarray:
 
 def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
     """Encode an RGB array as JPEG bytes."""
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
-                           [cv2.IMWRITE_JPEG_QUALITY, quality])
+    ok, buf = cv2.imencode(
+        ".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]
+    )
     if not ok:  # pragma: no cover - OpenCV only fails on empty input
         raise ImageRejected("cannot encode image as JPEG")
     return buf.tobytes()
@@ -176,4 +185,3 @@ def downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
     scale = max_side / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
-

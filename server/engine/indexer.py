@@ -65,8 +65,9 @@ def view_backgrounds() -> list[np.ndarray]:
     return [synth.fallback_background(rng, VIEW_SIZE) for _ in range(VIEW_BACKGROUNDS)]
 
 
-def reference_views(image: np.ndarray, digest: str, count: int,
-                    backgrounds: list[np.ndarray]) -> list[np.ndarray]:
+def reference_views(
+    image: np.ndarray, digest: str, count: int, backgrounds: list[np.ndarray]
+) -> list[np.ndarray]:
     """The plain reference (alpha flattened) and ``count`` synthetic camera crops of it.
 
     Seeded by the content hash: the same file always gives the same vector.
@@ -77,8 +78,9 @@ def reference_views(image: np.ndarray, digest: str, count: int,
     rng = np.random.default_rng(int(digest[:16], 16))
     out = [plain]
     for i in range(count):
-        view = synth.camera_view(image, backgrounds[i % len(backgrounds)], rng,
-                                 size=VIEW_SIZE, strength=VIEW_STRENGTH)
+        view = synth.camera_view(
+            image, backgrounds[i % len(backgrounds)], rng, size=VIEW_SIZE, strength=VIEW_STRENGTH
+        )
         out.append(synth.crop_object(view, rng))
     return out
 
@@ -121,8 +123,9 @@ class ReferenceEvidence:
         """Write all of it for reference row ``row_id`` (inside the caller's transaction)."""
         store.put_embedding(row_id, vector_id, self.vector)
         if self.features is not None:
-            store.put_features(row_id, FEATURE_KIND, self.features.keypoints,
-                               self.features.descriptors, size)
+            store.put_features(
+                row_id, FEATURE_KIND, self.features.keypoints, self.features.descriptors, size
+            )
         store.put_layout(row_id, self.layout.to_bytes(), self.layout.aspect)
 
 
@@ -152,14 +155,24 @@ def reference_vector_id(project: Project, embedder: Embedder) -> str:
 
 def open_or_none(project: Project, embedder: Embedder) -> VectorIndex | None:
     """The project's index if it exists and matches the embedder (else raises)."""
-    return VectorIndex.open(project.index_path, embedder.spec, project.config.index.dtype,
-                            hnsw_params(project), views=project.config.index.views)
+    return VectorIndex.open(
+        project.index_path,
+        embedder.spec,
+        project.config.index.dtype,
+        hnsw_params(project),
+        views=project.config.index.views,
+    )
 
 
 def rebuild_index(project: Project, store: Store, embedder: Embedder) -> VectorIndex:
     """A fresh index from the embeddings stored for every active reference."""
-    index = VectorIndex.create(project.index_path, embedder.spec, project.config.index.dtype,
-                               hnsw_params(project), views=project.config.index.views)
+    index = VectorIndex.create(
+        project.index_path,
+        embedder.spec,
+        project.config.index.dtype,
+        hnsw_params(project),
+        views=project.config.index.views,
+    )
     refs = store.active_references()
     vectors = store.embeddings([r.id for r in refs], reference_vector_id(project, embedder))
     keys = [r.id for r in refs if r.id in vectors]
@@ -193,7 +206,8 @@ def sync_index(project: Project, store: Store, embedder: Embedder) -> tuple[Vect
         if not refs:
             raise NotIndexedError(
                 f"project '{project.name}' has no index yet: run `identify index "
-                f"--project {project.file}` first")
+                f"--project {project.file}` first"
+            )
         return rebuild_index(project, store, embedder), True
     active = {r.id for r in refs}
     present = index.keys()
@@ -207,8 +221,13 @@ def sync_index(project: Project, store: Store, embedder: Embedder) -> tuple[Vect
     return index, bool(stale or add)
 
 
-def embed_reference(project: Project, embedder: Embedder, image: np.ndarray, digest: str,
-                    backgrounds: list[np.ndarray]) -> ReferenceEvidence:
+def embed_reference(
+    project: Project,
+    embedder: Embedder,
+    image: np.ndarray,
+    digest: str,
+    backgrounds: list[np.ndarray],
+) -> ReferenceEvidence:
     """One reference's vector (plain image and its synthetic views, averaged), local
     features and colour layout, exactly as ``identify index`` computes them."""
     views = reference_views(image, digest, project.config.index.views, backgrounds)
@@ -219,8 +238,9 @@ def embed_reference(project: Project, embedder: Embedder, image: np.ndarray, dig
     return ReferenceEvidence(vector, feats, appearance.layout(image))
 
 
-def build_index(project: Project, embedder: Embedder,
-                progress: Progress | None = None) -> IndexSummary:
+def build_index(
+    project: Project, embedder: Embedder, progress: Progress | None = None
+) -> IndexSummary:
     """Bring the database and the vector index in step with the reference folders.
 
     Raises:
@@ -240,17 +260,20 @@ def build_index(project: Project, embedder: Embedder,
         aliases = store.aliases()
         files = [replace(f, label=aliases.get(f.label, f.label)) for f in files]
         deleted = store.deleted_files()
-        existing = {r.path: r for r in store.active_references()
-                    if r.source not in LIVE_SOURCES}
-        have_vec = set(store.embeddings(list(r.id for r in existing.values()), model_id))
+        existing = {r.path: r for r in store.active_references() if r.source not in LIVE_SOURCES}
+        have_vec = set(store.embeddings([r.id for r in existing.values()], model_id))
         have_feat = store.feature_ids(FEATURE_KIND)
         have_layout = store.layout_ids()
 
         backgrounds = view_backgrounds()
 
         def is_current(row: ReferenceRow | None, digest: str) -> bool:
-            return (row is not None and row.content_hash == digest and row.id in have_vec
-                    and (not rerank.enabled or row.id in have_feat))
+            return (
+                row is not None
+                and row.content_hash == digest
+                and row.id in have_vec
+                and (not rerank.enabled or row.id in have_feat)
+            )
 
         def prepare(ref: ReferenceFile) -> _Prepared:
             try:
@@ -262,8 +285,9 @@ def build_index(project: Project, embedder: Embedder,
                 current = is_current(row, digest)
                 if current and row is not None and row.id in have_layout:
                     return _Prepared(ref, digest)
-                image = decode_image(data, ref.path.name, keep_alpha=True,
-                                     min_side=REFERENCE_MIN_SIDE)
+                image = decode_image(
+                    data, ref.path.name, keep_alpha=True, min_side=REFERENCE_MIN_SIDE
+                )
             except ImageRejected as exc:
                 return _Prepared(ref, "", error=exc.message)
             if current:  # indexed before colour layouts were: add just that
@@ -292,10 +316,15 @@ def build_index(project: Project, embedder: Embedder,
                             store.retire([old.id])
                             retired.append(old.id)
                         row_id = store.add_reference(
-                            path=str(item.ref.path), content_hash=item.digest,
-                            label=item.ref.label, taxonomy=item.ref.taxonomy,
-                            rarity=item.ref.rarity, source=str(item.ref.source),
-                            width=item.size[0], height=item.size[1])
+                            path=str(item.ref.path),
+                            content_hash=item.digest,
+                            label=item.ref.label,
+                            taxonomy=item.ref.taxonomy,
+                            rarity=item.ref.rarity,
+                            source=str(item.ref.source),
+                            width=item.size[0],
+                            height=item.size[1],
+                        )
                     item.evidence.save(store, row_id, model_id, item.size)
                     new_keys.append(row_id)
                     new_vecs.append(item.evidence.vector)
@@ -326,9 +355,13 @@ def build_index(project: Project, embedder: Embedder,
                         if item.layout is not None:
                             store.put_layout(row.id, item.layout.to_bytes(), item.layout.aspect)
                         if (row.label, row.taxonomy, row.rarity) != (
-                                item.ref.label, item.ref.taxonomy, item.ref.rarity):
-                            store.relabel(row.id, item.ref.label, item.ref.taxonomy,
-                                          item.ref.rarity)
+                            item.ref.label,
+                            item.ref.taxonomy,
+                            item.ref.rarity,
+                        ):
+                            store.relabel(
+                                row.id, item.ref.label, item.ref.taxonomy, item.ref.rarity
+                            )
                     if progress:
                         progress(1)
                 else:
@@ -337,8 +370,11 @@ def build_index(project: Project, embedder: Embedder,
                         flush()
             flush()
         gone = [r.id for p, r in existing.items() if p not in seen_paths]
-        if summary.skipped and not summary.deleted and {
-                r.id for r in store.active_references()} <= set(gone):
+        if (
+            summary.skipped
+            and not summary.deleted
+            and {r.id for r in store.active_references()} <= set(gone)
+        ):
             raise NoReferencesError(nothing_readable(summary.skipped, project.file.parent))
         with store.db.conn:
             store.retire(gone)
@@ -347,8 +383,7 @@ def build_index(project: Project, embedder: Embedder,
         # References added while serving (API, review labels) have no folder to rescan,
         # but after a change of vector space (a new head, another number of views) they
         # need a vector in it too: embedded again from the image the server stored.
-        for key, vec in _embed_live_references(project, store, embedder, backgrounds,
-                                               summary):
+        for key, vec in _embed_live_references(project, store, embedder, backgrounds, summary):
             new_keys.append(key)
             new_vecs.append(vec)
 
@@ -368,18 +403,25 @@ def build_index(project: Project, embedder: Embedder,
     return summary
 
 
-def nothing_readable(skipped: list[tuple[str, str]], root: Path | None = None,
-                     shown: int = 5) -> str:
+def nothing_readable(
+    skipped: list[tuple[str, str]], root: Path | None = None, shown: int = 5
+) -> str:
     """The one-line error when every reference image was skipped."""
     lines = describe_skipped(skipped, root)
     more = f"; and {len(lines) - shown} more" if len(lines) > shown else ""
-    return (f"no reference image could be read ({len(lines)} file(s) skipped: "
-            f"{'; '.join(lines[:shown])}{more})")
+    return (
+        f"no reference image could be read ({len(lines)} file(s) skipped: "
+        f"{'; '.join(lines[:shown])}{more})"
+    )
 
 
-def _embed_live_references(project: Project, store: Store, embedder: Embedder,
-                           backgrounds: list[np.ndarray], summary: IndexSummary
-                           ) -> list[tuple[int, np.ndarray]]:
+def _embed_live_references(
+    project: Project,
+    store: Store,
+    embedder: Embedder,
+    backgrounds: list[np.ndarray],
+    summary: IndexSummary,
+) -> list[tuple[int, np.ndarray]]:
     """Vectors, in the current space, of live references that have none there yet (and
     colour layouts for those stored before layouts were)."""
     live = [r for r in store.active_references() if r.source in LIVE_SOURCES]
@@ -408,9 +450,15 @@ def _embed_live_references(project: Project, store: Store, embedder: Embedder,
     return out
 
 
-def _updated_index(project: Project, store: Store, embedder: Embedder, keys: list[int],
-                   vecs: list[np.ndarray], retired: list[int],
-                   summary: IndexSummary) -> VectorIndex:
+def _updated_index(
+    project: Project,
+    store: Store,
+    embedder: Embedder,
+    keys: list[int],
+    vecs: list[np.ndarray],
+    retired: list[int],
+    summary: IndexSummary,
+) -> VectorIndex:
     try:
         index = open_or_none(project, embedder)
     except IdentifyError:

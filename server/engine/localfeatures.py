@@ -61,9 +61,12 @@ def extract(image: np.ndarray, max_features: int = 500) -> LocalFeatures:
     # its patch scale, so a small reference is enlarged rather than left keypoint-poor.
     scale = work_scale(w, h)
     if scale != 1.0:
-        grey = cv2.resize(grey, (max(1, round(w * scale)), max(1, round(h * scale))),
-                          interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    orb = cv2.ORB_create(max_features)
+        grey = cv2.resize(
+            grey,
+            (max(1, round(w * scale)), max(1, round(h * scale))),
+            interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+        )
+    orb = cv2.ORB.create(max_features)
     # No keypoint lies within the edge threshold of the border, and ORB's pyramid cannot
     # shrink a strip thinner than that (OpenCV raises): such a picture has no features.
     if min(grey.shape) <= 2 * orb.getEdgeThreshold():
@@ -120,8 +123,7 @@ def geometric_bonus(inliers: int, min_inliers: int, saturation: int, weight: flo
     return weight * min(1.0, (inliers - min_inliers + 1) / span)
 
 
-def outline(query: LocalFeatures, ref: LocalFeatures, homography: np.ndarray
-            ) -> np.ndarray | None:
+def outline(query: LocalFeatures, ref: LocalFeatures, homography: np.ndarray) -> np.ndarray | None:
     """The reference's corners in the query image's pixels (4, 2), or None when the
     homography does not map the reference to a sane convex quadrilateral inside a
     generous margin around the query."""

@@ -43,8 +43,13 @@ DISTINCT_IOU = 0.5
 """Shortlisted windows overlap less than this with each other."""
 
 
-def windows(width: int, height: int, grid: tuple[int, int] | None = None,
-            scales: Sequence[float] = SCALES, step: float = STEP) -> list[Window]:
+def windows(
+    width: int,
+    height: int,
+    grid: tuple[int, int] | None = None,
+    scales: Sequence[float] = SCALES,
+    step: float = STEP,
+) -> list[Window]:
     """Square windows at several scales, as fractions of the picture.
 
     With ``grid`` (columns, rows of a feature map), windows are whole cells of it;
@@ -74,8 +79,12 @@ def to_box(window: Window, width: int, height: int, grow: float = GROW) -> Box:
     """A window grown by ``grow`` on each side, in pixels, inside the picture."""
     x0, y0, x1, y1 = window
     gx, gy = (x1 - x0) * grow, (y1 - y0) * grow
-    return (max(0, int(round((x0 - gx) * width))), max(0, int(round((y0 - gy) * height))),
-            min(width, int(round((x1 + gx) * width))), min(height, int(round((y1 + gy) * height))))
+    return (
+        max(0, round((x0 - gx) * width)),
+        max(0, round((y0 - gy) * height)),
+        min(width, round((x1 + gx) * width)),
+        min(height, round((y1 + gy) * height)),
+    )
 
 
 def iou(a: Sequence[float], b: Sequence[float]) -> float:
@@ -94,7 +103,7 @@ def window_vectors(embedder: Embedder, image: np.ndarray) -> tuple[list[Window],
     if regional is not None:
         return regional(image, lambda cols, rows: windows(w, h, (cols, rows)))
     wins = windows(w, h, scales=COARSE_SCALES, step=COARSE_STEP)
-    crops = [image[b[1]:b[3], b[0]:b[2]] for b in (to_box(win, w, h, 0.0) for win in wins)]
+    crops = [image[b[1] : b[3], b[0] : b[2]] for b in (to_box(win, w, h, 0.0) for win in wins)]
     return wins, embed_images(embedder, crops)
 
 

@@ -7,6 +7,7 @@ import fcntl
 import os
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from .errors import ConflictError
 
@@ -25,7 +26,7 @@ class ProjectLock:
         self.holder = holder
         self._fd: int | None = None
 
-    def acquire(self) -> ProjectLock:
+    def acquire(self) -> Self:
         """Take the lock.
 
         Raises:
@@ -40,7 +41,8 @@ class ProjectLock:
             os.close(fd)
             raise ConflictError(
                 f"{who} is using this project's database and index; stop it first, or go "
-                "through the server's API") from None
+                "through the server's API"
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{self.holder} (pid {os.getpid()})".encode(), 0)
         self._fd = fd
@@ -54,9 +56,13 @@ class ProjectLock:
             os.close(self._fd)
             self._fd = None
 
-    def __enter__(self) -> ProjectLock:
+    def __enter__(self) -> Self:
         return self.acquire()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.release()

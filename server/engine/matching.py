@@ -34,9 +34,13 @@ class FileResult:
     def to_json(self) -> dict[str, Any]:
         """One line of ``identify match --json``."""
         boxes = self.boxes or [None] * len(self.decisions)
-        out: dict[str, Any] = {"path": str(self.path), "objects": [
-            d.to_json(bbox=list(b) if b is not None else None)
-            for d, b in zip(self.decisions, boxes, strict=True)]}
+        out: dict[str, Any] = {
+            "path": str(self.path),
+            "objects": [
+                d.to_json(bbox=list(b) if b is not None else None)
+                for d, b in zip(self.decisions, boxes, strict=True)
+            ],
+        }
         if self.error is not None:
             out["error"] = self.error
         return out
@@ -58,8 +62,9 @@ def _load(path: Path) -> _Loaded:
         return _Loaded(path, error=exc.message)
 
 
-def match_files(project: Project, embedder: Embedder, paths: Sequence[Path],
-                record: bool = True) -> Iterator[FileResult]:
+def match_files(
+    project: Project, embedder: Embedder, paths: Sequence[Path], record: bool = True
+) -> Iterator[FileResult]:
     """Identify each file in order; unreadable files yield a result with ``error``.
 
     Files are decoded on a small thread pool, ahead of the model; results come back
@@ -78,10 +83,14 @@ def match_files(project: Project, embedder: Embedder, paths: Sequence[Path],
         if record:
             # The observation is the whole file: its vector, the located box in the result.
             ident.store.record_observation(
-                path=str(item.path.resolve()), content_hash=item.digest,
-                width=item.image.shape[1], height=item.image.shape[0],
-                model_id=embedder.spec.space_id, embedding=regions[0].evidence.vector,
-                result=decision.to_json(bbox=region.box))
+                path=str(item.path.resolve()),
+                content_hash=item.digest,
+                width=item.image.shape[1],
+                height=item.image.shape[0],
+                model_id=embedder.spec.space_id,
+                embedding=regions[0].evidence.vector,
+                result=decision.to_json(bbox=region.box),
+            )
         return FileResult(item.path, [decision], boxes=[region.box])
 
     try:

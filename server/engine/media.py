@@ -35,8 +35,11 @@ class Collected:
     bytes_freed: int
 
     def to_json(self) -> dict[str, int]:
-        return {"pictures_expired": self.pictures_expired, "orphans": self.orphans,
-                "bytes_freed": self.bytes_freed}
+        return {
+            "pictures_expired": self.pictures_expired,
+            "orphans": self.orphans,
+            "bytes_freed": self.bytes_freed,
+        }
 
 
 class Media:
@@ -76,7 +79,8 @@ class Media:
         freed = expired = 0
         if keep_days is not None:
             cutoff = ((now or datetime.now(UTC)) - timedelta(days=keep_days)).isoformat(
-                timespec="seconds")
+                timespec="seconds"
+            )
             for image_id, paths in self.store.expired_pictures(cutoff):
                 self.store.forget_picture(image_id)
                 freed += sum(self.forget(path, image_id) for path in paths)
@@ -88,8 +92,11 @@ class Media:
             known = {Path(p).name for p in self.store.media_paths()}
             old_enough = time.time() - ORPHAN_MIN_AGE_S
             for file in self.root.rglob("*"):
-                if file.is_file() and file.name.lstrip(".").removesuffix(".tmp") not in \
-                        known and file.stat().st_mtime < old_enough:
+                if (
+                    file.is_file()
+                    and file.name.lstrip(".").removesuffix(".tmp") not in known
+                    and file.stat().st_mtime < old_enough
+                ):
                     freed += _unlink(file)
                     orphans += 1
         self._usage = None

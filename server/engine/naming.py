@@ -33,15 +33,37 @@ class ParsedName:
     rarity: str | None = None
 
 
-SMALL_WORDS = frozenset({"a", "an", "and", "as", "at", "but", "by", "de", "for", "in", "nor",
-                         "of", "on", "or", "the", "to", "vs", "with"})
+SMALL_WORDS = frozenset(
+    {
+        "a",
+        "an",
+        "and",
+        "as",
+        "at",
+        "but",
+        "by",
+        "de",
+        "for",
+        "in",
+        "nor",
+        "of",
+        "on",
+        "or",
+        "the",
+        "to",
+        "vs",
+        "with",
+    }
+)
 """Words title case leaves as written unless first or last (``Ace of Clubs``)."""
 
 
 def _title(words: str) -> str:
     parts = words.split(" ")
-    return " ".join(w if w in SMALL_WORDS and 0 < i < len(parts) - 1 else w[:1].upper() + w[1:]
-                    for i, w in enumerate(parts))
+    return " ".join(
+        w if w in SMALL_WORDS and 0 < i < len(parts) - 1 else w[:1].upper() + w[1:]
+        for i, w in enumerate(parts)
+    )
 
 
 def label_from_name(stem: str, rules: NamingRules, *, is_file: bool = True) -> ParsedName:
@@ -93,8 +115,10 @@ def clean_label(label: object) -> str:
     if any(unicodedata.category(ch) == "Cs" for ch in label):
         raise IdentifyError("a label must be valid Unicode (it holds a lone surrogate)")
     if "\ufffd" in label:
-        raise IdentifyError("a label cannot hold U+FFFD, the mark of text that was not "
-                            "valid UTF-8: send the label as UTF-8")
+        raise IdentifyError(
+            "a label cannot hold U+FFFD, the mark of text that was not "
+            "valid UTF-8: send the label as UTF-8"
+        )
     text = " ".join(unicodedata.normalize("NFC", label).split())
     if not text:
         raise IdentifyError("a label cannot be empty")
@@ -107,7 +131,8 @@ def clean_label(label: object) -> str:
         if category == "Cf" and not (ch in JOINERS and 0 < i < len(text) - 1):
             raise IdentifyError(
                 f"a label cannot hold the invisible format character U+{ord(ch):04X} "
-                f"({unicodedata.name(ch, 'unnamed')})")
+                f"({unicodedata.name(ch, 'unnamed')})"
+            )
     if not any(unicodedata.category(ch)[0] in "LNPS" for ch in text):
         raise IdentifyError("a label needs at least one visible character")
     parts = text.split("/")

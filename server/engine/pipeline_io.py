@@ -19,8 +19,9 @@ DECODE_WORKERS = 2
 """Decoding threads (OpenCV and Pillow release the GIL while decoding)."""
 
 
-def bounded_map(pool: ThreadPoolExecutor, fn: Callable[[T], R], items: Iterable[T],
-                window: int) -> Iterator[R]:
+def bounded_map(
+    pool: ThreadPoolExecutor, fn: Callable[[T], R], items: Iterable[T], window: int
+) -> Iterator[R]:
     """Like ``pool.map(fn, items)`` but with at most ``window`` tasks in flight."""
     pending: deque[Future[R]] = deque()
     for item in items:

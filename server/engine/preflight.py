@@ -22,11 +22,14 @@ def preflight(project: Project, *, references: bool = False, indexed: bool = Fal
     if cfg.projection is not None and not cfg.projection.file.is_file():
         raise ProjectConfigError(
             f"the projection head {cfg.projection.file} is missing: restore it, or delete "
-            "the projection: block and run identify index")
+            "the projection: block and run identify index"
+        )
     if references:
         for src in cfg.references:
             if not src.path.is_dir():
                 raise ProjectConfigError(f"reference folder not found: {src.path}")
     if indexed and not project.db_path.exists():
-        raise NotIndexedError(f"project '{project.name}' has no index yet: run `identify "
-                              f"index --project {project.file}` first")
+        raise NotIndexedError(
+            f"project '{project.name}' has no index yet: run `identify "
+            f"index --project {project.file}` first"
+        )

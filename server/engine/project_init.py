@@ -33,7 +33,8 @@ def write_new_project(cwd: Path, name: str, refs: Path, model: str, force: bool 
     """
     if not PROJECT_NAME_RE.match(name):
         raise ProjectConfigError(
-            f"project name {name!r} may hold only letters, digits, '_', '-', '.'")
+            f"project name {name!r} may hold only letters, digits, '_', '-', '.'"
+        )
     refs_abs = (cwd / refs).resolve() if not refs.is_absolute() else refs
     if not refs_abs.is_dir():
         raise ProjectConfigError(f"reference folder not found: {refs_abs}")
@@ -43,7 +44,6 @@ def write_new_project(cwd: Path, name: str, refs: Path, model: str, force: bool 
         raise ProjectConfigError(f"{path} already exists (use --force to overwrite)")
     folder.mkdir(parents=True, exist_ok=True)
     rel = Path(os.path.relpath(refs_abs, folder))
-    path.write_text(TEMPLATE.format(name=name, refs=rel.as_posix(), model=model),
-                    encoding="utf-8")
+    path.write_text(TEMPLATE.format(name=name, refs=rel.as_posix(), model=model), encoding="utf-8")
     load_project(path)  # the file we wrote must load
     return path

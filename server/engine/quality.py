@@ -19,8 +19,9 @@ def sharpness(image: np.ndarray) -> float:
     h, w = grey.shape[:2]
     scale = SHARPNESS_SIDE / max(h, w)
     if scale < 1.0:
-        grey = cv2.resize(grey, (max(1, round(w * scale)), max(1, round(h * scale))),
-                          interpolation=cv2.INTER_AREA)
+        grey = cv2.resize(
+            grey, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
+        )
     return float(cv2.Laplacian(grey, cv2.CV_64F).var())
 
 
@@ -38,8 +39,9 @@ def pixel_correlation(image: np.ndarray) -> float:
     h, w = grey.shape[:2]
     scale = SHARPNESS_SIDE / max(h, w)
     if scale < 1.0:
-        grey = cv2.resize(grey, (max(2, round(w * scale)), max(2, round(h * scale))),
-                          interpolation=cv2.INTER_AREA)
+        grey = cv2.resize(
+            grey, (max(2, round(w * scale)), max(2, round(h * scale))), interpolation=cv2.INTER_AREA
+        )
     values = []
     for a, b in ((grey[:, :-1], grey[:, 1:]), (grey[:-1, :], grey[1:, :])):
         a, b = a - a.mean(), b - b.mean()

@@ -59,10 +59,15 @@ def scan_references(cfg: ProjectConfig) -> tuple[list[ReferenceFile], list[tuple
                 if f.suffix.lower() not in IMAGE_SUFFIXES:
                     skipped.append((f, "not an image file type"))
                     continue
-                found.append(ReferenceFile(
-                    path=f, label=with_prefix(parsed.label, src.prefix), rarity=parsed.rarity,
-                    taxonomy=src.taxonomy, source=src.path,
-                ))
+                found.append(
+                    ReferenceFile(
+                        path=f,
+                        label=with_prefix(parsed.label, src.prefix),
+                        rarity=parsed.rarity,
+                        taxonomy=src.taxonomy,
+                        source=src.path,
+                    )
+                )
     if not found:
         folders = ", ".join(str(s.path) for s in cfg.references)
         raise NoReferencesError(f"no reference images found in {folders}")

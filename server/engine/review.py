@@ -6,8 +6,9 @@ module reads them and moves them from ``pending`` to a final status exactly once
 
 from __future__ import annotations
 
+import builtins
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from .errors import ConflictError, IdentifyError, NotFoundError
@@ -15,8 +16,12 @@ from .store import Store, now_iso
 
 STATUSES = ("pending", "confirmed", "corrected", "false_positive", "skipped")
 """``pending`` until a person acts; the others are final."""
-ACTIONS = {"confirm": "confirmed", "correct": "corrected",
-           "false_positive": "false_positive", "skip": "skipped"}
+ACTIONS = {
+    "confirm": "confirmed",
+    "correct": "corrected",
+    "false_positive": "false_positive",
+    "skip": "skipped",
+}
 """What a reviewer may do, and the status each action leaves."""
 REASONS = ("below_threshold", "low_margin", "empty_index")
 MAX_PAGE = 500
@@ -56,13 +61,23 @@ class ReviewItem:
     def to_json(self) -> dict[str, Any]:
         """The API shape (the crop is fetched separately)."""
         return {
-            "id": self.id, "reason": self.reason, "taxonomy": self.taxonomy,
-            "source": self.source, "track_id": self.track_id, "label": self.label,
-            "score": self.score, "margin": self.margin, "candidates": self.candidates,
-            "status": self.status, "resolved_label": self.resolved_label,
-            "reference_id": self.reference_id, "created_at": self.created_at,
-            "resolved_at": self.resolved_at, "box": self.box,
-            "region": self.region or "whole", "seen": self.seen,
+            "id": self.id,
+            "reason": self.reason,
+            "taxonomy": self.taxonomy,
+            "source": self.source,
+            "track_id": self.track_id,
+            "label": self.label,
+            "score": self.score,
+            "margin": self.margin,
+            "candidates": self.candidates,
+            "status": self.status,
+            "resolved_label": self.resolved_label,
+            "reference_id": self.reference_id,
+            "created_at": self.created_at,
+            "resolved_at": self.resolved_at,
+            "box": self.box,
+            "region": self.region or "whole",
+            "seen": self.seen,
         }
 
 
@@ -74,9 +89,15 @@ _SELECT = (
 )
 
 
+_FIELDS = [f.name for f in fields(ReviewItem)]
+"""Column order of ``_SELECT``."""
+
+
 def _item(row: tuple[Any, ...]) -> ReviewItem:
-    return ReviewItem(*row[:9], json.loads(row[9] or "[]"), *row[10:15],
-                      json.loads(row[15]) if row[15] else None, *row[16:])
+    values = dict(zip(_FIELDS, row, strict=True))
+    values["candidates"] = json.loads(values["candidates"] or "[]")
+    values["box"] = json.loads(values["box"]) if values["box"] else None
+    return ReviewItem(**values)
 
 
 class ReviewQueue:
@@ -85,9 +106,14 @@ class ReviewQueue:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def list(self, status: str = "pending", taxonomy: str | None = None,
-             reason: str | None = None, limit: int = 50,
-             before: int | None = None) -> tuple[list[ReviewItem], int]:
+    def list(
+        self,
+        status: str = "pending",
+        taxonomy: str | None = None,
+        reason: str | None = None,
+        limit: int = 50,
+        before: int | None = None,
+    ) -> tuple[list[ReviewItem], int]:
         """Items newest first, and how many match in all.
 
         ``before`` pages: items with a smaller id than it.
@@ -106,14 +132,16 @@ class ReviewQueue:
             where.append("r.reason = ?")
             args.append(reason)
         clause = " where " + " and ".join(where)
-        total = int(self.store.db.execute(
-            "select count(*) from review r" + clause, args).fetchone()[0])
+        total = int(
+            self.store.db.execute("select count(*) from review r" + clause, args).fetchone()[0]
+        )
         page_args: list[Any] = list(args)
         if before is not None:
             clause += " and r.id < ?"
             page_args.append(before)
         rows = self.store.db.execute(
-            _SELECT + clause + " order by r.id desc limit ?", [*page_args, limit]).fetchall()
+            _SELECT + clause + " order by r.id desc limit ?", [*page_args, limit]
+        ).fetchall()
         return [_item(r) for r in rows], total
 
     def get(self, item_id: int) -> ReviewItem:
@@ -127,8 +155,9 @@ class ReviewQueue:
             raise NotFoundError(f"no review item {item_id}")
         return _item(row)
 
-    def resolve(self, item_id: int, status: str, label: str | None,
-                reference_id: int | None) -> ReviewItem:
+    def resolve(
+        self, item_id: int, status: str, label: str | None, reference_id: int | None
+    ) -> ReviewItem:
         """Move a pending item to its final status, exactly once.
 
         Raises:
@@ -139,8 +168,9 @@ class ReviewQueue:
             self.mark_resolved(item_id, status, label, reference_id)
         return self.get(item_id)
 
-    def mark_resolved(self, item_id: int, status: str, label: str | None,
-                      reference_id: int | None) -> None:
+    def mark_resolved(
+        self, item_id: int, status: str, label: str | None, reference_id: int | None
+    ) -> None:
         """``resolve``'s write alone, inside the caller's transaction (so that a label
         and the reference it makes commit together, or neither).
 
@@ -151,7 +181,8 @@ class ReviewQueue:
         cur = self.store.db.conn.execute(
             "update review set status = ?, resolved_label = ?, reference_id = ?, "
             "resolved_at = ? where id = ? and status = 'pending'",
-            [status, label, reference_id, now_iso(), item_id])
+            [status, label, reference_id, now_iso(), item_id],
+        )
         if cur.rowcount == 0:
             item = self.get(item_id)
             raise ConflictError(f"review item {item_id} is already {item.status}")
@@ -167,25 +198,33 @@ class ReviewQueue:
             cur = self.store.db.conn.execute(
                 "update review set status = 'pending', resolved_label = null, "
                 "reference_id = null, resolved_at = null where id = ? and status != 'pending'",
-                [item_id])
+                [item_id],
+            )
         if cur.rowcount == 0:
             self.get(item_id)
             raise ConflictError(f"review item {item_id} is still pending")
         return self.get(item_id)
 
-    def outcomes(self) -> list[tuple[str | None, float, float, str | None, str, str | None]]:
+    def outcomes(
+        self,
+    ) -> builtins.list[tuple[str | None, float, float, str | None, str, str | None]]:
         """Every reviewed item: (taxonomy, score, margin, top label, status, resolved
         label); skipped items tell nothing and are left out."""
-        return [tuple(r) for r in self.store.db.execute(  # type: ignore[misc]
-            "select taxonomy, score, margin, label, status, resolved_label from review "
-            "where status in ('confirmed', 'corrected', 'false_positive')")]
+        return [
+            tuple(r)
+            for r in self.store.db.execute(  # type: ignore[misc]
+                "select taxonomy, score, margin, label, status, resolved_label from review "
+                "where status in ('confirmed', 'corrected', 'false_positive')"
+            )
+        ]
 
-    def per_day(self, days: int = 30) -> list[dict[str, Any]]:
+    def per_day(self, days: int = 30) -> builtins.list[dict[str, Any]]:
         """Items resolved per day (UTC), by status, for the last ``days`` days."""
         rows = self.store.db.execute(
             "select substr(resolved_at, 1, 10) as day, status, count(*) from review "
             "where status != 'pending' and resolved_at is not null "
-            "group by day, status order by day desc").fetchall()
+            "group by day, status order by day desc"
+        ).fetchall()
         out: dict[str, dict[str, Any]] = {}
         for day, status, n in rows:
             entry = out.setdefault(day, {"day": day, **dict.fromkeys(STATUSES[1:], 0)})
@@ -194,13 +233,17 @@ class ReviewQueue:
 
     def pending(self) -> int:
         """Items waiting for a person."""
-        return int(self.store.db.execute(
-            "select count(*) from review where status = 'pending'").fetchone()[0])
+        return int(
+            self.store.db.execute(
+                "select count(*) from review where status = 'pending'"
+            ).fetchone()[0]
+        )
 
     def counts(self) -> dict[str, int]:
         """Items per status."""
         out = dict.fromkeys(STATUSES, 0)
         for status, n in self.store.db.execute(
-                "select status, count(*) from review group by status"):
+            "select status, count(*) from review group by status"
+        ):
             out[str(status)] = int(n)
         return out

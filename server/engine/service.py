@@ -144,9 +144,15 @@ class ObjectResult:
 class Service:
     """One project, open for identification and changes. See the module docstring."""
 
-    def __init__(self, project: Project, embedder: Embedder, store: Store,
-                 identifier: Identifier, on_event: EventSink | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        project: Project,
+        embedder: Embedder,
+        store: Store,
+        identifier: Identifier,
+        on_event: EventSink | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.project = project
         self.embedder = embedder
         self.store = store
@@ -162,8 +168,9 @@ class Service:
         """The in-memory index differs from the file on disk."""
 
     @classmethod
-    def open(cls, project: Project, embedder: Embedder,
-             on_event: EventSink | None = None) -> Service:
+    def open(
+        cls, project: Project, embedder: Embedder, on_event: EventSink | None = None
+    ) -> Service:
         """Open the project's database and index (bringing the index in step).
 
         Raises:
@@ -217,8 +224,9 @@ class Service:
         image = flatten_alpha(image)
         return Prepared(self.ident.regions(image))
 
-    def identify_prepared(self, prepared: Prepared, *, source: str, live: bool = False,
-                          record: bool = True) -> list[ObjectResult]:
+    def identify_prepared(
+        self, prepared: Prepared, *, source: str, live: bool = False, record: bool = True
+    ) -> list[ObjectResult]:
         """Decide about a prepared picture: one object, found by ``locate``.
 
         A miss (unknown, or a match below the margin threshold) that passes the quality
@@ -242,28 +250,44 @@ class Service:
             result = ObjectResult(decision, bbox, None, review_id)
         self.stats.identified += 1
         objects = [result]
-        self._emit({"type": "identification", "source": source,
-                    "objects": [o.to_json() for o in objects]})
+        self._emit(
+            {"type": "identification", "source": source, "objects": [o.to_json() for o in objects]}
+        )
         for obj in objects:
             if obj.review_id is not None:
                 # A new item, or the same picture again on a waiting one (its count).
                 action = "added" if self.stats.queued > queued_before else "seen_again"
-                self._emit({"type": "queue", "action": action, "item_id": obj.review_id,
-                            "pending": self.queue.pending()})
+                self._emit(
+                    {
+                        "type": "queue",
+                        "action": action,
+                        "item_id": obj.review_id,
+                        "pending": self.queue.pending(),
+                    }
+                )
         return objects
 
-    def identify(self, image: np.ndarray | bytes, *, source: str, live: bool = False,
-                 record: bool = True, name: str = "upload") -> list[ObjectResult]:
+    def identify(
+        self,
+        image: np.ndarray | bytes,
+        *,
+        source: str,
+        live: bool = False,
+        record: bool = True,
+        name: str = "upload",
+    ) -> list[ObjectResult]:
         """``prepare`` then ``identify_prepared``, on the calling thread.
 
         Raises:
             ImageRejected: bytes that are not a usable image.
         """
-        return self.identify_prepared(self.prepare(image, name), source=source, live=live,
-                                      record=record)
+        return self.identify_prepared(
+            self.prepare(image, name), source=source, live=live, record=record
+        )
 
-    def _region_file(self, image: np.ndarray, bbox: Sequence[int] | None,
-                     stored_box: Sequence[int] | None) -> str | None:
+    def _region_file(
+        self, image: np.ndarray, bbox: Sequence[int] | None, stored_box: Sequence[int] | None
+    ) -> str | None:
         """When the stored picture holds the object's box at fewer than
         ``REGION_MIN_SIDE`` pixels but the picture as it came held it at more, keep the
         region (grown by ``REGION_GROWTH``) at the resolution it came in (at most
@@ -275,8 +299,9 @@ class Service:
         if stored_side >= REGION_MIN_SIDE or side <= stored_side:
             return None
         h, w = image.shape[:2]
-        x0, y0, x1, y1 = to_box((bbox[0] / w, bbox[1] / h, bbox[2] / w, bbox[3] / h), w, h,
-                                REGION_GROWTH)
+        x0, y0, x1, y1 = to_box(
+            (bbox[0] / w, bbox[1] / h, bbox[2] / w, bbox[3] / h), w, h, REGION_GROWTH
+        )
         region, _ = downscale(np.ascontiguousarray(image[y0:y1, x0:x1]), REVIEW_MAX_SIDE)
         data = encode_jpeg(region, REGION_JPEG_QUALITY)
         return self.media.write("crops", content_hash(data), ".jpg", data)
@@ -288,8 +313,9 @@ class Service:
         image, ev, bbox = whole.image, whole.evidence, region.box
         track = self.tracker.assign(source, None, ev.vector, self._clock(), set())
         track.update(self.ident.candidates(region.evidence), review.smoothing)
-        decision = decide(track.smoothed(), self.ident.thresholds, self.ident.taxonomy_of,
-                          picture=True)
+        decision = decide(
+            track.smoothed(), self.ident.thresholds, self.ident.taxonomy_of, picture=True
+        )
         review_id = None
         if track.frames >= review.min_track_frames and not track.recorded:
             # One observation per appearance, decided on the smoothed scores; a miss
@@ -297,8 +323,7 @@ class Service:
             miss = not decision.matched
             if not miss or self._passes_gate(image, track_gated=track.gated):
                 track.recorded = True
-                review_id = self._record(image, ev, decision, bbox, source, track.id,
-                                         queue=miss)
+                review_id = self._record(image, ev, decision, bbox, source, track.id, queue=miss)
             else:
                 track.gated = True
         return ObjectResult(decision, bbox, track.id, review_id)
@@ -311,9 +336,16 @@ class Service:
             self.stats.gate_rejected[why_not] += 1
         return why_not is None
 
-    def _record(self, image: np.ndarray, ev: Evidence, decision: Decision,
-                bbox: Sequence[int] | None, source: str, track_id: str | None,
-                queue: bool) -> int | None:
+    def _record(
+        self,
+        image: np.ndarray,
+        ev: Evidence,
+        decision: Decision,
+        bbox: Sequence[int] | None,
+        source: str,
+        track_id: str | None,
+        queue: bool,
+    ) -> int | None:
         """Store the observation and, with ``queue``, a review item with its picture:
         the whole picture at most ``REVIEW_MAX_SIDE`` px, with the box the object was
         found in. The same picture from the same source while its item still waits is
@@ -333,20 +365,32 @@ class Service:
             path = self.media.write("crops", digest, ".jpg", data)
             box = None if bbox is None else [round(v * scale) for v in bbox]
             top = decision.candidates[0] if decision.candidates else None
-            verified = top is not None and top.inliers is not None and \
-                top.inliers >= self.project.config.rerank.min_inliers
+            verified = (
+                top is not None
+                and top.inliers is not None
+                and top.inliers >= self.project.config.rerank.min_inliers
+            )
             entry = QueueEntry(
-                source=source, track_id=track_id,
+                source=source,
+                track_id=track_id,
                 taxonomy=self.ident.taxonomy_of.get(top.label if top else "", DEFAULT_TAXONOMY),
-                box=box, region="whole" if box is None else
-                ("verified" if verified else "doubtful"),
-                region_path=self._region_file(image, bbox, box))
+                box=box,
+                region="whole" if box is None else ("verified" if verified else "doubtful"),
+                region_path=self._region_file(image, bbox, box),
+            )
         else:
             digest = content_hash(image.tobytes())
         recorded = self.store.record(
-            path=path, content_hash=digest, width=image.shape[1], height=image.shape[0],
-            model_id=self.embedder.spec.space_id, embedding=ev.vector,
-            result=decision.to_json(bbox=bbox), kind="crop", queue=entry)
+            path=path,
+            content_hash=digest,
+            width=image.shape[1],
+            height=image.shape[0],
+            model_id=self.embedder.spec.space_id,
+            embedding=ev.vector,
+            result=decision.to_json(bbox=bbox),
+            kind="crop",
+            queue=entry,
+        )
         if recorded.review_id is not None:
             self.stats.queued += 1
         return recorded.review_id
@@ -357,7 +401,8 @@ class Service:
         """Every class with its taxonomy and number of references."""
         rows = self.store.db.execute(
             "select label, min(taxonomy), count(*) from images where kind = 'reference' "
-            "and status = 'active' group by label order by label").fetchall()
+            "and status = 'active' group by label order by label"
+        ).fetchall()
         return [{"label": r[0], "taxonomy": r[1], "references": int(r[2])} for r in rows]
 
     def references(self, label: str) -> list[dict[str, Any]]:
@@ -369,9 +414,16 @@ class Service:
         rows = [r for r in self.store.active_references() if r.label == label]
         if not rows:
             raise NotFoundError(f"no class {label!r}")
-        return [{"id": r.id, "label": r.label, "taxonomy": r.taxonomy,
-                 "source": "folder" if r.source not in LIVE_SOURCES else r.source,
-                 "path": r.path} for r in rows]
+        return [
+            {
+                "id": r.id,
+                "label": r.label,
+                "taxonomy": r.taxonomy,
+                "source": "folder" if r.source not in LIVE_SOURCES else r.source,
+                "path": r.path,
+            }
+            for r in rows
+        ]
 
     def reference_file(self, ref_id: int) -> Path:
         """The image file of an active reference (only inside the project's folders).
@@ -389,8 +441,9 @@ class Service:
             raise NotFoundError(f"the image of reference {ref_id} is not available")
         return path
 
-    def prepare_reference(self, data: bytes, label: object,
-                          taxonomy: str | None = None) -> PreparedReference:
+    def prepare_reference(
+        self, data: bytes, label: object, taxonomy: str | None = None
+    ) -> PreparedReference:
         """The heavy, read-only half of adding a reference: check the label, decode, pass
         the quality gate, embed the plain image and its synthetic views, find its local
         features. Touches neither the database nor the index, so it runs on a worker
@@ -407,34 +460,47 @@ class Service:
         why_not = gate(flatten_alpha(image), self.project.config.review)
         if why_not is not None:
             review = self.project.config.review
-            setting = {"too_small": f"review.min_crop_side {review.min_crop_side} px",
-                       "noise": f"review.min_pixel_correlation {review.min_pixel_correlation}",
-                       "blurry": f"review.min_sharpness {review.min_sharpness}"}[why_not]
+            setting = {
+                "too_small": f"review.min_crop_side {review.min_crop_side} px",
+                "noise": f"review.min_pixel_correlation {review.min_pixel_correlation}",
+                "blurry": f"review.min_sharpness {review.min_sharpness}",
+            }[why_not]
             raise ImageRejected(
                 f"the reference is {why_not.replace('_', ' ')} ({setting}): a poor "
-                "reference would attract wrong matches")
+                "reference would attract wrong matches"
+            )
         digest = content_hash(data)
-        evidence = embed_reference(self.project, self.embedder, image, digest,
-                                   self._backgrounds)
+        evidence = embed_reference(self.project, self.embedder, image, digest, self._backgrounds)
         stored, suffix = stored_form(data, image)
-        return PreparedReference(name, taxonomy, digest, stored, suffix,
-                                 (image.shape[1], image.shape[0]), evidence)
+        return PreparedReference(
+            name, taxonomy, digest, stored, suffix, (image.shape[1], image.shape[0]), evidence
+        )
 
-    def commit_reference(self, prepared: PreparedReference, source: str = "api",
-                         also: Callable[[int], None] | None = None) -> dict[str, Any]:
+    def commit_reference(
+        self,
+        prepared: PreparedReference,
+        source: str = "api",
+        also: Callable[[int], None] | None = None,
+    ) -> dict[str, Any]:
         """The engine thread's half: store the file and the rows in one go, add the
         vector to the index; searchable by the very next query. ``also(reference id)``
         writes more in the same transaction (a review label); if it raises, nothing of
         the reference is written either."""
         name, size = prepared.label, prepared.size
         tax = self._taxonomy_for(name, prepared.taxonomy)
-        path = self.media.write("references", prepared.digest, prepared.suffix,
-                                prepared.stored)
+        path = self.media.write("references", prepared.digest, prepared.suffix, prepared.stored)
         try:
             with self.store.db.conn:
                 ref_id = self.store.add_reference(
-                    path=path, content_hash=prepared.digest, label=name, taxonomy=tax,
-                    rarity=None, source=source, width=size[0], height=size[1])
+                    path=path,
+                    content_hash=prepared.digest,
+                    label=name,
+                    taxonomy=tax,
+                    rarity=None,
+                    source=source,
+                    width=size[0],
+                    height=size[1],
+                )
                 prepared.evidence.save(self.store, ref_id, self._vector_id, size)
                 if also is not None:
                     also(ref_id)
@@ -447,8 +513,9 @@ class Service:
         self._emit({"type": "references", "action": "added", "id": ref_id, "label": name})
         return {"id": ref_id, "label": name, "taxonomy": tax}
 
-    def add_reference(self, data: bytes, label: object, taxonomy: str | None = None,
-                      source: str = "api") -> dict[str, Any]:
+    def add_reference(
+        self, data: bytes, label: object, taxonomy: str | None = None, source: str = "api"
+    ) -> dict[str, Any]:
         """Make an image a reference of ``label`` (a new or an existing class), searchable
         by the very next query: ``prepare_reference`` then ``commit_reference``.
 
@@ -468,16 +535,19 @@ class Service:
             IdentifyError: an unusable path, too many files, or a folder with no image.
         """
         if len(path) > MAX_PATH_CHARS or "\x00" in path:
-            raise IdentifyError(f"not a usable path (at most {MAX_PATH_CHARS} characters, "
-                                "no NUL)")
+            raise IdentifyError(f"not a usable path (at most {MAX_PATH_CHARS} characters, no NUL)")
         root = Path(path).expanduser()
         try:
             if root.is_file():
                 files = [root]
             elif root.is_dir():
-                files = sorted(p for p in root.iterdir() if p.is_file()
-                               and not p.name.startswith(".")
-                               and p.suffix.lower() in IMAGE_SUFFIXES)
+                files = sorted(
+                    p
+                    for p in root.iterdir()
+                    if p.is_file()
+                    and not p.name.startswith(".")
+                    and p.suffix.lower() in IMAGE_SUFFIXES
+                )
             else:
                 raise NotFoundError(f"no file or folder {path[:200]!r} on the server")
         except OSError as exc:
@@ -486,8 +556,15 @@ class Service:
             raise IdentifyError(f"no image files in {path}")
         if len(files) > MAX_IMPORT_FILES:
             raise IdentifyError(f"{len(files)} files; import at most {MAX_IMPORT_FILES} at once")
-        return [(f, label if label is not None else
-                 label_from_name(f.stem, self.project.config.naming).label) for f in files]
+        return [
+            (
+                f,
+                label
+                if label is not None
+                else label_from_name(f.stem, self.project.config.naming).label,
+            )
+            for f in files
+        ]
 
     def remove_reference(self, ref_id: int) -> None:
         """Take a reference out of the index for good (``identify index`` will not bring
@@ -504,8 +581,7 @@ class Service:
         self.ident.index.remove([ref_id])
         self.ident.drop_references([ref_id])
         self.dirty = True
-        self._emit({"type": "references", "action": "removed", "id": ref_id,
-                    "label": row.label})
+        self._emit({"type": "references", "action": "removed", "id": ref_id, "label": row.label})
 
     def rename_class(self, old: str, new: object) -> dict[str, Any]:
         """Rename a class.
@@ -542,8 +618,7 @@ class Service:
                 moved += self.store.rename_label(old, into)
                 self.ident.rename_class(old, into)
         self.ident.thresholds = self._thresholds()
-        self._emit({"type": "references", "action": "merged", "from": list(sources),
-                    "to": into})
+        self._emit({"type": "references", "action": "merged", "from": list(sources), "to": into})
         return {"label": into, "moved": moved}
 
     def _declared_taxonomy(self, taxonomy: str) -> str:
@@ -551,7 +626,8 @@ class Service:
         if taxonomy not in known:
             raise IdentifyError(
                 f"taxonomy {taxonomy[:100]!r} is not declared in the project "
-                f"(declared: {', '.join(sorted(known))})")
+                f"(declared: {', '.join(sorted(known))})"
+            )
         return taxonomy
 
     def _taxonomy_for(self, label: str, taxonomy: str | None) -> str:
@@ -565,8 +641,14 @@ class Service:
 
     # --- review ---------------------------------------------------------------------
 
-    def resolve(self, item_id: int, action: str, label: object = None,
-                candidate: int | None = None, region: str | None = None) -> ReviewItem:
+    def resolve(
+        self,
+        item_id: int,
+        action: str,
+        label: object = None,
+        candidate: int | None = None,
+        region: str | None = None,
+    ) -> ReviewItem:
         """A reviewer's decision about a queued item.
 
         ``confirm`` accepts the top candidate (or candidate number ``candidate``, from
@@ -587,9 +669,14 @@ class Service:
         plan = self.resolve_plan(item_id, action, label, candidate, region)
         return self.resolve_commit(plan, self.prepare_resolution(plan))
 
-    def resolve_plan(self, item_id: int, action: str, label: object = None,
-                     candidate: int | None = None, region: str | None = None
-                     ) -> Resolution:
+    def resolve_plan(
+        self,
+        item_id: int,
+        action: str,
+        label: object = None,
+        candidate: int | None = None,
+        region: str | None = None,
+    ) -> Resolution:
         """Check a decision and work out its label (engine thread; quick).
 
         Raises: as ``resolve``.
@@ -597,8 +684,9 @@ class Service:
         if action not in ACTIONS:
             raise IdentifyError(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
         if region not in (None, "box", "whole"):
-            raise IdentifyError("region must be 'box' (where the object was found) or "
-                                "'whole' (the whole picture)")
+            raise IdentifyError(
+                "region must be 'box' (where the object was found) or 'whole' (the whole picture)"
+            )
         item = self.queue.get(item_id)
         if item.status != "pending":
             raise ConflictError(f"review item {item_id} is already {item.status}")
@@ -608,7 +696,8 @@ class Service:
             if not isinstance(number, int) or not 1 <= number <= len(item.candidates):
                 raise IdentifyError(
                     f"item {item_id} has {len(item.candidates)} candidates; pick 1 to "
-                    f"{len(item.candidates)}")
+                    f"{len(item.candidates)}"
+                )
             # A candidate's class may have been renamed or merged since it was queued.
             queued = item.candidates[number - 1]["label"]
             final = self.store.aliases().get(queued, queued)
@@ -623,11 +712,9 @@ class Service:
         the item's picture file, touches neither database nor index)."""
         if plan.label is None:
             return None
-        return self.prepare_reference(self._reference_bytes(plan.item, plan.region),
-                                      plan.label)
+        return self.prepare_reference(self._reference_bytes(plan.item, plan.region), plan.label)
 
-    def resolve_commit(self, plan: Resolution, prepared: PreparedReference | None
-                       ) -> ReviewItem:
+    def resolve_commit(self, plan: Resolution, prepared: PreparedReference | None) -> ReviewItem:
         """Apply a decision (engine thread): the item must still be pending, then its
         reference is committed and the item resolved.
 
@@ -640,13 +727,24 @@ class Service:
         else:
             # The reference and the label commit together: a crash between them can
             # leave neither an orphan reference nor a labelled item without one.
-            self.commit_reference(prepared, source="review", also=lambda ref_id:
-                                  self.queue.mark_resolved(item_id, plan.status,
-                                                           plan.label, ref_id))
+            self.commit_reference(
+                prepared,
+                source="review",
+                also=lambda ref_id: self.queue.mark_resolved(
+                    item_id, plan.status, plan.label, ref_id
+                ),
+            )
             resolved = self.queue.get(item_id)
-        self._emit({"type": "queue", "action": "resolved", "item_id": item_id,
-                    "status": resolved.status, "label": plan.label,
-                    "pending": self.queue.pending()})
+        self._emit(
+            {
+                "type": "queue",
+                "action": "resolved",
+                "item_id": item_id,
+                "status": resolved.status,
+                "label": plan.label,
+                "pending": self.queue.pending(),
+            }
+        )
         return resolved
 
     def _reference_bytes(self, item: ReviewItem, region: str | None) -> bytes:
@@ -689,8 +787,14 @@ class Service:
             except NotFoundError:
                 pass  # removed meanwhile by hand: nothing left to undo there
         reopened = self.queue.reopen(item_id)
-        self._emit({"type": "queue", "action": "reopened", "item_id": item_id,
-                    "pending": self.queue.pending()})
+        self._emit(
+            {
+                "type": "queue",
+                "action": "reopened",
+                "item_id": item_id,
+                "pending": self.queue.pending(),
+            }
+        )
         return reopened
 
     def review_stats(self) -> dict[str, Any]:
@@ -698,12 +802,15 @@ class Service:
         counts = self.queue.counts()
         decided = sum(counts[s] for s in ("confirmed", "corrected", "false_positive"))
         obs = self.store.db.execute(
-            "select count(*), coalesce(sum(matched), 0) from observations").fetchone()
+            "select count(*), coalesce(sum(matched), 0) from observations"
+        ).fetchone()
         return {
             "queue": counts,
             "per_day": self.queue.per_day(),
-            "rates": {s: (counts[s] / decided if decided else None)
-                      for s in ("confirmed", "corrected", "false_positive")},
+            "rates": {
+                s: (counts[s] / decided if decided else None)
+                for s in ("confirmed", "corrected", "false_positive")
+            },
             "observations": int(obs[0]),
             "auto_labelled": int(obs[1]),
             "coverage": (int(obs[1]) / int(obs[0])) if obs[0] else None,
@@ -716,10 +823,11 @@ class Service:
         reviewed = [
             [round(score, 4), round(margin, 4), status != "false_positive" and top == final]
             for tax, score, margin, top, status, final in self.queue.outcomes()
-            if taxonomy is None or tax == taxonomy]
+            if taxonomy is None or tax == taxonomy
+        ]
         rows = self.store.db.execute(
-            "select score, margin, candidates from observations order by id desc limit ?",
-            [limit]).fetchall()
+            "select score, margin, candidates from observations order by id desc limit ?", [limit]
+        ).fetchall()
         observed = []
         for score, margin, candidates in rows:
             if taxonomy is not None:
@@ -738,8 +846,10 @@ class Service:
         """
         item = self.queue.get(item_id)
         if not item.crop_path:
-            raise NotFoundError(f"the picture of review item {item_id} is no longer kept "
-                                f"(review.keep_days: {self.project.config.review.keep_days})")
+            raise NotFoundError(
+                f"the picture of review item {item_id} is no longer kept "
+                f"(review.keep_days: {self.project.config.review.keep_days})"
+            )
         path = Path(item.crop_path)
         if not path.is_file():
             raise NotFoundError(f"the picture of review item {item_id} is missing")
@@ -781,22 +891,31 @@ class Service:
         taxonomies = {t_.name for t_ in self.project.config.taxonomies} | {DEFAULT_TAXONOMY}
         taxonomies |= set(t.by_taxonomy)
         return {
-            "default": {**pair(t.default), "calibrated": t.calibrated,
-                        "picture": None if t.picture is None else pair(t.picture)},
+            "default": {
+                **pair(t.default),
+                "calibrated": t.calibrated,
+                "picture": None if t.picture is None else pair(t.picture),
+            },
             "taxonomies": {
-                name: {**pair(t.for_taxonomy(name)),
-                       "picture": pair(t.for_taxonomy(name, picture=True))}
-                for name in sorted(taxonomies)},
+                name: {
+                    **pair(t.for_taxonomy(name)),
+                    "picture": pair(t.for_taxonomy(name, picture=True)),
+                }
+                for name in sorted(taxonomies)
+            },
             "classes": {
                 label: {"threshold": thr, "margin": mar}
-                for label, (thr, mar) in sorted(t.by_class.items())},
+                for label, (thr, mar) in sorted(t.by_class.items())
+            },
             "overrides": [
                 {"scope": s, "name": n, "threshold": thr, "margin": mar}
-                for s, n, thr, mar in self.store.threshold_overrides()],
+                for s, n, thr, mar in self.store.threshold_overrides()
+            ],
         }
 
-    def set_threshold(self, scope: str, name: str, threshold: object = None,
-                      margin: object = None) -> dict[str, Any]:
+    def set_threshold(
+        self, scope: str, name: str, threshold: object = None, margin: object = None
+    ) -> dict[str, Any]:
         """Set a taxonomy's or a class's threshold and/or margin; both None clears the
         override. Applies to the next query and persists.
 
@@ -816,8 +935,9 @@ class Service:
         mar = _checked(margin, "margin", MARGIN_RANGE)
         self.store.set_threshold_override(scope, name, thr, mar)
         self.ident.thresholds = self._thresholds()
-        self._emit({"type": "thresholds", "scope": scope, "name": name,
-                    "threshold": thr, "margin": mar})
+        self._emit(
+            {"type": "thresholds", "scope": scope, "name": name, "threshold": thr, "margin": mar}
+        )
         return self.thresholds()
 
     # --- storage --------------------------------------------------------------------
@@ -830,10 +950,14 @@ class Service:
         """Disk use: media files by kind, the database (with its write-ahead log) and
         the vector index."""
         db, index = self.project.db_path, self.ident.index.path
-        sizes = {name: p.stat().st_size if p.exists() else 0
-                 for name, p in (("database_bytes", db),
-                                 ("database_wal_bytes", db.with_name(db.name + "-wal")),
-                                 ("index_bytes", index))}
+        sizes = {
+            name: p.stat().st_size if p.exists() else 0
+            for name, p in (
+                ("database_bytes", db),
+                ("database_wal_bytes", db.with_name(db.name + "-wal")),
+                ("index_bytes", index),
+            )
+        }
         return {**self.media.usage(), **sizes}
 
     # --- health ---------------------------------------------------------------------

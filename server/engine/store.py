@@ -36,33 +36,59 @@ def now_iso() -> str:
 
 
 def _m1(db: sqlite_utils.Database) -> None:
-    db["images"].create(
+    db.table("images").create(
         {
-            "id": int, "kind": str, "path": str, "content_hash": str, "label": str,
-            "rarity": str, "taxonomy": str, "source": str, "width": int, "height": int,
-            "status": str, "created_at": str, "updated_at": str,
+            "id": int,
+            "kind": str,
+            "path": str,
+            "content_hash": str,
+            "label": str,
+            "rarity": str,
+            "taxonomy": str,
+            "source": str,
+            "width": int,
+            "height": int,
+            "status": str,
+            "created_at": str,
+            "updated_at": str,
         },
         pk="id",
         not_null={"kind", "status", "created_at"},
         defaults={"status": "active"},
     )
-    db["images"].create_index(["kind", "status"])
-    db["images"].create_index(["path"])
-    db["embeddings"].create(
+    db.table("images").create_index(["kind", "status"])
+    db.table("images").create_index(["path"])
+    db.table("embeddings").create(
         {"image_id": int, "model_id": str, "vector": bytes},
         pk=("image_id", "model_id"),
         foreign_keys=[("image_id", "images", "id")],
     )
-    db["features"].create(
-        {"image_id": int, "kind": str, "keypoints": bytes, "descriptors": bytes,
-         "width": int, "height": int},
+    db.table("features").create(
+        {
+            "image_id": int,
+            "kind": str,
+            "keypoints": bytes,
+            "descriptors": bytes,
+            "width": int,
+            "height": int,
+        },
         pk=("image_id", "kind"),
         foreign_keys=[("image_id", "images", "id")],
     )
-    db["observations"].create(
-        {"id": int, "image_id": int, "model_id": str, "label": str, "score": float,
-         "margin": float, "matched": int, "reason": str, "candidates": str,
-         "bbox": str, "created_at": str},
+    db.table("observations").create(
+        {
+            "id": int,
+            "image_id": int,
+            "model_id": str,
+            "label": str,
+            "score": float,
+            "margin": float,
+            "matched": int,
+            "reason": str,
+            "candidates": str,
+            "bbox": str,
+            "created_at": str,
+        },
         pk="id",
         foreign_keys=[("image_id", "images", "id")],
     )
@@ -70,44 +96,62 @@ def _m1(db: sqlite_utils.Database) -> None:
 
 def _m2(db: sqlite_utils.Database) -> None:
     # The review queue: one row per queued miss, pointing at its crop's image row.
-    db["review"].create(
-        {"id": int, "image_id": int, "observation_id": int, "reason": str, "taxonomy": str,
-         "source": str, "track_id": str, "label": str, "score": float, "margin": float,
-         "candidates": str, "status": str, "resolved_label": str, "reference_id": int,
-         "created_at": str, "resolved_at": str},
+    db.table("review").create(
+        {
+            "id": int,
+            "image_id": int,
+            "observation_id": int,
+            "reason": str,
+            "taxonomy": str,
+            "source": str,
+            "track_id": str,
+            "label": str,
+            "score": float,
+            "margin": float,
+            "candidates": str,
+            "status": str,
+            "resolved_label": str,
+            "reference_id": int,
+            "created_at": str,
+            "resolved_at": str,
+        },
         pk="id",
         not_null={"image_id", "reason", "status", "created_at"},
         defaults={"status": "pending"},
         foreign_keys=[("image_id", "images", "id"), ("observation_id", "observations", "id")],
     )
-    db["review"].create_index(["status", "id"])
+    db.table("review").create_index(["status", "id"])
     # Thresholds set through the API, applied over the project file's.
-    db["threshold_overrides"].create(
+    db.table("threshold_overrides").create(
         {"scope": str, "name": str, "threshold": float, "margin": float, "updated_at": str},
         pk=("scope", "name"),
     )
     # Class renames and merges; ``identify index`` applies them to labels from file names.
-    db["label_aliases"].create({"from_label": str, "to_label": str, "created_at": str},
-                               pk="from_label")
+    db.table("label_aliases").create(
+        {"from_label": str, "to_label": str, "created_at": str}, pk="from_label"
+    )
 
 
 def _m3(db: sqlite_utils.Database) -> None:
     # Colour layouts of references (see ``appearance``), for the second stage.
-    db["layouts"].create({"image_id": int, "layout": bytes, "aspect": float}, pk="image_id",
-                         foreign_keys=[("image_id", "images", "id")])
+    db.table("layouts").create(
+        {"image_id": int, "layout": bytes, "aspect": float},
+        pk="image_id",
+        foreign_keys=[("image_id", "images", "id")],
+    )
 
 
 def _m4(db: sqlite_utils.Database) -> None:
     # A review item's picture is stored small, with the box the object was found in
     # (None: the whole picture won), how sure that box is, and how many times the same
     # picture from the same source was seen while the item waited.
-    db["review"].add_column("box", str)
-    db["review"].add_column("region", str)
-    db["review"].add_column("seen", int, not_null_default=1)
+    db.table("review").add_column("box", str)
+    db.table("review").add_column("region", str)
+    db.table("review").add_column("seen", int, not_null_default=1)
     # The region cut from the picture as it came, when the small stored picture holds
     # it at too few pixels to make a good reference of.
-    db["review"].add_column("region_path", str)
-    db["images"].create_index(["content_hash"])
+    db.table("review").add_column("region_path", str)
+    db.table("images").create_index(["content_hash"])
 
 
 MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (_m1, _m2, _m3, _m4)
@@ -176,7 +220,7 @@ class Store:
         if replace_on:
             update = ", ".join(f"{c} = excluded.{c}" for c in row if c not in replace_on)
             sql += f" on conflict ({', '.join(replace_on)}) do update set {update}"
-        return int(self.db.conn.execute(sql, list(row.values())).lastrowid)
+        return int(self.db.conn.execute(sql, list(row.values())).lastrowid or 0)
 
     # --- references -----------------------------------------------------------------
 
@@ -188,63 +232,109 @@ class Store:
         ).fetchall()
         return [ReferenceRow(*r) for r in rows]
 
-    def add_reference(self, *, path: str, content_hash: str, label: str, taxonomy: str,
-                      rarity: str | None, source: str, width: int, height: int) -> int:
+    def add_reference(
+        self,
+        *,
+        path: str,
+        content_hash: str,
+        label: str,
+        taxonomy: str,
+        rarity: str | None,
+        source: str,
+        width: int,
+        height: int,
+    ) -> int:
         """Insert a reference image row and return its id (inside the caller's
         transaction, as every ``put_*``)."""
         ts = now_iso()
-        return self._insert("images", {
-            "kind": "reference", "path": path, "content_hash": content_hash, "label": label,
-            "rarity": rarity, "taxonomy": taxonomy, "source": source, "width": width,
-            "height": height, "status": "active", "created_at": ts, "updated_at": ts,
-        })
+        return self._insert(
+            "images",
+            {
+                "kind": "reference",
+                "path": path,
+                "content_hash": content_hash,
+                "label": label,
+                "rarity": rarity,
+                "taxonomy": taxonomy,
+                "source": source,
+                "width": width,
+                "height": height,
+                "status": "active",
+                "created_at": ts,
+                "updated_at": ts,
+            },
+        )
 
     def retire(self, ids: Iterable[int]) -> None:
         """Mark rows as removed (they stay in the database, out of the index); inside
         the caller's transaction."""
         ts = now_iso()
-        self.db.conn.executemany("update images set status = 'removed', updated_at = ? "
-                                 "where id = ?", [(ts, image_id) for image_id in ids])
+        self.db.conn.executemany(
+            "update images set status = 'removed', updated_at = ? where id = ?",
+            [(ts, image_id) for image_id in ids],
+        )
 
     def relabel(self, image_id: int, label: str, taxonomy: str, rarity: str | None) -> None:
         """Change the label of a reference whose file did not change; inside the
         caller's transaction."""
         self.db.conn.execute(
-            "update images set label = ?, taxonomy = ?, rarity = ?, updated_at = ? "
-            "where id = ?", [label, taxonomy, rarity, now_iso(), image_id])
+            "update images set label = ?, taxonomy = ?, rarity = ?, updated_at = ? where id = ?",
+            [label, taxonomy, rarity, now_iso(), image_id],
+        )
 
     # --- embeddings and features ----------------------------------------------------
 
     def put_embedding(self, image_id: int, model_id: str, vector: np.ndarray) -> None:
         """Store (or replace) one image's embedding under a model id."""
-        self._insert("embeddings", {"image_id": image_id, "model_id": model_id,
-                                    "vector": np.asarray(vector, np.float32).tobytes()},
-                     replace_on=("image_id", "model_id"))
+        self._insert(
+            "embeddings",
+            {
+                "image_id": image_id,
+                "model_id": model_id,
+                "vector": np.asarray(vector, np.float32).tobytes(),
+            },
+            replace_on=("image_id", "model_id"),
+        )
 
     def embeddings(self, ids: Sequence[int], model_id: str) -> dict[int, np.ndarray]:
         """Stored embeddings of ``ids`` under ``model_id`` (missing ids are absent)."""
         out: dict[int, np.ndarray] = {}
         for start in range(0, len(ids), 500):
-            chunk = list(ids[start:start + 500])
+            chunk = list(ids[start : start + 500])
             marks = ",".join("?" * len(chunk))
             for image_id, blob in self.db.execute(
                 f"select image_id, vector from embeddings where model_id = ? "
-                f"and image_id in ({marks})", [model_id, *chunk]
+                f"and image_id in ({marks})",
+                [model_id, *chunk],
             ):
                 out[int(image_id)] = np.frombuffer(blob, dtype=np.float32)
         return out
 
-    def put_features(self, image_id: int, kind: str, keypoints: np.ndarray,
-                     descriptors: np.ndarray, size: tuple[int, int]) -> None:
+    def put_features(
+        self,
+        image_id: int,
+        kind: str,
+        keypoints: np.ndarray,
+        descriptors: np.ndarray,
+        size: tuple[int, int],
+    ) -> None:
         """Store local features (keypoints (N, 2) float32, descriptors (N, D) uint8)."""
-        self._insert("features", {"image_id": image_id, "kind": kind,
-                                  "keypoints": np.asarray(keypoints, np.float32).tobytes(),
-                                  "descriptors": np.asarray(descriptors, np.uint8).tobytes(),
-                                  "width": size[0], "height": size[1]},
-                     replace_on=("image_id", "kind"))
+        self._insert(
+            "features",
+            {
+                "image_id": image_id,
+                "kind": kind,
+                "keypoints": np.asarray(keypoints, np.float32).tobytes(),
+                "descriptors": np.asarray(descriptors, np.uint8).tobytes(),
+                "width": size[0],
+                "height": size[1],
+            },
+            replace_on=("image_id", "kind"),
+        )
 
-    def features(self, image_id: int, kind: str
-                 ) -> tuple[np.ndarray, np.ndarray, tuple[int, int]] | None:
+    def features(
+        self, image_id: int, kind: str
+    ) -> tuple[np.ndarray, np.ndarray, tuple[int, int]] | None:
         """Stored local features of one image (keypoints, descriptors, and the size of
         the image they were found in), or None."""
         row = self.db.execute(
@@ -255,25 +345,34 @@ class Store:
         if row is None:
             return None
         kps = np.frombuffer(row[0], dtype=np.float32).reshape(-1, 2)
-        desc = np.frombuffer(row[1], dtype=np.uint8).reshape(len(kps), -1) if len(kps) else \
-            np.zeros((0, 32), np.uint8)
+        desc = (
+            np.frombuffer(row[1], dtype=np.uint8).reshape(len(kps), -1)
+            if len(kps)
+            else np.zeros((0, 32), np.uint8)
+        )
         return kps, desc, (int(row[2]), int(row[3]))
 
     def feature_ids(self, kind: str) -> set[int]:
         """Ids of images with stored features of ``kind``."""
-        return {int(r[0]) for r in self.db.execute(
-            "select image_id from features where kind = ?", [kind])}
+        return {
+            int(r[0])
+            for r in self.db.execute("select image_id from features where kind = ?", [kind])
+        }
 
     def put_layout(self, image_id: int, layout: bytes, aspect: float) -> None:
         """Store (or replace) one image's colour layout (``appearance.Layout.to_bytes``)
         and the aspect (width / height) of the picture it describes."""
-        self._insert("layouts", {"image_id": image_id, "layout": layout, "aspect": aspect},
-                     replace_on=("image_id",))
+        self._insert(
+            "layouts",
+            {"image_id": image_id, "layout": layout, "aspect": aspect},
+            replace_on=("image_id",),
+        )
 
     def layout(self, image_id: int) -> tuple[bytes, float] | None:
         """One image's stored colour layout and aspect, or None."""
-        row = self.db.execute("select layout, aspect from layouts where image_id = ?",
-                              [image_id]).fetchone()
+        row = self.db.execute(
+            "select layout, aspect from layouts where image_id = ?", [image_id]
+        ).fetchone()
         return None if row is None else (bytes(row[0]), float(row[1]))
 
     def layout_ids(self) -> set[int]:
@@ -282,17 +381,43 @@ class Store:
 
     # --- observations ---------------------------------------------------------------
 
-    def record_observation(self, *, path: str, content_hash: str, width: int, height: int,
-                           model_id: str, embedding: np.ndarray, result: dict[str, Any],
-                           kind: str = "query") -> int:
+    def record_observation(
+        self,
+        *,
+        path: str,
+        content_hash: str,
+        width: int,
+        height: int,
+        model_id: str,
+        embedding: np.ndarray,
+        result: dict[str, Any],
+        kind: str = "query",
+    ) -> int:
         """Store a query image (or crop), its embedding and the decision made about it."""
-        return self.record(path=path, content_hash=content_hash, width=width, height=height,
-                           model_id=model_id, embedding=embedding, result=result,
-                           kind=kind).image_id
+        return self.record(
+            path=path,
+            content_hash=content_hash,
+            width=width,
+            height=height,
+            model_id=model_id,
+            embedding=embedding,
+            result=result,
+            kind=kind,
+        ).image_id
 
-    def record(self, *, path: str, content_hash: str, width: int, height: int,
-               model_id: str, embedding: np.ndarray, result: dict[str, Any],
-               kind: str = "query", queue: QueueEntry | None = None) -> Recorded:
+    def record(
+        self,
+        *,
+        path: str,
+        content_hash: str,
+        width: int,
+        height: int,
+        model_id: str,
+        embedding: np.ndarray,
+        result: dict[str, Any],
+        kind: str = "query",
+        queue: QueueEntry | None = None,
+    ) -> Recorded:
         """Store an image, its embedding, the decision and (for a miss) its review item.
 
         All rows are written in one transaction: a crash leaves all or none of them.
@@ -309,17 +434,29 @@ class Store:
             cur = conn.execute(
                 "insert into images (kind, path, content_hash, width, height, source, status, "
                 "created_at, updated_at) values (?, ?, ?, ?, ?, ?, 'active', ?, ?)",
-                [kind, path, content_hash, width, height,
-                 queue.source if queue else None, ts, ts])
+                [kind, path, content_hash, width, height, queue.source if queue else None, ts, ts],
+            )
             image_id = int(cur.lastrowid or 0)
-            conn.execute("insert into embeddings (image_id, model_id, vector) values (?, ?, ?)",
-                         [image_id, model_id, vector])
+            conn.execute(
+                "insert into embeddings (image_id, model_id, vector) values (?, ?, ?)",
+                [image_id, model_id, vector],
+            )
             cur = conn.execute(
                 "insert into observations (image_id, model_id, label, score, margin, matched, "
                 "reason, candidates, bbox, created_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [image_id, model_id, result["label"], float(result["score"]),
-                 float(result["margin"]), int(bool(result["matched"])),
-                 result.get("reason", ""), candidates, bbox, ts])
+                [
+                    image_id,
+                    model_id,
+                    result["label"],
+                    float(result["score"]),
+                    float(result["margin"]),
+                    int(bool(result["matched"])),
+                    result.get("reason", ""),
+                    candidates,
+                    bbox,
+                    ts,
+                ],
+            )
             observation_id = int(cur.lastrowid or 0)
             if queue is not None:
                 top = result["candidates"][0] if result["candidates"] else None
@@ -328,11 +465,23 @@ class Store:
                     "track_id, label, score, margin, candidates, status, created_at, box, "
                     "region, region_path) values "
                     "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
-                    [image_id, observation_id, result.get("reason", ""), queue.taxonomy,
-                     queue.source, queue.track_id, top["label"] if top else None,
-                     float(result["score"]), float(result["margin"]), candidates, ts,
-                     json.dumps(queue.box) if queue.box is not None else None,
-                     queue.region, queue.region_path])
+                    [
+                        image_id,
+                        observation_id,
+                        result.get("reason", ""),
+                        queue.taxonomy,
+                        queue.source,
+                        queue.track_id,
+                        top["label"] if top else None,
+                        float(result["score"]),
+                        float(result["margin"]),
+                        candidates,
+                        ts,
+                        json.dumps(queue.box) if queue.box is not None else None,
+                        queue.region,
+                        queue.region_path,
+                    ],
+                )
                 review_id = int(cur.lastrowid or 0)
         return Recorded(image_id, observation_id, review_id)
 
@@ -341,14 +490,15 @@ class Store:
         row = self.db.execute(
             "select r.id from review r join images i on i.id = r.image_id "
             "where i.content_hash = ? and r.source = ? and r.status = 'pending' "
-            "order by r.id limit 1", [content_hash, source]).fetchone()
+            "order by r.id limit 1",
+            [content_hash, source],
+        ).fetchone()
         return None if row is None else int(row[0])
 
     def seen_again(self, review_id: int) -> None:
         """Count one more sighting of a pending item's picture (a duplicate)."""
         with self.db.conn:
-            self.db.conn.execute("update review set seen = seen + 1 where id = ?",
-                                 [review_id])
+            self.db.conn.execute("update review set seen = seen + 1 where id = ?", [review_id])
 
     def path_in_use(self, path: str, but: int) -> bool:
         """Whether a row other than ``but`` that still needs it points at ``path``: an
@@ -358,42 +508,57 @@ class Store:
             "((i.kind = 'reference' and i.status = 'active') or "
             "exists (select 1 from review r where r.image_id = i.id)) "
             "union all select 1 from review where region_path = ? and image_id != ? "
-            "limit 1", [path, but, path, but]).fetchone()
+            "limit 1",
+            [path, but, path, but],
+        ).fetchone()
         return row is not None
 
     def expired_pictures(self, cutoff: str) -> list[tuple[int, list[str]]]:
         """(image id, paths: its picture and region, when kept) of the items decided or
         skipped before ``cutoff`` (ISO time) whose files are still kept."""
-        return [(int(i), [p for p in (path, region) if p]) for i, path, region in
-                self.db.execute(
-            "select i.id, i.path, r.region_path from review r join images i "
-            "on i.id = r.image_id where r.status != 'pending' and r.resolved_at < ? "
-            "and (i.path != '' or r.region_path is not null)", [cutoff])]
+        return [
+            (int(i), [p for p in (path, region) if p])
+            for i, path, region in self.db.execute(
+                "select i.id, i.path, r.region_path from review r join images i "
+                "on i.id = r.image_id where r.status != 'pending' and r.resolved_at < ? "
+                "and (i.path != '' or r.region_path is not null)",
+                [cutoff],
+            )
+        ]
 
     def forget_picture(self, image_id: int) -> None:
         """Record that an image's files are no longer kept (its rows stay)."""
         with self.db.conn:
-            self.db.conn.execute("update images set path = '', updated_at = ? where id = ?",
-                                 [now_iso(), image_id])
-            self.db.conn.execute("update review set region_path = null where image_id = ?",
-                                 [image_id])
+            self.db.conn.execute(
+                "update images set path = '', updated_at = ? where id = ?", [now_iso(), image_id]
+            )
+            self.db.conn.execute(
+                "update review set region_path = null where image_id = ?", [image_id]
+            )
 
     def media_paths(self) -> set[str]:
         """Paths some row still needs: active references and review items' pictures
         and regions."""
-        paths = {str(p) for (p,) in self.db.execute(
-            "select path from images where path != '' and "
-            "((kind = 'reference' and status = 'active') or "
-            "id in (select image_id from review))")}
-        return paths | {str(p) for (p,) in self.db.execute(
-            "select region_path from review where region_path is not null")}
+        paths = {
+            str(p)
+            for (p,) in self.db.execute(
+                "select path from images where path != '' and "
+                "((kind = 'reference' and status = 'active') or "
+                "id in (select image_id from review))"
+            )
+        }
+        return paths | {
+            str(p)
+            for (p,) in self.db.execute(
+                "select region_path from review where region_path is not null"
+            )
+        }
 
     # --- class names ----------------------------------------------------------------
 
     def aliases(self) -> dict[str, str]:
         """Renamed or merged labels: old label -> current label (chains resolved)."""
-        raw = {a: b for a, b in self.db.execute(
-            "select from_label, to_label from label_aliases")}
+        raw = {a: b for a, b in self.db.execute("select from_label, to_label from label_aliases")}
         out = {}
         for start in raw:
             label, seen = start, {start}
@@ -413,50 +578,70 @@ class Store:
         with self.db.conn:
             cur = self.db.conn.execute(
                 "update images set label = ?, updated_at = ? where kind = 'reference' "
-                "and status = 'active' and label = ?", [new, ts, old])
+                "and status = 'active' and label = ?",
+                [new, ts, old],
+            )
             self.db.conn.execute(
                 "update or ignore threshold_overrides set name = ?, updated_at = ? "
-                "where scope = 'class' and name = ?", [new, ts, old])
+                "where scope = 'class' and name = ?",
+                [new, ts, old],
+            )
             self.db.conn.execute(
-                "delete from threshold_overrides where scope = 'class' and name = ?", [old])
+                "delete from threshold_overrides where scope = 'class' and name = ?", [old]
+            )
             self.db.conn.execute("delete from label_aliases where from_label = ?", [new])
             self.db.conn.execute(
                 "insert or replace into label_aliases (from_label, to_label, created_at) "
-                "values (?, ?, ?)", [old, new, ts])
+                "values (?, ?, ?)",
+                [old, new, ts],
+            )
         return int(cur.rowcount)
 
     def delete_reference(self, image_id: int) -> None:
         """Remove a reference by a person's decision: ``identify index`` will not bring
         the same file back (unlike a file that vanished, which is merely retired)."""
-        self.db.execute("update images set status = 'deleted', updated_at = ? where id = ?",
-                        [now_iso(), image_id])
+        self.db.execute(
+            "update images set status = 'deleted', updated_at = ? where id = ?",
+            [now_iso(), image_id],
+        )
         self.db.conn.commit()
 
     def deleted_files(self) -> set[tuple[str, str]]:
         """(path, content hash) of references a person deleted."""
-        return {(p, h) for p, h in self.db.execute(
-            "select path, content_hash from images where kind = 'reference' "
-            "and status = 'deleted'")}
+        return {
+            (p, h)
+            for p, h in self.db.execute(
+                "select path, content_hash from images where kind = 'reference' "
+                "and status = 'deleted'"
+            )
+        }
 
     # --- threshold overrides --------------------------------------------------------
 
     def threshold_overrides(self) -> list[tuple[str, str, float | None, float | None]]:
         """(scope, name, threshold, margin) set through the API; scope is ``taxonomy``
         or ``class``."""
-        return [(a, b, c, d) for a, b, c, d in self.db.execute(
-            "select scope, name, threshold, margin from threshold_overrides order by scope, name")]
+        return [
+            (a, b, c, d)
+            for a, b, c, d in self.db.execute(
+                "select scope, name, threshold, margin from threshold_overrides order by scope, name"
+            )
+        ]
 
-    def set_threshold_override(self, scope: str, name: str, threshold: float | None,
-                               margin: float | None) -> None:
+    def set_threshold_override(
+        self, scope: str, name: str, threshold: float | None, margin: float | None
+    ) -> None:
         """Set (or, with both values None, clear) one override."""
         with self.db.conn:
             if threshold is None and margin is None:
                 self.db.conn.execute(
-                    "delete from threshold_overrides where scope = ? and name = ?", [scope, name])
+                    "delete from threshold_overrides where scope = ? and name = ?", [scope, name]
+                )
             else:
                 self.db.conn.execute(
                     "insert or replace into threshold_overrides values (?, ?, ?, ?, ?)",
-                    [scope, name, threshold, margin, now_iso()])
+                    [scope, name, threshold, margin, now_iso()],
+                )
 
 
 @dataclass(frozen=True)

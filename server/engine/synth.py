@@ -117,9 +117,15 @@ def crop_object(
     return view.frame[cy1:cy2, cx1:cx2].copy()
 
 
-def camera_crops(image: np.ndarray, backgrounds: Sequence[np.ndarray],
-                 rng: np.random.Generator, count: int, *, size: Size = (640, 480),
-                 strength: float = 1.0) -> list[np.ndarray]:
+def camera_crops(
+    image: np.ndarray,
+    backgrounds: Sequence[np.ndarray],
+    rng: np.random.Generator,
+    count: int,
+    *,
+    size: Size = (640, 480),
+    strength: float = 1.0,
+) -> list[np.ndarray]:
     """``count`` detector-like crops of ``image`` photographed in front of backgrounds
     drawn at random from ``backgrounds`` (see ``camera_view`` and ``crop_object``)."""
     crops = []

@@ -53,8 +53,11 @@ class Track:
 
     def smoothed(self) -> list[Candidate]:
         """The running ranking, best first."""
-        out = [replace(self.latest[label], score=score, homography=None)
-               for label, score in self.scores.items() if label in self.latest]
+        out = [
+            replace(self.latest[label], score=score, homography=None)
+            for label, score in self.scores.items()
+            if label in self.latest
+        ]
         return sorted(out, key=lambda c: -c.score)
 
 
@@ -66,14 +69,21 @@ class Tracker:
         self._tracks: dict[str, list[Track]] = {}
         self._ids = itertools.count(1)
 
-    def assign(self, source: str, bbox: Sequence[float] | None, vector: np.ndarray,
-               now: float, taken: set[str]) -> Track:
+    def assign(
+        self,
+        source: str,
+        bbox: Sequence[float] | None,
+        vector: np.ndarray,
+        now: float,
+        taken: set[str],
+    ) -> Track:
         """The track this object continues, or a new one.
 
         ``taken`` holds the tracks already given to other objects of the same frame.
         """
-        alive = [t for t in self._tracks.get(source, [])
-                 if now - t.last_seen <= self.cfg.track_timeout_s]
+        alive = [
+            t for t in self._tracks.get(source, []) if now - t.last_seen <= self.cfg.track_timeout_s
+        ]
         best: Track | None = None
         best_score = 0.0
         for t in alive:
@@ -88,8 +98,7 @@ class Tracker:
             if ok and score > best_score:
                 best, best_score = t, score
         if best is None:
-            best = Track(id=f"{source}#{next(self._ids)}", bbox=bbox, vector=vector,
-                         last_seen=now)
+            best = Track(id=f"{source}#{next(self._ids)}", bbox=bbox, vector=vector, last_seen=now)
             alive.append(best)
         best.bbox, best.vector, best.last_seen = bbox, vector, now
         self._tracks[source] = alive

@@ -109,8 +109,12 @@ class TrainingSet:
     notes: list[str]
 
 
-def training_vectors(project: Project, embedder: Embedder, store: Store,
-                     progress: Callable[[int], None] | None = None) -> TrainingSet:
+def training_vectors(
+    project: Project,
+    embedder: Embedder,
+    store: Store,
+    progress: Callable[[int], None] | None = None,
+) -> TrainingSet:
     """Plain-model vectors of every active reference and its synthetic views."""
     cfg = project.config.train
     rng = np.random.default_rng(cfg.seed)
@@ -127,8 +131,12 @@ def training_vectors(project: Project, embedder: Embedder, store: Store,
         except ImageRejected as exc:
             return f"skipped {ref.path}: {exc.message}"
         own = np.random.default_rng([cfg.seed, int(ref.content_hash[:16], 16)])
-        crops = [flatten_alpha(image), *synth.camera_crops(
-            image, backgrounds, own, cfg.views, size=VIEW_SIZE, strength=cfg.strength)]
+        crops = [
+            flatten_alpha(image),
+            *synth.camera_crops(
+                image, backgrounds, own, cfg.views, size=VIEW_SIZE, strength=cfg.strength
+            ),
+        ]
         return embedder.embed_batch(np.stack([embedder.preprocess(c) for c in crops]))
 
     vectors, labels, holdout, notes = [], [], [], []
@@ -145,12 +153,14 @@ def training_vectors(project: Project, embedder: Embedder, store: Store,
                 progress(1)
     if not vectors:
         raise NoReferencesError("no reference could be read to train on")
-    return TrainingSet(np.concatenate(vectors), np.array(labels), np.array(holdout), classes,
-                       len(vectors), notes)
+    return TrainingSet(
+        np.concatenate(vectors), np.array(labels), np.array(holdout), classes, len(vectors), notes
+    )
 
 
-def nearest_mean(train: np.ndarray, train_y: np.ndarray, test: np.ndarray,
-                 test_y: np.ndarray) -> tuple[float, float]:
+def nearest_mean(
+    train: np.ndarray, train_y: np.ndarray, test: np.ndarray, test_y: np.ndarray
+) -> tuple[float, float]:
     """Top-1 and median margin of ``test`` against each class's mean training vector."""
     n = int(max(train_y.max(), test_y.max())) + 1
     means = np.zeros((n, train.shape[1]), np.float32)
@@ -171,8 +181,7 @@ def fit_head(vectors: np.ndarray, labels: np.ndarray, project: Project) -> Any:
     return fit_supcon(vectors, labels, project)
 
 
-def fit_whitening(vectors: np.ndarray, labels: np.ndarray, dim: int,
-                  shrinkage: float) -> Any:
+def fit_whitening(vectors: np.ndarray, labels: np.ndarray, dim: int, shrinkage: float) -> Any:
     """Learnt whitening as one ``nn.Linear``: x -> (x - mean) @ W @ R.
 
     W whitens the within-class scatter (each vector minus its class mean), with
@@ -206,8 +215,7 @@ def fit_whitening(vectors: np.ndarray, labels: np.ndarray, dim: int,
         if len(directions) < out:
             whitened = (x - centre) @ whiten
             rest = whitened - (whitened @ directions.T) @ directions
-            directions = np.vstack([directions,
-                                    _principal_directions(rest, out - len(directions))])
+            directions = np.vstack([directions, _principal_directions(rest, out - len(directions))])
         transform = whiten @ directions.T
     module = nn.Linear(x.shape[1], transform.shape[1])
     with torch.no_grad():
@@ -243,9 +251,12 @@ def fit_supcon(vectors: np.ndarray, labels: np.ndarray, project: Project) -> Any
     module.train()
     for _ in range(cfg.steps):
         picked = rng.choice(len(members), per_batch, replace=False)
-        idx = np.concatenate([rng.choice(members[c], VIEWS_PER_CLASS,
-                                         replace=len(members[c]) < VIEWS_PER_CLASS)
-                              for c in picked])
+        idx = np.concatenate(
+            [
+                rng.choice(members[c], VIEWS_PER_CLASS, replace=len(members[c]) < VIEWS_PER_CLASS)
+                for c in picked
+            ]
+        )
         z = F.normalize(module(x_all[idx]), dim=1)
         y = torch.from_numpy(labels[idx])
         loss = supcon(z, y, cfg.temperature)
@@ -270,13 +281,30 @@ def fit_with_folds(data: TrainingSet, project: Project, base_model: str) -> Any:
         for k in range(FOLDS):
             held_out = set(order[k::FOLDS].tolist())
             keep = fit & ~np.isin(data.labels, list(held_out))
-            folds.append((fit_head(data.vectors[keep], data.labels[keep], project),
-                          frozenset(data.classes[i] for i in held_out)))
+            folds.append(
+                (
+                    fit_head(data.vectors[keep], data.labels[keep], project),
+                    frozenset(data.classes[i] for i in held_out),
+                )
+            )
     cfg = project.config.train
-    fitted = ({"shrinkage": cfg.shrinkage} if cfg.method == "whiten" else
-              {"steps": cfg.steps, "temperature": cfg.temperature})
-    return Head(module, base_model, {"classes": n, "method": cfg.method, "views": cfg.views,
-                                     "strength": cfg.strength, **fitted}, folds)
+    fitted = (
+        {"shrinkage": cfg.shrinkage}
+        if cfg.method == "whiten"
+        else {"steps": cfg.steps, "temperature": cfg.temperature}
+    )
+    return Head(
+        module,
+        base_model,
+        {
+            "classes": n,
+            "method": cfg.method,
+            "views": cfg.views,
+            "strength": cfg.strength,
+            **fitted,
+        },
+        folds,
+    )
 
 
 def supcon(z: Any, y: Any, temperature: float) -> Any:
@@ -292,9 +320,12 @@ def supcon(z: Any, y: Any, temperature: float) -> Any:
     return -((log_prob * positive).sum(1) / positive.sum(1).clamp(min=1)).mean()
 
 
-def train_projection(project: Project, embedder: Embedder,
-                     progress: Callable[[int], None] | None = None,
-                     force: bool = False) -> TrainReport:
+def train_projection(
+    project: Project,
+    embedder: Embedder,
+    progress: Callable[[int], None] | None = None,
+    force: bool = False,
+) -> TrainReport:
     """Train a head on the project's references, validate it, and adopt it if it helps.
 
     The held-out views are crops, so that is all the check can vouch for. With
@@ -311,8 +342,10 @@ def train_projection(project: Project, embedder: Embedder,
     """
     started = time.perf_counter()
     if not project.db_path.exists():
-        raise NotIndexedError(f"project '{project.name}' has no references yet: run "
-                              f"`identify index --project {project.file}` first")
+        raise NotIndexedError(
+            f"project '{project.name}' has no references yet: run "
+            f"`identify index --project {project.file}` first"
+        )
     store = Store(project.db_path)
     try:
         if len({r.label for r in store.active_references()}) < 2:
@@ -326,16 +359,31 @@ def train_projection(project: Project, embedder: Embedder,
     plain_top1, plain_margin = nearest_mean(vectors[fit], labels[fit], vectors[val], labels[val])
     projected = head.project(vectors)
     top1, margin = nearest_mean(projected[fit], labels[fit], projected[val], labels[val])
-    verdict = ("worse" if top1 < plain_top1 else
-               "locate" if needs_force(project) and not force else "adopted")
+    verdict = (
+        "worse"
+        if top1 < plain_top1
+        else "locate"
+        if needs_force(project) and not force
+        else "adopted"
+    )
     adopted = verdict == "adopted"
     return TrainReport(
-        classes=len(data.classes), references=data.references,
-        train_views=int(fit.sum()), validation_views=int(val.sum()),
-        validation_top1_plain=plain_top1, validation_top1=top1,
-        validation_margin_plain=plain_margin, validation_margin=margin, adopted=adopted,
-        verdict=verdict, folds=len(head.folds), head_id=head.id,
-        seconds=time.perf_counter() - started, notes=data.notes, head=head)
+        classes=len(data.classes),
+        references=data.references,
+        train_views=int(fit.sum()),
+        validation_views=int(val.sum()),
+        validation_top1_plain=plain_top1,
+        validation_top1=top1,
+        validation_margin_plain=plain_margin,
+        validation_margin=margin,
+        adopted=adopted,
+        verdict=verdict,
+        folds=len(head.folds),
+        head_id=head.id,
+        seconds=time.perf_counter() - started,
+        notes=data.notes,
+        head=head,
+    )
 
 
 def needs_force(project: Project) -> bool:
@@ -344,8 +392,12 @@ def needs_force(project: Project) -> bool:
     return project.config.train.method == "supcon" and project.config.locate.enabled
 
 
-def adopt(project: Project, embedder: Embedder, report: TrainReport,
-          progress: Callable[[int], None] | None = None) -> IndexSummary:
+def adopt(
+    project: Project,
+    embedder: Embedder,
+    report: TrainReport,
+    progress: Callable[[int], None] | None = None,
+) -> IndexSummary:
     """Put an adopted head to work: write its file, build the index in its space, and
     only then name it in the project file. An interruption before that last step leaves
     the project as it was (the index, derived data, is rebuilt by ``identify index``).
@@ -359,9 +411,15 @@ def adopt(project: Project, embedder: Embedder, report: TrainReport,
     head_file = project.data_dir / "models" / f"{head.id}.pt"
     head.save(head_file)
     summary = build_index(project, ProjectedEmbedder(embedder, head), progress)
-    write_projection(project.file, Projection(
-        file=head_file, id=head.id, trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        validation_top1=round(report.validation_top1, 4),
-        validation_top1_plain=round(report.validation_top1_plain, 4)))
+    write_projection(
+        project.file,
+        Projection(
+            file=head_file,
+            id=head.id,
+            trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            validation_top1=round(report.validation_top1, 4),
+            validation_top1_plain=round(report.validation_top1_plain, 4),
+        ),
+    )
     report.head_file = head_file
     return summary

@@ -41,8 +41,10 @@ class IndexMeta:
 
     def describe(self) -> str:
         """Short human description for error messages."""
-        return (f"{self.model_id} ({self.dim}-d, {self.dtype}, projection {self.projection}, "
-                f"{self.views} views per reference)")
+        return (
+            f"{self.model_id} ({self.dim}-d, {self.dtype}, projection {self.projection}, "
+            f"{self.views} views per reference)"
+        )
 
 
 @dataclass(frozen=True)
@@ -72,19 +74,42 @@ class VectorIndex:
         self.path = path
 
     @classmethod
-    def create(cls, path: Path, spec: ModelSpec, dtype: str = "f16",
-               params: HnswParams | None = None, views: int = 0) -> VectorIndex:
+    def create(
+        cls,
+        path: Path,
+        spec: ModelSpec,
+        dtype: str = "f16",
+        params: HnswParams | None = None,
+        views: int = 0,
+    ) -> VectorIndex:
         """A new, empty index for vectors of ``spec`` (not written until ``save``)."""
         p = params or HnswParams()
-        index = Index(ndim=spec.dim, metric="cos", dtype=dtype, connectivity=p.connectivity,
-                      expansion_add=p.expansion_add, expansion_search=p.expansion_search)
-        meta = IndexMeta(model_id=spec.model_id, dim=spec.dim, dtype=dtype,
-                         projection=spec.projection, views=views)
+        index = Index(
+            ndim=spec.dim,
+            metric="cos",
+            dtype=dtype,
+            connectivity=p.connectivity,
+            expansion_add=p.expansion_add,
+            expansion_search=p.expansion_search,
+        )
+        meta = IndexMeta(
+            model_id=spec.model_id,
+            dim=spec.dim,
+            dtype=dtype,
+            projection=spec.projection,
+            views=views,
+        )
         return cls(index, meta, path)
 
     @classmethod
-    def open(cls, path: Path, spec: ModelSpec, dtype: str,
-             params: HnswParams | None = None, views: int = 0) -> VectorIndex | None:
+    def open(
+        cls,
+        path: Path,
+        spec: ModelSpec,
+        dtype: str,
+        params: HnswParams | None = None,
+        views: int = 0,
+    ) -> VectorIndex | None:
         """Open an index and check it matches ``spec`` and ``dtype``.
 
         Returns:
@@ -105,10 +130,21 @@ class VectorIndex:
                 f"index metadata {mpath} is missing or unreadable ({exc}); "
                 "run `identify index` to rebuild it from the database"
             ) from None
-        wanted = IndexMeta(model_id=spec.model_id, dim=spec.dim, dtype=dtype,
-                           projection=spec.projection, views=views, count=meta.count)
+        wanted = IndexMeta(
+            model_id=spec.model_id,
+            dim=spec.dim,
+            dtype=dtype,
+            projection=spec.projection,
+            views=views,
+            count=meta.count,
+        )
         if (meta.model_id, meta.dim, meta.dtype, meta.projection, meta.views) != (
-                wanted.model_id, wanted.dim, wanted.dtype, wanted.projection, wanted.views):
+            wanted.model_id,
+            wanted.dim,
+            wanted.dtype,
+            wanted.projection,
+            wanted.views,
+        ):
             raise IndexMismatchError(
                 f"the index at {path} was built with {meta.describe()}, but the project now "
                 f"uses {wanted.describe()}; run `identify index` to rebuild it"
@@ -123,7 +159,8 @@ class VectorIndex:
                 "run `identify index` to rebuild it from the database"
             )
         p = params or HnswParams()
-        index.expansion_search = p.expansion_search
+        # USearch's setter is untyped, so type checkers see a read-only property.
+        index.expansion_search = p.expansion_search  # type: ignore[misc]
         return cls(index, meta, path)
 
     def __len__(self) -> int:

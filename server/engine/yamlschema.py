@@ -39,8 +39,7 @@ YAML_HINTS = {
     "found character '\\t'": " (YAML is indented with spaces, not tabs)",
     "found a tab character": " (YAML is indented with spaces, not tabs)",
     "did not find expected key": " (a line is indented differently from its siblings)",
-    "did not find expected '-' indicator": " (a list item is indented differently from "
-    "the others)",
+    "did not find expected '-' indicator": " (a list item is indented differently from the others)",
 }
 """PyYAML's problems, said in a user's words (what to look at on the line)."""
 
@@ -81,17 +80,26 @@ def _type_name(tp: Any) -> str:
         return "a mapping"
     if dataclasses.is_dataclass(tp):
         return "a mapping"
-    return {str: "text", int: "an integer", float: "a number", bool: "true/false",
-            type(None): "null", Path: "a path"}.get(tp, str(tp))
+    return {
+        str: "text",
+        int: "an integer",
+        float: "a number",
+        bool: "true/false",
+        type(None): "null",
+        Path: "a path",
+    }.get(tp, str(tp))
 
 
 def _build(tp: Any, node: yaml.Node, where: str, ctx: _Ctx) -> Any:
     origin = get_origin(tp)
     if origin in (Union, types.UnionType):
         options = get_args(tp)
-        if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null"):
-            if type(None) in options:
-                return None
+        if (
+            isinstance(node, yaml.ScalarNode)
+            and node.tag.endswith(":null")
+            and type(None) in options
+        ):
+            return None
         for option in options:
             if option is type(None):
                 continue
@@ -159,14 +167,18 @@ def _build_dataclass(cls: type, node: yaml.Node, where: str, ctx: _Ctx) -> Any:
             hint = difflib.get_close_matches(key, list(fields), n=1)
             suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
             allowed = ", ".join(sorted(fields))
-            raise ctx.fail(key_node, where,
-                           f"unknown key '{key}'{suggestion}; allowed keys: {allowed}")
+            raise ctx.fail(
+                key_node, where, f"unknown key '{key}'{suggestion}; allowed keys: {allowed}"
+            )
         if key in values:
             raise ctx.fail(key_node, where, f"key '{key}' appears twice")
         values[key] = _build(hints[key], value_node, inner, ctx)
     for name, f in fields.items():
-        if (name not in values and f.default is dataclasses.MISSING
-                and f.default_factory is dataclasses.MISSING):
+        if (
+            name not in values
+            and f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING
+        ):
             raise ctx.fail(node, where, f"missing required key '{name}'")
     try:
         return cls(**values)

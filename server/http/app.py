@@ -49,8 +49,9 @@ def _default_embedder(cfg: ServeConfig) -> Embedder:
     return project_embedder(cfg.project.config)
 
 
-def create_app(config: ServeConfig, embedder: EmbedderFactory = _default_embedder
-               ) -> web.Application:
+def create_app(
+    config: ServeConfig, embedder: EmbedderFactory = _default_embedder
+) -> web.Application:
     """The aiohttp application for one project.
 
     Heavy resources open in cleanup contexts, in order: the engine (model, database,
@@ -58,15 +59,20 @@ def create_app(config: ServeConfig, embedder: EmbedderFactory = _default_embedde
     reverse order, after every open WebSocket has been told the server is going away.
     ``embedder`` lets tests share one loaded model between apps.
     """
-    app = web.Application(client_max_size=MAX_REQUEST_BYTES,
-                          middlewares=[middlewares.errors, middlewares.same_origin,
-                                       middlewares.auth, middlewares.client_limits])
+    app = web.Application(
+        client_max_size=MAX_REQUEST_BYTES,
+        middlewares=[
+            middlewares.errors,
+            middlewares.same_origin,
+            middlewares.auth,
+            middlewares.client_limits,
+        ],
+    )
     app[CONFIG] = config
     app[STATS] = ServerStats()
     app[CAMERAS] = []
     app[SOCKETS] = weakref.WeakSet()
-    for module in (health, identify, references, review, thresholds, jobs, events, live,
-                   pages):
+    for module in (health, identify, references, review, thresholds, jobs, events, live, pages):
         app.add_routes(module.routes)
 
     async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -74,12 +80,14 @@ def create_app(config: ServeConfig, embedder: EmbedderFactory = _default_embedde
         app[JOBS] = Jobs(app[EVENTS])
         project = config.project
         # One writer: `identify index` and friends are refused while this runs.
-        lock = ProjectLock(project.data_dir,
-                           f"identify serve on http://{config.host}:{config.port}").acquire()
+        lock = ProjectLock(
+            project.data_dir, f"identify serve on http://{config.host}:{config.port}"
+        ).acquire()
         runner = EngineRunner(config.workers)
         try:
-            await runner.open(lambda: Service.open(project, embedder(config),
-                                                   app[EVENTS].publish_threadsafe))
+            await runner.open(
+                lambda: Service.open(project, embedder(config), app[EVENTS].publish_threadsafe)
+            )
             app[ENGINE] = runner
             yield
         finally:
@@ -90,6 +98,7 @@ def create_app(config: ServeConfig, embedder: EmbedderFactory = _default_embedde
     async def saver_ctx(app: web.Application) -> AsyncIterator[None]:
         """Save a changed index every few seconds; apply the storage retention policy at
         start and every ``COLLECT_INTERVAL_S``."""
+
         async def loop() -> None:
             collected_at = -COLLECT_INTERVAL_S
             while True:
@@ -120,8 +129,13 @@ def create_app(config: ServeConfig, embedder: EmbedderFactory = _default_embedde
 async def _close_sockets(app: web.Application) -> None:
     """Tell every open WebSocket the server is going away, so shutdown does not wait
     for browsers."""
-    sockets = list(app[SOCKETS])
+    open_sockets = app[SOCKETS]
+    sockets = list(open_sockets)
     if sockets:
         await asyncio.wait(
-            [asyncio.create_task(ws.close(code=WSCloseCode.GOING_AWAY, message=b"shutdown"))
-             for ws in sockets], timeout=SHUTDOWN_GRACE_S)
+            [
+                asyncio.create_task(ws.close(code=WSCloseCode.GOING_AWAY, message=b"shutdown"))
+                for ws in sockets
+            ],
+            timeout=SHUTDOWN_GRACE_S,
+        )

@@ -41,7 +41,8 @@ class ServeConfig:
         if self.host not in LOOPBACK_HOSTS and not self.token and not self.insecure_no_auth:
             raise IdentifyError(
                 f"binding {self.host} exposes the server beyond this machine: pass --token "
-                "(a long random string), or --insecure-no-auth if you really mean it")
+                "(a long random string), or --insecure-no-auth if you really mean it"
+            )
         if self.token is not None and len(self.token) < 8:
             raise IdentifyError("--token must be at least 8 characters")
         for name in self.allow_hosts:

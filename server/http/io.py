@@ -46,8 +46,9 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     except RecursionError:
         raise IdentifyError("malformed JSON: nested too deeply") from None
     except UnicodeEncodeError:
-        raise IdentifyError("malformed JSON: a string is not valid Unicode "
-                            "(a lone surrogate)") from None
+        raise IdentifyError(
+            "malformed JSON: a string is not valid Unicode (a lone surrogate)"
+        ) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise IdentifyError(f"malformed JSON: {exc}") from None
     if not isinstance(body, dict):
@@ -59,16 +60,18 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-async def _read_capped(part: BodyPartReader, budget: list[int],
-                       cap: int | None = None) -> bytes | None:
+async def _read_capped(
+    part: BodyPartReader, budget: list[int], cap: int | None = None
+) -> bytes | None:
     """One part's bytes, charged to the request's remaining ``budget`` (413 past it);
     None when the part is longer than ``cap``."""
     chunks = bytearray()
     while chunk := await part.read_chunk():
         budget[0] -= len(chunk)
         if budget[0] < 0:
-            raise web.HTTPRequestEntityTooLarge(max_size=MAX_REQUEST_BYTES,
-                                                actual_size=MAX_REQUEST_BYTES - budget[0])
+            raise web.HTTPRequestEntityTooLarge(
+                max_size=MAX_REQUEST_BYTES, actual_size=MAX_REQUEST_BYTES - budget[0]
+            )
         if cap is not None and len(chunks) + len(chunk) > cap:
             return None
         chunks.extend(chunk)
@@ -98,13 +101,11 @@ async def _read_form(request: web.Request) -> tuple[bytes | None, dict[str, str]
                 continue
             raw = await _read_capped(part, budget, MAX_JSON_BYTES)
             if raw is None:
-                raise IdentifyError(f"form field {part.name[:40]!r} is over "
-                                    f"{MAX_JSON_BYTES} bytes")
+                raise IdentifyError(f"form field {part.name[:40]!r} is over {MAX_JSON_BYTES} bytes")
             try:
                 fields[part.name] = raw.decode("utf-8")
             except UnicodeDecodeError:
-                raise IdentifyError(
-                    f"form field {part.name[:40]!r} is not UTF-8 text") from None
+                raise IdentifyError(f"form field {part.name[:40]!r} is not UTF-8 text") from None
     except (ValueError, AssertionError, RuntimeError, LookupError) as exc:
         # aiohttp's reader raises these for a missing or bad boundary and for parts
         # that do not parse.
@@ -126,8 +127,9 @@ async def read_image(request: web.Request) -> tuple[bytes, dict[str, str]]:
     """
     ctype = request.content_type
     if request.content_length is not None and request.content_length > MAX_REQUEST_BYTES:
-        raise web.HTTPRequestEntityTooLarge(max_size=MAX_REQUEST_BYTES,
-                                            actual_size=request.content_length)
+        raise web.HTTPRequestEntityTooLarge(
+            max_size=MAX_REQUEST_BYTES, actual_size=request.content_length
+        )
     if ctype == "multipart/form-data":
         data, fields = await _read_form(request)
         if data is None:
@@ -138,7 +140,8 @@ async def read_image(request: web.Request) -> tuple[bytes, dict[str, str]]:
     else:
         raise UnsupportedMediaType(
             f"content type {ctype or 'none'!r} is not accepted: send multipart/form-data "
-            f"with an 'image' field, or one of {', '.join(sorted(ALLOWED_IMAGE_TYPES))}")
+            f"with an 'image' field, or one of {', '.join(sorted(ALLOWED_IMAGE_TYPES))}"
+        )
     if not data:
         raise ImageRejected("the image is empty (0 bytes)")
     return data, fields

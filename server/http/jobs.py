@@ -62,10 +62,16 @@ class Job:
 
     def to_json(self, results: bool = True) -> dict[str, Any]:
         """The API shape (``results`` may be long: left out of events)."""
-        out: dict[str, Any] = {"id": self.id, "kind": self.kind, "status": self.status,
-                               "done": self.done, "total": self.total,
-                               "started_at": self.started_at, "finished_at": self.finished_at,
-                               "error": self.error}
+        out: dict[str, Any] = {
+            "id": self.id,
+            "kind": self.kind,
+            "status": self.status,
+            "done": self.done,
+            "total": self.total,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "error": self.error,
+        }
         if results:
             out["results"] = self.results
         return out
@@ -91,8 +97,10 @@ class Jobs:
         """
         running = sum(not j.finished for j in self._jobs.values())
         if running >= MAX_RUNNING_JOBS:
-            raise BusyError(f"{running} jobs are running (at most {MAX_RUNNING_JOBS}); "
-                            "wait for one to end, or cancel one")
+            raise BusyError(
+                f"{running} jobs are running (at most {MAX_RUNNING_JOBS}); "
+                "wait for one to end, or cancel one"
+            )
         job = Job(next(self._ids), kind, total, self.hub)
         self._jobs[job.id] = job
         job.task = asyncio.create_task(self._run(job, body), name=f"job-{job.id}")
@@ -102,8 +110,7 @@ class Jobs:
     async def _run(self, job: Job, body: JobBody) -> None:
         try:
             await body(job)
-            job.status = "cancelled" if job.cancel_requested and job.done < job.total \
-                else "done"
+            job.status = "cancelled" if job.cancel_requested and job.done < job.total else "done"
         except asyncio.CancelledError:
             job.status = "cancelled"
         except Exception as exc:  # a step's unexpected failure ends the job, not the server
@@ -116,7 +123,7 @@ class Jobs:
 
     def _forget_old(self) -> None:
         finished = [j.id for j in self._jobs.values() if j.finished]
-        for job_id in finished[:max(0, len(finished) - MAX_FINISHED_JOBS)]:
+        for job_id in finished[: max(0, len(finished) - MAX_FINISHED_JOBS)]:
             del self._jobs[job_id]
 
     def get(self, job_id: int) -> Job:
@@ -153,12 +160,16 @@ class Jobs:
             await asyncio.wait(tasks)
 
 
-def each(items: Sequence[T], step: Callable[[T], Awaitable[dict[str, Any]]],
-         name: Callable[[T], dict[str, Any]]) -> JobBody:
+def each(
+    items: Sequence[T],
+    step: Callable[[T], Awaitable[dict[str, Any]]],
+    name: Callable[[T], dict[str, Any]],
+) -> JobBody:
     """A job body that runs ``step`` on each item in turn, each on its own: a result per
     item, ``{**name(item), "ok": True, **what step returned}`` or ``{**name(item), "ok":
     False, "error": {...}}`` for a user error; it stops between two items when
     cancelled."""
+
     async def body(job: Job) -> None:
         for item in items:
             if job.cancel_requested:
@@ -166,8 +177,9 @@ def each(items: Sequence[T], step: Callable[[T], Awaitable[dict[str, Any]]],
             try:
                 job.results.append({**name(item), "ok": True, **await step(item)})
             except IdentifyError as exc:
-                job.results.append({**name(item), "ok": False,
-                                    "error": {"code": exc.code, "message": exc.message}})
+                job.results.append(
+                    {**name(item), "ok": False, "error": {"code": exc.code, "message": exc.message}}
+                )
             job.step_done()
 
     return body

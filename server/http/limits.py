@@ -8,9 +8,16 @@ MAX_JSON_BYTES = 64 * 1024
 """Largest JSON request body (and largest text field of a form)."""
 MAX_FORM_PARTS = 8
 """Most parts one multipart form may have (an image and a few text fields)."""
-ALLOWED_IMAGE_TYPES = frozenset({
-    "image/jpeg", "image/png", "image/webp", "image/bmp", "image/tiff", "image/gif",
-})
+ALLOWED_IMAGE_TYPES = frozenset(
+    {
+        "image/jpeg",
+        "image/png",
+        "image/webp",
+        "image/bmp",
+        "image/tiff",
+        "image/gif",
+    }
+)
 """Content types accepted for raw image bodies (others get 415). Pixel limits and
 decompression-bomb checks happen when decoding (``server.engine.images``)."""
 MAX_WS_MESSAGE_BYTES = 4 * 1024 * 1024

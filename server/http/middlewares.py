@@ -47,8 +47,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status < 400:
             raise
         code = exc.reason.lower().replace(" ", "_")
-        message = exc.text if exc.text and not exc.text.startswith(str(exc.status)) \
-            else exc.reason
+        message = exc.text if exc.text and not exc.text.startswith(str(exc.status)) else exc.reason
         response = error_body(exc.status, code, message)
         for name in ("Allow", "Retry-After"):
             if name in exc.headers:
@@ -97,16 +96,22 @@ async def same_origin(request: web.Request, handler: Handler) -> web.StreamRespo
     host = request.headers.get("Host", "")
     name = _hostname(host)
     if name is None or not config.serves_host(name):
-        return error_body(403, "forbidden_host",
-                          f"this server does not answer to the host {host[:100]!r}; "
-                          "start it with --allow-host NAME to add a name")
+        return error_body(
+            403,
+            "forbidden_host",
+            f"this server does not answer to the host {host[:100]!r}; "
+            "start it with --allow-host NAME to add a name",
+        )
     origin = request.headers.get("Origin")
     if origin is not None:
         own = _origin_of(f"{request.scheme}://{host}")
         if own is None or _origin_of(origin) != own:
-            return error_body(403, "forbidden_origin",
-                              f"requests from pages of {origin[:100]!r} are refused; "
-                              "use this server's own page or a non-browser client")
+            return error_body(
+                403,
+                "forbidden_origin",
+                f"requests from pages of {origin[:100]!r} are refused; "
+                "use this server's own page or a non-browser client",
+            )
     return await handler(request)
 
 
@@ -122,8 +127,12 @@ async def client_limits(request: web.Request, handler: Handler) -> web.StreamRes
     in_flight, key = request.app[STATS].writes_in_flight, request.remote or ""
     if in_flight[key] >= MAX_WRITES_PER_CLIENT:
         request.app[STATS].writes_refused += 1
-        response = error_body(429, "busy", f"at most {MAX_WRITES_PER_CLIENT} changing "
-                              "requests at once per client; try again in a moment")
+        response = error_body(
+            429,
+            "busy",
+            f"at most {MAX_WRITES_PER_CLIENT} changing "
+            "requests at once per client; try again in a moment",
+        )
         response.headers["Retry-After"] = str(RETRY_AFTER_S)
         return response
     in_flight[key] += 1
@@ -139,7 +148,8 @@ def _token_ok(given: str | None, token: str) -> bool:
     # Header values are decoded with surrogateescape: bytes that are not UTF-8 come back
     # as the same bytes (and simply do not match), never as an encoding error.
     return given is not None and hmac.compare_digest(
-        given.encode("utf-8", "surrogateescape"), token.encode())
+        given.encode("utf-8", "surrogateescape"), token.encode()
+    )
 
 
 @web.middleware
@@ -158,5 +168,6 @@ async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not response.prepared:
             response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Strict")
         return response
-    return error_body(401, "unauthorized",
-                      "this server needs its token: 'Authorization: Bearer <token>'")
+    return error_body(
+        401, "unauthorized", "this server needs its token: 'Authorization: Bearer <token>'"
+    )

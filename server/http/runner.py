@@ -73,9 +73,16 @@ class EngineRunner:
         finally:
             self.pending -= 1
 
-    async def identify(self, image: bytes | np.ndarray, *, source: str, live: bool = False,
-                       record: bool = True, name: str = "upload",
-                       bounded: bool = False) -> list[ObjectResult]:
+    async def identify(
+        self,
+        image: bytes | np.ndarray,
+        *,
+        source: str,
+        live: bool = False,
+        record: bool = True,
+        name: str = "upload",
+        bounded: bool = False,
+    ) -> list[ObjectResult]:
         """Prepare the image on a worker, then decide on the engine thread.
 
         ``bounded`` refuses at once (``BusyError``) when ``max_pending`` images are
@@ -100,8 +107,9 @@ class EngineRunner:
             def decide() -> list[ObjectResult]:
                 t0 = time.perf_counter()
                 try:
-                    return service.identify_prepared(prepared, source=source, live=live,
-                                                     record=record)
+                    return service.identify_prepared(
+                        prepared, source=source, live=live, record=record
+                    )
                 finally:
                     self.decide_s += time.perf_counter() - t0
                     self.identified += 1
@@ -117,8 +125,10 @@ class EngineRunner:
             raise RuntimeError("the engine is not open")
         if bounded and self.images_in_flight >= self.max_pending:
             self.refused += 1
-            raise BusyError(f"the server is busy ({self.images_in_flight} images in "
-                            "flight); try again in a moment")
+            raise BusyError(
+                f"the server is busy ({self.images_in_flight} images in "
+                "flight); try again in a moment"
+            )
         self.pending += 1
         self.images_in_flight += 1
         try:
@@ -127,8 +137,15 @@ class EngineRunner:
             self.pending -= 1
             self.images_in_flight -= 1
 
-    async def add_reference(self, data: bytes, label: object, taxonomy: str | None,
-                            *, bounded: bool = True, source: str = "api") -> dict[str, Any]:
+    async def add_reference(
+        self,
+        data: bytes,
+        label: object,
+        taxonomy: str | None,
+        *,
+        bounded: bool = True,
+        source: str = "api",
+    ) -> dict[str, Any]:
         """A new reference: decoded and embedded on a worker, committed on the engine
         thread (which meanwhile goes on identifying and answering health).
 
@@ -139,12 +156,20 @@ class EngineRunner:
         loop = asyncio.get_running_loop()
         async with self._image_in_flight(bounded) as service:
             prepared = await loop.run_in_executor(
-                self.compute, service.prepare_reference, data, label, taxonomy)
-            return await loop.run_in_executor(self.executor, service.commit_reference,
-                                              prepared, source)
+                self.compute, service.prepare_reference, data, label, taxonomy
+            )
+            return await loop.run_in_executor(
+                self.executor, service.commit_reference, prepared, source
+            )
 
-    async def resolve(self, item_id: int, action: str, label: object = None,
-                      candidate: int | None = None, region: str | None = None) -> ReviewItem:
+    async def resolve(
+        self,
+        item_id: int,
+        action: str,
+        label: object = None,
+        candidate: int | None = None,
+        region: str | None = None,
+    ) -> ReviewItem:
         """A review decision: checked on the engine thread, the reference it makes (if
         any) prepared on a worker, then committed on the engine thread.
 
@@ -152,19 +177,18 @@ class EngineRunner:
             NotFoundError, ConflictError, IdentifyError: see ``Service.resolve``.
         """
         loop = asyncio.get_running_loop()
-        plan = await self.run(lambda s: s.resolve_plan(item_id, action, label, candidate,
-                                                       region))
+        plan = await self.run(lambda s: s.resolve_plan(item_id, action, label, candidate, region))
         async with self._image_in_flight(bounded=False) as service:
-            prepared = await loop.run_in_executor(self.compute, service.prepare_resolution,
-                                                  plan)
-            return await loop.run_in_executor(self.executor, service.resolve_commit, plan,
-                                              prepared)
+            prepared = await loop.run_in_executor(self.compute, service.prepare_resolution, plan)
+            return await loop.run_in_executor(self.executor, service.resolve_commit, plan, prepared)
 
     def timing(self) -> dict[str, float]:
         """Mean milliseconds per identified image in each stage (for health)."""
         n = max(1, self.identified)
-        return {"prepare_ms": round(1000 * self.prepare_s / n, 1),
-                "decide_ms": round(1000 * self.decide_s / n, 1)}
+        return {
+            "prepare_ms": round(1000 * self.prepare_s / n, 1),
+            "decide_ms": round(1000 * self.decide_s / n, 1),
+        }
 
     async def close(self) -> None:
         """Save and close the service, then stop the thread."""

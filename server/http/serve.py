@@ -19,5 +19,11 @@ def run_server(config: ServeConfig, announce: Callable[[str], None] = print) -> 
     app = create_app(config)
     host = f"[{config.host}]" if ":" in config.host else config.host
     url = f"http://{host}:{config.port}/"
-    web.run_app(app, host=config.host, port=config.port, print=lambda _: announce(url),
-                shutdown_timeout=SHUTDOWN_GRACE_S, handle_signals=True)
+    web.run_app(
+        app,
+        host=config.host,
+        port=config.port,
+        print=lambda _: announce(url),
+        shutdown_timeout=SHUTDOWN_GRACE_S,
+        handle_signals=True,
+    )

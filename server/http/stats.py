@@ -24,9 +24,11 @@ class ServerStats:
 
     def to_json(self) -> dict[str, object]:
         """For health."""
-        return {"frames_received": self.frames_received,
-                "frames_dropped": dict(self.frames_dropped),
-                "server_errors": self.server_errors,
-                "live_clients": self.live_clients,
-                "writes_in_flight": sum(self.writes_in_flight.values()),
-                "writes_refused": self.writes_refused}
+        return {
+            "frames_received": self.frames_received,
+            "frames_dropped": dict(self.frames_dropped),
+            "server_errors": self.server_errors,
+            "live_clients": self.live_clients,
+            "writes_in_flight": sum(self.writes_in_flight.values()),
+            "writes_refused": self.writes_refused,
+        }

@@ -53,8 +53,9 @@ def auroc(pos: np.ndarray, neg: np.ndarray) -> float:
     return float(((diff > 0).sum() + 0.5 * (diff == 0).sum()) / diff.size)
 
 
-def point_metrics(known: np.ndarray, right_top1: np.ndarray, scores: np.ndarray,
-                  correct: np.ndarray) -> dict[str, float]:
+def point_metrics(
+    known: np.ndarray, right_top1: np.ndarray, scores: np.ndarray, correct: np.ndarray
+) -> dict[str, float]:
     """The five numbers of a results row, from per-query arrays."""
     return {
         "known_top1": float(right_top1[known].mean()),
@@ -65,16 +66,25 @@ def point_metrics(known: np.ndarray, right_top1: np.ndarray, scores: np.ndarray,
     }
 
 
-def metrics(labels: list[str | None], top1: list[str | None], scores: list[float],
-            accepted: list[str | None], resamples: int = BOOTSTRAP) -> dict[str, Any]:
+def metrics(
+    labels: list[str | None],
+    top1: list[str | None],
+    scores: list[float],
+    accepted: list[str | None],
+    resamples: int = BOOTSTRAP,
+) -> dict[str, Any]:
     """Known top-1, AUROC and open-set accuracy from per-query outcomes, each with a 95 %
     bootstrap interval under ``ci`` (queries resampled with replacement, known and
     unknown ones separately so that every resample keeps the dataset's mix; seeded)."""
     known = np.array([lab is not None for lab in labels])
     s = np.array(scores, dtype=np.float64)
     right_top1 = np.array([t == lab for t, lab in zip(top1, labels, strict=True)])
-    correct = np.array([(a == lab) if lab is not None else (a is None)
-                        for a, lab in zip(accepted, labels, strict=True)])
+    correct = np.array(
+        [
+            (a == lab) if lab is not None else (a is None)
+            for a, lab in zip(accepted, labels, strict=True)
+        ]
+    )
     out: dict[str, Any] = point_metrics(known, right_top1, s, correct)
     if resamples and known.any() and (~known).any():
         rng = np.random.default_rng(0)
@@ -83,14 +93,25 @@ def metrics(labels: list[str | None], top1: list[str | None], scores: list[float
         for _ in range(resamples):
             idx = np.concatenate([rng.choice(k_idx, len(k_idx)), rng.choice(u_idx, len(u_idx))])
             draws.append(point_metrics(known[idx], right_top1[idx], s[idx], correct[idx]))
-        out["ci"] = {key: [float(np.percentile([d[key] for d in draws], 2.5)),
-                           float(np.percentile([d[key] for d in draws], 97.5))]
-                     for key in draws[0]}
+        out["ci"] = {
+            key: [
+                float(np.percentile([d[key] for d in draws], 2.5)),
+                float(np.percentile([d[key] for d in draws], 97.5)),
+            ]
+            for key in draws[0]
+        }
     return out
 
 
-def write_project(work: Path, data: Path, unknown_share: float, views: int,
-                  rerank: bool, train_seed: int = 0, train: Sequence[str] = ()) -> Path:
+def write_project(
+    work: Path,
+    data: Path,
+    unknown_share: float,
+    views: int,
+    rerank: bool,
+    train_seed: int = 0,
+    train: Sequence[str] = (),
+) -> Path:
     """The benchmark's project file (offline embedder, verify's default settings)."""
     work = work.resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -102,16 +123,24 @@ def write_project(work: Path, data: Path, unknown_share: float, views: int,
         f"index:\n  views: {views}\n"
         f"rerank:\n  enabled: {str(rerank).lower()}\n"
         f"verify:\n  expected_unknown_share: {unknown_share:.3f}\n"
-        f"train:\n  seed: {train_seed}\n" + "".join(f"  {kv.replace('=', ': ', 1)}\n"
-                                                  for kv in train) +
-        f"data_dir: {work / 'index'}\n",
+        f"train:\n  seed: {train_seed}\n"
+        + "".join(f"  {kv.replace('=', ': ', 1)}\n" for kv in train)
+        + f"data_dir: {work / 'index'}\n",
         encoding="utf-8",
     )
     return path
 
 
-def run(data: Path, work: Path, views: int, rerank: bool, head: bool = False,
-        train_seed: int = 0, batch: int = 16, train: Sequence[str] = ()) -> dict[str, Any]:
+def run(
+    data: Path,
+    work: Path,
+    views: int,
+    rerank: bool,
+    head: bool = False,
+    train_seed: int = 0,
+    batch: int = 16,
+    train: Sequence[str] = (),
+) -> dict[str, Any]:
     """Index, (train,) verify and evaluate one configuration."""
     manifest = json.loads((data / "manifest.json").read_text())
     queries = manifest["queries"]
@@ -139,50 +168,70 @@ def run(data: Path, work: Path, views: int, rerank: bool, head: bool = False,
     refs = ident.store.active_references()
     ref_labels = [r.label for r in refs]
     plain = getattr(embedder, "base", embedder)  # the seed never has a head
-    seed_matrix = embed_images(plain, [flatten_alpha(load_image(Path(r.path), keep_alpha=True))
-                                          for r in refs])
+    seed_matrix = embed_images(
+        plain, [flatten_alpha(load_image(Path(r.path), keep_alpha=True)) for r in refs]
+    )
     out: dict[str, Any] = {
-        "views": views, "rerank": rerank, "references": len(refs),
-        "queries": len(queries), "unknown_share": unknown_share,
-        "index_seconds": index_s, "index_embedded": summary.embedded,
-        "verify": report.to_json(), "train": trained,
+        "views": views,
+        "rerank": rerank,
+        "references": len(refs),
+        "queries": len(queries),
+        "unknown_share": unknown_share,
+        "index_seconds": index_s,
+        "index_embedded": summary.embedded,
+        "verify": report.to_json(),
+        "train": trained,
     }
     for kind in ("crop", "frame"):
         labels: list[str | None] = [q["label"] if q["known"] else None for q in queries]
         rows: dict[str, dict[str, list[Any]]] = {
             m: {"top1": [], "score": [], "accepted": []}
-            for m in ("identify", "identify_global_only", "seed")}
+            for m in ("identify", "identify_global_only", "seed")
+        }
         box_iou: list[float] = []
         t0 = time.perf_counter()
         for start in range(0, len(queries), batch):
-            chunk = queries[start:start + batch]
+            chunk = queries[start : start + batch]
             images = [load_image(data / q[kind]) for q in chunk]
             # Crops are what a detector gives: identified as they are. Frames are whole
             # pictures: identify first locates the object in them.
-            found = ([ident.regions(im) for im in images] if kind == "frame" else
-                     [[Region(None, im, ev)] for im, ev in zip(images, ident.evidence(images),
-                                                               strict=True)])
+            found = (
+                [ident.regions(im) for im in images]
+                if kind == "frame"
+                else [
+                    [Region(None, im, ev)]
+                    for im, ev in zip(images, ident.evidence(images), strict=True)
+                ]
+            )
             for q, im, regions in zip(chunk, images, found, strict=True):
                 ev = regions[0].evidence  # the whole picture
                 for name, strip in (("identify", False), ("identify_global_only", True)):
-                    asked = ([replace(r, evidence=replace(r.evidence, features=None,
-                                                          layouts=None)) for r in regions]
-                             if strip else regions)
+                    asked = (
+                        [
+                            replace(r, evidence=replace(r.evidence, features=None, layouts=None))
+                            for r in regions
+                        ]
+                        if strip
+                        else regions
+                    )
                     # A crop is decided as a crop; a frame as a whole picture (located,
                     # at the pictures' thresholds when verify calibrated them).
-                    d, region = (ident.decide_regions(asked) if kind == "frame" else
-                                 (ident.decide(asked[0].evidence), asked[0]))
+                    d, region = (
+                        ident.decide_regions(asked)
+                        if kind == "frame"
+                        else (ident.decide(asked[0].evidence), asked[0])
+                    )
                     rows[name]["top1"].append(d.candidates[0].label if d.candidates else None)
                     rows[name]["score"].append(d.score)
                     rows[name]["accepted"].append(d.label)
                     if kind == "frame" and name == "identify":
-                        box_iou.append(iou(region.box or (0, 0, *im.shape[1::-1]),
-                                           q["bbox"]))
+                        box_iou.append(iou(region.box or (0, 0, *im.shape[1::-1]), q["bbox"]))
                 seed_vec = ev.vector if plain is embedder else embed_images(plain, [im])[0]
                 sims = seed_matrix @ seed_vec
                 order = np.argsort(-sims)
-                cands = aggregate(order[:10], sims[order[:10]],
-                                  {i: ref_labels[i] for i in range(len(refs))})
+                cands = aggregate(
+                    order[:10], sims[order[:10]], {i: ref_labels[i] for i in range(len(refs))}
+                )
                 best = cands[0]
                 margin = best.score - (cands[1].score if len(cands) > 1 else 0.0)
                 ok = best.score >= SEED_THRESHOLD and margin >= SEED_MARGIN
@@ -190,8 +239,9 @@ def run(data: Path, work: Path, views: int, rerank: bool, head: bool = False,
                 rows["seed"]["score"].append(best.score)
                 rows["seed"]["accepted"].append(best.label if ok else None)
         elapsed = time.perf_counter() - t0
-        out[kind] = {m: metrics(labels, r["top1"], r["score"], r["accepted"])
-                     for m, r in rows.items()}
+        out[kind] = {
+            m: metrics(labels, r["top1"], r["score"], r["accepted"]) for m, r in rows.items()
+        }
         out[kind]["identify_mistakes"] = mistakes(queries, rows["identify"])
         out[kind]["seconds_per_query_all_methods"] = elapsed / len(queries)
         if box_iou:
@@ -204,10 +254,17 @@ def run(data: Path, work: Path, views: int, rerank: bool, head: bool = False,
 def mistakes(queries: list[dict[str, Any]], rows: dict[str, list[Any]]) -> list[dict[str, Any]]:
     """Every query identify accepted wrongly (an unknown thing taken for a known one, or a
     known thing for another), highest score first: what limits the open-set numbers."""
-    out = [{"query": q["id"], "is": q["label"], "known": q["known"], "taken_for": accepted,
-            "score": round(float(score), 3)}
-           for q, accepted, score in zip(queries, rows["accepted"], rows["score"], strict=True)
-           if accepted is not None and (not q["known"] or accepted != q["label"])]
+    out = [
+        {
+            "query": q["id"],
+            "is": q["label"],
+            "known": q["known"],
+            "taken_for": accepted,
+            "score": round(float(score), 3),
+        }
+        for q, accepted, score in zip(queries, rows["accepted"], rows["score"], strict=True)
+        if accepted is not None and (not q["known"] or accepted != q["label"])
+    ]
     return sorted(out, key=lambda m: -m["score"])
 
 
@@ -219,63 +276,94 @@ def cell(r: dict[str, Any], key: str) -> str:
 
 def table(res: dict[str, Any]) -> str:
     """Markdown rows for RESULTS.md."""
-    lines = ["| queries | method | known top-1 | open-set AUROC | open-set accuracy |"
-             " known accepted right | unknown rejected |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        (
+            "| queries | method | known top-1 | open-set AUROC | open-set accuracy |"
+            " known accepted right | unknown rejected |"
+        ),
+        "|---|---|---|---|---|---|---|",
+    ]
     for kind in ("crop", "frame"):
         for m in ("seed", "identify_global_only", "identify"):
             r = res[kind][m]
-            lines.append(f"| {kind}s | {m} | {cell(r, 'known_top1')} | {cell(r, 'auroc')} | "
-                         f"{cell(r, 'open_set_accuracy')} | {r['known_accepted_correctly']:.3f} | "
-                         f"{r['unknown_rejected']:.3f} |")
+            lines.append(
+                f"| {kind}s | {m} | {cell(r, 'known_top1')} | {cell(r, 'auroc')} | "
+                f"{cell(r, 'open_set_accuracy')} | {r['known_accepted_correctly']:.3f} | "
+                f"{r['unknown_rejected']:.3f} |"
+            )
     v = res["verify"]
     lines.append("")
-    lines.append(f"verify (views={res['views']}, rerank={res['rerank']}): threshold "
-                 f"{v['threshold']}, margin {v['margin_threshold']}, predicted open-set accuracy "
-                 f"{v['predicted_open_set_accuracy']:.3f}, top-1 {v['top1_accuracy']:.3f}, "
-                 f"median margin {v['margin_median']:.3f}")
+    lines.append(
+        f"verify (views={res['views']}, rerank={res['rerank']}): threshold "
+        f"{v['threshold']}, margin {v['margin_threshold']}, predicted open-set accuracy "
+        f"{v['predicted_open_set_accuracy']:.3f}, top-1 {v['top1_accuracy']:.3f}, "
+        f"median margin {v['margin_median']:.3f}"
+    )
     if v.get("pictures"):
         p = v["pictures"]
-        lines.append(f"verify, whole pictures: threshold {p['threshold']}, margin "
-                     f"{p['margin_threshold']}, predicted open-set accuracy "
-                     f"{p['predicted_open_set_accuracy']:.3f}, top-1 {p['top1_accuracy']:.3f}")
+        lines.append(
+            f"verify, whole pictures: threshold {p['threshold']}, margin "
+            f"{p['margin_threshold']}, predicted open-set accuracy "
+            f"{p['predicted_open_set_accuracy']:.3f}, top-1 {p['top1_accuracy']:.3f}"
+        )
     for kind in ("crop", "frame"):
         wrong = res[kind].get("identify_mistakes", [])
         unknown = [m for m in wrong if not m["known"]]
-        lines.append(f"identify's {kind}s: {len(unknown)} unknown things accepted, "
-                     f"{len(wrong) - len(unknown)} known things taken for another; highest: "
-                     + ", ".join(f"{m['is']} as {m['taken_for']} ({m['score']:.2f})"
-                                 for m in wrong[:MISTAKES_SHOWN]))
+        lines.append(
+            f"identify's {kind}s: {len(unknown)} unknown things accepted, "
+            f"{len(wrong) - len(unknown)} known things taken for another; highest: "
+            + ", ".join(
+                f"{m['is']} as {m['taken_for']} ({m['score']:.2f})" for m in wrong[:MISTAKES_SHOWN]
+            )
+        )
     return "\n".join(lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=Path(".bench/data"))
-    ap.add_argument("--data-seed", type=int, default=0,
-                    help="Seed of the dataset built into --data when it is not there yet "
-                         "(1: the held-out dataset of RESULTS.md).")
+    ap.add_argument(
+        "--data-seed",
+        type=int,
+        default=0,
+        help="Seed of the dataset built into --data when it is not there yet "
+        "(1: the held-out dataset of RESULTS.md).",
+    )
     ap.add_argument("--work", type=Path, default=Path(".bench/accuracy"))
     ap.add_argument("--views", type=int, nargs="+", default=[6])
     ap.add_argument("--no-rerank", action="store_true")
-    ap.add_argument("--head", action="store_true",
-                    help="Also run `identify train` (a projection head) before verify.")
+    ap.add_argument(
+        "--head",
+        action="store_true",
+        help="Also run `identify train` (a projection head) before verify.",
+    )
     ap.add_argument("--train-seed", type=int, default=0, help="train.seed of the project.")
-    ap.add_argument("--train", action="append", default=[], metavar="KEY=VALUE",
-                    help="Another train setting of the project (repeatable), e.g. "
-                         "method=supcon.")
+    ap.add_argument(
+        "--train",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Another train setting of the project (repeatable), e.g. method=supcon.",
+    )
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     manifest = args.data / "manifest.json"
     if not manifest.exists():
-        build_dataset(DatasetConfig(out=args.data, flags_dir=find_flags_dir(),
-                                    seed=args.data_seed))
+        build_dataset(DatasetConfig(out=args.data, flags_dir=find_flags_dir(), seed=args.data_seed))
     elif (built := json.loads(manifest.read_text()).get("seed", 0)) != args.data_seed:
         ap.error(f"{args.data} holds the dataset of seed {built}, not {args.data_seed}")
     results = []
     for views in args.views:
         name = f"views{views}" + (f"-head{args.train_seed}" if args.head else "")
-        res = run(args.data, args.work / name, views, not args.no_rerank, args.head,
-                  args.train_seed, train=args.train)
+        res = run(
+            args.data,
+            args.work / name,
+            views,
+            not args.no_rerank,
+            args.head,
+            args.train_seed,
+            train=args.train,
+        )
         results.append(res)
         print(table(res), flush=True)
     if args.out:

@@ -33,17 +33,21 @@ def main() -> None:
         refs.mkdir()
         for name in ("Brazil", "Japan", "apple_red", "banana", "grapes", "India"):
             shutil.copy(DEMO_REFS / f"{name}.png", refs / f"{name}.png")
-        project = write_project(work, refs, "taxonomies:\n  - name: default\n"
-                                "    threshold: 1.5\n    margin: 0.05\n")
+        project = write_project(
+            work, refs, "taxonomies:\n  - name: default\n    threshold: 1.5\n    margin: 0.05\n"
+        )
         assert CliRunner().invoke(cli, ["index", "--project", str(project)]).exit_code == 0
         ledger, lost = run_kills(project, free_port(), work, args.kills, args.seed)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    result = {"kills": args.kills, "acknowledged_writes": ledger.writes,
-              "references_acknowledged": len(ledger.references),
-              "deletes_acknowledged": len(ledger.deleted),
-              "review_labels_acknowledged": len(ledger.resolved),
-              "lost": lost}
+    result = {
+        "kills": args.kills,
+        "acknowledged_writes": ledger.writes,
+        "references_acknowledged": len(ledger.references),
+        "deletes_acknowledged": len(ledger.deleted),
+        "review_labels_acknowledged": len(ledger.resolved),
+        "lost": lost,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))

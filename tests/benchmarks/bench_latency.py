@@ -82,9 +82,12 @@ def latency(data: Path, work: Path, n: int, head: bool = False) -> dict[str, Any
         stages["extract"].append(t2 - t1)
         stages["search_rerank_decide"].append(t4 - t3)
     ident.close()
-    out = {"crops": len(crops), "bare_forward_ms": _median_ms(bare),
-           "identify_ms": _median_ms(full),
-           "ratio": float(np.median(full) / np.median(bare))}
+    out = {
+        "crops": len(crops),
+        "bare_forward_ms": _median_ms(bare),
+        "identify_ms": _median_ms(full),
+        "ratio": float(np.median(full) / np.median(bare)),
+    }
     out.update({f"{k}_ms": _median_ms(v) for k, v in stages.items()})
     return out
 
@@ -102,8 +105,11 @@ def photo_references(data: Path, out: Path, side: int = 1600) -> Path:
         im = flatten_alpha(load_image(p, keep_alpha=True))
         h, w = im.shape[:2]
         big = cv2.resize(im, (side, max(1, round(h * side / w))), interpolation=cv2.INTER_CUBIC)
-        cv2.imwrite(str(folder / f"{p.stem}.jpg"), cv2.cvtColor(big, cv2.COLOR_RGB2BGR),
-                    [cv2.IMWRITE_JPEG_QUALITY, 92])
+        cv2.imwrite(
+            str(folder / f"{p.stem}.jpg"),
+            cv2.cvtColor(big, cv2.COLOR_RGB2BGR),
+            [cv2.IMWRITE_JPEG_QUALITY, 92],
+        )
     return out
 
 
@@ -114,8 +120,14 @@ def _rate(count: int, work: Callable[[], object]) -> float:
     return count / (time.perf_counter() - t0)
 
 
-def throughput(data: Path, work: Path, views: int, suffix: str = "*.png",
-               limit: int | None = None, repeats: int = 3) -> dict[str, Any]:
+def throughput(
+    data: Path,
+    work: Path,
+    views: int,
+    suffix: str = "*.png",
+    limit: int | None = None,
+    repeats: int = 3,
+) -> dict[str, Any]:
     """Index throughput against the bare model and the seed's one-at-a-time loop, each
     the best of ``repeats`` interleaved rounds (this VM's speed drifts by 10-20 % from
     one second to the next; the best round is the least disturbed one, as ``timeit``
@@ -134,7 +146,7 @@ def throughput(data: Path, work: Path, views: int, suffix: str = "*.png",
 
     def bare(bs: int) -> None:
         for i in range(0, len(tensors), bs):
-            embedder.embed_batch(tensors[i:i + bs])
+            embedder.embed_batch(tensors[i : i + bs])
 
     def seed_loop() -> None:
         for p in refs:
@@ -153,19 +165,27 @@ def throughput(data: Path, work: Path, views: int, suffix: str = "*.png",
     (warm / "references").mkdir(parents=True)
     for p in refs[:2]:
         shutil.copy(p, warm / "references" / p.name)
-    build_index(load_project(write_project(work / "tp-warm", warm, 0.25, views=views,
-                                           rerank=True)), embedder)
+    build_index(
+        load_project(write_project(work / "tp-warm", warm, 0.25, views=views, rerank=True)),
+        embedder,
+    )
     best_bare = seed = ident_rate = 0.0
     for _ in range(repeats):
-        best_bare = max(best_bare, *(_rate(len(tensors), lambda bs=bs: bare(bs))
-                                     for bs in (1, 16)))
+        best_bare = max(best_bare, *(_rate(len(tensors), lambda bs=bs: bare(bs)) for bs in (1, 16)))
         seed = max(seed, _rate(len(refs), seed_loop))
         ident_rate = max(ident_rate, _rate(len(refs), index))
-    return {"references": len(refs), "files": suffix, "views": views, "repeats": repeats,
-            "bare_images_per_s": best_bare,
-            "seed_loop_images_per_s": seed, "identify_index_images_per_s": ident_rate,
-            "identify_forward_passes_per_s": ident_rate * (views + 1),
-            "vs_bare": ident_rate * (views + 1) / best_bare, "vs_seed": ident_rate / seed}
+    return {
+        "references": len(refs),
+        "files": suffix,
+        "views": views,
+        "repeats": repeats,
+        "bare_images_per_s": best_bare,
+        "seed_loop_images_per_s": seed,
+        "identify_index_images_per_s": ident_rate,
+        "identify_forward_passes_per_s": ident_rate * (views + 1),
+        "vs_bare": ident_rate * (views + 1) / best_bare,
+        "vs_seed": ident_rate / seed,
+    }
 
 
 def main() -> None:
@@ -174,11 +194,18 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path(".bench/latency"))
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--refs", type=int, default=60, help="references timed for throughput")
-    ap.add_argument("--repeats", type=int, default=3,
-                    help="throughput: rounds per measurement, the best one counts")
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="throughput: rounds per measurement, the best one counts",
+    )
     ap.add_argument("--only", choices=["latency", "throughput"], help="run one half")
-    ap.add_argument("--head", action="store_true",
-                    help="latency with a projection head (`identify train`) in the path")
+    ap.add_argument(
+        "--head",
+        action="store_true",
+        help="latency with a projection head (`identify train`) in the path",
+    )
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     if not (args.data / "manifest.json").exists():
@@ -186,15 +213,14 @@ def main() -> None:
     photos = photo_references(args.data, args.work / "photos")
     res: dict[str, Any] = {}
     if args.only != "throughput":
-        res["latency"] = latency(args.data, args.work / ("lat-head" if args.head else "lat"),
-                                 args.n, args.head)
+        res["latency"] = latency(
+            args.data, args.work / ("lat-head" if args.head else "lat"), args.n, args.head
+        )
         print(json.dumps(res, indent=2), flush=True)
     res["throughput"] = []
-    for data, suffix in ((args.data, "*.png"), (photos, "*.jpg")) if args.only != "latency" \
-            else ():
+    for data, suffix in ((args.data, "*.png"), (photos, "*.jpg")) if args.only != "latency" else ():
         for views in (0, 6):
-            row = throughput(data, args.work / suffix[2:], views, suffix, args.refs,
-                             args.repeats)
+            row = throughput(data, args.work / suffix[2:], views, suffix, args.refs, args.repeats)
             print(json.dumps(row), flush=True)
             res["throughput"].append(row)
     if args.out:

@@ -107,16 +107,18 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def make_data(n: int, dim: int, n_queries: int, seed: int, spread: float,
-              query_noise: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def make_data(
+    n: int, dim: int, n_queries: int, seed: int, spread: float, query_noise: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """References (n, dim), queries (q, dim), and each query's source reference row."""
     rng = np.random.default_rng(seed)
     n_clusters = max(1, n // 100)
     scale = (1.0 / np.sqrt(np.arange(1, dim + 1))).astype(np.float32)
     rotation, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
     rotation = rotation.astype(np.float32)
-    centres = _normalise((rng.standard_normal((n_clusters, dim), dtype=np.float32) * scale)
-                         @ rotation)
+    centres = _normalise(
+        (rng.standard_normal((n_clusters, dim), dtype=np.float32) * scale) @ rotation
+    )
     assign = rng.integers(0, n_clusters, size=n)
     refs = np.empty((n, dim), dtype=np.float32)
     sigma = np.float32(spread / np.sqrt(dim))
@@ -127,8 +129,9 @@ def make_data(n: int, dim: int, n_queries: int, seed: int, spread: float,
         block += centres[assign[lo:hi]]
         refs[lo:hi] = _normalise(block)
     source = rng.integers(0, n, size=n_queries)
-    queries = refs[source] + rng.standard_normal((n_queries, dim), dtype=np.float32) * \
-        np.float32(query_noise / np.sqrt(dim))
+    queries = refs[source] + rng.standard_normal((n_queries, dim), dtype=np.float32) * np.float32(
+        query_noise / np.sqrt(dim)
+    )
     return refs, _normalise(queries), source
 
 
@@ -140,7 +143,7 @@ def brute_top1(refs: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.nd
     best = np.full(len(queries), -np.inf, dtype=np.float32)
     arg = np.zeros(len(queries), dtype=np.int64)
     for lo in range(0, len(refs), CHUNK_ROWS):
-        sims = queries @ refs[lo:lo + CHUNK_ROWS].T
+        sims = queries @ refs[lo : lo + CHUNK_ROWS].T
         j = sims.argmax(axis=1)
         s = sims[np.arange(len(queries)), j]
         better = s > best
@@ -149,8 +152,9 @@ def brute_top1(refs: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.nd
     return arg, best
 
 
-def time_brute(refs: np.ndarray, queries: np.ndarray, n_single: int
-               ) -> tuple[np.ndarray, np.ndarray, float, float]:
+def time_brute(
+    refs: np.ndarray, queries: np.ndarray, n_single: int
+) -> tuple[np.ndarray, np.ndarray, float, float]:
     """Exact top-1 for the batch plus batch and one-at-a-time ms per query."""
     brute_top1(refs, queries[:8])  # warm-up
     t = time.perf_counter()
@@ -167,8 +171,9 @@ def time_brute(refs: np.ndarray, queries: np.ndarray, n_single: int
 # ---------------------------------------------------------------------------- hnsw
 
 
-def time_search(index: VectorIndex, queries: np.ndarray, n_single: int, k: int
-                ) -> tuple[np.ndarray, np.ndarray, float, float]:
+def time_search(
+    index: VectorIndex, queries: np.ndarray, n_single: int, k: int
+) -> tuple[np.ndarray, np.ndarray, float, float]:
     """Top-1 keys/sims of the batch, batch and one-at-a-time ms per query."""
     index.search(queries[:8], k)  # warm-up
     t = time.perf_counter()
@@ -177,46 +182,73 @@ def time_search(index: VectorIndex, queries: np.ndarray, n_single: int, k: int
     n1 = min(n_single, len(queries))
     t = time.perf_counter()
     for i in range(n1):
-        index.search(queries[i:i + 1], k)
+        index.search(queries[i : i + 1], k)
     single_ms = (time.perf_counter() - t) * 1e3 / n1
     return keys[:, 0], sims[:, 0], batch_ms, single_ms
 
 
-def bench_size(n: int, args: argparse.Namespace, defaults: IndexConfig,
-               workdir: Path) -> tuple[list[Row], dict[str, Any]]:
+def bench_size(
+    n: int, args: argparse.Namespace, defaults: IndexConfig, workdir: Path
+) -> tuple[list[Row], dict[str, Any]]:
     """All rows for one reference count."""
     t = time.perf_counter()
-    refs, queries, source = make_data(n, args.dim, args.queries, args.seed + n, args.spread,
-                                      args.query_noise)
+    refs, queries, source = make_data(
+        n, args.dim, args.queries, args.seed + n, args.spread, args.query_noise
+    )
     log.info("n=%d: data generated in %.1fs", n, time.perf_counter() - t)
     truth, truth_sim, b_batch, b_single = time_brute(refs, queries, args.single)
-    info = {"n": n, "truth_is_source": float(np.mean(truth == source)),
-            "mean_top1_cosine": float(truth_sim.mean())}
+    info = {
+        "n": n,
+        "truth_is_source": float(np.mean(truth == source)),
+        "mean_top1_cosine": float(truth_sim.mean()),
+    }
     log.info("n=%d: brute force %.3f ms/q batch, %.3f ms/q single", n, b_batch, b_single)
-    rows = [Row(n, "brute", "f32", None, None, b_batch, b_single, 1.0,
-                float(refs.itemsize * refs.shape[1]), None, 1.0, 1.0)]
+    rows = [
+        Row(
+            n,
+            "brute",
+            "f32",
+            None,
+            None,
+            b_batch,
+            b_single,
+            1.0,
+            float(refs.itemsize * refs.shape[1]),
+            None,
+            1.0,
+            1.0,
+        )
+    ]
     spec = ModelSpec(model_id="bench/synthetic", dim=args.dim)
     keys = np.arange(n, dtype=np.int64)
     for dtype in args.dtypes:
-        params = HnswParams(connectivity=args.connectivity,
-                            expansion_add=args.expansion_add,
-                            expansion_search=defaults.expansion_search)
+        params = HnswParams(
+            connectivity=args.connectivity,
+            expansion_add=args.expansion_add,
+            expansion_search=defaults.expansion_search,
+        )
         path = workdir / f"bench_{n}_{dtype}.usearch"
         index = VectorIndex.create(path, spec, dtype, params)
         t = time.perf_counter()
         for lo in range(0, n, 100_000):
-            index.add(keys[lo:lo + 100_000], refs[lo:lo + 100_000])
+            index.add(keys[lo : lo + 100_000], refs[lo : lo + 100_000])
             if n > 100_000:
-                log.info("n=%d %s: %d added, %.0fs", n, dtype, min(n, lo + 100_000),
-                         time.perf_counter() - t)
+                log.info(
+                    "n=%d %s: %d added, %.0fs",
+                    n,
+                    dtype,
+                    min(n, lo + 100_000),
+                    time.perf_counter() - t,
+                )
         build_s = time.perf_counter() - t
         mem = index.memory_bytes / n
         index.save()
         file_b = path.stat().st_size / n
         path.unlink()
         log.info("n=%d %s: built in %.1fs", n, dtype, build_s)
-        efs = [params.expansion_search] + [e for e in args.ef_search
-                                           if e != params.expansion_search]
+        efs = [params.expansion_search] + [
+            e for e in args.ef_search if e != params.expansion_search
+        ]
         ladder = [e for e in EF_LADDER if e > max(efs)]
         first = True
         while efs:
@@ -229,12 +261,33 @@ def bench_size(n: int, args: argparse.Namespace, defaults: IndexConfig,
             if len(miss):
                 got_sim = np.einsum("ij,ij->i", refs[np.maximum(got[miss], 0)], queries[miss])
                 loss = float(np.mean(truth_sim[miss] - got_sim))
-            rows.append(Row(n, "hnsw", dtype, ef, build_s if first else None, h_batch,
-                            h_single, recall, mem, file_b, b_batch / h_batch,
-                            b_single / h_single, loss))
+            rows.append(
+                Row(
+                    n,
+                    "hnsw",
+                    dtype,
+                    ef,
+                    build_s if first else None,
+                    h_batch,
+                    h_single,
+                    recall,
+                    mem,
+                    file_b,
+                    b_batch / h_batch,
+                    b_single / h_single,
+                    loss,
+                )
+            )
             first = False
-            log.info("n=%d %s ef=%d: recall@1 %.4f, %.3f ms/q batch, %.3f ms/q single",
-                     n, dtype, ef, recall, h_batch, h_single)
+            log.info(
+                "n=%d %s ef=%d: recall@1 %.4f, %.3f ms/q batch, %.3f ms/q single",
+                n,
+                dtype,
+                ef,
+                recall,
+                h_batch,
+                h_single,
+            )
             if not efs and recall < RECALL_TARGET and ladder:
                 efs.append(ladder.pop(0))
         del index
@@ -249,11 +302,14 @@ def bench_size(n: int, args: argparse.Namespace, defaults: IndexConfig,
 
 def markdown_table(rows: list[Row]) -> str:
     """The rows as a GitHub markdown table."""
+
     def f(v: float | None, fmt: str) -> str:
         return "" if v is None else format(v, fmt)
 
-    head = ("| n | method | dtype | ef_search | build s | batch ms/q | single ms/q | "
-            "recall@1 | mem B/ref | file B/ref | speed-up batch | speed-up single | miss Δcos |")
+    head = (
+        "| n | method | dtype | ef_search | build s | batch ms/q | single ms/q | "
+        "recall@1 | mem B/ref | file B/ref | speed-up batch | speed-up single | miss Δcos |"
+    )
     lines = [head, "|" + "---|" * 13]
     for r in rows:
         lines.append(
@@ -262,7 +318,8 @@ def markdown_table(rows: list[Row]) -> str:
             f"{f(r.single_ms_per_query, '.4f')} | {f(r.recall_at_1, '.4f')} | "
             f"{f(r.mem_bytes_per_ref, '.0f')} | {f(r.file_bytes_per_ref, '.0f')} | "
             f"{f(r.speedup_batch, '.1f')} | {f(r.speedup_single, '.1f')} | "
-            f"{f(r.miss_cos_loss, '.3f')} |")
+            f"{f(r.miss_cos_loss, '.3f')} |"
+        )
     return "\n".join(lines)
 
 
@@ -273,24 +330,39 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     ap.add_argument("--dim", type=int, default=512)
     ap.add_argument("--queries", type=int, default=1000, help="batch of held-out queries")
-    ap.add_argument("--single", type=int, default=200,
-                    help="queries timed one at a time (brute force: at most "
-                         f"{BRUTE_SINGLE_MAX})")
+    ap.add_argument(
+        "--single",
+        type=int,
+        default=200,
+        help=f"queries timed one at a time (brute force: at most {BRUTE_SINGLE_MAX})",
+    )
     ap.add_argument("--dtypes", nargs="+", default=["f16", "i8"])
-    ap.add_argument("--ef-search", type=int, nargs="*", default=[],
-                    help="extra expansion_search values to report")
+    ap.add_argument(
+        "--ef-search",
+        type=int,
+        nargs="*",
+        default=[],
+        help="extra expansion_search values to report",
+    )
     ap.add_argument("--connectivity", type=int, default=defaults.connectivity)
-    ap.add_argument("--expansion-add", type=int, default=defaults.expansion_add,
-                    help="HNSW build beam (the build time at 1M is proportional to it)")
-    ap.add_argument("--top-k", type=int, default=defaults.top_k,
-                    help="neighbours fetched per HNSW query (the project's top_k)")
+    ap.add_argument(
+        "--expansion-add",
+        type=int,
+        default=defaults.expansion_add,
+        help="HNSW build beam (the build time at 1M is proportional to it)",
+    )
+    ap.add_argument(
+        "--top-k",
+        type=int,
+        default=defaults.top_k,
+        help="neighbours fetched per HNSW query (the project's top_k)",
+    )
     ap.add_argument("--spread", type=float, default=0.75)
     ap.add_argument("--query-noise", type=float, default=0.6)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
 
     rows: list[Row] = []
     infos: list[dict[str, Any]] = []
@@ -313,16 +385,30 @@ def main(argv: list[str] | None = None) -> int:
     print(markdown_table(rows))
     print()
     for info in infos:
-        print(f"n={info['n']:,}: exact top-1 is the query's source in "
-              f"{info['truth_is_source']:.1%} of queries, mean top-1 cosine "
-              f"{info['mean_top1_cosine']:.3f}")
-    print(f"threads: {env['threads']} (numpy/OpenBLAS and USearch defaults), peak RSS "
-          f"{peak / 2**30:.2f} GiB, total {env['total_s']:.0f}s, top_k {args.top_k}")
+        print(
+            f"n={info['n']:,}: exact top-1 is the query's source in "
+            f"{info['truth_is_source']:.1%} of queries, mean top-1 cosine "
+            f"{info['mean_top1_cosine']:.3f}"
+        )
+    print(
+        f"threads: {env['threads']} (numpy/OpenBLAS and USearch defaults), peak RSS "
+        f"{peak / 2**30:.2f} GiB, total {env['total_s']:.0f}s, top_k {args.top_k}"
+    )
     if args.out:
-        args.out.write_text(json.dumps({
-            "params": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-            "env": env, "data": infos, "rows": [asdict(r) for r in rows]}, indent=2),
-            encoding="utf-8")
+        args.out.write_text(
+            json.dumps(
+                {
+                    "params": {
+                        k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+                    },
+                    "env": env,
+                    "data": infos,
+                    "rows": [asdict(r) for r in rows],
+                },
+                indent=2,
+            ),
+            encoding="utf-8",
+        )
     return 0
 
 

@@ -89,12 +89,15 @@ class Bare:
         end = time.perf_counter() + seconds
         while time.perf_counter() < end and done < MAX_REQUESTS:
             t0 = time.perf_counter()
-            self.service.identify(self.data[done % len(self.data)], source="bench",
-                                  record=False)
+            self.service.identify(self.data[done % len(self.data)], source="bench", record=False)
             times.append(time.perf_counter() - t0)
             done += 1
-        return {"images_per_s": done / sum(times), "p50_ms": pct(times, 50) * 1000,
-                "p99_ms": pct(times, 99) * 1000, "n": done}
+        return {
+            "images_per_s": done / sum(times),
+            "p50_ms": pct(times, 50) * 1000,
+            "p99_ms": pct(times, 99) * 1000,
+            "n": done,
+        }
 
     def parallel(self, seconds: float) -> tuple[int, float]:
         """The server's arrangement: images prepared by one worker per core (one thread
@@ -105,12 +108,12 @@ class Bare:
         n = 0
         started = time.perf_counter()
         with ThreadPoolExecutor(workers) as pool:
-            pending = [pool.submit(self.service.prepare, data[i % len(data)])
-                       for i in range(workers)]
+            pending = [
+                pool.submit(self.service.prepare, data[i % len(data)]) for i in range(workers)
+            ]
             while time.perf_counter() - started < seconds and n < MAX_REQUESTS:
                 prepared = pending.pop(0).result()
-                pending.append(pool.submit(self.service.prepare,
-                                           data[(n + workers) % len(data)]))
+                pending.append(pool.submit(self.service.prepare, data[(n + workers) % len(data)]))
                 self.service.identify_prepared(prepared, source="bench", record=False)
                 n += 1
             elapsed = time.perf_counter() - started
@@ -140,8 +143,11 @@ async def http_load(base: str, clients: int, seconds: float) -> dict[str, Any]:
         n = i
         while time.perf_counter() < end and len(latencies) < MAX_REQUESTS:
             t0 = time.perf_counter()
-            async with session.post(f"{base}/api/identify?record=0", data=data[n % len(data)],
-                                    headers={"Content-Type": "image/jpeg"}) as resp:
+            async with session.post(
+                f"{base}/api/identify?record=0",
+                data=data[n % len(data)],
+                headers={"Content-Type": "image/jpeg"},
+            ) as resp:
                 await resp.read()
                 statuses[resp.status] = statuses.get(resp.status, 0) + 1
                 if resp.status == 200:
@@ -153,14 +159,20 @@ async def http_load(base: str, clients: int, seconds: float) -> dict[str, Any]:
         await asyncio.gather(*(client(i, session) for i in range(clients)))
     elapsed = time.perf_counter() - started
     client_cpu = (os.times().user - cpu.user + os.times().system - cpu.system) / elapsed
-    return {"clients": clients, "images_per_s": statuses.get(200, 0) / elapsed,
-            "load_generator_cpu_cores": round(client_cpu, 3),
-            "p50_ms": pct(latencies, 50) * 1000, "p99_ms": pct(latencies, 99) * 1000,
-            "statuses": statuses, "errors_5xx": sum(v for k, v in statuses.items() if k >= 500)}
+    return {
+        "clients": clients,
+        "images_per_s": statuses.get(200, 0) / elapsed,
+        "load_generator_cpu_cores": round(client_cpu, 3),
+        "p50_ms": pct(latencies, 50) * 1000,
+        "p99_ms": pct(latencies, 99) * 1000,
+        "statuses": statuses,
+        "errors_5xx": sum(v for k, v in statuses.items() if k >= 500),
+    }
 
 
-async def ws_overload(base: str, clients: int, fps: float, seconds: float,
-                      pid: int) -> dict[str, Any]:
+async def ws_overload(
+    base: str, clients: int, fps: float, seconds: float, pid: int
+) -> dict[str, Any]:
     data = photos()
     ws_base = base.replace("http://", "ws://")
     answered: list[tuple[float, float]] = []  # (time since start, latency)
@@ -212,17 +224,24 @@ async def ws_overload(base: str, clients: int, fps: float, seconds: float,
         await asyncio.gather(*(client(i, session) for i in range(clients)))
         sampling.cancel()
     client_cpu = (os.times().user - cpu.user + os.times().system - cpu.system) / (
-        time.perf_counter() - start)
+        time.perf_counter() - start
+    )
     first = [lat for t, lat in answered if t < 10]
     last = [lat for t, lat in answered if t >= seconds - 10]
     return {
-        "clients": clients, "fps_each": fps, "seconds": seconds, "sent": sent,
-        "answered": len(answered), "dropped": sent - len(answered), "errors": errors,
+        "clients": clients,
+        "fps_each": fps,
+        "seconds": seconds,
+        "sent": sent,
+        "answered": len(answered),
+        "dropped": sent - len(answered),
+        "errors": errors,
         "answered_per_s": len(answered) / seconds,
         "load_generator_cpu_cores": round(client_cpu, 3),
         "p50_ms": pct([lat for _, lat in answered], 50) * 1000,
         "p99_ms": pct([lat for _, lat in answered], 99) * 1000,
-        "p99_first_10s_ms": pct(first, 99) * 1000, "p99_last_10s_ms": pct(last, 99) * 1000,
+        "p99_first_10s_ms": pct(first, 99) * 1000,
+        "p99_last_10s_ms": pct(last, 99) * 1000,
         "rss_mib_start": memory[0][1] if memory else None,
         "rss_mib_end": memory[-1][1] if memory else None,
         "rss_mib_samples": [round(m, 1) for _, m in memory],
@@ -235,9 +254,11 @@ async def browser_first_frame(base: str, work: Path) -> dict[str, Any]:
     binary = find_chromium()
     if binary is None:
         return {"error": "chromium is not installed"}
-    video = write_y4m(work / "cam.y4m", [(decode_image(p.read_bytes()), 50)
-                                         for p in sorted(DEMO_QUERIES.glob("known-*.jpg"))[:2]],
-                      size=(640, 480))
+    video = write_y4m(
+        work / "cam.y4m",
+        [(decode_image(p.read_bytes()), 50) for p in sorted(DEMO_QUERIES.glob("known-*.jpg"))[:2]],
+        size=(640, 480),
+    )
     async with Browser(binary, video, work / "profile") as browser:
         await browser.open(base + "/")
         for _ in range(300):
@@ -260,8 +281,7 @@ def import_folder(work: Path, files: int) -> Path:
     return folder
 
 
-async def import_phase(base: str, folder: Path, clients: int, seconds: float
-                       ) -> dict[str, Any]:
+async def import_phase(base: str, folder: Path, clients: int, seconds: float) -> dict[str, Any]:
     """Identification alone for ``seconds``, then again while an import of the folder
     runs, with ``/api/health`` asked every 0.1 s meanwhile; the import is cancelled
     afterwards (the measurement is of the server while an import runs, not of the
@@ -269,8 +289,9 @@ async def import_phase(base: str, folder: Path, clients: int, seconds: float
     alone = await http_load(base, clients, seconds)
     health_ms: list[float] = []
     async with aiohttp.ClientSession() as session:
-        async with session.post(f"{base}/api/references/import",
-                                json={"path": str(folder), "wait": False}) as resp:
+        async with session.post(
+            f"{base}/api/references/import", json={"path": str(folder), "wait": False}
+        ) as resp:
             job = (await resp.json())["job"]
         end = time.perf_counter() + seconds
 
@@ -287,15 +308,22 @@ async def import_phase(base: str, folder: Path, clients: int, seconds: float
             done = (await r.json())["done"]
         async with session.delete(f"{base}/api/jobs/{job['id']}") as r:
             await r.read()
-    return {"files": job["total"], "files_imported_meanwhile": done,
-            "import_files_per_s": done / seconds, "clients": clients,
-            "identify_alone_per_s": alone["images_per_s"],
-            "identify_during_import_per_s": during["images_per_s"],
-            "ratio_identify_during_to_alone": during["images_per_s"] / alone["images_per_s"],
-            "identify_p99_ms_alone": alone["p99_ms"], "identify_p99_ms_during": during["p99_ms"],
-            "health_requests": len(health_ms), "health_p50_ms": pct(health_ms, 50),
-            "health_p99_ms": pct(health_ms, 99), "health_max_ms": max(health_ms),
-            "statuses_during": during["statuses"]}
+    return {
+        "files": job["total"],
+        "files_imported_meanwhile": done,
+        "import_files_per_s": done / seconds,
+        "clients": clients,
+        "identify_alone_per_s": alone["images_per_s"],
+        "identify_during_import_per_s": during["images_per_s"],
+        "ratio_identify_during_to_alone": during["images_per_s"] / alone["images_per_s"],
+        "identify_p99_ms_alone": alone["p99_ms"],
+        "identify_p99_ms_during": during["p99_ms"],
+        "health_requests": len(health_ms),
+        "health_p50_ms": pct(health_ms, 50),
+        "health_p99_ms": pct(health_ms, 99),
+        "health_max_ms": max(health_ms),
+        "statuses_during": during["statuses"],
+    }
 
 
 def free_port() -> int:
@@ -308,16 +336,29 @@ async def against_server(file: Path, args: argparse.Namespace, work: Path) -> di
     bare = Bare(file)
     out: dict[str, Any] = {"bare_sequential": bare.sequential(min(args.seconds, 20.0))}
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "identify_tui.cli", "serve", "--project",
-                             str(file), "--port", str(port)], stdout=subprocess.PIPE,
-                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(  # noqa: ASYNC220 - starting the server is brief
+        [
+            sys.executable,
+            "-m",
+            "identify_tui.cli",
+            "serve",
+            "--project",
+            str(file),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     try:
         assert proc.stdout is not None
         proc.stdout.readline()  # "serving ... on URL" once the port is bound
         base = f"http://127.0.0.1:{port}"
         if args.import_files:
-            out["import"] = await import_phase(base, import_folder(work, args.import_files),
-                                               args.http_clients, args.import_seconds)
+            out["import"] = await import_phase(
+                base, import_folder(work, args.import_files), args.http_clients, args.import_seconds
+            )
             if args.only_import:
                 bare.close()
                 return out
@@ -327,37 +368,44 @@ async def against_server(file: Path, args: argparse.Namespace, work: Path) -> di
         for _ in range(args.rounds):
             n, elapsed = await asyncio.to_thread(bare.parallel, args.round_seconds)
             http = await http_load(base, args.http_clients, args.round_seconds)
-            async with aiohttp.ClientSession() as session, \
-                    session.get(f"{base}/api/health") as resp:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(f"{base}/api/health") as resp,
+            ):
                 server = (await resp.json())["server"]
             http["server_prepare_ms"], http["server_decide_ms"] = (
-                server["prepare_ms"], server["decide_ms"])
+                server["prepare_ms"],
+                server["decide_ms"],
+            )
             rounds.append({"bare_per_s": n / elapsed, "http": http})
         bare_rate = float(np.mean([r["bare_per_s"] for r in rounds]))
         http_rate = float(np.mean([r["http"]["images_per_s"] for r in rounds]))
         out["throughput"] = {
-            "rounds": args.rounds, "round_seconds": args.round_seconds,
+            "rounds": args.rounds,
+            "round_seconds": args.round_seconds,
             "http_clients": args.http_clients,
-            "bare_parallel_per_s": bare_rate, "http_per_s": http_rate,
+            "bare_parallel_per_s": bare_rate,
+            "http_per_s": http_rate,
             "ratio_http_to_bare": http_rate / bare_rate,
-            "ratio_per_round": [round(r["http"]["images_per_s"] / r["bare_per_s"], 3)
-                                for r in rounds],
+            "ratio_per_round": [
+                round(r["http"]["images_per_s"] / r["bare_per_s"], 3) for r in rounds
+            ],
             "http_p50_ms": float(np.median([r["http"]["p50_ms"] for r in rounds])),
             "http_p99_ms": float(max(r["http"]["p99_ms"] for r in rounds)),
-            "statuses": {k: sum(r["http"]["statuses"].get(k, 0) for r in rounds)
-                         for k in {k for r in rounds for k in r["http"]["statuses"]}},
-            "load_generator_cpu_cores": float(np.mean(
-                [r["http"]["load_generator_cpu_cores"] for r in rounds])),
+            "statuses": {
+                k: sum(r["http"]["statuses"].get(k, 0) for r in rounds)
+                for k in {k for r in rounds for k in r["http"]["statuses"]}
+            },
+            "load_generator_cpu_cores": float(
+                np.mean([r["http"]["load_generator_cpu_cores"] for r in rounds])
+            ),
         }
         bare.close()
-        out["overload"] = await ws_overload(base, args.ws_clients, args.fps, args.seconds,
-                                            proc.pid)
-        out["overload"]["ratio_answered_to_bare"] = (
-            out["overload"]["answered_per_s"] / bare_rate)
+        out["overload"] = await ws_overload(base, args.ws_clients, args.fps, args.seconds, proc.pid)
+        out["overload"]["ratio_answered_to_bare"] = out["overload"]["answered_per_s"] / bare_rate
         if args.browser:
             out["browser"] = await browser_first_frame(base, work)
-        async with aiohttp.ClientSession() as session, \
-                session.get(f"{base}/api/health") as resp:
+        async with aiohttp.ClientSession() as session, session.get(f"{base}/api/health") as resp:
             out["health_after"] = (await resp.json())["server"]
         return out
     finally:
@@ -374,12 +422,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--round-seconds", type=float, default=10.0)
     parser.add_argument("--browser", action="store_true")
-    parser.add_argument("--import-files", type=int, default=0,
-                        help="also measure health and identification while an import of "
-                             "this many files runs")
+    parser.add_argument(
+        "--import-files",
+        type=int,
+        default=0,
+        help="also measure health and identification while an import of this many files runs",
+    )
     parser.add_argument("--import-seconds", type=float, default=30.0)
-    parser.add_argument("--only-import", action="store_true",
-                        help="with --import-files: skip the other phases")
+    parser.add_argument(
+        "--only-import", action="store_true", help="with --import-files: skip the other phases"
+    )
     parser.add_argument("--out", type=Path, default=REPO / ".bench" / "results" / "server.json")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-server-"))

@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 from aiohttp import web
@@ -86,7 +86,7 @@ class GcPauses:
         self._started = 0.0
         self.objects: list[int] = []
 
-    def __enter__(self) -> GcPauses:
+    def __enter__(self) -> Self:
         gc.callbacks.append(self._on_gc)
         return self
 
@@ -101,22 +101,37 @@ class GcPauses:
         if phase == "start":
             self._started = time.perf_counter()
         else:
-            self.pauses.append((info["generation"],
-                                (time.perf_counter() - self._started) * 1000))
+            self.pauses.append((info["generation"], (time.perf_counter() - self._started) * 1000))
 
     def summary(self) -> dict[str, Any]:
         full = [ms for gen, ms in self.pauses if gen == 2]
-        return {"collections": len(self.pauses), "full_collections": len(full),
-                "max_ms": max((ms for _, ms in self.pauses), default=0.0),
-                "full_max_ms": max(full, default=0.0), "tracked_objects": self.objects}
+        return {
+            "collections": len(self.pauses),
+            "full_collections": len(full),
+            "max_ms": max((ms for _, ms in self.pauses), default=0.0),
+            "full_max_ms": max(full, default=0.0),
+            "tracked_objects": self.objects,
+        }
 
 
 def serve_process(file: Path) -> tuple[subprocess.Popen[str], str]:
     """``identify serve`` for the project in its own process; returns it and its URL."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "identify_tui.cli", "serve", "--project",
-                             str(file), "--port", str(port)], stdout=subprocess.PIPE,
-                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "identify_tui.cli",
+            "serve",
+            "--project",
+            str(file),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     assert proc.stdout is not None
     proc.stdout.readline()  # "serving ... on URL" once the port is bound
     return proc, f"http://127.0.0.1:{port}"
@@ -148,20 +163,28 @@ async def review(url: str, presses: int) -> dict[str, Any]:
     ReviewScreen._compositor_refresh = record  # type: ignore[method-assign]
     with GcPauses() as gc_pauses:
         async with app.run_test(size=(80, 24)) as pilot:
-            queue_len, prefetched = await _press(app, pilot, presses, painted, latencies,
-                                                 gc_pauses)
+            queue_len, prefetched = await _press(app, pilot, presses, painted, latencies, gc_pauses)
     ReviewScreen._compositor_refresh = original  # type: ignore[method-assign]
     ms = np.array(latencies) * 1000
-    return {"presses": len(latencies), "queue_left": queue_len,
-            "next_item_ms_p50": float(np.percentile(ms, 50)),
-            "next_item_ms_p95": float(np.percentile(ms, 95)),
-            "next_item_ms_max": float(ms.max()),
-            "crop_prefetched_share": prefetched / max(1, len(latencies)),
-            "gc": gc_pauses.summary()}
+    return {
+        "presses": len(latencies),
+        "queue_left": queue_len,
+        "next_item_ms_p50": float(np.percentile(ms, 50)),
+        "next_item_ms_p95": float(np.percentile(ms, 95)),
+        "next_item_ms_max": float(ms.max()),
+        "crop_prefetched_share": prefetched / max(1, len(latencies)),
+        "gc": gc_pauses.summary(),
+    }
 
 
-async def _press(app: Any, pilot: Any, presses: int, painted: list[float],
-                 latencies: list[float], gc_pauses: GcPauses) -> tuple[int, int]:
+async def _press(
+    app: Any,
+    pilot: Any,
+    presses: int,
+    painted: list[float],
+    latencies: list[float],
+    gc_pauses: GcPauses,
+) -> tuple[int, int]:
     """Press ``x`` up to ``presses`` times, appending each press's latency. Returns the
     queue length left and how many next crops were already rendered (prefetched)."""
     prefetched = 0
@@ -210,11 +233,23 @@ async def live(server_app: web.Application, url: str, minutes: float) -> dict[st
         next_sample = next_event = start
         while time.perf_counter() - start < minutes * 60:
             matched = rng.random() < 0.7
-            hub.publish({"type": "identification", "source": f"cam-{sent % 3}", "at": time.time(),
-                         "objects": [{"label": rng.choice(labels) if matched else None,
-                                      "matched": matched, "score": rng.random(),
-                                      "margin": rng.random() / 4, "bbox": None,
-                                      "candidates": []}]})
+            hub.publish(
+                {
+                    "type": "identification",
+                    "source": f"cam-{sent % 3}",
+                    "at": time.time(),
+                    "objects": [
+                        {
+                            "label": rng.choice(labels) if matched else None,
+                            "matched": matched,
+                            "score": rng.random(),
+                            "margin": rng.random() / 4,
+                            "bbox": None,
+                            "candidates": [],
+                        }
+                    ],
+                }
+            )
             sent += 1
             if time.perf_counter() >= next_sample:
                 samples.append((time.perf_counter() - start, rss_mib_self()))
@@ -224,10 +259,16 @@ async def live(server_app: web.Application, url: str, minutes: float) -> dict[st
         await pilot.pause(1.0)
         received = app.events.total
     rss = [m for _, m in samples]
-    return {"minutes": minutes, "events_sent": sent, "events_received": received,
-            "events_per_s": sent / (minutes * 60),
-            "rss_mib_first": rss[0], "rss_mib_last": rss[-1], "rss_mib_max": max(rss),
-            "rss_mib_samples": [round(m, 1) for m in rss]}
+    return {
+        "minutes": minutes,
+        "events_sent": sent,
+        "events_received": received,
+        "events_per_s": sent / (minutes * 60),
+        "rss_mib_first": rss[0],
+        "rss_mib_last": rss[-1],
+        "rss_mib_max": max(rss),
+        "rss_mib_samples": [round(m, 1) for m in rss],
+    }
 
 
 def rss_mib_self() -> float:

@@ -11,7 +11,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import aiohttp
 import cv2
@@ -21,10 +21,17 @@ CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 CAMERA_FLAGS = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream")
 """A camera that plays the video file, allowed without a prompt."""
 FLAGS = (
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run", "--no-default-browser-check",
-    "--remote-debugging-port=0", "--remote-allow-origins=*",
-    "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--remote-debugging-port=0",
+    "--remote-allow-origins=*",
+    "--disable-background-timer-throttling",
+    "--disable-renderer-backgrounding",
     "--disable-backgrounding-occluded-windows",
 )
 
@@ -34,16 +41,18 @@ def find_chromium() -> str | None:
     return next((p for n in CHROMIUM_NAMES if (p := shutil.which(n))), None)
 
 
-def write_y4m(path: Path, scenes: Sequence[tuple[np.ndarray, int]], size: tuple[int, int],
-              fps: int = 10) -> Path:
+def write_y4m(
+    path: Path, scenes: Sequence[tuple[np.ndarray, int]], size: tuple[int, int], fps: int = 10
+) -> Path:
     """A Y4M video (what Chromium's fake camera reads): each RGB image for its number of
     frames, resized to ``size`` (width, height; both even)."""
     w, h = size
     with path.open("wb") as f:
         f.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
         for image, frames in scenes:
-            bgr = cv2.cvtColor(cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA),
-                               cv2.COLOR_RGB2BGR)
+            bgr = cv2.cvtColor(
+                cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2BGR
+            )
             i420 = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420).tobytes()
             for _ in range(frames):
                 f.write(b"FRAME\n")
@@ -54,8 +63,9 @@ def write_y4m(path: Path, scenes: Sequence[tuple[np.ndarray, int]], size: tuple[
 class Browser:
     """``async with Browser(binary, video, profile) as b: await b.open(url)``."""
 
-    def __init__(self, binary: str, video: Path | None, profile: Path,
-                 extra_flags: Sequence[str] = ()) -> None:
+    def __init__(
+        self, binary: str, video: Path | None, profile: Path, extra_flags: Sequence[str] = ()
+    ) -> None:
         """``video`` None: a browser with no camera at all."""
         self.binary, self.video, self.profile = binary, video, profile
         self.extra_flags = tuple(extra_flags)
@@ -64,20 +74,29 @@ class Browser:
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self._ids = itertools.count(1)
 
-    async def __aenter__(self) -> Browser:
+    async def __aenter__(self) -> Self:
         self.profile.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
-            [self.binary, *FLAGS, *self.extra_flags,
-             *((*CAMERA_FLAGS, f"--use-file-for-fake-video-capture={self.video}")
-               if self.video is not None else ()),
-             f"--user-data-dir={self.profile}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(  # noqa: ASYNC220 - starting Chromium is brief
+            [
+                self.binary,
+                *FLAGS,
+                *self.extra_flags,
+                *(
+                    (*CAMERA_FLAGS, f"--use-file-for-fake-video-capture={self.video}")
+                    if self.video is not None
+                    else ()
+                ),
+                f"--user-data-dir={self.profile}",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         self.session = aiohttp.ClientSession()
         port = await self._devtools_port()
         async with self.session.get(f"http://127.0.0.1:{port}/json") as resp:
             pages = [t for t in await resp.json() if t["type"] == "page"]
-        self.ws = await self.session.ws_connect(pages[0]["webSocketDebuggerUrl"],
-                                                max_msg_size=0)
+        self.ws = await self.session.ws_connect(pages[0]["webSocketDebuggerUrl"], max_msg_size=0)
         return self
 
     async def _devtools_port(self, timeout: float = 30.0) -> int:
@@ -109,14 +128,22 @@ class Browser:
     async def evaluate(self, expression: str, await_promise: bool = False) -> Any:
         """The JSON value of a JavaScript expression in the page (of the promise it
         gives, with ``await_promise``)."""
-        result = await self.send("Runtime.evaluate", expression=expression,
-                                 returnByValue=True, awaitPromise=await_promise)
+        result = await self.send(
+            "Runtime.evaluate",
+            expression=expression,
+            returnByValue=True,
+            awaitPromise=await_promise,
+        )
         if "exceptionDetails" in result:
             raise RuntimeError(f"the page raised: {result['exceptionDetails']}")
         return result.get("result", {}).get("value")
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if self.ws is not None:
             await self.ws.close()
         if self.session is not None:

@@ -62,8 +62,10 @@ ATTACK = """
 async def attack_from(browser: Browser, page: str, target: str) -> dict[str, str]:
     await browser.open(page)
     for _ in range(200):  # until the page has loaded
-        if await browser.evaluate(
-                f"location.href === {json.dumps(page)} && document.readyState") == "complete":
+        if (
+            await browser.evaluate(f"location.href === {json.dumps(page)} && document.readyState")
+            == "complete"
+        ):
             break
         await asyncio.sleep(0.05)
     raw = await browser.evaluate(f"{ATTACK}({json.dumps(target)})", await_promise=True)
@@ -72,14 +74,17 @@ async def attack_from(browser: Browser, page: str, target: str) -> dict[str, str
 
 
 async def planted(base: str, headers: dict[str, str] | None = None) -> bool:
-    async with server_session() as http, \
-            http.get(base + "/api/classes", headers=headers or {}) as resp:
+    async with (
+        server_session() as http,
+        http.get(base + "/api/classes", headers=headers or {}) as resp,
+    ):
         assert resp.status == 200
         return "Planted" in {c["label"] for c in (await resp.json())["classes"]}
 
 
 async def evil_site(aiohttp_server: Any) -> str:
     """Another origin on this machine: an empty page."""
+
     async def page(request: web.Request) -> web.Response:
         return web.Response(text="<html><body>hi</body></html>", content_type="text/html")
 
@@ -90,11 +95,13 @@ async def evil_site(aiohttp_server: Any) -> str:
 
 
 async def test_another_origin_cannot_write_or_read_on_loopback_without_a_token(
-        aiohttp_server: Any, project: Project, embedder: Any, tmp_path: Path) -> None:
+    aiohttp_server: Any, project: Project, embedder: Any, tmp_path: Path
+) -> None:
     binary = require_chromium()
     video = write_y4m(tmp_path / "c.y4m", [(decode_image(query(KNOWN_QUERY)), 2)], (64, 48))
-    server = await aiohttp_server(create_app(ServeConfig(project=project),
-                                             embedder=lambda c: embedder))
+    server = await aiohttp_server(
+        create_app(ServeConfig(project=project), embedder=lambda c: embedder)
+    )
     base = f"http://127.0.0.1:{server.port}"
     evil = await evil_site(aiohttp_server)
     rebound = f"http://evil.example:{server.port}"
@@ -118,11 +125,13 @@ async def test_another_origin_cannot_write_or_read_on_loopback_without_a_token(
 
 
 async def test_another_port_cannot_write_or_read_with_the_token_cookie(
-        aiohttp_server: Any, project: Project, embedder: Any, tmp_path: Path) -> None:
+    aiohttp_server: Any, project: Project, embedder: Any, tmp_path: Path
+) -> None:
     binary = require_chromium()
     video = write_y4m(tmp_path / "c.y4m", [(decode_image(query(KNOWN_QUERY)), 2)], (64, 48))
-    server = await aiohttp_server(create_app(ServeConfig(project=project, token=TOKEN),
-                                             embedder=lambda c: embedder))
+    server = await aiohttp_server(
+        create_app(ServeConfig(project=project, token=TOKEN), embedder=lambda c: embedder)
+    )
     base = f"http://127.0.0.1:{server.port}"
     evil = await evil_site(aiohttp_server)
     auth = {"Authorization": f"Bearer {TOKEN}"}
@@ -131,9 +140,12 @@ async def test_another_port_cannot_write_or_read_with_the_token_cookie(
         own = await attack_from(browser, base + "/", base)
         assert own["read"].startswith("200:") and own["events"] == "message", own
         assert await planted(base, auth)  # the script works where it is allowed to
-        async with server_session() as http, http.post(
-                base + "/api/classes/rename", headers=auth,
-                json={"from": "Planted", "to": "Kept"}) as resp:
+        async with (
+            server_session() as http,
+            http.post(
+                base + "/api/classes/rename", headers=auth, json={"from": "Planted", "to": "Kept"}
+            ) as resp,
+        ):
             assert resp.status == 200
         seen = await attack_from(browser, evil + "/", base)
         assert seen["events"] == "error" and seen["live"] == "error", seen

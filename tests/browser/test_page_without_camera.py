@@ -21,12 +21,15 @@ async def status_after(browser: Browser, url: str, seconds: float) -> str:
     return str(await browser.evaluate("document.getElementById('status').textContent"))
 
 
-async def test_the_page_says_why_there_is_no_camera(aiohttp_server: Any, project: Project,
-                                                    embedder: Any, tmp_path: Path) -> None:
+async def test_the_page_says_why_there_is_no_camera(
+    aiohttp_server: Any, project: Project, embedder: Any, tmp_path: Path
+) -> None:
     binary = require_chromium()
-    server = await aiohttp_server(create_app(
-        ServeConfig(project=project, allow_hosts=("camera.test",)),
-        embedder=lambda c: embedder))
+    server = await aiohttp_server(
+        create_app(
+            ServeConfig(project=project, allow_hosts=("camera.test",)), embedder=lambda c: embedder
+        )
+    )
     base = f"http://127.0.0.1:{server.port}"
     flags = ["--host-resolver-rules=MAP camera.test 127.0.0.1"]
     async with Browser(binary, None, tmp_path / "profile", flags) as browser:
@@ -37,7 +40,9 @@ async def test_the_page_says_why_there_is_no_camera(aiohttp_server: Any, project
         assert f"open the page as http://localhost:{server.port}/" in insecure
         # A camera request nobody answers (a permission prompt left open).
         await browser.send("Page.enable")
-        await browser.send("Page.addScriptToEvaluateOnNewDocument", source=(
-            "MediaDevices.prototype.getUserMedia = () => new Promise(() => {});"))
+        await browser.send(
+            "Page.addScriptToEvaluateOnNewDocument",
+            source=("MediaDevices.prototype.getUserMedia = () => new Promise(() => {});"),
+        )
         waiting = await status_after(browser, base + "/", 10)
         assert waiting.startswith("still waiting for the camera: answer the browser's")

@@ -26,7 +26,8 @@ so the fake camera (which loops the file) does not bring either back meanwhile."
 def require_chromium() -> str:
     binary = find_chromium()
     assert binary is not None, (
-        "the browser test needs Chromium: `apt-get install chromium` (.ci/run does it)")
+        "the browser test needs Chromium: `apt-get install chromium` (.ci/run does it)"
+    )
     return binary
 
 
@@ -41,12 +42,18 @@ async def poll(check: Callable[[], Awaitable[Any]], timeout: float = 60) -> Any:
 
 
 async def test_page_identifies_the_camera_and_queues_the_unknown_once(
-        aiohttp_server: Any, project: Project, embedder: Any, tmp_path: Path) -> None:
+    aiohttp_server: Any, project: Project, embedder: Any, tmp_path: Path
+) -> None:
     binary = require_chromium()
-    video = write_y4m(tmp_path / "camera.y4m", [
-        (decode_image(query(KNOWN_QUERY)), KNOWN_SECONDS * FPS),
-        (decode_image(query(UNKNOWN_QUERY)), UNKNOWN_SECONDS * FPS),
-    ], size=(480, 360), fps=FPS)
+    video = write_y4m(
+        tmp_path / "camera.y4m",
+        [
+            (decode_image(query(KNOWN_QUERY)), KNOWN_SECONDS * FPS),
+            (decode_image(query(UNKNOWN_QUERY)), UNKNOWN_SECONDS * FPS),
+        ],
+        size=(480, 360),
+        fps=FPS,
+    )
     app = create_app(ServeConfig(project=project), embedder=lambda c: embedder)
     server = await aiohttp_server(app)
     base = f"http://127.0.0.1:{server.port}"
@@ -66,6 +73,7 @@ async def test_page_identifies_the_camera_and_queues_the_unknown_once(
         assert first["cameraStartedAt"] is not None and first["errors"] == 0
 
         async with server_session() as http:
+
             async def queued() -> Any:
                 async with http.get(base + "/api/review") as resp:
                     body = await resp.json()

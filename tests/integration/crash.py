@@ -41,10 +41,17 @@ class Ledger:
         return {i: label for i, label in self.references.items() if i not in self.deleted}
 
 
-def call(base: str, method: str, path: str, body: bytes | None = None,
-         ctype: str | None = None, timeout: float = 60) -> tuple[int, Any]:
-    request = urllib.request.Request(base + path, data=body, method=method,
-                                     headers={"Content-Type": ctype} if ctype else {})
+def call(
+    base: str,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    ctype: str | None = None,
+    timeout: float = 60,
+) -> tuple[int, Any]:
+    request = urllib.request.Request(
+        base + path, data=body, method=method, headers={"Content-Type": ctype} if ctype else {}
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as resp:
             return resp.status, json.loads(resp.read() or b"null")
@@ -54,13 +61,19 @@ def call(base: str, method: str, path: str, body: bytes | None = None,
 
 def multipart(image: bytes, **fields: str) -> tuple[bytes, str]:
     boundary = uuid.uuid4().hex
-    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'
-             .encode() for k, v in fields.items()]
-    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="image"; '
-                 f'filename="x.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'.encode() + image
-                 + b"\r\n")
-    return b"".join(parts) + f"--{boundary}--\r\n".encode(), \
-        f"multipart/form-data; boundary={boundary}"
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+        for k, v in fields.items()
+    ]
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; '
+        f'filename="x.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'.encode()
+        + image
+        + b"\r\n"
+    )
+    return b"".join(
+        parts
+    ) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
 class Server:
@@ -73,10 +86,21 @@ class Server:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "identify_tui.cli", "serve", "--project",
-             str(self.project), "--port", str(self.port)],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            [
+                sys.executable,
+                "-m",
+                "identify_tui.cli",
+                "serve",
+                "--project",
+                str(self.project),
+                "--port",
+                str(self.port),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         assert "serving" in line, line
@@ -114,22 +138,30 @@ def writer(base: str, ledger: Ledger, folder: Path, seed: int, stop: threading.E
                 if status == 200:
                     ledger.deleted.add(ref)
             elif kind == "import":
-                status, out = call(base, "POST", "/api/references/import", json.dumps(
-                    {"path": str(folder), "label": f"Imp {tag}"}).encode(),
-                    "application/json")
+                status, out = call(
+                    base,
+                    "POST",
+                    "/api/references/import",
+                    json.dumps({"path": str(folder), "label": f"Imp {tag}"}).encode(),
+                    "application/json",
+                )
                 if status == 201:
                     for r in out["results"]:
                         if r["ok"]:
                             ledger.references[r["id"]] = r["label"]
             elif kind == "review":
-                status, out = call(base, "POST", f"/api/identify?source={tag}", unknown,
-                                   "image/jpeg")
+                status, out = call(
+                    base, "POST", f"/api/identify?source={tag}", unknown, "image/jpeg"
+                )
                 item = out["objects"][0]["review_id"] if status == 200 else None
                 if item is not None:
-                    status, out = call(base, "POST", f"/api/review/{item}/resolve",
-                                       json.dumps({"action": "correct",
-                                                   "label": f"Rev {tag}"}).encode(),
-                                       "application/json")
+                    status, out = call(
+                        base,
+                        "POST",
+                        f"/api/review/{item}/resolve",
+                        json.dumps({"action": "correct", "label": f"Rev {tag}"}).encode(),
+                        "application/json",
+                    )
                     if status == 200:
                         ledger.resolved[item] = out["status"]
                         ledger.references[out["reference_id"]] = out["resolved_label"]
@@ -153,22 +185,37 @@ def active_references(base: str) -> dict[int, str]:
 def check(base: str, ledger: Ledger) -> list[str]:
     """What the restarted server lost of the acknowledged writes (empty: nothing)."""
     active = active_references(base)
-    lost = [f"reference {i} ({label})" for i, label in ledger.present().items()
-            if active.get(i) != label]
+    lost = [
+        f"reference {i} ({label})"
+        for i, label in ledger.present().items()
+        if active.get(i) != label
+    ]
     lost += [f"deleted reference {i} is back" for i in ledger.deleted if i in active]
     for item, status in ledger.resolved.items():
         _, got = call(base, "GET", f"/api/review/{item}")
         if got["status"] != status:
             lost.append(f"review item {item}: {got['status']}, acknowledged {status}")
-    status, _ = call(base, "POST", "/api/identify?record=0",
-                     (DEMO_QUERIES / "known-kiwi.jpg").read_bytes(), "image/jpeg")
+    status, _ = call(
+        base,
+        "POST",
+        "/api/identify?record=0",
+        (DEMO_QUERIES / "known-kiwi.jpg").read_bytes(),
+        "image/jpeg",
+    )
     if status != 200:
         lost.append(f"identify after restart: {status}")
     return lost
 
 
-def run_kills(project: Path, port: int, work: Path, kills: int, seed: int = 0,
-              min_s: float = 1.0, max_s: float = 4.0) -> tuple[Ledger, list[str]]:
+def run_kills(
+    project: Path,
+    port: int,
+    work: Path,
+    kills: int,
+    seed: int = 0,
+    min_s: float = 1.0,
+    max_s: float = 4.0,
+) -> tuple[Ledger, list[str]]:
     """``kills`` rounds of: start, write, SIGKILL at a random moment, restart, check."""
     folder = work / "import"
     folder.mkdir(exist_ok=True)
@@ -180,8 +227,9 @@ def run_kills(project: Path, port: int, work: Path, kills: int, seed: int = 0,
     for k in range(kills):
         server.start()
         stop = threading.Event()
-        thread = threading.Thread(target=writer, args=(server.base, ledger, folder,
-                                                       seed * 1000 + k, stop))
+        thread = threading.Thread(
+            target=writer, args=(server.base, ledger, folder, seed * 1000 + k, stop)
+        )
         thread.start()
         time.sleep(rng.uniform(min_s, max_s))
         server.kill()

@@ -36,8 +36,9 @@ def test_every_command_has_help_with_an_example_and_is_in_the_readme(command: st
     assert f"identify {command}" in (REPO / "README.md").read_text(encoding="utf-8")
 
 
-def test_index_is_incremental_and_a_second_run_embeds_nothing(tmp_path: Path,
-                                                              small_refs: Path) -> None:
+def test_index_is_incremental_and_a_second_run_embeds_nothing(
+    tmp_path: Path, small_refs: Path
+) -> None:
     project = write_project(tmp_path, small_refs)
     code, out, err = run("index", "--project", str(project))
     assert code == 0, out
@@ -55,8 +56,9 @@ def test_index_is_incremental_and_a_second_run_embeds_nothing(tmp_path: Path,
     assert "5 references in 5 classes (1 embedded, 4 unchanged, 2 removed" in out
 
 
-def test_index_skips_bad_files_and_lists_them_without_a_traceback(tmp_path: Path,
-                                                                  small_refs: Path) -> None:
+def test_index_skips_bad_files_and_lists_them_without_a_traceback(
+    tmp_path: Path, small_refs: Path
+) -> None:
     good = (small_refs / "banana.png").read_bytes()
     (small_refs / "empty.png").write_bytes(b"")
     (small_refs / "truncated.png").write_bytes(good[: len(good) // 3])
@@ -68,9 +70,13 @@ def test_index_skips_bad_files_and_lists_them_without_a_traceback(tmp_path: Path
     code, out, err = run("index", "--project", str(project))
     assert code == 0, err
     assert "6 references in 6 classes" in out and "5 skipped" in out
-    for name, why in [("empty.png", "empty"), ("truncated.png", "truncated"),
-                      ("notes.txt", "not an image"), ("fake.jpg", "not an image"),
-                      ("huge.png", "9000x9000 pixels is over the .* pixel limit")]:
+    for name, why in [
+        ("empty.png", "empty"),
+        ("truncated.png", "truncated"),
+        ("notes.txt", "not an image"),
+        ("fake.jpg", "not an image"),
+        ("huge.png", "9000x9000 pixels is over the .* pixel limit"),
+    ]:
         assert re.search(rf"{name}: .*{why}", out), (name, out)
     assert "Traceback" not in out + err
 
@@ -80,7 +86,8 @@ def _files(folder: Path) -> dict[str, bytes]:
 
 
 def test_index_of_a_folder_of_unreadable_images_is_one_clear_error_and_writes_nothing(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     refs = tmp_path / "refs"
     refs.mkdir()
     (refs / "garbage.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
@@ -90,15 +97,15 @@ def test_index_of_a_folder_of_unreadable_images_is_one_clear_error_and_writes_no
     assert code == 2 and out == ""
     stage, line = err.strip().splitlines()  # the stage as it started, then one error
     assert stage == "identify: embedding: 2 ..."
-    assert line.startswith("identify: error: no reference image could be read (2 file(s) "
-                           "skipped: ")
+    assert line.startswith("identify: error: no reference image could be read (2 file(s) skipped: ")
     assert "garbage.jpg: " in line and "empty.png: the file is empty" in line
     data = tmp_path / "indexes" / "t"
     assert not {"identify.db", "index.usearch"} & set(_files(data))
 
 
-def test_references_that_turn_unreadable_are_kept_not_lost(tmp_path: Path,
-                                                           small_refs: Path) -> None:
+def test_references_that_turn_unreadable_are_kept_not_lost(
+    tmp_path: Path, small_refs: Path
+) -> None:
     """Files damaged after indexing are skipped and listed; their references, vectors
     and the index stay as they were."""
     project = write_project(tmp_path, small_refs)
@@ -121,9 +128,13 @@ def test_index_shows_a_progress_bar_on_a_terminal(tmp_path: Path, small_refs: Pa
     project = write_project(tmp_path, small_refs)
     identify = Path(sys.executable).parent / "identify"
     master, slave = os.openpty()
-    proc = subprocess.Popen([str(identify), "index", "--project", str(project)],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave,
-                            env={**os.environ, "COLUMNS": "100"})
+    proc = subprocess.Popen(
+        [str(identify), "index", "--project", str(project)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        env={**os.environ, "COLUMNS": "100"},
+    )
     os.close(slave)
     seen = b""
     while True:
@@ -146,14 +157,15 @@ def test_index_of_a_folder_without_images_is_one_clear_error(tmp_path: Path) -> 
     refs = tmp_path / "empty"
     refs.mkdir()
     project = write_project(tmp_path, refs)
-    code, out, err = run("index", "--project", str(project))
+    code, _out, err = run("index", "--project", str(project))
     assert code == 2
     assert err.strip().startswith("identify: error: no reference images found in")
     assert len(err.strip().splitlines()) == 1
 
 
-def test_a_typo_in_the_project_file_names_the_key_and_the_line(tmp_path: Path,
-                                                              small_refs: Path) -> None:
+def test_a_typo_in_the_project_file_names_the_key_and_the_line(
+    tmp_path: Path, small_refs: Path
+) -> None:
     project = write_project(tmp_path, small_refs)
     assert run("index", "--project", str(project))[0] == 0
     data = tmp_path / "indexes" / "t"
@@ -180,15 +192,18 @@ def test_match_json_has_the_documented_shape(tmp_path: Path, small_refs: Path) -
     # The object's box when it was located in the photo, None for the whole photo.
     h, w = load_image(query).shape[:2]
     assert obj["bbox"] is None or (
-        len(obj["bbox"]) == 4 and 0 <= obj["bbox"][0] < obj["bbox"][2] <= w
-        and 0 <= obj["bbox"][1] < obj["bbox"][3] <= h)
+        len(obj["bbox"]) == 4
+        and 0 <= obj["bbox"][0] < obj["bbox"][2] <= w
+        and 0 <= obj["bbox"][1] < obj["bbox"][3] <= h
+    )
     assert obj["label"] == "Pineapple" and obj["matched"] is True
     assert obj["candidates"][0]["label"] == "Pineapple"
     assert all(set(c) >= {"label", "score"} for c in obj["candidates"])
 
 
-def test_match_reports_an_unreadable_file_and_exits_non_zero(tmp_path: Path,
-                                                            small_refs: Path) -> None:
+def test_match_reports_an_unreadable_file_and_exits_non_zero(
+    tmp_path: Path, small_refs: Path
+) -> None:
     project = write_project(tmp_path, small_refs)
     run("index", "--project", str(project))
     bad = tmp_path / "bad.jpg"
@@ -208,7 +223,8 @@ def test_match_before_index_says_to_run_index(tmp_path: Path, small_refs: Path) 
 
 
 def test_an_index_built_with_another_model_is_refused_and_left_untouched(
-        tmp_path: Path, small_refs: Path) -> None:
+    tmp_path: Path, small_refs: Path
+) -> None:
     project = write_project(tmp_path, small_refs)
     run("index", "--project", str(project))
     meta = tmp_path / "indexes" / "t" / "index.usearch.json"
@@ -245,8 +261,9 @@ def test_verify_writes_thresholds_that_match_then_uses(tmp_path: Path, small_ref
         assert ident.thresholds.default == (report["threshold"], report["margin_threshold"])
     finally:
         ident.close()
-    code, out, err = run("verify", "--project", str(project), "--no-write", "--json",
-                         "--min-accuracy", "1.0")
+    code, out, err = run(
+        "verify", "--project", str(project), "--no-write", "--json", "--min-accuracy", "1.0"
+    )
     again = json.loads(out[: out.rindex("}") + 1])
     assert again["written"] is False
     if again["predicted_open_set_accuracy"] < 1.0:
@@ -268,14 +285,21 @@ def test_init_writes_a_project_that_loads(in_tmp: Path, small_refs: Path) -> Non
     assert code == 2 and "already exists" in err
 
 
-def test_match_keeps_input_order_across_batches_and_errors(tmp_path: Path,
-                                                           small_refs: Path) -> None:
+def test_match_keeps_input_order_across_batches_and_errors(
+    tmp_path: Path, small_refs: Path
+) -> None:
     project = write_project(tmp_path, small_refs)  # batch_size 4
     run("index", "--project", str(project))
     bad = tmp_path / "empty.jpg"
     bad.write_bytes(b"")
-    names = ["known-brazil", "known-japan", "known-pineapple", "known-grapes",
-             "known-banana", "known-apple_red"]
+    names = [
+        "known-brazil",
+        "known-japan",
+        "known-pineapple",
+        "known-grapes",
+        "known-banana",
+        "known-apple_red",
+    ]
     paths = [str(DEMO_QUERIES / f"{n}.jpg") for n in names]
     paths.insert(3, str(bad))
     code, out, _ = run("match", "--project", str(project), "--json", "--no-record", *paths)
@@ -287,8 +311,7 @@ def test_match_keeps_input_order_across_batches_and_errors(tmp_path: Path,
     assert top[:3] == ["Brazil", "Japan", "Pineapple"]
 
 
-def test_verify_samples_large_sets_down_to_max_references(tmp_path: Path,
-                                                          small_refs: Path) -> None:
+def test_verify_samples_large_sets_down_to_max_references(tmp_path: Path, small_refs: Path) -> None:
     project = write_project(tmp_path, small_refs, extra="  max_references: 3\n")
     run("index", "--project", str(project))
     code, out, _ = run("verify", "--project", str(project), "--json", "--no-write")
@@ -298,8 +321,9 @@ def test_verify_samples_large_sets_down_to_max_references(tmp_path: Path,
     assert any("sample of 3 of 6" in n for n in report["notes"])
 
 
-def test_verify_calibrates_whole_pictures_apart_when_locating(tmp_path: Path,
-                                                              small_refs: Path) -> None:
+def test_verify_calibrates_whole_pictures_apart_when_locating(
+    tmp_path: Path, small_refs: Path
+) -> None:
     project = write_project(tmp_path, small_refs)  # verify: 2 crops per reference
     run("index", "--project", str(project))
     code, out, _ = run("verify", "--project", str(project), "--json")
@@ -333,7 +357,8 @@ def test_verify_calibrates_whole_pictures_apart_when_locating(tmp_path: Path,
 
 
 def test_the_unknown_pass_locates_as_if_the_hidden_class_were_not_indexed(
-        tmp_path: Path, small_refs: Path) -> None:
+    tmp_path: Path, small_refs: Path
+) -> None:
     from server.engine.config import load_project
     from server.engine.embedders import project_embedder
     from server.engine.identifier import Identifier
@@ -360,8 +385,9 @@ def test_the_unknown_pass_locates_as_if_the_hidden_class_were_not_indexed(
         ident.close()
 
 
-def test_gc_applies_the_retention_policy_and_says_what_it_freed(tmp_path: Path,
-                                                                small_refs: Path) -> None:
+def test_gc_applies_the_retention_policy_and_says_what_it_freed(
+    tmp_path: Path, small_refs: Path
+) -> None:
     project = write_project(tmp_path, small_refs)
     code, out, err = run("gc", "--project", str(project))
     assert code == 2 and "run identify index first" in err
@@ -392,9 +418,11 @@ def no_model_loads(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("command", ["index", "verify", "train", "match", "serve"])
 def test_project_mistakes_are_reported_before_the_model_loads(
-        tmp_path: Path, small_refs: Path, no_model_loads: None, command: str) -> None:
-    extra = {"match": [str(DEMO_QUERIES / "known-brazil.jpg")],
-             "serve": ["--port", "0"]}.get(command, [])
+    tmp_path: Path, small_refs: Path, no_model_loads: None, command: str
+) -> None:
+    extra = {"match": [str(DEMO_QUERIES / "known-brazil.jpg")], "serve": ["--port", "0"]}.get(
+        command, []
+    )
     missing = write_project(tmp_path, tmp_path / "no-such-folder")
     code, _, err = run(command, "--project", str(missing), *extra)
     assert code == 2
@@ -402,18 +430,23 @@ def test_project_mistakes_are_reported_before_the_model_loads(
         assert "reference folder not found" in err
     else:  # not indexed: said before the model loads, and nothing is created
         assert "has no index yet" in err and not (tmp_path / "indexes").exists()
-    typo = write_project(tmp_path, small_refs).read_text().replace("efficientnet-lite0",
-                                                                   "efficientnet-lite")
+    typo = (
+        write_project(tmp_path, small_refs)
+        .read_text()
+        .replace("efficientnet-lite0", "efficientnet-lite")
+    )
     (tmp_path / "projects" / "t.yaml").write_text(typo)
     code, _, err = run(command, "--project", str(tmp_path / "projects" / "t.yaml"), *extra)
     assert code == 2 and "did you mean 'efficientnet-lite0'" in err
 
 
-def test_a_misspelt_project_name_gets_a_suggestion(tmp_path: Path, small_refs: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_misspelt_project_name_gets_a_suggestion(
+    tmp_path: Path, small_refs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write_project(tmp_path, small_refs)  # projects/t.yaml
-    (tmp_path / "projects" / "fresh.yaml").write_text((tmp_path / "projects" / "t.yaml")
-                                                     .read_text())
+    (tmp_path / "projects" / "fresh.yaml").write_text(
+        (tmp_path / "projects" / "t.yaml").read_text()
+    )
     monkeypatch.chdir(tmp_path)
     code, _, err = run("index", "--project", "frsh")
     assert code == 2 and "did you mean 'fresh'?" in err
@@ -421,8 +454,8 @@ def test_a_misspelt_project_name_gets_a_suggestion(tmp_path: Path, small_refs: P
 
 @pytest.mark.parametrize("cached", [True, False])
 def test_init_picks_clip_only_when_its_weights_are_here(
-        tmp_path: Path, small_refs: Path, monkeypatch: pytest.MonkeyPatch,
-        cached: bool) -> None:
+    tmp_path: Path, small_refs: Path, monkeypatch: pytest.MonkeyPatch, cached: bool
+) -> None:
     from server.engine.embedders import openclip
 
     monkeypatch.setattr(openclip, "weights_available", lambda name, tag: cached)
@@ -437,7 +470,8 @@ def test_init_picks_clip_only_when_its_weights_are_here(
 
 
 def test_clip_without_weights_fails_fast_offline_with_one_message(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import open_clip
 
     from server.engine.embedders import openclip
@@ -461,8 +495,12 @@ def test_long_commands_say_each_stage_on_a_pipe(tmp_path: Path, small_refs: Path
     assert code == 0
     assert "identify: self-testing references: 6 ..." in err
     assert re.search(r"identify: self-testing references: done in \d+\.\ds", err)
-    code, out, err = run("match", "--project", str(project),
-                         *[str(p) for p in sorted(DEMO_QUERIES.glob("known-*.jpg"))[:3]])
+    code, out, err = run(
+        "match",
+        "--project",
+        str(project),
+        *[str(p) for p in sorted(DEMO_QUERIES.glob("known-*.jpg"))[:3]],
+    )
     assert code == 0 and "identify: identifying: 3 ..." in err and len(out.splitlines()) == 3
 
 
@@ -478,15 +516,24 @@ def test_models_lists_a_short_useful_list_and_all_on_request() -> None:
 
 
 def test_an_unknown_says_what_it_lacked_and_uncalibrated_defaults_are_named(
-        tmp_path: Path, small_refs: Path) -> None:
+    tmp_path: Path, small_refs: Path
+) -> None:
     from identify_tui.cli import explain
     from server.engine.decision import Candidate, Decision
 
-    close = Decision(label=None, score=0.81, margin=0.025, matched=False, reason="low_margin",
-                     candidates=(Candidate("Ace of Hearts", 0.81, 1, 0.81),),
-                     threshold=0.7, margin_threshold=0.04)
-    assert explain(close) == ("unknown (low_margin: margin 0.025 < 0.040 needed; closest "
-                              "Ace of Hearts, score 0.810)")
+    close = Decision(
+        label=None,
+        score=0.81,
+        margin=0.025,
+        matched=False,
+        reason="low_margin",
+        candidates=(Candidate("Ace of Hearts", 0.81, 1, 0.81),),
+        threshold=0.7,
+        margin_threshold=0.04,
+    )
+    assert explain(close) == (
+        "unknown (low_margin: margin 0.025 < 0.040 needed; closest Ace of Hearts, score 0.810)"
+    )
     project = write_project(tmp_path, small_refs)
     assert run("index", "--project", str(project))[0] == 0
     code, _, err = run("match", "--project", str(project), str(DEMO_QUERIES / "known-brazil.jpg"))

@@ -57,8 +57,9 @@ def test_the_second_stage_finds_geometric_evidence_for_a_textured_thing(indexed,
     assert others and all(c.inliers < indexed.config.rerank.min_inliers for c in others)
 
 
-def test_reference_vectors_are_deterministic_across_builds(tmp_path: Path, small_refs: Path,
-                                                            embedder) -> None:  # type: ignore[no-untyped-def]
+def test_reference_vectors_are_deterministic_across_builds(
+    tmp_path: Path, small_refs: Path, embedder
+) -> None:  # type: ignore[no-untyped-def]
     vectors = []
     for run in ("a", "b"):
         project = load_project(write_project(tmp_path / run, small_refs))
@@ -85,11 +86,13 @@ def test_a_damaged_index_is_rebuilt_from_the_database(indexed, embedder) -> None
     Identifier.open(indexed, embedder).close()
 
 
-def test_a_crash_while_saving_leaves_the_previous_index_intact(indexed, embedder,
-                                                               monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_crash_while_saving_leaves_the_previous_index_intact(
+    indexed, embedder, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     before = indexed.index_path.read_bytes()
-    index = VectorIndex.open(indexed.index_path, embedder.spec, "f16",
-                             views=indexed.config.index.views)
+    index = VectorIndex.open(
+        indexed.index_path, embedder.spec, "f16", views=indexed.config.index.views
+    )
     assert index is not None
     index.add([999], np.ones((1, embedder.spec.dim), np.float32))
 
@@ -104,8 +107,9 @@ def test_a_crash_while_saving_leaves_the_previous_index_intact(indexed, embedder
     Identifier.open(indexed, embedder).close()
 
 
-def test_changing_the_number_of_views_asks_for_a_new_index(indexed, embedder, tmp_path: Path,
-                                                           small_refs: Path) -> None:  # type: ignore[no-untyped-def]
+def test_changing_the_number_of_views_asks_for_a_new_index(
+    indexed, embedder, tmp_path: Path, small_refs: Path
+) -> None:  # type: ignore[no-untyped-def]
     from server.engine.errors import IndexMismatchError
 
     changed = load_project(write_project(tmp_path, small_refs, extra="index:\n  views: 1\n"))
@@ -129,15 +133,25 @@ def test_a_thing_small_in_a_busy_frame_is_located_and_identified(indexed, embedd
     rng = np.random.default_rng(7)
     backgrounds = synth.load_backgrounds(sorted(BACKGROUNDS_DIR.glob("*.jpg")), (640, 480))
     ident = Identifier.open(indexed, embedder)
-    whole_only = Identifier(replace(indexed, config=replace(
-        indexed.config, locate=replace(indexed.config.locate, enabled=False))),
-        embedder, ident.store, ident.index)
+    whole_only = Identifier(
+        replace(
+            indexed,
+            config=replace(indexed.config, locate=replace(indexed.config.locate, enabled=False)),
+        ),
+        embedder,
+        ident.store,
+        ident.index,
+    )
     located_right = whole_right = 0
     overlaps = []
     try:
         for i, ref in enumerate(sorted(indexed.config.references[0].path.glob("*.png"))):
-            view = synth.camera_view(load_image(ref, keep_alpha=True),
-                                     backgrounds[i % len(backgrounds)], rng, strength=0.5)
+            view = synth.camera_view(
+                load_image(ref, keep_alpha=True),
+                backgrounds[i % len(backgrounds)],
+                rng,
+                strength=0.5,
+            )
             decision, region = ident.identify_picture(view.frame)
             truth = ref.stem.replace("_", " ").title()
             located_right += decision.candidates[0].label == truth
@@ -152,8 +166,7 @@ def test_a_thing_small_in_a_busy_frame_is_located_and_identified(indexed, embedd
 
 
 @pytest.mark.parametrize("shape", [(8, 8), (12, 1000), (1000, 12), (31, 33)])
-def test_tiny_and_extreme_pictures_are_identified_without_error(indexed, embedder,
-                                                                shape) -> None:  # type: ignore[no-untyped-def]
+def test_tiny_and_extreme_pictures_are_identified_without_error(indexed, embedder, shape) -> None:  # type: ignore[no-untyped-def]
     image = np.random.default_rng(0).integers(0, 255, (*shape, 3), dtype=np.uint8)
     ident = Identifier.open(indexed, embedder)
     try:
@@ -166,8 +179,7 @@ def test_tiny_and_extreme_pictures_are_identified_without_error(indexed, embedde
         assert 0 <= x0 < x1 <= shape[1] and 0 <= y0 < y1 <= shape[0]
 
 
-def test_the_box_follows_the_reference_outline_when_geometry_is_found(
-        indexed, embedder) -> None:  # type: ignore[no-untyped-def]
+def test_the_box_follows_the_reference_outline_when_geometry_is_found(indexed, embedder) -> None:  # type: ignore[no-untyped-def]
     """Textured things seen at an angle: the second stage's homography maps the
     reference's corners into the picture, so the box is the thing's, not a grid window."""
     from server.engine import synth
@@ -180,12 +192,14 @@ def test_the_box_follows_the_reference_outline_when_geometry_is_found(
     found = 0
     ident = Identifier.open(indexed, embedder)
     try:
-        for name, label in (("pineapple", "Pineapple"), ("grapes", "Grapes"),
-                            ("Brazil", "Brazil")):
+        for name, label in (("pineapple", "Pineapple"), ("grapes", "Grapes"), ("Brazil", "Brazil")):
             for seed in range(3):
-                view = synth.camera_view(load_image(folder / f"{name}.png", keep_alpha=True),
-                                         background, np.random.default_rng(seed),
-                                         strength=0.3)
+                view = synth.camera_view(
+                    load_image(folder / f"{name}.png", keep_alpha=True),
+                    background,
+                    np.random.default_rng(seed),
+                    strength=0.3,
+                )
                 decision, region = ident.identify_picture(view.frame)
                 assert decision.label == label
                 if decision.candidates[0].inliers < min_inliers:
@@ -194,14 +208,19 @@ def test_the_box_follows_the_reference_outline_when_geometry_is_found(
                 (x0, y0), (x1, y1) = view.quad.min(axis=0), view.quad.max(axis=0)
                 truth = (max(0, x0), max(0, y0), min(640, x1), min(480, y1))
                 assert region.box is not None and iou(region.box, truth) >= 0.8, (
-                    name, seed, region.box, truth)
+                    name,
+                    seed,
+                    region.box,
+                    truth,
+                )
     finally:
         ident.close()
     assert found >= 7
 
 
 def test_colour_layout_tells_a_flag_from_its_colours_in_another_order(
-        tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, embedder
+) -> None:  # type: ignore[no-untyped-def]
     # India and India upside down: the same colours, pooled by the global embedding to
     # nearly one vector, and too little texture for keypoints. The layout decides.
     refs = tmp_path / "refs"
@@ -213,8 +232,13 @@ def test_colour_layout_tells_a_flag_from_its_colours_in_another_order(
     project = load_project(write_project(tmp_path, refs))
     build_index(project, embedder)
     rng = np.random.default_rng(2)
-    crops = synth.camera_crops(india[:, :, 2::-1].copy(), [synth.fallback_background(
-        rng, (640, 480))], rng, 4, strength=1.0)
+    crops = synth.camera_crops(
+        india[:, :, 2::-1].copy(),
+        [synth.fallback_background(rng, (640, 480))],
+        rng,
+        4,
+        strength=1.0,
+    )
     ident = Identifier.open(project, embedder)
     try:
         evidence = ident.evidence(crops)
@@ -247,8 +271,9 @@ def test_an_index_from_before_colour_layouts_gets_them_without_embedding(indexed
         store.close()
 
 
-def test_with_appearance_off_no_layout_is_computed_or_used(tmp_path: Path, small_refs: Path,
-                                                          embedder) -> None:  # type: ignore[no-untyped-def]
+def test_with_appearance_off_no_layout_is_computed_or_used(
+    tmp_path: Path, small_refs: Path, embedder
+) -> None:  # type: ignore[no-untyped-def]
     project = load_project(write_project(tmp_path, small_refs, "rerank:\n  appearance: 0\n"))
     build_index(project, embedder)
     ev, ranked = _ranked(project, embedder, "known-pineapple.jpg")
@@ -258,7 +283,8 @@ def test_with_appearance_off_no_layout_is_computed_or_used(tmp_path: Path, small
 
 
 def test_a_textureless_thing_gets_a_box_of_its_own_shape_from_its_colour_layout(
-        tmp_path: Path, small_refs: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    tmp_path: Path, small_refs: Path, embedder
+) -> None:  # type: ignore[no-untyped-def]
     """Flags have too little texture for a homography: without the layout search the
     box is a square grid window; with it, a box of the flag's shape where its colours
     are, identified as one more region."""
@@ -266,9 +292,14 @@ def test_a_textureless_thing_gets_a_box_of_its_own_shape_from_its_colour_layout(
     from server.engine.verify import BACKGROUNDS_DIR
 
     backgrounds = synth.load_backgrounds(sorted(BACKGROUNDS_DIR.glob("*.jpg"))[:4], (640, 480))
-    projects = {on: load_project(write_project(
-        tmp_path / str(on), small_refs, f"locate:\n  layout_search: {str(on).lower()}\n"))
-        for on in (True, False)}
+    projects = {
+        on: load_project(
+            write_project(
+                tmp_path / str(on), small_refs, f"locate:\n  layout_search: {str(on).lower()}\n"
+            )
+        )
+        for on in (True, False)
+    }
     for project in projects.values():
         build_index(project, embedder)
     idents = {on: Identifier.open(p, embedder) for on, p in projects.items()}
@@ -276,13 +307,12 @@ def test_a_textureless_thing_gets_a_box_of_its_own_shape_from_its_colour_layout(
     try:
         rng = np.random.default_rng(4)
         for i in range(6):
-            ref = load_image(small_refs / ("Japan.png" if i % 2 else "Brazil.png"),
-                             keep_alpha=True)
+            ref = load_image(small_refs / ("Japan.png" if i % 2 else "Brazil.png"), keep_alpha=True)
             view = synth.camera_view(ref, backgrounds[i % 4], rng, strength=0.5)
             for on, ident in idents.items():
                 regions = ident.regions(view.frame)
                 assert len(regions) == 1 + projects[on].config.locate.candidates + on
-                decision, region = ident.decide_regions(regions)
+                _decision, region = ident.decide_regions(regions)
                 overlaps[on].append(iou(region.box or (0, 0, 640, 480), view.bbox))
     finally:
         for ident in idents.values():

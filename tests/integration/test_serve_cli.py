@@ -26,15 +26,27 @@ def free_port() -> int:
 
 
 def test_serve_answers_then_stops_on_ctrl_c_and_owns_the_project(
-        tmp_path: Path, small_refs: Path) -> None:
+    tmp_path: Path, small_refs: Path
+) -> None:
     project = write_project(tmp_path, small_refs)
     assert CliRunner().invoke(main, ["index", "--project", str(project)]).exit_code == 0
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "identify_tui.cli", "serve", "--project", str(project),
-         "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        [
+            sys.executable,
+            "-m",
+            "identify_tui.cli",
+            "serve",
+            "--project",
+            str(project),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -69,18 +81,29 @@ def test_serve_refuses_a_public_host_without_a_token(tmp_path: Path, small_refs:
     assert "--token" in result.stderr and "--insecure-no-auth" in result.stderr
 
 
-def test_serve_without_an_index_says_to_run_index_first(tmp_path: Path,
-                                                        small_refs: Path) -> None:
+def test_serve_without_an_index_says_to_run_index_first(tmp_path: Path, small_refs: Path) -> None:
     project = write_project(tmp_path, small_refs)
-    result = CliRunner().invoke(main, ["serve", "--project", str(project),
-                                       "--port", str(free_port())])
+    result = CliRunner().invoke(
+        main, ["serve", "--project", str(project), "--port", str(free_port())]
+    )
     assert result.exit_code == 2
     assert "identify index" in result.stderr
 
 
 def test_insecure_no_auth_prints_a_loud_warning(tmp_path: Path, small_refs: Path) -> None:
     project = write_project(tmp_path, small_refs)  # not indexed: it stops after the warning
-    result = CliRunner().invoke(main, ["serve", "--project", str(project), "--host", "0.0.0.0",
-                                       "--insecure-no-auth", "--port", str(free_port())])
+    result = CliRunner().invoke(
+        main,
+        [
+            "serve",
+            "--project",
+            str(project),
+            "--host",
+            "0.0.0.0",
+            "--insecure-no-auth",
+            "--port",
+            str(free_port()),
+        ],
+    )
     assert "WARNING: serving without authentication on 0.0.0.0" in result.stderr
     assert result.exit_code == 2

@@ -45,21 +45,19 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return project
 
 
-def test_train_adopts_a_head_that_beats_the_plain_model_on_held_out_views(
-        trained: Path) -> None:
+def test_train_adopts_a_head_that_beats_the_plain_model_on_held_out_views(trained: Path) -> None:
     out = (trained.parent.parent / "train.out").read_text()
     m = re.search(r"held-out top-1: plain ([\d.]+), with the head ([\d.]+)", out)
     assert m and float(m[2]) >= float(m[1]), out
     assert "trained on 19 references (19 classes): 133 views, 38 held out" in out
-    assert re.search(r"adopted (head-[0-9a-f]{12}) .* re-indexed 19 references; recalibrated",
-                     out)
+    assert re.search(r"adopted (head-[0-9a-f]{12}) .* re-indexed 19 references; recalibrated", out)
     # locate is on by default; the whitening head needs no --force for whole pictures.
     assert "--force" not in out
 
 
 def test_the_project_names_the_head_and_everything_downstream_uses_it(trained: Path) -> None:
     text = trained.read_text()
-    assert re.search(r"^projection:  # written by `identify train`", text, re.M)
+    assert re.search(r"^projection:  # written by `identify train`", text, re.MULTILINE)
     assert "file: ../indexes/t/models/head-" in text  # relative: project and data move together
     proj = load_project(trained)
     assert proj.config.projection is not None and proj.config.projection.file.is_file()
@@ -72,14 +70,21 @@ def test_the_project_names_the_head_and_everything_downstream_uses_it(trained: P
     assert index is not None and len(index) == 19
     assert proj.config.calibration is not None
     assert proj.config.calibration.model == f"{embedder.spec.model_id}+{head_id}"
-    code, out, _ = run("match", "--project", str(trained), "--json", "--no-record",
-                       str(DEMO_QUERIES / "known-brazil.jpg"))
+    code, out, _ = run(
+        "match",
+        "--project",
+        str(trained),
+        "--json",
+        "--no-record",
+        str(DEMO_QUERIES / "known-brazil.jpg"),
+    )
     assert code == 0
     assert json.loads(out)["objects"][0]["label"] == "Brazil"
 
 
 def test_verify_asks_unknowns_through_fold_heads_blind_to_them(
-        trained: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    trained: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     code, out, err = run("verify", "--project", str(trained), "--json", "--no-write")
     assert code == 0, err
     report = json.loads(out)
@@ -116,28 +121,35 @@ def test_a_fold_space_locates_and_embeds_through_its_fold_head(trained: Path) ->
         np.testing.assert_allclose(
             fold_embedder.embed_batch(x),
             embedder.head.project(embedder.base.embed_batch(x), embedder.head.folds[fold][0]),
-            atol=1e-6)
+            atol=1e-6,
+        )
         regions = ident.regions(frame, exclude="Brazil", space=blind.spaces[fold])
         assert len(regions) > 1
-        np.testing.assert_allclose(regions[0].evidence.vector,
-                                   fold_embedder.embed_batch(x)[0], atol=1e-5)
-        keys, _ = ident._nearest(np.stack([r.evidence.vector for r in regions]), "Brazil",
-                                 search)
+        np.testing.assert_allclose(
+            regions[0].evidence.vector, fold_embedder.embed_batch(x)[0], atol=1e-5
+        )
+        keys, _ = ident._nearest(np.stack([r.evidence.vector for r in regions]), "Brazil", search)
         assert all(ident.labels[int(k)] != "Brazil" for k in keys)
     finally:
         ident.close()
 
 
-def test_a_damaged_head_file_is_one_clear_error_and_changes_nothing(trained: Path,
-                                                                   tmp_path: Path) -> None:
+def test_a_damaged_head_file_is_one_clear_error_and_changes_nothing(
+    trained: Path, tmp_path: Path
+) -> None:
     proj = load_project(trained)
     head = proj.config.projection.file
     saved = head.read_bytes()
     project_text = trained.read_text()
     try:
         head.write_bytes(saved[:64])
-        code, _, err = run("match", "--project", str(trained), "--no-record",
-                           str(DEMO_QUERIES / "known-brazil.jpg"))
+        code, _, err = run(
+            "match",
+            "--project",
+            str(trained),
+            "--no-record",
+            str(DEMO_QUERIES / "known-brazil.jpg"),
+        )
         assert code == 2
         assert "cannot be read" in err and "identify train" in err
         assert "Traceback" not in err
@@ -158,8 +170,9 @@ def test_train_needs_an_index_and_two_classes(tmp_path: Path, small_refs: Path) 
     assert code == 2 and "at least two classes" in err
 
 
-def test_without_the_projection_block_the_plain_model_comes_back(tmp_path: Path,
-                                                                 small_refs: Path) -> None:
+def test_without_the_projection_block_the_plain_model_comes_back(
+    tmp_path: Path, small_refs: Path
+) -> None:
     project = write_project(tmp_path, small_refs, FAST)
     assert run("index", "--project", str(project))[0] == 0
     code, out, err = run("train", "--project", str(project), "--force")
@@ -167,7 +180,7 @@ def test_without_the_projection_block_the_plain_model_comes_back(tmp_path: Path,
     assert "adopted" in out, out
     assert "too few classes" in out  # 6 classes: no fold heads, and verify says so
     text = project.read_text()
-    project.write_text(text[:text.index("projection:")])
+    project.write_text(text[: text.index("projection:")])
     code, out, _ = run("index", "--project", str(project))
     assert code == 0 and "(0 embedded, 6 unchanged" in out  # plain vectors were kept
     assert "the vector index was rebuilt from the database" in out
@@ -175,8 +188,9 @@ def test_without_the_projection_block_the_plain_model_comes_back(tmp_path: Path,
     assert project_embedder(proj.config).spec.projection == "none"
 
 
-def test_a_reference_added_while_serving_goes_through_the_head(trained: Path,
-                                                               tmp_path: Path) -> None:
+def test_a_reference_added_while_serving_goes_through_the_head(
+    trained: Path, tmp_path: Path
+) -> None:
     root = tmp_path / "copy"
     shutil.copytree(trained.parent.parent, root)  # projects/, indexes/, refs/ together
     proj = load_project(root / "projects" / "t.yaml")
@@ -190,14 +204,14 @@ def test_a_reference_added_while_serving_goes_through_the_head(trained: Path,
     finally:
         service.close()
     # verify still runs: the new class was seen by no head, so it is asked plainly.
-    code, out, err = run("verify", "--project", str(root / "projects" / "t.yaml"), "--json",
-                         "--no-write")
+    code, out, err = run(
+        "verify", "--project", str(root / "projects" / "t.yaml"), "--json", "--no-write"
+    )
     assert code == 0, err
     assert json.loads(out)["classes"] == 20
 
 
-def test_a_head_worse_than_the_plain_model_is_not_adopted(tmp_path: Path,
-                                                         small_refs: Path) -> None:
+def test_a_head_worse_than_the_plain_model_is_not_adopted(tmp_path: Path, small_refs: Path) -> None:
     # Two output dimensions cannot keep six classes apart: the plain model wins.
     project = write_project(tmp_path, small_refs, "train:\n  views: 4\n  steps: 5\n  dim: 2\n")
     assert run("index", "--project", str(project))[0] == 0
@@ -211,7 +225,8 @@ def test_a_head_worse_than_the_plain_model_is_not_adopted(tmp_path: Path,
 
 
 def test_a_project_that_locates_in_whole_pictures_adopts_a_supcon_head_only_with_force(
-        tmp_path: Path, small_refs: Path) -> None:
+    tmp_path: Path, small_refs: Path
+) -> None:
     project = write_project(tmp_path, small_refs, SUPCON)
     assert run("index", "--project", str(project))[0] == 0
     code, out, err = run("train", "--project", str(project))
@@ -230,8 +245,7 @@ def test_a_project_that_locates_in_whole_pictures_adopts_a_supcon_head_only_with
     assert "adopted with --force: the head is not validated on whole pictures" in out
 
 
-def test_train_refuses_while_a_server_holds_the_project(tmp_path: Path,
-                                                       small_refs: Path) -> None:
+def test_train_refuses_while_a_server_holds_the_project(tmp_path: Path, small_refs: Path) -> None:
     project = write_project(tmp_path, small_refs, FAST)
     assert run("index", "--project", str(project))[0] == 0
     before = project.read_text()
@@ -242,7 +256,8 @@ def test_train_refuses_while_a_server_holds_the_project(tmp_path: Path,
 
 
 def test_references_added_while_serving_join_the_heads_index_and_a_retrain_keeps_the_head(
-        tmp_path: Path, small_refs: Path) -> None:
+    tmp_path: Path, small_refs: Path
+) -> None:
     project = write_project(tmp_path, small_refs, SUPCON + "locate:\n  enabled: false\n")
     assert run("index", "--project", str(project))[0] == 0
     proj = load_project(project)
@@ -256,8 +271,14 @@ def test_references_added_while_serving_join_the_heads_index_and_a_retrain_keeps
     assert code == 0, err
     assert "trained on 7 references (7 classes)" in out
     assert "re-indexed 7 references" in out, out  # the live one too, in the head's space
-    code, out, _ = run("match", "--project", str(project), "--json", "--no-record",
-                       str(DEMO_QUERIES / "unknown-orange.jpg"))
+    code, out, _ = run(
+        "match",
+        "--project",
+        str(project),
+        "--json",
+        "--no-record",
+        str(DEMO_QUERIES / "unknown-orange.jpg"),
+    )
     assert json.loads(out)["objects"][0]["label"] == "Orange"
     head_id = load_project(project).config.projection.id
     # Train again with locate on and no --force: the head in use stays, and says so.

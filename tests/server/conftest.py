@@ -100,8 +100,7 @@ def project(make_project: Callable[[str], Project]) -> Project:
 
 
 @pytest.fixture()
-def serve(aiohttp_client: Any, embedder: Any
-          ) -> Callable[..., Awaitable[Client]]:
+def serve(aiohttp_client: Any, embedder: Any) -> Callable[..., Awaitable[Client]]:
     """Start the real app for a project and return a test client."""
 
     async def start(project: Project, **kwargs: Any) -> Client:
@@ -129,8 +128,9 @@ def image_form(data: bytes, **fields: str) -> FormData:
 
 async def identify(client: Client, data: bytes, **params: str) -> dict[str, Any]:
     """POST /api/identify with a raw JPEG body; asserts 200 and returns the JSON."""
-    resp = await client.post("/api/identify", data=data, params=params,
-                             headers={"Content-Type": "image/jpeg"})
+    resp = await client.post(
+        "/api/identify", data=data, params=params, headers={"Content-Type": "image/jpeg"}
+    )
     assert resp.status == 200, await resp.text()
     return await resp.json()  # type: ignore[no-any-return]
 

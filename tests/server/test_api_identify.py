@@ -97,6 +97,7 @@ async def test_blurred_unknown_image_is_gated_as_blurry(client: Client) -> None:
 
 # --- rejections ------------------------------------------------------------------------
 
+
 async def test_zero_byte_upload_is_rejected(client: Client) -> None:
     resp = await client.post("/api/identify", data=b"", headers={"Content-Type": "image/jpeg"})
     assert await error_of(resp, 422) == "image_rejected"
@@ -104,20 +105,23 @@ async def test_zero_byte_upload_is_rejected(client: Client) -> None:
 
 async def test_truncated_jpeg_is_rejected(client: Client) -> None:
     data = query(KNOWN_QUERY)
-    resp = await client.post("/api/identify", data=data[: len(data) // 3],
-                             headers={"Content-Type": "image/jpeg"})
+    resp = await client.post(
+        "/api/identify", data=data[: len(data) // 3], headers={"Content-Type": "image/jpeg"}
+    )
     assert await error_of(resp, 422) == "image_rejected"
 
 
 async def test_non_image_bytes_are_rejected(client: Client) -> None:
-    resp = await client.post("/api/identify", data=b"%PDF-1.7 not an image" * 10,
-                             headers={"Content-Type": "image/jpeg"})
+    resp = await client.post(
+        "/api/identify", data=b"%PDF-1.7 not an image" * 10, headers={"Content-Type": "image/jpeg"}
+    )
     assert await error_of(resp, 422) == "image_rejected"
 
 
 async def test_wrong_content_type_is_415(client: Client) -> None:
-    resp = await client.post("/api/identify", data=query(KNOWN_QUERY),
-                             headers={"Content-Type": "text/plain"})
+    resp = await client.post(
+        "/api/identify", data=query(KNOWN_QUERY), headers={"Content-Type": "text/plain"}
+    )
     assert await error_of(resp, 415) == "unsupported_media_type"
 
 
@@ -142,16 +146,18 @@ async def test_decompression_bomb_is_rejected(client: Client) -> None:
     # 10,000 x 10,000 pixels of one colour: a few hundred KB of PNG, 100 MB decoded.
     buf = io.BytesIO()
     Image.new("L", (10_000, 10_000)).save(buf, format="PNG")
-    resp = await client.post("/api/identify", data=buf.getvalue(),
-                             headers={"Content-Type": "image/png"})
+    resp = await client.post(
+        "/api/identify", data=buf.getvalue(), headers={"Content-Type": "image/png"}
+    )
     code = await error_of(resp, 422)
     assert code == "image_rejected"
 
 
 async def test_pending_request_limit_answers_429_and_does_nothing(client: Client) -> None:
     client.server.app[ENGINE].max_pending = 0
-    resp = await client.post("/api/identify", data=query(UNKNOWN_QUERY),
-                             headers={"Content-Type": "image/jpeg"})
+    resp = await client.post(
+        "/api/identify", data=query(UNKNOWN_QUERY), headers={"Content-Type": "image/jpeg"}
+    )
     assert await error_of(resp, 429) == "busy"
     assert resp.headers["Retry-After"] == "1"
     health = await (await client.get("/api/health")).json()
@@ -160,14 +166,18 @@ async def test_pending_request_limit_answers_429_and_does_nothing(client: Client
 
 
 async def test_eight_concurrent_clients_on_two_workers_get_back_pressure(
-        serve: Callable[..., Awaitable[Client]], project: Project) -> None:
+    serve: Callable[..., Awaitable[Client]], project: Project
+) -> None:
     client = await serve(project, workers=2)
     assert client.server.app[ENGINE].max_pending == 4
 
     async def one() -> tuple[int, str | None]:
-        resp = await client.post("/api/identify", data=query(UNKNOWN_QUERY),
-                                 headers={"Content-Type": "image/jpeg"},
-                                 params={"record": "0"})
+        resp = await client.post(
+            "/api/identify",
+            data=query(UNKNOWN_QUERY),
+            headers={"Content-Type": "image/jpeg"},
+            params={"record": "0"},
+        )
         await resp.read()
         return resp.status, resp.headers.get("Retry-After")
 
@@ -184,7 +194,8 @@ async def test_unknown_route_and_method_are_json_errors(client: Client) -> None:
 
 
 async def test_inference_never_runs_on_the_event_loop_thread(
-        client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import threading
 
     from server.engine.service import Service
@@ -193,8 +204,9 @@ async def test_inference_never_runs_on_the_event_loop_thread(
     for name in ("prepare", "identify_prepared"):
         original = getattr(Service, name)
 
-        def spy(self: Service, *args: object, _original: object = original,
-                **kwargs: object) -> object:
+        def spy(
+            self: Service, *args: object, _original: object = original, **kwargs: object
+        ) -> object:
             seen.append(threading.current_thread().name)
             return _original(self, *args, **kwargs)  # type: ignore[operator]
 

@@ -58,12 +58,18 @@ async def test_confirming_takes_the_chosen_candidate(client: Client) -> None:
 async def test_false_positive_and_skip_add_no_reference(client: Client) -> None:
     first, second = await queue_unknown(client, "a"), await queue_unknown(client, "b")
     assert (await (await resolve(client, first, action="false_positive")).json())[
-        "status"] == "false_positive"
+        "status"
+    ] == "false_positive"
     assert (await (await resolve(client, second, action="skip")).json())["status"] == "skipped"
     health = await (await client.get("/api/health")).json()
     assert health["index_size"] == 4
-    assert health["queue"] == {"pending": 0, "confirmed": 0, "corrected": 0,
-                               "false_positive": 1, "skipped": 1}
+    assert health["queue"] == {
+        "pending": 0,
+        "confirmed": 0,
+        "corrected": 0,
+        "false_positive": 1,
+        "skipped": 1,
+    }
     done = await (await client.get("/api/review", params={"status": "skipped"})).json()
     assert [i["id"] for i in done["items"]] == [second]
 
@@ -100,22 +106,33 @@ async def test_bad_review_requests_get_clear_errors(client: Client) -> None:
     assert await error_of(await client.get("/api/review/999"), 404) == "not_found"
     assert await error_of(await client.get("/api/review/999/image"), 404) == "not_found"
     assert await error_of(await resolve(client, 999, action="skip"), 404) == "not_found"
-    assert await error_of(await resolve(client, item, action="explode"), 400) == \
-        "identify_error"
-    assert await error_of(await resolve(client, item, action="correct"), 400) == \
-        "identify_error"
-    assert await error_of(await resolve(client, item, action="confirm", candidate=99),
-                          400) == "identify_error"
-    assert await error_of(await resolve(client, item, action="confirm", candidate="1"),
-                          400) == "identify_error"
-    assert await error_of(await client.get("/api/review", params={"status": "nope"}),
-                          400) == "identify_error"
-    assert await error_of(await client.get("/api/review", params={"limit": "x"}),
-                          400) == "identify_error"
-    assert await error_of(await client.get("/api/review", params={"limit": "100000"}),
-                          400) == "identify_error"
-    big = await client.post(f"/api/review/{item}/resolve", data=b"{" + b" " * 70_000 + b"}",
-                            headers={"Content-Type": "application/json"})
+    assert await error_of(await resolve(client, item, action="explode"), 400) == "identify_error"
+    assert await error_of(await resolve(client, item, action="correct"), 400) == "identify_error"
+    assert (
+        await error_of(await resolve(client, item, action="confirm", candidate=99), 400)
+        == "identify_error"
+    )
+    assert (
+        await error_of(await resolve(client, item, action="confirm", candidate="1"), 400)
+        == "identify_error"
+    )
+    assert (
+        await error_of(await client.get("/api/review", params={"status": "nope"}), 400)
+        == "identify_error"
+    )
+    assert (
+        await error_of(await client.get("/api/review", params={"limit": "x"}), 400)
+        == "identify_error"
+    )
+    assert (
+        await error_of(await client.get("/api/review", params={"limit": "100000"}), 400)
+        == "identify_error"
+    )
+    big = await client.post(
+        f"/api/review/{item}/resolve",
+        data=b"{" + b" " * 70_000 + b"}",
+        headers={"Content-Type": "application/json"},
+    )
     assert "limited" in (await big.json())["error"]["message"]
     assert (await (await client.get(f"/api/review/{item}")).json())["status"] == "pending"
 
@@ -139,18 +156,21 @@ async def test_reopen_undoes_a_label_and_its_reference(client: Client) -> None:
 async def test_bulk_resolves_each_item_on_its_own(client: Client) -> None:
     a, b = await queue_unknown(client, "a"), await queue_unknown(client, "b")
     await resolve(client, b, action="skip")
-    resp = await client.post("/api/review/bulk",
-                             json={"ids": [a, b, 999], "action": "false_positive"})
+    resp = await client.post(
+        "/api/review/bulk", json={"ids": [a, b, 999], "action": "false_positive"}
+    )
     results = (await resp.json())["results"]
     assert [r["ok"] for r in results] == [True, False, False]
     assert results[1]["error"]["code"] == "conflict"
     assert results[2]["error"]["code"] == "not_found"
-    bad = await client.post("/api/review/bulk", json={"ids": list(range(1001)),
-                                                      "action": "skip"})
+    bad = await client.post("/api/review/bulk", json={"ids": list(range(1001)), "action": "skip"})
     assert "at most 1000" in (await bad.json())["error"]["message"]
-    assert await error_of(await client.post("/api/review/bulk", json={"ids": ["x"],
-                                                                      "action": "skip"}),
-                          400) == "identify_error"
+    assert (
+        await error_of(
+            await client.post("/api/review/bulk", json={"ids": ["x"], "action": "skip"}), 400
+        )
+        == "identify_error"
+    )
 
 
 async def test_stats_count_decisions_and_coverage(client: Client) -> None:
@@ -180,7 +200,8 @@ async def test_outcomes_give_scores_for_threshold_curves(client: Client) -> None
 
 
 async def test_the_same_picture_from_the_same_source_is_one_item_with_a_count(
-        client: Client) -> None:
+    client: Client,
+) -> None:
     async with client.ws_connect("/api/events") as events:
         ids = {await queue_unknown(client, "desk") for _ in range(5)}
         actions = []
@@ -201,14 +222,16 @@ def frame_with(thing: np.ndarray, size: tuple[int, int], at: tuple[int, int]) ->
     background = decode_image(query(UNKNOWN_QUERY))
     frame = cv2.resize(background, size, interpolation=cv2.INTER_LINEAR)
     x, y = at
-    frame[y:y + thing.shape[0], x:x + thing.shape[1]] = thing
+    frame[y : y + thing.shape[0], x : x + thing.shape[1]] = thing
     return frame
 
 
 async def test_a_miss_is_stored_small_and_a_label_makes_a_reference_of_its_box(
-        client: Client, project: Project) -> None:
-    await client.put("/api/thresholds", json={"scope": "taxonomy", "name": "default",
-                                              "threshold": 1.99})  # everything is a miss
+    client: Client, project: Project
+) -> None:
+    await client.put(
+        "/api/thresholds", json={"scope": "taxonomy", "name": "default", "threshold": 1.99}
+    )  # everything is a miss
     brazil = cv2.resize(decode_image((DEMO_REFS / "Brazil.png").read_bytes()), (400, 280))
     frame = frame_with(brazil, (1600, 1200), (1000, 700))
     obj = (await identify(client, png_bytes(frame)))["objects"][0]
@@ -220,8 +243,9 @@ async def test_a_miss_is_stored_small_and_a_label_makes_a_reference_of_its_box(
     scale = REVIEW_MAX_SIDE / 1600
     assert abs(x0 - 1000 * scale) < 40 and abs(y1 - 980 * scale) < 40, item["box"]
     body = await (await resolve(client, item["id"], action="correct", label="Flag")).json()
-    ref = decode_image(await (await client.get(
-        f"/api/references/{body['reference_id']}/image")).read())
+    ref = decode_image(
+        await (await client.get(f"/api/references/{body['reference_id']}/image")).read()
+    )
     # The box grown a little, never the whole frame; and cut from the picture as it
     # came (more pixels than the small stored picture holds it at).
     assert item["seen"] == 1 and max(x1 - x0, y1 - y0) < 224
@@ -232,16 +256,19 @@ async def test_a_miss_is_stored_small_and_a_label_makes_a_reference_of_its_box(
 
 
 async def test_whole_picture_can_be_chosen_and_deleting_frees_the_file(
-        client: Client, project: Project) -> None:
-    await client.put("/api/thresholds", json={"scope": "taxonomy", "name": "default",
-                                              "threshold": 1.99})
+    client: Client, project: Project
+) -> None:
+    await client.put(
+        "/api/thresholds", json={"scope": "taxonomy", "name": "default", "threshold": 1.99}
+    )
     brazil = cv2.resize(decode_image((DEMO_REFS / "Brazil.png").read_bytes()), (300, 210))
-    obj = (await identify(client, png_bytes(frame_with(brazil, (960, 720), (40, 40)))))
+    obj = await identify(client, png_bytes(frame_with(brazil, (960, 720), (40, 40))))
     item_id = obj["objects"][0]["review_id"]
     resp = await resolve(client, item_id, action="correct", label="Scene", region="frame")
     assert await error_of(resp, 400)
-    body = await (await resolve(client, item_id, action="correct", label="Scene",
-                                region="whole")).json()
+    body = await (
+        await resolve(client, item_id, action="correct", label="Scene", region="whole")
+    ).json()
     ref_id = body["reference_id"]
     ref = decode_image(await (await client.get(f"/api/references/{ref_id}/image")).read())
     assert max(ref.shape[:2]) == REVIEW_MAX_SIDE
@@ -255,8 +282,9 @@ async def test_whole_picture_can_be_chosen_and_deleting_frees_the_file(
 
 async def test_media_per_miss_at_640x480_stays_small(client: Client, project: Project) -> None:
     """The storage target: at most 15 MB per 1,000 misses of 640x480 camera frames."""
-    await client.put("/api/thresholds", json={"scope": "taxonomy", "name": "default",
-                                              "threshold": 1.99})
+    await client.put(
+        "/api/thresholds", json={"scope": "taxonomy", "name": "default", "threshold": 1.99}
+    )
     photos = sorted(DEMO_QUERIES.glob("*.jpg"))
     for i, photo in enumerate(photos):
         frame = cv2.resize(decode_image(photo.read_bytes()), (640, 480))
@@ -270,7 +298,8 @@ async def test_media_per_miss_at_640x480_stays_small(client: Client, project: Pr
 
 
 async def test_two_reviewers_at_once_label_an_item_once_off_the_engine_thread(
-        client: Client, monkeypatch: Any) -> None:
+    client: Client, monkeypatch: Any
+) -> None:
     import asyncio
     import threading
 
@@ -288,7 +317,8 @@ async def test_two_reviewers_at_once_label_an_item_once_off_the_engine_thread(
     before = (await (await client.get("/api/health")).json())["index_size"]
     first, second = await asyncio.gather(
         resolve(client, item, action="correct", label="Germany"),
-        resolve(client, item, action="correct", label="Deutschland"))
+        resolve(client, item, action="correct", label="Deutschland"),
+    )
     assert sorted([first.status, second.status]) == [200, 409]
     assert all(name.startswith("prepare") for name in threads) and threads
     health = await (await client.get("/api/health")).json()

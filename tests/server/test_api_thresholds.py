@@ -13,38 +13,54 @@ from .conftest import KNOWN_QUERY, Client, error_of, identify, query
 async def test_thresholds_show_project_values(client: Client) -> None:
     body = await (await client.get("/api/thresholds")).json()
     # Explicit values apply to whole pictures too.
-    assert body["taxonomies"]["default"] == {"threshold": 0.8, "margin": 0.05,
-                                             "picture": {"threshold": 0.8, "margin": 0.05}}
-    assert body["taxonomies"]["fruit"] == {"threshold": 0.6, "margin": 0.03,
-                                           "picture": {"threshold": 0.6, "margin": 0.03}}
+    assert body["taxonomies"]["default"] == {
+        "threshold": 0.8,
+        "margin": 0.05,
+        "picture": {"threshold": 0.8, "margin": 0.05},
+    }
+    assert body["taxonomies"]["fruit"] == {
+        "threshold": 0.6,
+        "margin": 0.03,
+        "picture": {"threshold": 0.6, "margin": 0.03},
+    }
     assert body["overrides"] == []
 
 
 async def test_pictures_calibrated_apart_show_their_own_default(
-        serve: Callable[..., Awaitable[Client]], make_project: Callable[[str], Project],
-        embedder: Any) -> None:
+    serve: Callable[..., Awaitable[Client]], make_project: Callable[[str], Project], embedder: Any
+) -> None:
     """A taxonomy without values of its own inherits verify's calibration: the crops'
     for crops, the pictures' for whole pictures; an explicit value applies to both."""
     project = make_project(
         f"calibration:\n  model: {embedder.spec.space_id}\n  threshold: 0.62\n"
-        f"  margin: 0.04\n  picture_threshold: 0.7\n  picture_margin: 0.06\n")
+        f"  margin: 0.04\n  picture_threshold: 0.7\n  picture_margin: 0.06\n"
+    )
     client = await serve(project)
     body = await (await client.get("/api/thresholds")).json()
     assert body["default"]["picture"] == {"threshold": 0.7, "margin": 0.06}
-    assert body["taxonomies"]["fruit"] == {"threshold": 0.62, "margin": 0.04,
-                                           "picture": {"threshold": 0.7, "margin": 0.06}}
-    resp = await client.put("/api/thresholds",
-                            json={"scope": "taxonomy", "name": "fruit", "threshold": 0.9})
+    assert body["taxonomies"]["fruit"] == {
+        "threshold": 0.62,
+        "margin": 0.04,
+        "picture": {"threshold": 0.7, "margin": 0.06},
+    }
+    resp = await client.put(
+        "/api/thresholds", json={"scope": "taxonomy", "name": "fruit", "threshold": 0.9}
+    )
     assert (await resp.json())["taxonomies"]["fruit"] == {
-        "threshold": 0.9, "margin": 0.04, "picture": {"threshold": 0.9, "margin": 0.06}}
+        "threshold": 0.9,
+        "margin": 0.04,
+        "picture": {"threshold": 0.9, "margin": 0.06},
+    }
 
 
 async def test_class_threshold_applies_to_the_next_request_and_persists(
-        serve: Callable[..., Awaitable[Client]], project: Project) -> None:
+    serve: Callable[..., Awaitable[Client]], project: Project
+) -> None:
     client = await serve(project)
     assert (await identify(client, query(KNOWN_QUERY)))["objects"][0]["label"] == "Brazil"
-    resp = await client.put("/api/thresholds",
-                            json={"scope": "class", "name": "Brazil", "threshold": 1.9})
+    resp = await client.put(
+        "/api/thresholds", json={"scope": "class", "name": "Brazil", "threshold": 1.9}
+    )
     assert resp.status == 200
     assert (await resp.json())["classes"]["Brazil"] == {"threshold": 1.9, "margin": None}
     obj = (await identify(client, query(KNOWN_QUERY)))["objects"][0]
@@ -58,10 +74,14 @@ async def test_class_threshold_applies_to_the_next_request_and_persists(
 
 
 async def test_taxonomy_margin_applies_to_its_classes(client: Client) -> None:
-    resp = await client.put("/api/thresholds",
-                            json={"scope": "taxonomy", "name": "default", "margin": 0.99})
+    resp = await client.put(
+        "/api/thresholds", json={"scope": "taxonomy", "name": "default", "margin": 0.99}
+    )
     assert (await resp.json())["taxonomies"]["default"] == {
-        "threshold": 0.8, "margin": 0.99, "picture": {"threshold": 0.8, "margin": 0.99}}
+        "threshold": 0.8,
+        "margin": 0.99,
+        "picture": {"threshold": 0.8, "margin": 0.99},
+    }
     obj = (await identify(client, query(KNOWN_QUERY)))["objects"][0]
     assert obj["label"] is None and obj["reason"] == "low_margin"
 

@@ -49,10 +49,10 @@ def test_sources_are_parsed(tmp_path: Path) -> None:
 
 
 async def test_video_file_camera_feeds_events_and_the_queue(
-        serve: Serve, project: Project, tmp_path: Path) -> None:
+    serve: Serve, project: Project, tmp_path: Path
+) -> None:
     video = write_video(tmp_path / "shelf.avi", [KNOWN_QUERY, UNKNOWN_QUERY])
-    client = await serve(project, cameras=(CameraConfig(source=str(video), name="shelf",
-                                                        fps=10),))
+    client = await serve(project, cameras=(CameraConfig(source=str(video), name="shelf", fps=10),))
     async with client.ws_connect("/api/events") as ws:
         labels: set[str | None] = set()
 
@@ -76,7 +76,8 @@ async def test_video_file_camera_feeds_events_and_the_queue(
 
 
 async def test_missing_camera_source_is_reported_and_the_server_stays_up(
-        serve: Serve, project: Project, tmp_path: Path) -> None:
+    serve: Serve, project: Project, tmp_path: Path
+) -> None:
     client = await serve(project, cameras=(CameraConfig(source=str(tmp_path / "gone.avi")),))
 
     async def reconnecting() -> Any:
@@ -84,8 +85,9 @@ async def test_missing_camera_source_is_reported_and_the_server_stays_up(
         return cams[0]["state"] == "reconnecting" and "no such video file" in cams[0]["error"]
 
     await wait_for(reconnecting, timeout=10)
-    resp = await client.post("/api/identify", data=query(KNOWN_QUERY),
-                             headers={"Content-Type": "image/jpeg"})
+    resp = await client.post(
+        "/api/identify", data=query(KNOWN_QUERY), headers={"Content-Type": "image/jpeg"}
+    )
     assert resp.status == 200
 
 

@@ -13,33 +13,70 @@ from hypothesis import strategies as st
 
 from .conftest import Client
 
-ROUTES = [("PUT", "/api/thresholds"), ("POST", "/api/classes/rename"),
-          ("POST", "/api/classes/merge"), ("POST", "/api/review/bulk"),
-          ("POST", "/api/review/1/resolve"), ("POST", "/api/references/import")]
-FIELDS = ["scope", "name", "threshold", "margin", "from", "to", "into", "ids", "action",
-          "label", "candidate", "region", "path", "taxonomy"]
+ROUTES = [
+    ("PUT", "/api/thresholds"),
+    ("POST", "/api/classes/rename"),
+    ("POST", "/api/classes/merge"),
+    ("POST", "/api/review/bulk"),
+    ("POST", "/api/review/1/resolve"),
+    ("POST", "/api/references/import"),
+]
+FIELDS = [
+    "scope",
+    "name",
+    "threshold",
+    "margin",
+    "from",
+    "to",
+    "into",
+    "ids",
+    "action",
+    "label",
+    "candidate",
+    "region",
+    "path",
+    "taxonomy",
+]
 
-scalars = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
-           | st.text(max_size=30) | st.sampled_from(["Brazil", "Japan", "default", "class",
-                                                       "taxonomy", "confirm", "correct"]))
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
-                      | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
-bodies = st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=8), values, max_size=6) \
-    | values
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=30)
+    | st.sampled_from(["Brazil", "Japan", "default", "class", "taxonomy", "confirm", "correct"])
+)
+values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+bodies = st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=8), values, max_size=6) | values
 
 
 async def test_no_json_body_gets_a_5xx(client: Client) -> None:
     port = client.server.port
     seen: list[int] = []
 
-    @settings(max_examples=300, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=300,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(route=st.sampled_from(ROUTES), body=bodies)
     def send(route: tuple[str, str], body: Any) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         try:
-            conn.request(route[0], route[1], body=json.dumps(body),
-                         headers={"Content-Type": "application/json"})
+            conn.request(
+                route[0],
+                route[1],
+                body=json.dumps(body),
+                headers={"Content-Type": "application/json"},
+            )
             resp = conn.getresponse()
             resp.read()
         finally:

@@ -46,11 +46,13 @@ async def labels(client: Client) -> set[str]:
 
 
 async def test_an_import_job_reports_progress_and_lets_health_and_identify_through(
-        client: Client, tmp_path: Path) -> None:
+    client: Client, tmp_path: Path
+) -> None:
     folder = folder_of_references(tmp_path)
     async with client.ws_connect("/api/events") as events:
-        resp = await client.post("/api/references/import",
-                                 json={"path": str(folder), "wait": False})
+        resp = await client.post(
+            "/api/references/import", json={"path": str(folder), "wait": False}
+        )
         assert resp.status == 202
         job = (await resp.json())["job"]
         assert job["kind"] == "import" and job["total"] == FILES
@@ -80,10 +82,10 @@ async def test_an_import_job_reports_progress_and_lets_health_and_identify_throu
 
 
 async def test_a_cancelled_import_has_committed_exactly_what_it_reports(
-        client: Client, tmp_path: Path) -> None:
+    client: Client, tmp_path: Path
+) -> None:
     folder = folder_of_references(tmp_path)
-    resp = await client.post("/api/references/import", json={"path": str(folder),
-                                                              "wait": False})
+    resp = await client.post("/api/references/import", json={"path": str(folder), "wait": False})
     job_id = (await resp.json())["job"]["id"]
     while (await job_of(client, job_id))["done"] < 2:
         await asyncio.sleep(0.05)
@@ -97,15 +99,17 @@ async def test_a_cancelled_import_has_committed_exactly_what_it_reports(
     assert await error_of(await client.get("/api/jobs/999"), 404) == "not_found"
 
 
-async def test_an_import_stops_when_its_client_goes_away(client: Client,
-                                                         tmp_path: Path) -> None:
+async def test_an_import_stops_when_its_client_goes_away(client: Client, tmp_path: Path) -> None:
     folder = folder_of_references(tmp_path)
     body = json.dumps({"path": str(folder)}).encode()
     _, writer = await asyncio.open_connection(client.server.host, client.server.port)
-    writer.write(b"POST /api/references/import HTTP/1.1\r\n"
-                 + f"Host: 127.0.0.1:{client.server.port}\r\n".encode()
-                 + b"Content-Type: application/json\r\n"
-                 + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    writer.write(
+        b"POST /api/references/import HTTP/1.1\r\n"
+        + f"Host: 127.0.0.1:{client.server.port}\r\n".encode()
+        + b"Content-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
     await writer.drain()
     for _ in range(400):
         jobs = (await (await client.get("/api/jobs")).json())["jobs"]
@@ -123,12 +127,12 @@ async def test_at_most_two_jobs_run_at_once(client: Client, tmp_path: Path) -> N
     folder = folder_of_references(tmp_path)
     started = []
     for _ in range(MAX_RUNNING_JOBS):
-        resp = await client.post("/api/references/import", json={"path": str(folder),
-                                                                  "wait": False})
+        resp = await client.post(
+            "/api/references/import", json={"path": str(folder), "wait": False}
+        )
         assert resp.status == 202
         started.append((await resp.json())["job"]["id"])
-    resp = await client.post("/api/references/import", json={"path": str(folder),
-                                                              "wait": False})
+    resp = await client.post("/api/references/import", json={"path": str(folder), "wait": False})
     assert await error_of(resp, 429) == "busy" and resp.headers["Retry-After"] == "1"
     for job_id in started:
         await client.delete(f"/api/jobs/{job_id}")

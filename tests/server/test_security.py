@@ -30,8 +30,13 @@ def test_non_loopback_host_needs_a_token(project: Project) -> None:
 
 async def test_token_is_required_on_every_route(serve: Serve, project: Project) -> None:
     client = await serve(project, token=TOKEN)
-    for method, path in [("GET", "/api/health"), ("GET", "/api/review"),
-                         ("POST", "/api/identify"), ("GET", "/"), ("GET", "/api/events")]:
+    for method, path in [
+        ("GET", "/api/health"),
+        ("GET", "/api/review"),
+        ("POST", "/api/identify"),
+        ("GET", "/"),
+        ("GET", "/api/events"),
+    ]:
         resp = await client.request(method, path)
         assert await error_of(resp, 401) == "unauthorized", path
     wrong = await client.get("/api/health", headers={"Authorization": "Bearer nope-nope-nope"})
@@ -41,7 +46,8 @@ async def test_token_is_required_on_every_route(serve: Serve, project: Project) 
 
 
 async def test_token_in_the_page_url_sets_a_cookie_for_later_requests(
-        serve: Serve, project: Project) -> None:
+    serve: Serve, project: Project
+) -> None:
     client = await serve(project, token=TOKEN)
     page = await client.get("/", params={"token": TOKEN})
     assert page.status == 200 and "getUserMedia" not in await page.text()
@@ -62,8 +68,9 @@ async def test_page_and_script_are_served_and_nothing_outside_static(client: Cli
         assert resp.status in (403, 404), path
 
 
-async def test_cli_writers_are_refused_while_the_server_runs(client: Client,
-                                                            project: Project) -> None:
+async def test_cli_writers_are_refused_while_the_server_runs(
+    client: Client, project: Project
+) -> None:
     with pytest.raises(ConflictError, match="using this project"):
         ProjectLock(project.data_dir, "identify index").acquire()
 
@@ -84,8 +91,7 @@ def test_lock_says_who_holds_it_and_is_released(project: Project) -> None:
 FOREIGN = "http://evil.example"
 
 
-async def test_a_host_this_server_does_not_serve_is_refused(serve: Serve,
-                                                            project: Project) -> None:
+async def test_a_host_this_server_does_not_serve_is_refused(serve: Serve, project: Project) -> None:
     """DNS rebinding: a page of evil.example whose name now points at 127.0.0.1 reaches
     the server with ``Host: evil.example``."""
     client = await serve(project)
@@ -98,15 +104,18 @@ async def test_a_host_this_server_does_not_serve_is_refused(serve: Serve,
 
 async def test_with_a_token_the_host_is_checked_first(serve: Serve, project: Project) -> None:
     tokened = await serve(project, token=TOKEN)
-    resp = await tokened.get("/api/health", headers={"Host": "evil.example",
-                                                     "Authorization": f"Bearer {TOKEN}"})
+    resp = await tokened.get(
+        "/api/health", headers={"Host": "evil.example", "Authorization": f"Bearer {TOKEN}"}
+    )
     assert await error_of(resp, 403) == "forbidden_host"
 
 
-@pytest.mark.parametrize("host", ["xn--zz", "xn--zz:8765", "[::1", "[]:1", ":80", "a:b:c",
-                                  "\u00e9vil.example", ""])
-async def test_odd_host_headers_are_a_403_not_a_500(serve: Serve, project: Project,
-                                                     host: str) -> None:
+@pytest.mark.parametrize(
+    "host", ["xn--zz", "xn--zz:8765", "[::1", "[]:1", ":80", "a:b:c", "\u00e9vil.example", ""]
+)
+async def test_odd_host_headers_are_a_403_not_a_500(
+    serve: Serve, project: Project, host: str
+) -> None:
     client = await serve(project)
     resp = await client.get("/api/health", headers={"Host": host})
     assert resp.status in (400, 403), await resp.text()
@@ -132,18 +141,32 @@ def test_serves_host_rules(project: Project) -> None:
         ServeConfig(project=project, allow_hosts=("http://x/",))
 
 
-@pytest.mark.parametrize("origin", [FOREIGN, "null", "http://127.0.0.1:1",
-                                    "http://localhost:1", "http://xn--zz", "http://xn--a",
-                                    "http://[::1", "http://127.0.0.1:99999"])
+@pytest.mark.parametrize(
+    "origin",
+    [
+        FOREIGN,
+        "null",
+        "http://127.0.0.1:1",
+        "http://localhost:1",
+        "http://xn--zz",
+        "http://xn--a",
+        "http://[::1",
+        "http://127.0.0.1:99999",
+    ],
+)
 async def test_a_page_of_another_origin_can_neither_write_nor_read(
-        serve: Serve, project: Project, origin: str) -> None:
+    serve: Serve, project: Project, origin: str
+) -> None:
     client = await serve(project)
     before = await (await client.get("/api/classes")).json()
     form = image_form(query(KNOWN_QUERY), label="Evil")
     resp = await client.post("/api/references", data=form, headers={"Origin": origin})
     assert await error_of(resp, 403) == "forbidden_origin"
-    resp = await client.put("/api/thresholds", headers={"Origin": origin},
-                            json={"scope": "taxonomy", "name": "default", "threshold": 0.1})
+    resp = await client.put(
+        "/api/thresholds",
+        headers={"Origin": origin},
+        json={"scope": "taxonomy", "name": "default", "threshold": 0.1},
+    )
     assert resp.status == 403
     for path in ["/api/events", "/api/live"]:
         with pytest.raises(WSServerHandshakeError) as err:
@@ -155,8 +178,11 @@ async def test_a_page_of_another_origin_can_neither_write_nor_read(
 async def test_the_servers_own_page_origin_is_accepted(serve: Serve, project: Project) -> None:
     client = await serve(project)
     own = f"http://127.0.0.1:{client.port}"
-    resp = await client.put("/api/thresholds", headers={"Origin": own},
-                            json={"scope": "taxonomy", "name": "default", "threshold": 0.5})
+    resp = await client.put(
+        "/api/thresholds",
+        headers={"Origin": own},
+        json={"scope": "taxonomy", "name": "default", "threshold": 0.5},
+    )
     assert resp.status == 200
     async with client.ws_connect("/api/live", origin=own) as ws:
         assert (await ws.receive_json())["type"] == "hello"
@@ -166,12 +192,16 @@ async def test_the_servers_own_page_origin_is_accepted(serve: Serve, project: Pr
 
 
 async def test_with_a_token_another_port_of_the_same_machine_cannot_write(
-        serve: Serve, project: Project) -> None:
+    serve: Serve, project: Project
+) -> None:
     """The token cookie is SameSite=Strict, but 127.0.0.1:3000 is the same site as the
     server, so the browser sends it: the origin check is what refuses."""
     client = await serve(project, token=TOKEN)
     assert (await client.get("/", params={"token": TOKEN})).status == 200  # sets the cookie
-    resp = await client.post("/api/references", headers={"Origin": "http://127.0.0.1:3000"},
-                             data=image_form(query(KNOWN_QUERY), label="Evil"))
+    resp = await client.post(
+        "/api/references",
+        headers={"Origin": "http://127.0.0.1:3000"},
+        data=image_form(query(KNOWN_QUERY), label="Evil"),
+    )
     assert await error_of(resp, 403) == "forbidden_origin"
     assert (await client.get("/api/health")).status == 200  # the cookie itself works

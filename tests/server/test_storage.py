@@ -27,7 +27,8 @@ def files_under(folder: Path) -> set[Path]:
 
 
 async def test_decided_pictures_expire_pending_ones_stay_and_orphans_go(
-        client: Client, project: Project) -> None:
+    client: Client, project: Project
+) -> None:
     # Two sources, two pictures: a different size makes a different file.
     pending = await queue(client, "a")
     skipped = await queue(client, "b")
@@ -59,7 +60,8 @@ async def test_decided_pictures_expire_pending_ones_stay_and_orphans_go(
 
 
 async def test_an_expired_picture_that_no_item_shares_is_deleted(
-        client: Client, project: Project) -> None:
+    client: Client, project: Project
+) -> None:
     item = await queue(client, "a")
     files = files_under(project.data_dir / "media" / "crops")
     assert len(files) == 1
@@ -81,8 +83,9 @@ async def test_health_reports_disk_use(client: Client) -> None:
     assert storage["references_files"] == 0
 
 
-async def test_a_moved_data_folder_keeps_its_files(client: Client, project: Project,
-                                                   tmp_path: Path) -> None:
+async def test_a_moved_data_folder_keeps_its_files(
+    client: Client, project: Project, tmp_path: Path
+) -> None:
     """Stored paths go stale when the data folder moves; collection must not take that
     for orphans (files are known by their content-hash names)."""
     await queue(client, "a")

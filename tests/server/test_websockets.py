@@ -37,8 +37,10 @@ async def test_events_stream_identifications_and_queue_changes(client: Client) -
         assert event["source"] == "door" and event["objects"][0]["matched"] is False
         queued = await next_of(ws, "queue")
         assert queued["action"] == "added" and queued["pending"] == 1
-        await client.post(f"/api/review/{queued['item_id']}/resolve",
-                          json={"action": "correct", "label": "Germany"})
+        await client.post(
+            f"/api/review/{queued['item_id']}/resolve",
+            json={"action": "correct", "label": "Germany"},
+        )
         added = await next_of(ws, "references")
         assert added["action"] == "added" and added["label"] == "Germany"
         resolved = await next_of(ws, "queue")
@@ -76,8 +78,7 @@ async def test_unknown_on_live_video_is_queued_once_per_track(client: Client) ->
     assert listing["total"] == 1 and listing["items"][0]["source"].startswith("browser-")
 
 
-async def test_frames_sent_while_one_is_in_flight_are_dropped_not_queued(
-        client: Client) -> None:
+async def test_frames_sent_while_one_is_in_flight_are_dropped_not_queued(client: Client) -> None:
     async with client.ws_connect("/api/live") as ws:
         await next_of(ws, "hello")
         for _ in range(10):  # as fast as the socket takes them
@@ -98,7 +99,8 @@ async def test_frames_sent_while_one_is_in_flight_are_dropped_not_queued(
 
 
 async def test_frames_over_the_rate_limit_are_dropped(
-        client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from server.http.routes import live
 
     monkeypatch.setattr(live, "MAX_FPS_PER_CLIENT", 0.01)  # one frame per 100 s
@@ -113,8 +115,7 @@ async def test_frames_over_the_rate_limit_are_dropped(
     assert client.app[STATS].frames_dropped["rate"] == 1
 
 
-async def test_garbage_messages_get_an_error_and_the_socket_stays_open(
-        client: Client) -> None:
+async def test_garbage_messages_get_an_error_and_the_socket_stays_open(client: Client) -> None:
     async with client.ws_connect("/api/live") as ws:
         await next_of(ws, "hello")
         await ws.send_str("this is not json")
@@ -127,7 +128,8 @@ async def test_garbage_messages_get_an_error_and_the_socket_stays_open(
 
 
 async def test_oversized_websocket_message_closes_with_1009(
-        client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from server.http.routes import live
 
     # A small limit, so the whole message fits in the socket buffers and the client

@@ -41,9 +41,13 @@ class Server:
 
     async def put_threshold(self, threshold: float) -> None:
         """Set the default taxonomy's threshold (1.99: everything is a miss)."""
-        async with aiohttp.ClientSession() as s, s.put(
-                self.url + "/api/thresholds", json={"scope": "taxonomy", "name": "default",
-                                                    "threshold": threshold}) as r:
+        async with (
+            aiohttp.ClientSession() as s,
+            s.put(
+                self.url + "/api/thresholds",
+                json={"scope": "taxonomy", "name": "default", "threshold": threshold},
+            ) as r,
+        ):
             assert r.status == 200
 
     async def image(self, path: str) -> bytes:
@@ -52,9 +56,15 @@ class Server:
             return await r.read()
 
     async def identify(self, data: bytes, **params: str) -> dict[str, Any]:
-        async with aiohttp.ClientSession() as s, s.post(
-                self.url + "/api/identify", data=data, params=params,
-                headers={"Content-Type": "image/jpeg"}) as r:
+        async with (
+            aiohttp.ClientSession() as s,
+            s.post(
+                self.url + "/api/identify",
+                data=data,
+                params=params,
+                headers={"Content-Type": "image/jpeg"},
+            ) as r,
+        ):
             assert r.status == 200
             return (await r.json())["objects"][0]  # type: ignore[no-any-return]
 
@@ -67,8 +77,11 @@ class Server:
 
 
 @pytest.fixture()
-async def server(aiohttp_server: Any, project: Project,  # noqa: F811
-                 embedder: Any) -> Server:
+async def server(
+    aiohttp_server: Any,
+    project: Project,  # noqa: F811
+    embedder: Any,
+) -> Server:
     app = create_app(ServeConfig(project=project), embedder=lambda c: embedder)
     srv = await aiohttp_server(app)
     return Server(f"http://127.0.0.1:{srv.port}")
@@ -78,8 +91,11 @@ def tui(server: Server) -> IdentifyApp:
     return make_tui(TuiConfig(server=server.url))
 
 
-async def until(pilot: Pilot[Any], check: Callable[[], Any] | Callable[[], Awaitable[Any]],
-                timeout: float = 20.0) -> Any:
+async def until(
+    pilot: Pilot[Any],
+    check: Callable[[], Any] | Callable[[], Awaitable[Any]],
+    timeout: float = 20.0,
+) -> Any:
     """Let the app run until ``check()`` is truthy."""
     import asyncio
     import inspect

@@ -33,7 +33,8 @@ async def test_tab_completes_so_enter_saves_the_whole_label() -> None:
     assert await answer([*"jok", "tab", "enter"]) == "Joker"
 
 
-async def test_enter_without_tab_keeps_what_was_typed_and_tab_without_match_changes_nothing(
-        ) -> None:
+async def test_enter_without_tab_keeps_what_was_typed_and_tab_without_match_changes_nothing() -> (
+    None
+):
     assert await answer([*"Ten Of S", "enter"]) == "Ten Of S"
     assert await answer([*"Queen", "tab", "enter"]) == "Queen"

@@ -58,7 +58,8 @@ async def test_undo_puts_the_item_back(server: Server) -> None:
 
 
 async def test_undo_reaches_back_a_bounded_number_of_decisions(
-        server: Server, monkeypatch: object) -> None:
+    server: Server, monkeypatch: object
+) -> None:
     from identify_tui.screens import review as review_module
 
     monkeypatch.setattr(review_module, "UNDO_DEPTH", 2)  # type: ignore[attr-defined]
@@ -97,8 +98,7 @@ async def test_item_resolved_elsewhere_is_not_labelled_twice(server: Server) -> 
         await until(pilot, lambda: review(app).shown_id == item)
         await server.post(f"/api/review/{item}/resolve", {"action": "skip"})
         await pilot.press("x")
-        await until(pilot, lambda: any("already skipped" in n.message
-                                       for n in app._notifications))
+        await until(pilot, lambda: any("already skipped" in n.message for n in app._notifications))
         assert review(app).current is None
     assert (await server.get(f"/api/review/{item}"))["status"] == "skipped"
 
@@ -113,7 +113,8 @@ async def test_new_misses_appear_without_a_keypress(server: Server) -> None:
 
 
 async def test_odd_characters_in_a_label_are_kept_and_an_empty_one_changes_nothing(
-        server: Server) -> None:
+    server: Server,
+) -> None:
     first, second = await server.queue_unknown(), await server.queue_unknown()
     app = tui(server)
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
@@ -136,13 +137,16 @@ async def test_odd_characters_in_a_label_are_kept_and_an_empty_one_changes_nothi
 def test_a_queue_line_keeps_its_score_whole_and_shortens_the_label() -> None:
     from identify_tui.screens.review import LIST_CELLS, describe
 
-    item = {"id": 12345, "reason": "low_margin", "score": 0.5349,
-            "candidates": [{"label": "Ace of Hearts with a very long name"}]}
+    item = {
+        "id": 12345,
+        "reason": "low_margin",
+        "score": 0.5349,
+        "candidates": [{"label": "Ace of Hearts with a very long name"}],
+    }
     line = describe(item)
     assert len(line) == LIST_CELLS and line.endswith(" 0.535")
     assert "~ Ace of Hearts" in line and "…" in line
-    short = describe({**item, "reason": "below_threshold",
-                      "candidates": [{"label": "Joker"}]})
+    short = describe({**item, "reason": "below_threshold", "candidates": [{"label": "Joker"}]})
     assert "? Joker" in short and short.endswith(" 0.535") and "…" not in short
 
 
@@ -158,8 +162,7 @@ async def test_a_decision_key_says_what_it_did(server: Server) -> None:
         await until(pilot, lambda: _status(server, item, "confirmed"))
 
 
-async def test_w_makes_the_whole_picture_the_reference_instead_of_the_box(
-        server: Server) -> None:
+async def test_w_makes_the_whole_picture_the_reference_instead_of_the_box(server: Server) -> None:
     import cv2
 
     from server.engine.images import decode_image

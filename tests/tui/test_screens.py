@@ -24,8 +24,10 @@ async def test_threshold_stepped_by_keys_is_applied_and_used(server: Server) -> 
     app = tui(server)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("f3")
-        screen = await until(pilot, lambda: isinstance(app.screen, ThresholdsScreen)
-                             and app.screen.rows and app.screen)
+        screen = await until(
+            pilot,
+            lambda: isinstance(app.screen, ThresholdsScreen) and app.screen.rows and app.screen,
+        )
         assert screen.row.name == "default" and screen.row.threshold == 0.8
         assert screen.row.picture == (0.8, 0.05)  # explicit values hold for pictures too
         for _ in range(3):
@@ -54,23 +56,27 @@ async def test_threshold_stepped_by_keys_is_applied_and_used(server: Server) -> 
             return (await server.get("/api/thresholds"))["overrides"] == []
 
         await until(pilot, cleared)
-        assert (await server.identify(query("known-brazil.jpg"), record="0"))["label"] == \
-            "Brazil"
+        assert (await server.identify(query("known-brazil.jpg"), record="0"))["label"] == "Brazil"
 
 
 async def test_pictures_column_shows_verify_calibration_for_pictures(
-        aiohttp_server: Any, make_project: Callable[[str], Project], embedder: Any) -> None:
+    aiohttp_server: Any, make_project: Callable[[str], Project], embedder: Any
+) -> None:
     """A taxonomy that inherits verify's calibration shows the pictures' own default."""
     project = make_project(
         f"calibration:\n  model: {embedder.spec.space_id}\n  threshold: 0.62\n"
-        f"  margin: 0.04\n  picture_threshold: 0.7\n  picture_margin: 0.06\n")
-    srv = await aiohttp_server(create_app(ServeConfig(project=project),
-                                          embedder=lambda c: embedder))
+        f"  margin: 0.04\n  picture_threshold: 0.7\n  picture_margin: 0.06\n"
+    )
+    srv = await aiohttp_server(
+        create_app(ServeConfig(project=project), embedder=lambda c: embedder)
+    )
     app = tui(Server(f"http://127.0.0.1:{srv.port}"))
     async with app.run_test(size=(100, 24)) as pilot:
         await pilot.press("f3")
-        screen = await until(pilot, lambda: isinstance(app.screen, ThresholdsScreen)
-                             and app.screen.rows and app.screen)
+        screen = await until(
+            pilot,
+            lambda: isinstance(app.screen, ThresholdsScreen) and app.screen.rows and app.screen,
+        )
         fruit = next(r for r in screen.rows if r.name == "fruit")
         assert (fruit.threshold, fruit.margin, fruit.picture) == (0.62, 0.04, (0.7, 0.06))
         cells = [str(c) for c in screen.query_one(DataTable).get_row_at(screen.rows.index(fruit))]
@@ -78,8 +84,10 @@ async def test_pictures_column_shows_verify_calibration_for_pictures(
 
 
 def test_curve_counts_coverage_and_precision() -> None:
-    outcomes = {"observed": [[0.9, 0.2], [0.7, 0.1], [0.5, 0.0]],
-                "reviewed": [[0.7, 0.1, True], [0.5, 0.0, False]]}
+    outcomes = {
+        "observed": [[0.9, 0.2], [0.7, 0.1], [0.5, 0.0]],
+        "reviewed": [[0.7, 0.1, True], [0.5, 0.0, False]],
+    }
     rows = {round(t, 2): (cov, prec, n) for t, cov, prec, n in curve(outcomes, 0.6, 0.0)}
     assert rows[0.6] == (2 / 3, 1.0, 1)
     assert rows[0.5] == (1.0, 0.5, 2)
@@ -93,8 +101,12 @@ async def test_rename_a_class_by_keys(server: Server) -> None:
     app = tui(server)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("f2")
-        screen = await until(pilot, lambda: isinstance(app.screen, ReferencesScreen)
-                             and app.screen.class_rows and app.screen)
+        screen = await until(
+            pilot,
+            lambda: (
+                isinstance(app.screen, ReferencesScreen) and app.screen.class_rows and app.screen
+            ),
+        )
         assert screen.label == "Apple Red"
         await pilot.press("n")
         await until(pilot, lambda: app.screen.__class__.__name__ == "LabelPrompt")
@@ -140,14 +152,18 @@ async def test_no_server_says_so_and_how_to_start_one() -> None:
         assert "identify serve --project projects/demo.yaml" in text
 
 
-async def test_wrong_token_is_reported(aiohttp_server: object, project: object,
-                                       embedder: object) -> None:
+async def test_wrong_token_is_reported(
+    aiohttp_server: object, project: object, embedder: object
+) -> None:
     from server.http.app import create_app
     from server.http.config import ServeConfig
 
-    srv = await aiohttp_server(create_app(  # type: ignore[operator]
-        ServeConfig(project=project, token="right-token-123"),  # type: ignore[arg-type]
-        embedder=lambda c: embedder))
+    srv = await aiohttp_server(
+        create_app(  # type: ignore[operator]
+            ServeConfig(project=project, token="right-token-123"),  # type: ignore[arg-type]
+            embedder=lambda c: embedder,
+        )
+    )
     app = make_tui(TuiConfig(server=f"http://127.0.0.1:{srv.port}", token="wrong-token"))
     async with app.run_test(size=(80, 24)) as pilot:
         banner = app.screen.query_one(ConnectionBanner)
@@ -159,6 +175,5 @@ async def test_every_binding_is_in_the_command_palette(server: Server) -> None:
     app = tui(server)
     async with app.run_test(size=(80, 24)):
         titles = [c.title for c in app.get_system_commands(app.screen)]
-        for wanted in ["Confirm (enter,y)", "Correct (c)", "Undo (u)", "Review (f1)",
-                       "Stats (f5)"]:
+        for wanted in ["Confirm (enter,y)", "Correct (c)", "Undo (u)", "Review (f1)", "Stats (f5)"]:
             assert wanted in titles

@@ -42,8 +42,9 @@ async def test_snapshot_rename_prompt(server: Server) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         app.sub_title = "test server"
         await pilot.press("f2")
-        await until(pilot, lambda: isinstance(app.screen, ReferencesScreen)
-                    and app.screen.class_rows)
+        await until(
+            pilot, lambda: isinstance(app.screen, ReferencesScreen) and app.screen.class_rows
+        )
         refs = app.screen
         await until(pilot, lambda: "#" in str(refs.query_one("#ref-info").render()))
         await pilot.press("n")
@@ -56,7 +57,6 @@ async def test_snapshot_thresholds(server: Server) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         app.sub_title = "test server"
         await pilot.press("f3")
-        await until(pilot, lambda: isinstance(app.screen, ThresholdsScreen)
-                    and app.screen.outcomes)
+        await until(pilot, lambda: isinstance(app.screen, ThresholdsScreen) and app.screen.outcomes)
         await pilot.press("plus")
         await assert_snapshot(app, pilot, "thresholds")

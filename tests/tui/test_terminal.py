@@ -36,13 +36,28 @@ def wait(check: Callable[[], Any], timeout: float = 60.0) -> Any:
 
 @pytest.fixture()
 def served(tmp_path: Path, small_refs: Path) -> Iterator[str]:
-    project = write_project(tmp_path, small_refs, "taxonomies:\n  - name: default\n"
-                            "    threshold: 0.8\n    margin: 0.05\n")
+    project = write_project(
+        tmp_path,
+        small_refs,
+        "taxonomies:\n  - name: default\n    threshold: 0.8\n    margin: 0.05\n",
+    )
     assert CliRunner().invoke(main, ["index", "--project", str(project)]).exit_code == 0
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "identify_tui.cli", "serve", "--project",
-                             str(project), "--port", str(port)], stdout=subprocess.PIPE,
-                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "identify_tui.cli",
+            "serve",
+            "--project",
+            str(project),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     assert proc.stdout is not None and "serving" in proc.stdout.readline()
     try:
         yield f"http://127.0.0.1:{port}"
@@ -52,15 +67,18 @@ def served(tmp_path: Path, small_refs: Path) -> Iterator[str]:
 
 
 def tmux(*args: str, socket: str) -> str:
-    return subprocess.run(["tmux", "-L", socket, *args], check=True, capture_output=True,
-                          text=True).stdout
+    return subprocess.run(
+        ["tmux", "-L", socket, *args], check=True, capture_output=True, text=True
+    ).stdout
 
 
 def test_review_and_stats_in_a_real_terminal(served: str, tmp_path: Path) -> None:
     assert shutil.which("tmux"), "the terminal test needs tmux: `apt-get install tmux`"
     request = urllib.request.Request(
-        served + "/api/identify", data=(DEMO_QUERIES / "unknown-germany.jpg").read_bytes(),
-        headers={"Content-Type": "image/jpeg"})
+        served + "/api/identify",
+        data=(DEMO_QUERIES / "unknown-germany.jpg").read_bytes(),
+        headers={"Content-Type": "image/jpeg"},
+    )
     with urllib.request.urlopen(request, timeout=60) as r:
         item = json.load(r)["objects"][0]["review_id"]
     assert item is not None
@@ -69,6 +87,7 @@ def test_review_and_stats_in_a_real_terminal(served: str, tmp_path: Path) -> Non
     env = f"env TERM=xterm-256color COLORTERM= {identify} tui --server {served}"
     tmux("new-session", "-d", "-s", SESSION, "-x", "80", "-y", "24", env, socket=socket)
     try:
+
         def screen() -> str:
             return tmux("capture-pane", "-p", "-t", SESSION, socket=socket)
 
@@ -79,8 +98,15 @@ def test_review_and_stats_in_a_real_terminal(served: str, tmp_path: Path) -> Non
         # At 80x24 nothing is cut: every key of the screen, every screen's F-key, Quit.
         lines = shown.splitlines()
         assert "F1 Review  F2 Refs  F3 Thresh  F4 Live  F5 Stats  q Quit" in lines[-2]
-        for key in ["y Confirm", "c Correct", "x Not it", "s Skip", "u Undo",
-                    "space Select", "w Whole pic"]:
+        for key in [
+            "y Confirm",
+            "c Correct",
+            "x Not it",
+            "s Skip",
+            "u Undo",
+            "space Select",
+            "w Whole pic",
+        ]:
             assert key in lines[-1], (key, lines[-1])
         tmux("send-keys", "-t", SESSION, "x", socket=socket)
 
@@ -94,7 +120,16 @@ def test_review_and_stats_in_a_real_terminal(served: str, tmp_path: Path) -> Non
         stats = wait(lambda: (s := screen()) and "pending" in s and s)
         assert "queue 0 pending" in stats and "false positive" in stats
         tmux("send-keys", "-t", SESSION, "q", socket=socket)  # q quits (Ctrl+Q too)
-        wait(lambda: SESSION not in subprocess.run(
-            ["tmux", "-L", socket, "list-sessions"], capture_output=True, text=True).stdout)
+        wait(
+            lambda: (
+                SESSION
+                not in subprocess.run(
+                    ["tmux", "-L", socket, "list-sessions"],
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                ).stdout
+            )
+        )
     finally:
-        subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
+        subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, check=False)

@@ -23,7 +23,8 @@ def background() -> np.ndarray:
 
 
 def test_a_photographed_flag_matches_its_layout_better_than_the_same_colours_reordered(
-        india: np.ndarray, background: np.ndarray) -> None:
+    india: np.ndarray, background: np.ndarray
+) -> None:
     # Upside down, India's flag has the same colours in the other order: a global
     # embedding pools both to nearly one vector; the layout tells them apart.
     upside_down = np.ascontiguousarray(india[::-1])
@@ -38,8 +39,11 @@ def test_a_photographed_flag_matches_its_layout_better_than_the_same_colours_reo
 
 def test_exposure_contrast_and_colour_temperature_barely_move_it(india: np.ndarray) -> None:
     ref = layout(india)
-    others = [similarity(query_layouts(load_image(path)), ref)
-              for path in sorted(DEMO_REFS.glob("*.png")) if path.stem != "India"]
+    others = [
+        similarity(query_layouts(load_image(path)), ref)
+        for path in sorted(DEMO_REFS.glob("*.png"))
+        if path.stem != "India"
+    ]
     rng = np.random.default_rng(5)
     for _ in range(10):
         lit = cv2.LUT(india, synth._photometric_lut(rng, 1.0))  # verify's lighting range
@@ -52,7 +56,8 @@ def test_what_lies_under_a_transparent_background_does_not_count() -> None:
     rgba[30:90, 30:90] = (200, 30, 30, 255)  # an opaque red square, the thing
     noisy = rgba.copy()
     noisy[:, :, :3][rgba[:, :, 3] == 0] = np.random.default_rng(0).integers(
-        0, 256, size=(int((rgba[:, :, 3] == 0).sum()), 3), dtype=np.uint8)
+        0, 256, size=(int((rgba[:, :, 3] == 0).sum()), 3), dtype=np.uint8
+    )
     a, b = layout(rgba), layout(noisy)
     np.testing.assert_allclose(a.lab, b.lab, atol=1.0)
     np.testing.assert_allclose(a.cover, b.cover)
@@ -61,8 +66,9 @@ def test_what_lies_under_a_transparent_background_does_not_count() -> None:
 
 def test_a_loose_box_is_compared_at_its_best_alignment(india: np.ndarray) -> None:
     h, w = india.shape[:2]
-    loose = cv2.copyMakeBorder(india, h // 8, h // 8, w // 8, w // 8, cv2.BORDER_CONSTANT,
-                               value=(40, 40, 160))  # a blue wall around the flag
+    loose = cv2.copyMakeBorder(
+        india, h // 8, h // 8, w // 8, w // 8, cv2.BORDER_CONSTANT, value=(40, 40, 160)
+    )  # a blue wall around the flag
     ref = layout(india)
     as_is = similarity([layout(loose)], ref)
     best = similarity(query_layouts(loose), ref)
@@ -75,7 +81,8 @@ def test_layouts_survive_storage_and_reject_foreign_bytes(india: np.ndarray) -> 
     np.testing.assert_allclose(back.lab, lay.lab, atol=0.5)
     np.testing.assert_allclose(back.cover, lay.cover, atol=1 / 255)
     assert similarity(query_layouts(india), back) == pytest.approx(
-        similarity(query_layouts(india), lay), abs=0.01)
+        similarity(query_layouts(india), lay), abs=0.01
+    )
     with pytest.raises(ValueError, match="layout"):
         Layout.from_bytes(b"\x00" * 10)
 

@@ -54,6 +54,7 @@ taxonomies:
 
 # --- loading and paths ----------------------------------------------------------------
 
+
 def test_valid_project_loads_with_typed_values(tmp_path: Path) -> None:
     file = _write(tmp_path / "projects" / "demo.yaml", VALID)
     project = load_project(file)
@@ -72,8 +73,11 @@ def test_valid_project_loads_with_typed_values(tmp_path: Path) -> None:
 
 
 def test_relative_reference_paths_resolve_against_the_yaml_folder(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    file = _write(tmp_path / "somewhere" / "deep" / "p.yaml", """
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    file = _write(
+        tmp_path / "somewhere" / "deep" / "p.yaml",
+        """
         references:
           - path: refs
           - path: ../shared_refs
@@ -81,7 +85,8 @@ def test_relative_reference_paths_resolve_against_the_yaml_folder(
           checkpoint: weights/model.pt
         verify:
           backgrounds: bg
-    """)
+    """,
+    )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
@@ -123,7 +128,8 @@ def test_project_given_as_an_absolute_path_loads(tmp_path: Path) -> None:
 
 
 def test_project_name_is_found_when_a_folder_of_the_same_name_exists(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # A natural layout: the reference folder ./cards/ and the project projects/cards.yaml.
     file = _write(tmp_path / "projects" / "cards.yaml", "references:\n  - path: ../cards\n")
     (tmp_path / "cards").mkdir()
@@ -152,8 +158,9 @@ def test_default_data_dir_is_indexes_beside_projects_folder(tmp_path: Path) -> N
 
 
 def test_default_data_dir_uses_the_name_key_over_the_file_stem(tmp_path: Path) -> None:
-    _write(tmp_path / "projects" / "file_stem.yaml",
-           "name: real-name\nreferences:\n  - path: refs\n")
+    _write(
+        tmp_path / "projects" / "file_stem.yaml", "name: real-name\nreferences:\n  - path: refs\n"
+    )
     project = load_project("file_stem", cwd=tmp_path)
     assert project.name == "real-name"
     assert project.data_dir == tmp_path.resolve() / "indexes" / "real-name"
@@ -165,8 +172,9 @@ def test_default_data_dir_outside_projects_sits_beside_the_file(tmp_path: Path) 
 
 
 def test_explicit_relative_data_dir_resolves_against_the_file(tmp_path: Path) -> None:
-    file = _write(tmp_path / "projects" / "p.yaml",
-                  "data_dir: ../store/p\nreferences:\n  - path: refs\n")
+    file = _write(
+        tmp_path / "projects" / "p.yaml", "data_dir: ../store/p\nreferences:\n  - path: refs\n"
+    )
     assert load_project(file).data_dir == tmp_path.resolve() / "store" / "p"
 
 
@@ -178,15 +186,19 @@ def test_invalid_project_name_is_rejected(tmp_path: Path) -> None:
 
 # --- errors that name the file, the line and the key -----------------------------------
 
+
 def test_typo_key_inside_a_taxonomy_names_file_line_key_and_suggestion(tmp_path: Path) -> None:
-    file = _write(tmp_path / "p.yaml", """
+    file = _write(
+        tmp_path / "p.yaml",
+        """
         references:
           - path: refs
             taxonomy: cards
         taxonomies:
           - name: cards
             treshold: 0.7
-    """)
+    """,
+    )
     with pytest.raises(ProjectConfigError) as err:
         load_project(file)
     msg = err.value.message
@@ -197,12 +209,15 @@ def test_typo_key_inside_a_taxonomy_names_file_line_key_and_suggestion(tmp_path:
 
 
 def test_typo_key_at_top_level_names_file_line_key_and_suggestion(tmp_path: Path) -> None:
-    file = _write(tmp_path / "p.yaml", """
+    file = _write(
+        tmp_path / "p.yaml",
+        """
         # my project
         name: demo
         refrences:
           - path: refs
-    """)
+    """,
+    )
     with pytest.raises(ProjectConfigError) as err:
         load_project(file)
     msg = err.value.message
@@ -212,13 +227,16 @@ def test_typo_key_at_top_level_names_file_line_key_and_suggestion(tmp_path: Path
 
 
 def test_wrong_type_names_the_line_of_the_value(tmp_path: Path) -> None:
-    file = _write(tmp_path / "p.yaml", """
+    file = _write(
+        tmp_path / "p.yaml",
+        """
         references:
           - path: refs
         taxonomies:
           - name: cards
             threshold: high
-    """)
+    """,
+    )
     with pytest.raises(ProjectConfigError) as err:
         load_project(file)
     msg = err.value.message
@@ -243,11 +261,14 @@ def test_boolean_is_not_accepted_as_a_number(tmp_path: Path) -> None:
 
 
 def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
-    file = _write(tmp_path / "p.yaml", """
+    file = _write(
+        tmp_path / "p.yaml",
+        """
         references:
           - path: refs
          model: x
-    """)
+    """,
+    )
     with pytest.raises(ProjectConfigError) as err:
         load_project(file)
     assert err.value.message.startswith(f"{file.resolve()}:3: invalid YAML")
@@ -286,13 +307,16 @@ def test_duplicate_key_is_reported_with_its_line(tmp_path: Path) -> None:
 
 
 def test_reference_with_undeclared_taxonomy_is_a_config_error(tmp_path: Path) -> None:
-    file = _write(tmp_path / "p.yaml", """
+    file = _write(
+        tmp_path / "p.yaml",
+        """
         references:
           - path: refs
             taxonomy: coins
         taxonomies:
           - name: cards
-    """)
+    """,
+    )
     with pytest.raises(ProjectConfigError) as err:
         load_project(file)
     assert str(file.resolve()) in err.value.message
@@ -301,13 +325,16 @@ def test_reference_with_undeclared_taxonomy_is_a_config_error(tmp_path: Path) ->
 
 
 def test_duplicate_taxonomy_names_are_rejected(tmp_path: Path) -> None:
-    file = _write(tmp_path / "p.yaml", """
+    file = _write(
+        tmp_path / "p.yaml",
+        """
         references:
           - path: refs
         taxonomies:
           - name: cards
           - name: cards
-    """)
+    """,
+    )
     with pytest.raises(ProjectConfigError, match="unique: cards"):
         load_project(file)
 
@@ -319,7 +346,9 @@ def test_post_init_validation_becomes_a_config_error(tmp_path: Path) -> None:
 
 
 def test_per_class_thresholds_load_from_yaml(tmp_path: Path) -> None:
-    file = _write(tmp_path / "p.yaml", """
+    file = _write(
+        tmp_path / "p.yaml",
+        """
         references:
           - path: refs
             taxonomy: cards
@@ -330,7 +359,8 @@ def test_per_class_thresholds_load_from_yaml(tmp_path: Path) -> None:
               Dark Magician:
                 threshold: 0.9
               Kuriboh: {margin: 0.2}
-    """)
+    """,
+    )
     classes = load_project(file).config.taxonomy("cards").classes
     assert classes["Dark Magician"].threshold == 0.9
     assert classes["Dark Magician"].margin is None
@@ -362,18 +392,25 @@ taxonomies:
 """
 
 
-def test_write_calibration_replaces_the_existing_block_and_keeps_comments(
-        tmp_path: Path) -> None:
+def test_write_calibration_replaces_the_existing_block_and_keeps_comments(tmp_path: Path) -> None:
     file = _write(tmp_path / "projects" / "demo.yaml", COMMENTED)
-    cal = Calibration(threshold=0.61, margin=0.07, model="efficientnet-lite0/imagenet",
-                      predicted_open_set_accuracy=0.93,
-                      verified_at="2024-05-06T07:08:09+00:00")
+    cal = Calibration(
+        threshold=0.61,
+        margin=0.07,
+        model="efficientnet-lite0/imagenet",
+        predicted_open_set_accuracy=0.93,
+        verified_at="2024-05-06T07:08:09+00:00",
+    )
     write_calibration(file, cal)
     text = file.read_text(encoding="utf-8")
     assert text.count("calibration:") == 1
     assert "old/model" not in text and "0.4\n" not in text
-    for comment in ("# My card project -- keep this comment", "# inline comment on name",
-                    "# the scans", "# comment that belongs to taxonomies"):
+    for comment in (
+        "# My card project -- keep this comment",
+        "# inline comment on name",
+        "# the scans",
+        "# comment that belongs to taxonomies",
+    ):
         assert comment in text
     assert text.index("# comment that belongs to taxonomies") < text.index("taxonomies:")
     cfg = load_project(file).config
@@ -395,8 +432,7 @@ def test_write_calibration_appends_when_there_is_no_block(tmp_path: Path) -> Non
     assert cal.predicted_open_set_accuracy is None
 
 
-def test_write_calibration_twice_leaves_one_block_with_the_latest_values(
-        tmp_path: Path) -> None:
+def test_write_calibration_twice_leaves_one_block_with_the_latest_values(tmp_path: Path) -> None:
     file = _write(tmp_path / "p.yaml", "references:\n  - path: refs\n")
     write_calibration(file, Calibration(threshold=0.5, margin=0.03, model="m"))
     write_calibration(file, Calibration(threshold=0.55, margin=0.04, model="m"))
@@ -405,12 +441,15 @@ def test_write_calibration_twice_leaves_one_block_with_the_latest_values(
     assert cal is not None and (cal.threshold, cal.margin) == (0.55, 0.04)
 
 
-def test_write_projection_keeps_calibration_and_stores_a_relative_path(
-        tmp_path: Path) -> None:
+def test_write_projection_keeps_calibration_and_stores_a_relative_path(tmp_path: Path) -> None:
     file = _write(tmp_path / "projects" / "demo.yaml", COMMENTED)
     head = tmp_path / "indexes" / "demo" / "models" / "head-0123456789ab.pt"
-    write_projection(file, Projection(file=head, id="head-0123456789ab",
-                                      validation_top1=0.9, validation_top1_plain=0.8))
+    write_projection(
+        file,
+        Projection(
+            file=head, id="head-0123456789ab", validation_top1=0.9, validation_top1_plain=0.8
+        ),
+    )
     text = file.read_text(encoding="utf-8")
     assert "file: ../indexes/demo/models/head-0123456789ab.pt" in text
     assert "# written by `identify train`" in text and "model: old/model" in text
@@ -419,16 +458,20 @@ def test_write_projection_keeps_calibration_and_stores_a_relative_path(
     assert cfg.projection.id == "head-0123456789ab"
 
 
-@pytest.mark.parametrize(("section", "message"), [
-    ("train:\n  views: 1", "train.views must be between 2 and 256"),
-    ("train:\n  stesp: 10", "did you mean 'steps'"),
-    ("rerank:\n  appearance: -1", "rerank.appearance must be between 0 and 2"),
-    ("rerank:\n  appearance_centre: 3", "rerank.appearance_centre"),
-    ("rerank:\n  apearance: 0.2", "did you mean 'appearance'"),
-    ("verify:\n  picture_queries: 100", "verify.picture_queries must be between 0 and 64"),
-])
-def test_settings_are_validated_with_the_key_named(tmp_path: Path, section: str,
-                                                   message: str) -> None:
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ("train:\n  views: 1", "train.views must be between 2 and 256"),
+        ("train:\n  stesp: 10", "did you mean 'steps'"),
+        ("rerank:\n  appearance: -1", "rerank.appearance must be between 0 and 2"),
+        ("rerank:\n  appearance_centre: 3", "rerank.appearance_centre"),
+        ("rerank:\n  apearance: 0.2", "did you mean 'appearance'"),
+        ("verify:\n  picture_queries: 100", "verify.picture_queries must be between 0 and 64"),
+    ],
+)
+def test_settings_are_validated_with_the_key_named(
+    tmp_path: Path, section: str, message: str
+) -> None:
     file = _write(tmp_path / "p.yaml", f"references:\n  - path: refs\n{section}\n")
     with pytest.raises(ProjectConfigError, match=message):
         load_project(file)
@@ -436,18 +479,22 @@ def test_settings_are_validated_with_the_key_named(tmp_path: Path, section: str,
 
 # --- hierarchical labels --------------------------------------------------------------
 
+
 def test_reference_prefix_gives_hierarchical_labels(tmp_path: Path) -> None:
     _png(tmp_path / "refs" / "LOCH-JP001_dark_magician_scr.png", 40)
     _png(tmp_path / "refs" / "kuriboh" / "front.png", 90)
     _png(tmp_path / "refs" / "kuriboh" / "sub" / "back.jpg", 140)
     (tmp_path / "refs" / "notes.txt").write_text("not an image", encoding="utf-8")
     _png(tmp_path / "plain" / "blue_eyes.png", 200)
-    file = _write(tmp_path / "p.yaml", """
+    file = _write(
+        tmp_path / "p.yaml",
+        """
         references:
           - path: refs
             prefix: Cards > Yu-Gi-Oh
           - path: plain
-    """)
+    """,
+    )
     found, skipped = scan_references(load_project(file).config)
     by_path = {f.path.name: f for f in found}
     assert by_path["LOCH-JP001_dark_magician_scr.png"].label == "Cards > Yu-Gi-Oh > Dark Magician"
@@ -459,21 +506,27 @@ def test_reference_prefix_gives_hierarchical_labels(tmp_path: Path) -> None:
 
 
 def test_locate_settings_load_and_out_of_range_ones_are_named(tmp_path: Path) -> None:
-    good = _write(tmp_path / "good.yaml", """
+    good = _write(
+        tmp_path / "good.yaml",
+        """
         references:
           - path: refs
         locate:
           enabled: false
           candidates: 5
-    """)
+    """,
+    )
     cfg = load_project(good).config.locate
     assert cfg.enabled is False and cfg.candidates == 5
-    bad = _write(tmp_path / "bad.yaml", """
+    bad = _write(
+        tmp_path / "bad.yaml",
+        """
         references:
           - path: refs
         locate:
           candidates: 40
-    """)
+    """,
+    )
     with pytest.raises(ProjectConfigError) as err:
         load_project(bad)
     assert "locate.candidates must be between 0 and 16" in err.value.message
@@ -497,10 +550,13 @@ def test_the_readme_project_example_is_a_valid_project(tmp_path: Path) -> None:
     assert project.config.server.cameras[0].name == "door"
 
 
-@pytest.mark.parametrize(("text", "hint"), [
-    ("references:\n  - path: .\n model:\n  name: x\n", "indented differently"),
-    ("references:\n\t- path: .\n", "spaces, not tabs"),
-])
+@pytest.mark.parametrize(
+    ("text", "hint"),
+    [
+        ("references:\n  - path: .\n model:\n  name: x\n", "indented differently"),
+        ("references:\n\t- path: .\n", "spaces, not tabs"),
+    ],
+)
 def test_yaml_syntax_errors_say_what_to_look_at(tmp_path: Path, text: str, hint: str) -> None:
     file = tmp_path / "p.yaml"
     file.write_text(text)

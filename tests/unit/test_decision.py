@@ -25,15 +25,16 @@ def _cand(label: str, score: float, ref: int = 0) -> Candidate:
     return Candidate(label=label, score=score, reference_id=ref, cosine=score)
 
 
-def _cfg(*, calibration: Calibration | None = None,
-         taxonomies: tuple[Taxonomy, ...] = ()) -> ProjectConfig:
+def _cfg(
+    *, calibration: Calibration | None = None, taxonomies: tuple[Taxonomy, ...] = ()
+) -> ProjectConfig:
     refs = [ReferenceSource(path=Path("refs"))]
     refs += [ReferenceSource(path=Path(t.name), taxonomy=t.name) for t in taxonomies]
-    return ProjectConfig(references=tuple(refs), taxonomies=taxonomies,
-                         calibration=calibration)
+    return ProjectConfig(references=tuple(refs), taxonomies=taxonomies, calibration=calibration)
 
 
 # --- aggregate -------------------------------------------------------------------------
+
 
 def test_aggregate_keeps_the_best_reference_per_class() -> None:
     keys = np.array([11, 12, 21, 13])
@@ -120,11 +121,15 @@ def test_decision_json_shape() -> None:
 # --- threshold precedence --------------------------------------------------------------
 
 CARDS = Taxonomy(
-    name="cards", threshold=0.7, margin=0.1,
-    classes=MappingProxyType({
-        "Dark Magician": ClassThreshold(threshold=0.9),
-        "Kuriboh": ClassThreshold(margin=0.4),
-    }),
+    name="cards",
+    threshold=0.7,
+    margin=0.1,
+    classes=MappingProxyType(
+        {
+            "Dark Magician": ClassThreshold(threshold=0.9),
+            "Kuriboh": ClassThreshold(margin=0.4),
+        }
+    ),
 )
 LOOSE = Taxonomy(name="loose", threshold=0.3)  # margin left to calibration / default
 
@@ -142,15 +147,13 @@ def test_calibration_for_this_model_beats_the_model_default() -> None:
 
 
 def test_calibration_for_another_model_is_ignored() -> None:
-    t = resolve_thresholds(_cfg(calibration=Calibration(0.62, 0.07, model="other/model")),
-                           SPEC)
+    t = resolve_thresholds(_cfg(calibration=Calibration(0.62, 0.07, model="other/model")), SPEC)
     assert not t.calibrated
     assert t.for_class("Anything", "default") == (0.5, 0.03)
 
 
 def test_taxonomy_beats_calibration_and_inherits_what_it_leaves_unset() -> None:
-    cfg = _cfg(calibration=Calibration(0.62, 0.07, model="test/model"),
-               taxonomies=(CARDS, LOOSE))
+    cfg = _cfg(calibration=Calibration(0.62, 0.07, model="test/model"), taxonomies=(CARDS, LOOSE))
     t = resolve_thresholds(cfg, SPEC)
     assert t.for_class("Blue-Eyes", "cards") == (0.7, 0.1)
     assert t.for_class("Coin", "loose") == (0.3, 0.07)  # margin from calibration
@@ -183,8 +186,7 @@ def test_decide_uses_the_thresholds_of_the_top_class() -> None:
 
 
 def test_whole_pictures_use_their_own_calibration_and_explicit_values_apply_to_both() -> None:
-    cal = Calibration(0.62, 0.07, model="test/model", picture_threshold=0.75,
-                      picture_margin=0.02)
+    cal = Calibration(0.62, 0.07, model="test/model", picture_threshold=0.75, picture_margin=0.02)
     t = resolve_thresholds(_cfg(calibration=cal, taxonomies=(CARDS, LOOSE)), SPEC)
     assert t.picture == (0.75, 0.02)
     assert t.for_class("Other", "default") == (0.62, 0.07)

@@ -57,8 +57,7 @@ def test_clip_loads_from_a_local_checkpoint_and_embeds(clip_checkpoint: Path) ->
     v = embed_images(emb, [data.astronaut(), data.rocket()])
     assert v.shape == (2, 512)
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
-    again = create_embedder(ModelConfig(name="ViT-B-32", checkpoint=clip_checkpoint,
-                                        device="cpu"))
+    again = create_embedder(ModelConfig(name="ViT-B-32", checkpoint=clip_checkpoint, device="cpu"))
     assert again.spec.model_id == emb.spec.model_id
     np.testing.assert_allclose(embed_images(again, [data.astronaut()])[0], v[0], atol=1e-5)
 
@@ -66,8 +65,7 @@ def test_clip_loads_from_a_local_checkpoint_and_embeds(clip_checkpoint: Path) ->
 def test_clip_weights_that_cannot_be_downloaded_say_what_to_do(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelUnavailableError) as err:
-        create_embedder(ModelConfig(name="ViT-B-32", pretrained="laion2b_s34b_b79k",
-                                    device="cpu"))
+        create_embedder(ModelConfig(name="ViT-B-32", pretrained="laion2b_s34b_b79k", device="cpu"))
     assert "model.checkpoint" in err.value.message and "efficientnet-lite0" in err.value.message
 
 

@@ -29,8 +29,12 @@ def astronaut() -> Image.Image:
 
 
 def _chunk(kind: bytes, payload: bytes) -> bytes:
-    return (struct.pack(">I", len(payload)) + kind + payload
-            + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF))
+    return (
+        struct.pack(">I", len(payload))
+        + kind
+        + payload
+        + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
+    )
 
 
 def _png_header_only(width: int, height: int) -> bytes:
@@ -39,8 +43,9 @@ def _png_header_only(width: int, height: int) -> bytes:
     image was rejected from its header alone."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     idat = zlib.compress(b"\x00" * 64)
-    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + \
-        _chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+    )
 
 
 def _complete_black_bilevel_png(side: int) -> bytes:
@@ -50,11 +55,13 @@ def _complete_black_bilevel_png(side: int) -> bytes:
     row = b"\x00" * (1 + (side + 7) // 8)
     comp = zlib.compressobj(9)
     idat = b"".join(comp.compress(row) for _ in range(side)) + comp.flush()
-    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + \
-        _chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+    )
 
 
 # --- rejected inputs -------------------------------------------------------------------
+
 
 def test_empty_bytes_are_rejected() -> None:
     with pytest.raises(ImageRejected, match="upload.jpg: the file is empty"):
@@ -100,8 +107,9 @@ def test_complete_compressible_png_over_the_pixel_limit_is_rejected() -> None:
         decode_image(bomb, "zeros.png")
 
 
-def test_pixel_limit_is_read_at_call_time(astronaut: Image.Image,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pixel_limit_is_read_at_call_time(
+    astronaut: Image.Image, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(images, "MAX_IMAGE_PIXELS", 100 * 100)
     with pytest.raises(ImageRejected, match="512x512 pixels"):
         decode_image(_encode(astronaut, "PNG"))
@@ -118,8 +126,9 @@ def test_thin_image_is_rejected_as_too_small() -> None:
         decode_image(_encode(Image.new("RGB", (400, 4)), "PNG"))
 
 
-def test_bytes_over_the_byte_limit_are_rejected(astronaut: Image.Image,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bytes_over_the_byte_limit_are_rejected(
+    astronaut: Image.Image, monkeypatch: pytest.MonkeyPatch
+) -> None:
     png = _encode(astronaut, "PNG")
     monkeypatch.setattr(images, "MAX_IMAGE_BYTES", 1000)
     with pytest.raises(ImageRejected, match="over the 1000 byte limit"):
@@ -127,7 +136,8 @@ def test_bytes_over_the_byte_limit_are_rejected(astronaut: Image.Image,
 
 
 def test_file_over_the_byte_limit_is_rejected_before_reading(
-        tmp_path: Path, astronaut: Image.Image, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, astronaut: Image.Image, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "big.png"
     path.write_bytes(_encode(astronaut, "PNG"))
     monkeypatch.setattr(images, "MAX_IMAGE_BYTES", 1000)
@@ -147,6 +157,7 @@ def test_a_folder_is_rejected(tmp_path: Path) -> None:
 
 
 # --- accepted inputs -------------------------------------------------------------------
+
 
 def test_jpeg_decodes_to_rgb_uint8(astronaut: Image.Image) -> None:
     out = decode_image(_encode(astronaut, "JPEG", quality=95))
@@ -220,11 +231,19 @@ def test_content_hash_is_stable_and_content_sensitive() -> None:
     assert images.content_hash(b"abc") != images.content_hash(b"abd")
 
 
-@pytest.mark.parametrize(("min_side", "expected"),
-                         [(None, (1200, 1600)), (512, (600, 800)), (300, (300, 400)),
-                          (100, (150, 200)), (1000, (1200, 1600))])
+@pytest.mark.parametrize(
+    ("min_side", "expected"),
+    [
+        (None, (1200, 1600)),
+        (512, (600, 800)),
+        (300, (300, 400)),
+        (100, (150, 200)),
+        (1000, (1200, 1600)),
+    ],
+)
 def test_large_jpegs_decode_at_a_reduced_scale_never_below_min_side(
-        min_side: int | None, expected: tuple[int, int]) -> None:
+    min_side: int | None, expected: tuple[int, int]
+) -> None:
     photo = np.asarray(Image.fromarray(data.astronaut()).resize((1600, 1200)))
     buf = io.BytesIO()
     Image.fromarray(photo).save(buf, format="JPEG", quality=90)

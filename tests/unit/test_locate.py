@@ -39,8 +39,12 @@ def test_to_box_grows_the_window_and_stays_in_the_picture() -> None:
 
 
 def test_shortlist_takes_the_best_windows_that_do_not_overlap_much() -> None:
-    wins = [(0.0, 0.0, 0.5, 0.5), (0.05, 0.0, 0.55, 0.5), (0.5, 0.5, 1.0, 1.0),
-            (0.4, 0.0, 0.9, 0.5)]
+    wins = [
+        (0.0, 0.0, 0.5, 0.5),
+        (0.05, 0.0, 0.55, 0.5),
+        (0.5, 0.5, 1.0, 1.0),
+        (0.4, 0.0, 0.9, 0.5),
+    ]
     best = np.array([0.9, 0.95, 0.5, 0.7])
     picked = shortlist(wins, best, 3)
     # 1 is the best; 0 overlaps it too much; 3 overlaps 1 by less than half.
@@ -69,7 +73,7 @@ def test_regional_vectors_are_gem_over_the_window(embedder) -> None:  # type: ig
     rows, cols = fmap.shape[1:]
     for i in (0, len(wins) // 2, len(wins) - 1):
         x0, y0, x1, y1 = wins[i]
-        cell = fmap[:, round(y0 * rows):round(y1 * rows), round(x0 * cols):round(x1 * cols)]
+        cell = fmap[:, round(y0 * rows) : round(y1 * rows), round(x0 * cols) : round(x1 * cols)]
         direct = cell.mean(dim=(1, 2)).pow(1 / GEM_P).numpy()
         direct /= np.linalg.norm(direct)
         assert float(direct @ vectors[i]) == pytest.approx(1.0, abs=1e-4)

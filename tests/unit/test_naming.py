@@ -33,8 +33,10 @@ def test_underscores_and_runs_of_spaces_become_single_spaces() -> None:
 
 def test_title_case_capitalises_words_and_keeps_inner_capitals() -> None:
     assert label_from_name("McDonald_burger", RULES).label == "McDonald Burger"
-    assert label_from_name("SDK-001_Blue-Eyes_White_Dragon_ur", RULES).label == \
-        "Blue-Eyes White Dragon"
+    assert (
+        label_from_name("SDK-001_Blue-Eyes_White_Dragon_ur", RULES).label
+        == "Blue-Eyes White Dragon"
+    )
 
 
 def test_title_case_does_not_capitalise_after_a_hyphen() -> None:

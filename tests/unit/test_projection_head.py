@@ -62,18 +62,20 @@ def test_whitening_discounts_what_views_vary_in_and_keeps_what_tells_classes_apa
     means = np.zeros((classes, dims))
     means[:, :classes] = 0.6 * np.eye(classes)
     spread = np.full(dims, 0.15)
-    spread[classes:classes + 4] = 2.0
+    spread[classes : classes + 4] = 2.0
     y = np.repeat(np.arange(classes), views)
     x = (means[y] + rng.normal(size=(len(y), dims)) * spread + 5.0).astype(np.float32)
     train, test = np.arange(len(y)) % 3 != 0, np.arange(len(y)) % 3 == 0
-    plain, _ = nearest_mean(x[train] / np.linalg.norm(x[train], axis=1, keepdims=True),
-                            y[train], x[test] / np.linalg.norm(x[test], axis=1, keepdims=True),
-                            y[test])
+    plain, _ = nearest_mean(
+        x[train] / np.linalg.norm(x[train], axis=1, keepdims=True),
+        y[train],
+        x[test] / np.linalg.norm(x[test], axis=1, keepdims=True),
+        y[test],
+    )
     module = fit_whitening(x[train], y[train], dim=8, shrinkage=0.3)
     head = Head(module, BASE.model_id, {})
     assert isinstance(module, torch.nn.Linear) and module.weight.shape == (8, dims)
-    whitened, _ = nearest_mean(head.project(x[train]), y[train], head.project(x[test]),
-                               y[test])
+    whitened, _ = nearest_mean(head.project(x[train]), y[train], head.project(x[test]), y[test])
     assert plain < 0.5 and whitened > 0.85, (plain, whitened)
     # Closed form: the same vectors give the same head (8 > 5 class directions: the rest
     # is filled deterministically too).
@@ -82,8 +84,7 @@ def test_whitening_discounts_what_views_vary_in_and_keeps_what_tells_classes_apa
     # Asked for the model's own dimension (or more), it only whitens: no reduction.
     full = Head(fit_whitening(x[train], y[train], dim=99, shrinkage=0.3), BASE.model_id, {})
     assert full.out_dim == dims
-    assert nearest_mean(full.project(x[train]), y[train], full.project(x[test]),
-                        y[test])[0] > 0.85
+    assert nearest_mean(full.project(x[train]), y[train], full.project(x[test]), y[test])[0] > 0.85
 
 
 def _subspace_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -99,10 +100,13 @@ def test_whitening_is_fixed_by_the_data_not_by_rounding() -> None:
     rng = np.random.default_rng(3)
     classes, views, dims = 40, 8, 64
     y = np.repeat(np.arange(classes), views)
-    x = rng.normal(size=(classes, dims))[y] + rng.normal(size=(len(y), dims)) * \
-        np.linspace(0.1, 1.0, dims)
-    weights = [fit_whitening(v, y, dim=48, shrinkage=0.3).weight.detach().double().numpy().T
-               for v in (x, x + rng.normal(size=x.shape) * 1e-9)]
+    x = rng.normal(size=(classes, dims))[y] + rng.normal(size=(len(y), dims)) * np.linspace(
+        0.1, 1.0, dims
+    )
+    weights = [
+        fit_whitening(v, y, dim=48, shrinkage=0.3).weight.detach().double().numpy().T
+        for v in (x, x + rng.normal(size=x.shape) * 1e-9)
+    ]
     assert weights[0].shape == (dims, 48)
     for part in (slice(0, classes - 1), slice(classes - 1, 48)):
         assert _subspace_cosines(weights[0][:, part], weights[1][:, part]).min() > 0.999
@@ -120,8 +124,7 @@ def test_whitening_keeps_only_directions_the_references_span() -> None:
     assert projected.detach().numpy().std(axis=0).min() > 1e-3
 
 
-def test_a_missing_corrupt_foreign_or_swapped_head_file_is_one_clear_error(
-        tmp_path: Path) -> None:
+def test_a_missing_corrupt_foreign_or_swapped_head_file_is_one_clear_error(tmp_path: Path) -> None:
     head = seeded_head()
     path = tmp_path / "head.pt"
     with pytest.raises(ModelUnavailableError, match="is missing.*identify train"):
@@ -138,7 +141,8 @@ def test_a_missing_corrupt_foreign_or_swapped_head_file_is_one_clear_error(
 
 
 def test_the_projected_embedder_names_its_space_and_projects_window_vectors(
-        embedder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    embedder, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     head = seeded_head()
     projected = ProjectedEmbedder(embedder, head)
     assert projected.spec.dim == 16 and projected.spec.projection == head.id
@@ -156,8 +160,9 @@ def test_the_projected_embedder_names_its_space_and_projects_window_vectors(
 def test_supcon_prefers_embeddings_that_keep_classes_apart() -> None:
     y = torch.tensor([0, 0, 1, 1, 2, 2])
     apart = torch.nn.functional.normalize(torch.eye(3)[y] + 0.01, dim=1)
-    mixed = torch.nn.functional.normalize(torch.eye(3)[torch.tensor([0, 1, 2, 0, 1, 2])]
-                                          + 0.01, dim=1)
+    mixed = torch.nn.functional.normalize(
+        torch.eye(3)[torch.tensor([0, 1, 2, 0, 1, 2])] + 0.01, dim=1
+    )
     assert float(supcon(apart, y, 0.1)) < float(supcon(mixed, y, 0.1))
 
 

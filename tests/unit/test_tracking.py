@@ -62,8 +62,9 @@ def test_quality_gate_rejects_small_and_blurred_crops() -> None:
     from server.engine.images import load_image
     from tests.conftest import DEMO_QUERIES
 
-    sharp = cv2.resize(load_image(DEMO_QUERIES / "known-brazil.jpg"), (120, 120),
-                       interpolation=cv2.INTER_AREA)
+    sharp = cv2.resize(
+        load_image(DEMO_QUERIES / "known-brazil.jpg"), (120, 120), interpolation=cv2.INTER_AREA
+    )
     cfg = ReviewConfig(min_crop_side=48, min_sharpness=8.0)
     assert gate(sharp, cfg) is None
     noise = np.random.default_rng(0).integers(0, 255, (120, 120, 3), dtype=np.uint8)

@@ -140,14 +140,19 @@ def test_save_is_atomic_and_leaves_no_temporary_files(tmp_path: Path) -> None:
     assert meta["model_id"] == "test/model" and meta["dim"] == 32 and meta["dtype"] == "f16"
 
 
-@pytest.mark.parametrize(("spec", "dtype"), [
-    (ModelSpec(model_id="other/model", dim=32), "f16"),
-    (ModelSpec(model_id="test/model", dim=64), "f16"),
-    (ModelSpec(model_id="test/model", dim=32, projection="head-v2"), "f16"),
-    (SPEC, "i8"),
-], ids=["model_id", "dim", "projection", "dtype"])
-def test_open_with_another_model_or_dtype_is_a_mismatch(tmp_path: Path, spec: ModelSpec,
-                                                        dtype: str) -> None:
+@pytest.mark.parametrize(
+    ("spec", "dtype"),
+    [
+        (ModelSpec(model_id="other/model", dim=32), "f16"),
+        (ModelSpec(model_id="test/model", dim=64), "f16"),
+        (ModelSpec(model_id="test/model", dim=32, projection="head-v2"), "f16"),
+        (SPEC, "i8"),
+    ],
+    ids=["model_id", "dim", "projection", "dtype"],
+)
+def test_open_with_another_model_or_dtype_is_a_mismatch(
+    tmp_path: Path, spec: ModelSpec, dtype: str
+) -> None:
     path = tmp_path / "index.usearch"
     _saved(path, "f16")
     with pytest.raises(IndexMismatchError) as err:
@@ -163,9 +168,11 @@ def test_damaged_index_file_is_an_identify_error(tmp_path: Path, damage: str) ->
     path = tmp_path / "index.usearch"
     _saved(path)
     raw = path.read_bytes()
-    path.write_bytes({"garbage": b"\x00not an index\xff" * 64,
-                      "truncated": raw[: len(raw) // 2],
-                      "empty": b""}[damage])
+    path.write_bytes(
+        {"garbage": b"\x00not an index\xff" * 64, "truncated": raw[: len(raw) // 2], "empty": b""}[
+            damage
+        ]
+    )
     with pytest.raises(IdentifyError, match="identify index"):
         VectorIndex.open(path, SPEC, "f16")
 
@@ -178,10 +185,12 @@ def test_missing_index_file_beside_its_metadata_is_an_identify_error(tmp_path: P
         VectorIndex.open(path, SPEC, "f16")
 
 
-@pytest.mark.parametrize("meta", [None, "{not json", "[1, 2, 3]", '{"model_id": "x"}'],
-                         ids=["missing", "garbage", "list", "incomplete"])
-def test_missing_or_garbage_metadata_is_an_identify_error(tmp_path: Path,
-                                                          meta: str | None) -> None:
+@pytest.mark.parametrize(
+    "meta",
+    [None, "{not json", "[1, 2, 3]", '{"model_id": "x"}'],
+    ids=["missing", "garbage", "list", "incomplete"],
+)
+def test_missing_or_garbage_metadata_is_an_identify_error(tmp_path: Path, meta: str | None) -> None:
     path = tmp_path / "index.usearch"
     _saved(path)
     if meta is None:
@@ -193,8 +202,7 @@ def test_missing_or_garbage_metadata_is_an_identify_error(tmp_path: Path,
     assert not isinstance(err.value, IndexMismatchError)
 
 
-def test_metadata_count_out_of_step_with_the_index_is_an_identify_error(
-        tmp_path: Path) -> None:
+def test_metadata_count_out_of_step_with_the_index_is_an_identify_error(tmp_path: Path) -> None:
     path = tmp_path / "index.usearch"
     _saved(path)
     meta = json.loads(meta_path(path).read_text(encoding="utf-8"))

@@ -45,8 +45,14 @@ OFFLINE_MODELS = {
 }
 
 
-RECOMMENDED = ("ViT-B-32", "ViT-B-16", "ViT-L-14", "ViT-SO400M-14-SigLIP", "EVA02-B-16",
-               "convnext_base_w")
+RECOMMENDED = (
+    "ViT-B-32",
+    "ViT-B-16",
+    "ViT-L-14",
+    "ViT-SO400M-14-SigLIP",
+    "EVA02-B-16",
+    "convnext_base_w",
+)
 """open_clip architectures ``identify models`` names without ``--all``: CLIP's default
 and a few well-known larger or newer ones."""
 
@@ -73,9 +79,17 @@ def list_models(every: bool = False) -> tuple[list[ModelInfo], int]:
             left_out += 1
             continue
         more = f", +{len(ordered) - 3} more" if len(ordered) > 3 else ""
-        rows.append(ModelInfo(arch, bool(cached), (
-            f"weights here: {', '.join(cached)}" if cached else
-            f"pretrained: {', '.join(ordered[:3])}{more}")))
+        rows.append(
+            ModelInfo(
+                arch,
+                bool(cached),
+                (
+                    f"weights here: {', '.join(cached)}"
+                    if cached
+                    else f"pretrained: {', '.join(ordered[:3])}{more}"
+                ),
+            )
+        )
     return rows, left_out
 
 
@@ -107,7 +121,8 @@ def check_model(cfg: ModelConfig) -> None:
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise ModelUnavailableError(
         f"unknown model {cfg.name!r}{hint}: use efficientnet-lite0 or an open_clip "
-        "architecture (`identify models` lists them)")
+        "architecture (`identify models` lists them)"
+    )
 
 
 def default_model() -> tuple[str, str]:
@@ -121,7 +136,8 @@ def default_model() -> tuple[str, str]:
     return "efficientnet-lite0", (
         f"no {name} weights on this machine (none cached); efficientnet-lite0 ships its "
         f"weights and needs no network. For CLIP, download once where there is a "
-        f"network, or set model.checkpoint to a weights file")
+        f"network, or set model.checkpoint to a weights file"
+    )
 
 
 def create_embedder(cfg: ModelConfig) -> Embedder:

@@ -33,7 +33,9 @@ REGION_LONG_SIDE = 512
 16 x 12 grid of cells for a 4:3 frame (measured on the benchmark's frames: 0.73 top-1
 from the best window, against 0.72 at 384)."""
 SPEC = ModelSpec(
-    model_id="efficientnet-lite0/imagenet/gem3", dim=1280, default_threshold=0.6,
+    model_id="efficientnet-lite0/imagenet/gem3",
+    dim=1280,
+    default_threshold=0.6,
     default_margin=0.03,
 )
 
@@ -59,7 +61,8 @@ def load_efficientnet_lite0(checkpoint: Path | None = None) -> Any:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError) as exc:
         raise ModelUnavailableError(
-            f"cannot load EfficientNet-Lite0 weights {path}: {exc}") from None
+            f"cannot load EfficientNet-Lite0 weights {path}: {exc}"
+        ) from None
     model = timm.create_model("efficientnet_lite0", pretrained=False)
     target = model.state_dict()
     if len(state) != len(target):
@@ -100,9 +103,9 @@ class EfficientNetLite0Embedder:
             feats = fmap.clamp(min=1e-6).pow(GEM_P).mean(dim=(2, 3)).pow(1.0 / GEM_P)
             return l2_normalise(feats.float().cpu().numpy())
 
-    def region_vectors(self, image: np.ndarray,
-                       windows_for: Callable[[int, int], list[Window]]
-                       ) -> tuple[list[Window], np.ndarray]:
+    def region_vectors(
+        self, image: np.ndarray, windows_for: Callable[[int, int], list[Window]]
+    ) -> tuple[list[Window], np.ndarray]:
         """One forward pass over the whole picture (aspect kept); the GeM of the feature
         map over each window that ``windows_for(columns, rows)`` lays on its grid."""
         torch = self._torch
@@ -111,14 +114,22 @@ class EfficientNetLite0Embedder:
         size = (max(32, round(w * scale / 32) * 32), max(32, round(h * scale / 32) * 32))
         x = resized_normalised(image, size, MEAN, STD)
         with torch.inference_mode():
-            fmap = self._model.forward_features(
-                torch.from_numpy(x)[None].to(self.device))[0].clamp(min=1e-6).pow(GEM_P)
+            fmap = (
+                self._model.forward_features(torch.from_numpy(x)[None].to(self.device))[0]
+                .clamp(min=1e-6)
+                .pow(GEM_P)
+            )
             rows, cols = int(fmap.shape[1]), int(fmap.shape[2])
             wins = windows_for(cols, rows)
             # Window means from a summed-area table: O(1) per window.
             table = torch.nn.functional.pad(fmap.cumsum(1).cumsum(2), (1, 0, 1, 0))
-            cells = np.array([(round(x0 * cols), round(y0 * rows), round(x1 * cols),
-                               round(y1 * rows)) for x0, y0, x1, y1 in wins], dtype=np.int64)
+            cells = np.array(
+                [
+                    (round(x0 * cols), round(y0 * rows), round(x1 * cols), round(y1 * rows))
+                    for x0, y0, x1, y1 in wins
+                ],
+                dtype=np.int64,
+            )
             if not len(cells):
                 return [], np.zeros((0, SPEC.dim), np.float32)
             x0, y0, x1, y1 = (torch.from_numpy(cells[:, i]).to(self.device) for i in range(4))

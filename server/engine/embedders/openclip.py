@@ -60,12 +60,19 @@ def weights_available(name: str, tag: str | None) -> bool:
 
         # As open_clip reads it: 'org/model/file' or 'org/model/' (its default files).
         model_id, filename = os.path.split(cfg["hf_hub"])
-        names = [filename] if filename else ["open_clip_model.safetensors",
-                                             "open_clip_pytorch_model.bin"]
+        names = (
+            [filename]
+            if filename
+            else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+        )
         if any(isinstance(try_to_load_from_cache(model_id, n), str) for n in names):
             return True
     url = cfg.get("url")
-    return bool(url) and (Path.home() / ".cache" / "clip" / os.path.basename(url)).is_file()
+    return (
+        isinstance(url, str)
+        and bool(url)
+        and (Path.home() / ".cache" / "clip" / os.path.basename(url)).is_file()
+    )
 
 
 def hub_reachable() -> bool:
@@ -79,8 +86,9 @@ def hub_reachable() -> bool:
         return True
     pool = ThreadPoolExecutor(1, thread_name_prefix="hub-probe")
     try:
-        pool.submit(lambda: socket.create_connection(HUB_HOST, HUB_PROBE_S).close()
-                    ).result(timeout=HUB_PROBE_S)
+        pool.submit(lambda: socket.create_connection(HUB_HOST, HUB_PROBE_S).close()).result(
+            timeout=HUB_PROBE_S
+        )
     except (OSError, TimeoutError):
         return False
     finally:
@@ -108,8 +116,7 @@ def create_openclip_model(name: str, pretrained: str | None, checkpoint: Path | 
     source = str(checkpoint) if checkpoint else pretrained
     try:
         return open_clip.create_model(name, pretrained=source, require_pretrained=True)
-    except (RuntimeError, OSError, ValueError, KeyError, EOFError,
-            pickle.UnpicklingError) as exc:
+    except (RuntimeError, OSError, ValueError, KeyError, EOFError, pickle.UnpicklingError) as exc:
         if checkpoint is not None:
             raise ModelUnavailableError(
                 f"cannot load {name} weights from {checkpoint}: {exc}"
@@ -118,10 +125,12 @@ def create_openclip_model(name: str, pretrained: str | None, checkpoint: Path | 
 
 
 def _no_weights(name: str, pretrained: str | None) -> str:
-    return (f"cannot get CLIP weights {name}/{pretrained}: not cached on this machine and "
-            "the model hub cannot be reached. Either copy the weights file here and set "
-            "`model.checkpoint: PATH` in the project, or use the offline model with "
-            "`model.name: efficientnet-lite0`.")
+    return (
+        f"cannot get CLIP weights {name}/{pretrained}: not cached on this machine and "
+        "the model hub cannot be reached. Either copy the weights file here and set "
+        "`model.checkpoint: PATH` in the project, or use the offline model with "
+        "`model.name: efficientnet-lite0`."
+    )
 
 
 class OpenClipEmbedder:
@@ -149,8 +158,10 @@ class OpenClipEmbedder:
         weights = checkpoint_id(checkpoint) if checkpoint else tag
         dim = int(model.visual.output_dim)
         self.spec = ModelSpec(
-            model_id=f"open_clip/{name}/{weights}", dim=dim,
-            default_threshold=0.75, default_margin=0.03,
+            model_id=f"open_clip/{name}/{weights}",
+            dim=dim,
+            default_threshold=0.75,
+            default_margin=0.03,
         )
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:

@@ -53,8 +53,13 @@ def _shape(module: HeadModule) -> tuple[int, int | None, int]:
 class Head:
     """Fitted head weights plus what they were fitted on."""
 
-    def __init__(self, module: HeadModule, base_model: str, meta: dict[str, Any],
-                 folds: Sequence[tuple[HeadModule, frozenset[str]]] = ()) -> None:
+    def __init__(
+        self,
+        module: HeadModule,
+        base_model: str,
+        meta: dict[str, Any],
+        folds: Sequence[tuple[HeadModule, frozenset[str]]] = (),
+    ) -> None:
         self.module = module.eval()
         self.base_model = base_model
         self.meta = meta
@@ -67,10 +72,16 @@ class Head:
     def _content_id(self) -> str:
         """A hash of the weights and what they were trained on, in a fixed order (not of
         torch's file format, which may change between torch versions)."""
-        digest = hashlib.sha256(json.dumps(
-            {"base_model": self.base_model, "meta": self.meta,
-             "folds": [sorted(held_out) for _, held_out in self.folds]},
-            sort_keys=True).encode())
+        digest = hashlib.sha256(
+            json.dumps(
+                {
+                    "base_model": self.base_model,
+                    "meta": self.meta,
+                    "folds": [sorted(held_out) for _, held_out in self.folds],
+                },
+                sort_keys=True,
+            ).encode()
+        )
         for module in (self.module, *(m for m, _ in self.folds)):
             for name, tensor in module.state_dict().items():
                 digest.update(name.encode())
@@ -80,25 +91,35 @@ class Head:
     def fold_for(self, label: str) -> int | None:
         """Index of the fold head that never saw ``label`` (None: no fold left it out, or
         no folds were trained; a class added after training was seen by no head)."""
-        return next((i for i, (_, held_out) in enumerate(self.folds) if label in held_out),
-                    None)
+        return next((i for i, (_, held_out) in enumerate(self.folds) if label in held_out), None)
 
     def project(self, vectors: np.ndarray, module: HeadModule | None = None) -> np.ndarray:
         """(N, in_dim) model vectors -> (N, out_dim) L2-normalised head vectors (through
         ``module``, a fold head, when given)."""
         with torch.inference_mode():
             out = (module or self.module)(
-                torch.from_numpy(np.ascontiguousarray(vectors, np.float32)))
+                torch.from_numpy(np.ascontiguousarray(vectors, np.float32))
+            )
         return l2_normalise(out.numpy())
 
     def to_bytes(self) -> bytes:
         """The head file's content (deterministic for the same weights)."""
         buf = io.BytesIO()
-        torch.save({"format": HEAD_FORMAT, "kind": self.kind, "base_model": self.base_model,
-                    "hidden": self.hidden, "meta": self.meta,
-                    "state": self.module.state_dict(),
-                    "folds": [{"held_out": sorted(held_out), "state": m.state_dict()}
-                              for m, held_out in self.folds]}, buf)
+        torch.save(
+            {
+                "format": HEAD_FORMAT,
+                "kind": self.kind,
+                "base_model": self.base_model,
+                "hidden": self.hidden,
+                "meta": self.meta,
+                "state": self.module.state_dict(),
+                "folds": [
+                    {"held_out": sorted(held_out), "state": m.state_dict()}
+                    for m, held_out in self.folds
+                ],
+            },
+            buf,
+        )
         return buf.getvalue()
 
     def save(self, path: Path) -> None:
@@ -116,8 +137,10 @@ def load_head(path: Path, base: ModelSpec, expected_id: str | None = None) -> He
         ModelUnavailableError: missing or unreadable file, trained on another model, or
             not the head the project names.
     """
-    fix = ("run `identify train` again, or delete the `projection:` block of the project "
-           "file (then `identify index`) to use the plain model")
+    fix = (
+        "run `identify train` again, or delete the `projection:` block of the project "
+        "file (then `identify index`) to use the plain model"
+    )
     try:
         data = torch.load(io.BytesIO(path.read_bytes()), map_location="cpu", weights_only=True)
         linear = data.get("kind", "mlp") == "linear"  # format 1 had MLP heads only
@@ -126,30 +149,40 @@ def load_head(path: Path, base: ModelSpec, expected_id: str | None = None) -> He
             # Each module's own shape: a fold head sees fewer vectors, which may span
             # fewer directions than the full head keeps.
             if linear:
-                module: HeadModule = nn.Linear(int(state["weight"].shape[1]),
-                                               int(state["weight"].shape[0]))
+                module: HeadModule = nn.Linear(
+                    int(state["weight"].shape[1]), int(state["weight"].shape[0])
+                )
             else:
-                module = head_module(int(state["0.weight"].shape[1]), int(data["hidden"]),
-                                     int(state["2.weight"].shape[0]))
+                module = head_module(
+                    int(state["0.weight"].shape[1]),
+                    int(data["hidden"]),
+                    int(state["2.weight"].shape[0]),
+                )
             module.load_state_dict(state)
             return module
 
-        folds = [(module_from(f["state"]), frozenset(map(str, f["held_out"])))
-                 for f in data.get("folds", [])]
-        head = Head(module_from(data["state"]), str(data["base_model"]),
-                    dict(data.get("meta", {})), folds)
+        folds = [
+            (module_from(f["state"]), frozenset(map(str, f["held_out"])))
+            for f in data.get("folds", [])
+        ]
+        head = Head(
+            module_from(data["state"]), str(data["base_model"]), dict(data.get("meta", {})), folds
+        )
     except FileNotFoundError:
         raise ModelUnavailableError(f"projection head {path} is missing: {fix}") from None
-    except Exception as exc:  # a head file is torch's pickle format: any failure is "bad file"
+    except Exception as exc:  # noqa: BLE001 - a head file is a torch pickle: any failure is "bad file"
         raise ModelUnavailableError(
-            f"projection head {path} cannot be read ({type(exc).__name__}): {fix}") from None
+            f"projection head {path} cannot be read ({type(exc).__name__}): {fix}"
+        ) from None
     if head.base_model != base.model_id or head.in_dim != base.dim:
         raise ModelUnavailableError(
             f"projection head {path} was trained on {head.base_model} ({head.in_dim}-d) but "
-            f"the project uses {base.model_id} ({base.dim}-d): {fix}")
+            f"the project uses {base.model_id} ({base.dim}-d): {fix}"
+        )
     if expected_id is not None and head.id != expected_id:
         raise ModelUnavailableError(
-            f"projection head {path} is {head.id}, the project names {expected_id}: {fix}")
+            f"projection head {path} is {head.id}, the project names {expected_id}: {fix}"
+        )
     return head
 
 
@@ -176,8 +209,11 @@ class ProjectedEmbedder:
 
             def projected(*args: Any, **kwargs: Any) -> tuple[Any, np.ndarray]:
                 wins, vectors = regional(*args, **kwargs)
-                return wins, (self.head.project(vectors) if len(vectors)
-                              else np.zeros((0, self.spec.dim), np.float32))
+                return wins, (
+                    self.head.project(vectors)
+                    if len(vectors)
+                    else np.zeros((0, self.spec.dim), np.float32)
+                )
 
             return projected
         raise AttributeError(name)

@@ -35,6 +35,6 @@ def resized_normalised(
         raise ValueError(f"expected an RGB image (H, W, 3), got shape {image.shape}")
     h, w = image.shape[:2]
     interp = cv2.INTER_AREA if w > size[0] and h > size[1] else cv2.INTER_LINEAR
-    x = cv2.resize(image, size, interpolation=interp).astype(np.float32) / 255.0
+    x: np.ndarray = cv2.resize(image, size, interpolation=interp).astype(np.float32) / 255.0
     x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
     return np.ascontiguousarray(x.transpose(2, 0, 1))

@@ -38,8 +38,6 @@ def query_int(request: web.Request, name: str, default: int | None) -> int | Non
     if raw is None or raw == "":
         return default
     digits = raw.removeprefix("-")
-    if not (digits.isascii() and digits.isdigit()) or len(digits) > 19 \
-            or abs(int(raw)) > MAX_ID:
-        raise IdentifyError(f"query parameter {name!r} must be an integer "
-                            f"(at most {MAX_ID})")
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 19 or abs(int(raw)) > MAX_ID:
+        raise IdentifyError(f"query parameter {name!r} must be an integer (at most {MAX_ID})")
     return int(raw)

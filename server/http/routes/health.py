@@ -14,11 +14,15 @@ async def health(request: web.Request) -> web.Response:
     """Model, index size, classes, thresholds, queue, uptime and counters."""
     engine = request.app[ENGINE]
     body = await engine.run(lambda s: s.health())
-    body["server"] = {**request.app[STATS].to_json(), "pending": engine.pending,
-                      "images_in_flight": engine.images_in_flight,
-                      "busy_refused": engine.refused,
-                      "workers": engine.workers, **engine.timing(),
-                      "event_subscribers": request.app[EVENTS].subscribers,
-                      "events_dropped": request.app[EVENTS].dropped}
+    body["server"] = {
+        **request.app[STATS].to_json(),
+        "pending": engine.pending,
+        "images_in_flight": engine.images_in_flight,
+        "busy_refused": engine.refused,
+        "workers": engine.workers,
+        **engine.timing(),
+        "event_subscribers": request.app[EVENTS].subscribers,
+        "events_dropped": request.app[EVENTS].dropped,
+    }
     body["cameras"] = [c.status() for c in request.app[CAMERAS]]
     return web.json_response(body)

@@ -23,9 +23,12 @@ async def identify(request: web.Request) -> web.Response:
     data, fields = await read_image(request)
     source = fields.get("source") or request.query.get("source") or "api"
     record = request.query.get("record", "1") not in ("0", "false", "no")
-    objects = await request.app[ENGINE].identify(data, source=source[:100], record=record,
-                                                 bounded=True)
-    return web.json_response({
-        "objects": [o.to_json() for o in objects],
-        "elapsed_ms": round((time.perf_counter() - started) * 1000, 1),
-    })
+    objects = await request.app[ENGINE].identify(
+        data, source=source[:100], record=record, bounded=True
+    )
+    return web.json_response(
+        {
+            "objects": [o.to_json() for o in objects],
+            "elapsed_ms": round((time.perf_counter() - started) * 1000, 1),
+        }
+    )

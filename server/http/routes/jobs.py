@@ -13,8 +13,7 @@ routes = web.RouteTableDef()
 @routes.get("/api/jobs")
 async def list_jobs(request: web.Request) -> web.Response:
     """Running and recently finished jobs, newest first (without their results)."""
-    return web.json_response({"jobs": [j.to_json(results=False)
-                                       for j in request.app[JOBS].list()]})
+    return web.json_response({"jobs": [j.to_json(results=False) for j in request.app[JOBS].list()]})
 
 
 @routes.get("/api/jobs/{id}")

@@ -57,8 +57,14 @@ class LiveClient:
             reason = "busy" if self.busy else "rate"
             self.drop(reason)
             # "busy": the answer to the frame in flight comes next; send after it.
-            await self.ws.send_json({"type": "dropped", "frame": self.seq, "reason": reason,
-                                     "retry_ms": 0 if self.busy else math.ceil(wait_s * 1000)})
+            await self.ws.send_json(
+                {
+                    "type": "dropped",
+                    "frame": self.seq,
+                    "reason": reason,
+                    "retry_ms": 0 if self.busy else math.ceil(wait_s * 1000),
+                }
+            )
             return
         self.busy, self.last_accepted = True, now
         task = asyncio.create_task(self.identify(self.seq, data))
@@ -68,22 +74,31 @@ class LiveClient:
     async def identify(self, seq: int, data: bytes) -> None:
         started = time.perf_counter()
         try:
-            objects = await self.app[ENGINE].identify(data, source=self.source, name="frame",
-                                                      live=True)
+            objects = await self.app[ENGINE].identify(
+                data, source=self.source, name="frame", live=True
+            )
             reply: dict[str, Any] = {
-                "type": "result", "frame": seq, "objects": [o.to_json() for o in objects],
-                "elapsed_ms": round((time.perf_counter() - started) * 1000, 1)}
+                "type": "result",
+                "frame": seq,
+                "objects": [o.to_json() for o in objects],
+                "elapsed_ms": round((time.perf_counter() - started) * 1000, 1),
+            }
         except IdentifyError as exc:
             self.drop("bad_image")
-            reply = {"type": "error", "frame": seq,
-                     "error": {"code": exc.code, "message": exc.message}}
+            reply = {
+                "type": "error",
+                "frame": seq,
+                "error": {"code": exc.code, "message": exc.message},
+            }
         except Exception:
             # Still one answer per frame: a page waiting for it must not wait forever.
             log.exception("live frame %d of %s failed", seq, self.source)
             self.app[STATS].server_errors += 1
-            reply = {"type": "error", "frame": seq,
-                     "error": {"code": "internal", "message": "internal error; see the "
-                               "server log"}}
+            reply = {
+                "type": "error",
+                "frame": seq,
+                "error": {"code": "internal", "message": "internal error; see the server log"},
+            }
         finally:
             self.busy = False
         if not self.ws.closed:
@@ -99,9 +114,15 @@ class LiveClient:
         if kind == "ping":
             await self.ws.send_json({"type": "pong"})
         else:
-            await self.ws.send_json({"type": "error", "error": {
-                "code": "bad_message",
-                "message": "send JPEG frames as binary messages, or {\"type\": \"ping\"}"}})
+            await self.ws.send_json(
+                {
+                    "type": "error",
+                    "error": {
+                        "code": "bad_message",
+                        "message": 'send JPEG frames as binary messages, or {"type": "ping"}',
+                    },
+                }
+            )
 
 
 @routes.get("/api/live")
@@ -113,8 +134,7 @@ async def live(request: web.Request) -> web.WebSocketResponse:
     client = LiveClient(request, ws)
     stats = request.app[STATS]
     stats.live_clients += 1
-    await ws.send_json({"type": "hello", "source": client.source,
-                        "max_fps": MAX_FPS_PER_CLIENT})
+    await ws.send_json({"type": "hello", "source": client.source, "max_fps": MAX_FPS_PER_CLIENT})
     try:
         async for msg in ws:
             if msg.type == WSMsgType.BINARY:

@@ -14,8 +14,7 @@ routes = web.RouteTableDef()
 @routes.get("/")
 async def index(request: web.Request) -> web.FileResponse:
     """The live webcam page."""
-    return web.FileResponse(STATIC / "index.html",
-                            headers={"Cache-Control": "no-cache"})
+    return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
 
 routes.static("/static", STATIC, follow_symlinks=False)

@@ -54,8 +54,12 @@ async def merge(request: web.Request) -> web.Response:
     sources, into = body.get("from"), body.get("into")
     if isinstance(sources, str):
         sources = [sources]
-    if not isinstance(sources, list) or not sources or \
-            not all(isinstance(x, str) for x in sources) or not isinstance(into, str):
+    if (
+        not isinstance(sources, list)
+        or not sources
+        or not all(isinstance(x, str) for x in sources)
+        or not isinstance(into, str)
+    ):
         raise IdentifyError("'from' must list classes and 'into' name an existing class")
     result = await request.app[ENGINE].run(lambda s: s.merge_classes(sources, into))
     return web.json_response(result)
@@ -99,18 +103,21 @@ async def import_references(request: web.Request) -> web.Response:
     async def add(entry: tuple[Path, object]) -> dict[str, Any]:
         file, name = entry
         data = await asyncio.get_running_loop().run_in_executor(
-            engine.compute, read_image_bytes, file)
+            engine.compute, read_image_bytes, file
+        )
         return await engine.add_reference(data, name, taxonomy, bounded=False)
 
-    job = request.app[JOBS].start("import", len(plan),
-                                  each(plan, add, lambda e: {"path": str(e[0])}))
+    job = request.app[JOBS].start(
+        "import", len(plan), each(plan, add, lambda e: {"path": str(e[0])})
+    )
     if not wait:
         return web.json_response({"job": job.to_json(results=False)}, status=202)
     await wait_for_client(request, job)
     added = sum(r["ok"] for r in job.results)
-    return web.json_response({"added": added, "results": job.results,
-                              "job": job.to_json(results=False)},
-                             status=201 if added else 200)
+    return web.json_response(
+        {"added": added, "results": job.results, "job": job.to_json(results=False)},
+        status=201 if added else 200,
+    )
 
 
 @routes.delete("/api/references/{id}")

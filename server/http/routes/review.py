@@ -28,7 +28,8 @@ async def list_items(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", 50) or 50
     before = query_int(request, "before", None)
     items, total = await request.app[ENGINE].run(
-        lambda s: s.queue.list(status, q.get("taxonomy"), q.get("reason"), limit, before))
+        lambda s: s.queue.list(status, q.get("taxonomy"), q.get("reason"), limit, before)
+    )
     return web.json_response({"items": [i.to_json() for i in items], "total": total})
 
 
@@ -66,8 +67,9 @@ async def bulk(request: web.Request) -> web.Response:
     async def resolve_one(item_id: int) -> dict[str, Any]:
         return {"item": (await engine.resolve(item_id, action, label)).to_json()}
 
-    job = request.app[JOBS].start("review_bulk", len(ids),
-                                  each(ids, resolve_one, lambda i: {"id": i}))
+    job = request.app[JOBS].start(
+        "review_bulk", len(ids), each(ids, resolve_one, lambda i: {"id": i})
+    )
     if not wait:
         return web.json_response({"job": job.to_json(results=False)}, status=202)
     await wait_for_client(request, job)
@@ -120,6 +122,5 @@ async def resolve(request: web.Request) -> web.Response:
     region = body.get("region")
     if region is not None and not isinstance(region, str):
         raise IdentifyError("'region' must be 'box' or 'whole'")
-    item = await request.app[ENGINE].resolve(item_id, action, body.get("label"), candidate,
-                                             region)
+    item = await request.app[ENGINE].resolve(item_id, action, body.get("label"), candidate, region)
     return web.json_response(item.to_json())

@@ -31,5 +31,6 @@ async def set_threshold(request: web.Request) -> web.Response:
     if unknown:
         raise IdentifyError(f"unknown field {min(unknown)!r}")
     result = await request.app[ENGINE].run(
-        lambda s: s.set_threshold(scope, name, body.get("threshold"), body.get("margin")))
+        lambda s: s.set_threshold(scope, name, body.get("threshold"), body.get("margin"))
+    )
     return web.json_response(result)

@@ -18,6 +18,13 @@ from .prompt import LabelPrompt
 THUMB_CELLS = (26, 12)
 
 
+HUB_NOTE = (
+    "[b red]![/b red] wins matches that do not look alike: check its pictures, or add\n"
+    "  references of the things it is taken for\n"
+)
+"""Said of a class the server flags as a hub (see ``server.engine.hubs``)."""
+
+
 class ReferencesScreen(Screen[None]):
     """One row per class; the highlighted class's first reference is shown."""
 
@@ -69,7 +76,8 @@ class ReferencesScreen(Screen[None]):
         table = self.query_one(DataTable)
         table.clear()
         for c in self.class_rows:
-            table.add_row(c["label"][:40], c["taxonomy"], str(c["references"]))
+            mark = " !" if c.get("hub") else ""
+            table.add_row(c["label"][:40] + mark, c["taxonomy"], str(c["references"]))
         labels = [c["label"] for c in self.class_rows]
         if keep in labels:
             table.move_cursor(row=labels.index(keep))
@@ -90,8 +98,11 @@ class ReferencesScreen(Screen[None]):
         try:
             body = await self.app.api.get("/api/classes/references", label=label)  # type: ignore[attr-defined]
             self.refs = body["references"]
+            hub = any(c["label"] == label and c.get("hub") for c in self.class_rows)
             info.update(
-                f"[b]{label}[/b]\n" + "\n".join(f"#{r['id']} {r['source']}" for r in self.refs[:6])
+                f"[b]{label}[/b]\n"
+                + (HUB_NOTE if hub else "")
+                + "\n".join(f"#{r['id']} {r['source']}" for r in self.refs[:6])
             )
             picture = await self.app.images.picture(  # type: ignore[attr-defined]
                 f"/api/references/{self.refs[0]['id']}/image", *THUMB_CELLS

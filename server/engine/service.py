@@ -25,6 +25,7 @@ from .config import DEFAULT_TAXONOMY, Project
 from .decision import Decision, Thresholds, decide, resolve_thresholds, with_overrides
 from .embedders import Embedder
 from .errors import ConflictError, IdentifyError, ImageRejected, NotFoundError
+from .hubs import Hub, find_hubs
 from .identifier import Evidence, Identifier, Region
 from .images import (
     IMAGE_SUFFIXES,
@@ -57,6 +58,10 @@ EventSink = Callable[[dict[str, Any]], None]
 """Receives events (identifications, queue and reference changes); called on the
 engine thread, so it must only hand the event over."""
 
+HUB_WINDOW = 2000
+"""Recent observations the hub check looks at."""
+HUB_CACHE_S = 60.0
+"""How long a hub check is reused (health is asked often)."""
 MAX_IMPORT_FILES = 1000
 """Most files one import adds."""
 MAX_PATH_CHARS = 4096
@@ -166,6 +171,7 @@ class Service:
         self._backgrounds = view_backgrounds()
         self.dirty = False
         """The in-memory index differs from the file on disk."""
+        self._hubs: tuple[float, list[Hub]] | None = None
 
     @classmethod
     def open(
@@ -403,7 +409,11 @@ class Service:
             "select label, min(taxonomy), count(*) from images where kind = 'reference' "
             "and status = 'active' group by label order by label"
         ).fetchall()
-        return [{"label": r[0], "taxonomy": r[1], "references": int(r[2])} for r in rows]
+        hubs = {h.label for h in self.hubs()}
+        return [
+            {"label": r[0], "taxonomy": r[1], "references": int(r[2]), "hub": r[0] in hubs}
+            for r in rows
+        ]
 
     def references(self, label: str) -> list[dict[str, Any]]:
         """The references of one class.
@@ -940,6 +950,17 @@ class Service:
         )
         return self.thresholds()
 
+    def hubs(self) -> list[Hub]:
+        """References whose recent accepted matches do not look alike (see ``hubs``),
+        over the last ``HUB_WINDOW`` observations; recomputed at most every
+        ``HUB_CACHE_S`` seconds."""
+        now = self._clock()
+        if self._hubs is None or now - self._hubs[0] >= HUB_CACHE_S:
+            labels, vectors = self.store.recent_decisions(self.embedder.spec.space_id, HUB_WINDOW)
+            known = set(self.ident.labels.values())  # not classes deleted since
+            self._hubs = (now, [h for h in find_hubs(labels, vectors) if h.label in known])
+        return self._hubs[1]
+
     # --- storage --------------------------------------------------------------------
 
     def collect(self) -> Collected:
@@ -978,6 +999,7 @@ class Service:
             "tracks": self.tracker.active,
             "uptime_s": round(time.monotonic() - self.stats.started, 1),
             "storage": self.storage(),
+            "hubs": [h.to_json() for h in self.hubs()],
         }
 
 

@@ -485,6 +485,21 @@ class Store:
                 review_id = int(cur.lastrowid or 0)
         return Recorded(image_id, observation_id, review_id)
 
+    def recent_decisions(self, model_id: str, limit: int) -> tuple[list[str | None], np.ndarray]:
+        """The last ``limit`` observations in one embedding space: the class accepted
+        for each (None: not accepted) and its stored embedding, as rows."""
+        rows = self.db.execute(
+            "select o.label, o.matched, e.vector from observations o join embeddings e "
+            "on e.image_id = o.image_id and e.model_id = o.model_id where o.model_id = ? "
+            "order by o.id desc limit ?",
+            [model_id, limit],
+        ).fetchall()
+        labels = [str(r[0]) if r[1] and r[0] is not None else None for r in rows]
+        vectors = [np.frombuffer(r[2], np.float32) for r in rows]
+        if not vectors or len({len(v) for v in vectors}) != 1:
+            return [], np.zeros((0, 0), np.float32)
+        return labels, np.stack(vectors)
+
     def pending_duplicate(self, content_hash: str, source: str) -> int | None:
         """The pending review item holding this very picture from this source, if any."""
         row = self.db.execute(

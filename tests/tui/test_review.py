@@ -173,7 +173,7 @@ async def test_w_makes_the_whole_picture_the_reference_instead_of_the_box(server
     frame = cv2.resize(decode_image(query(UNKNOWN_QUERY)), (960, 720))
     flag = cv2.resize(decode_image((DEMO_REFS / "Japan.png").read_bytes()), (300, 200))
     frame[40:240, 40:340] = flag
-    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    _ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     obj = await server.identify(jpeg.tobytes(), source="corner")
     item = int(obj["review_id"])
     listed = await server.get(f"/api/review/{item}")

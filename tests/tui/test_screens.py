@@ -177,3 +177,30 @@ async def test_every_binding_is_in_the_command_palette(server: Server) -> None:
         titles = [c.title for c in app.get_system_commands(app.screen)]
         for wanted in ["Confirm (enter,y)", "Correct (c)", "Undo (u)", "Review (f1)", "Stats (f5)"]:
             assert wanted in titles
+
+
+async def test_a_class_flagged_as_a_hub_is_marked_and_explained(
+    aiohttp_server: Any, project: Project, embedder: Any
+) -> None:
+    from tests.server.test_hubs import seed_hub_history
+
+    seed_hub_history(project, embedder, "Japan")
+    srv = await aiohttp_server(
+        create_app(ServeConfig(project=project), embedder=lambda c: embedder)
+    )
+    app = make_tui(TuiConfig(server=f"http://127.0.0.1:{srv.port}"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f2")
+        screen = await until(
+            pilot,
+            lambda: (
+                isinstance(app.screen, ReferencesScreen) and app.screen.class_rows and app.screen
+            ),
+        )
+        table = screen.query_one(DataTable)
+        cells = [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
+        assert "Japan !" in cells
+        assert [c for c in cells if c.endswith(" !")] == ["Japan !"]
+        table.move_cursor(row=cells.index("Japan !"))
+        info = screen.query_one("#ref-info")
+        await until(pilot, lambda: "do not look alike" in str(info.render()))

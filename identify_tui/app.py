@@ -7,10 +7,9 @@ from collections.abc import Callable, Iterable
 from typing import ClassVar
 
 from textual import work
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import Static
 
 from .client import ApiClient, ApiError, TuiConfig, Unreachable
 from .events import EventBuffer, follow
@@ -20,13 +19,10 @@ from .screens.references import ReferencesScreen
 from .screens.review import ReviewScreen
 from .screens.stats import StatsScreen
 from .screens.thresholds import ThresholdsScreen
+from .widgets.banner import ConnectionBanner
 from .widgets.screen_bar import SCREENS
 
 HEALTH_POLL_S = 2.0
-
-
-class ConnectionBanner(Static):
-    """Says plainly when the server cannot be reached, and how to start one."""
 
 
 class IdentifyApp(App[None]):
@@ -116,13 +112,6 @@ def _runner(app: App[None], screen: Screen[object], action: str):  # type: ignor
         await target.run_action(action)
 
     return run
-
-
-def banner() -> ComposeResult:
-    """The connection banner, for each screen's ``compose``."""
-    widget = ConnectionBanner("", id="banner")
-    widget.display = False
-    yield widget
 
 
 def make_tui(config: TuiConfig) -> IdentifyApp:

@@ -9,6 +9,9 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
+from ..widgets.banner import banner
+from ..widgets.screen_bar import bottom
+
 ROWS = 100
 """Identifications listed."""
 REDRAW_S = 0.25
@@ -22,9 +25,6 @@ class LiveScreen(Screen[None]):
         self._drawn = -1
 
     def compose(self) -> ComposeResult:
-        from ..app import banner
-        from ..widgets.screen_bar import bottom
-
         yield Header()
         yield from banner()
         yield Static("", id="live-summary")

@@ -12,6 +12,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
 from ..client import ApiError
+from ..widgets.banner import banner
+from ..widgets.screen_bar import bottom
 from ..widgets.thumbnail import Thumbnail
 from .prompt import LabelPrompt
 
@@ -42,9 +44,6 @@ class ReferencesScreen(Screen[None]):
         self.refs: list[dict[str, Any]] = []
 
     def compose(self) -> ComposeResult:
-        from ..app import banner
-        from ..widgets.screen_bar import bottom
-
         yield Header()
         yield from banner()
         with Horizontal(id="refs-body"):

@@ -17,6 +17,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
 from ..client import ApiError
+from ..widgets.banner import banner
+from ..widgets.screen_bar import bottom
 from ..widgets.thumbnail import Thumbnail
 from .prompt import LabelPrompt
 
@@ -112,9 +114,6 @@ class ReviewScreen(Screen[None]):
         """The next label makes a reference of the whole picture, not the box (``w``)."""
 
     def compose(self) -> ComposeResult:
-        from ..app import banner
-        from ..widgets.screen_bar import bottom
-
         yield Header()
         yield from banner()
         with Horizontal(id="review-body"):

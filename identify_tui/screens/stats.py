@@ -11,6 +11,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
 from ..client import ApiError
+from ..widgets.banner import banner
+from ..widgets.screen_bar import bottom
 
 REFRESH_S = 5.0
 WATCH = {
@@ -31,9 +33,6 @@ class StatsScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("r", "refresh", "Refresh")]
 
     def compose(self) -> ComposeResult:
-        from ..app import banner
-        from ..widgets.screen_bar import bottom
-
         yield Header()
         yield from banner()
         yield Static("", id="stats-body")

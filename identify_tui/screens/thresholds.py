@@ -19,6 +19,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
 from ..client import ApiError
+from ..widgets.banner import banner
+from ..widgets.screen_bar import bottom
 
 STEP = 0.01
 CURVE_SPAN = 5
@@ -77,9 +79,6 @@ class ThresholdsScreen(Screen[None]):
         self.dirty = False
 
     def compose(self) -> ComposeResult:
-        from ..app import banner
-        from ..widgets.screen_bar import bottom
-
         yield Header()
         yield from banner()
         with Horizontal(id="thr-body"):

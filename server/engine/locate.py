@@ -21,11 +21,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from .embedders import Embedder, embed_images
+from .embedders.base import Window
 
 Box = tuple[int, int, int, int]
 """x0, y0, x1, y1 in pixels (x1, y1 exclusive)."""
-Window = tuple[float, float, float, float]
-"""x0, y0, x1, y1 as fractions of the picture's width and height."""
 
 SCALES = (0.35, 0.5, 0.65, 0.8)
 """Window sides as fractions of the picture's shorter side (plus the whole picture)."""

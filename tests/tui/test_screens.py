@@ -7,12 +7,13 @@ from typing import Any
 
 from textual.widgets import DataTable
 
-from identify_tui.app import ConnectionBanner, make_tui
+from identify_tui.app import make_tui
 from identify_tui.client import TuiConfig
 from identify_tui.screens.live import LiveScreen
 from identify_tui.screens.references import ReferencesScreen
 from identify_tui.screens.stats import StatsScreen
 from identify_tui.screens.thresholds import ThresholdsScreen, curve
+from identify_tui.widgets.banner import ConnectionBanner
 from server.engine.config import Project
 from server.http.app import create_app
 from server.http.config import ServeConfig

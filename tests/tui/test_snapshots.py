@@ -8,10 +8,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from identify_tui.app import ConnectionBanner, make_tui
+from identify_tui.app import make_tui
 from identify_tui.client import TuiConfig
 from identify_tui.screens.references import ReferencesScreen
 from identify_tui.screens.thresholds import ThresholdsScreen
+from identify_tui.widgets.banner import ConnectionBanner
 
 from .conftest import Server, tui, until
 

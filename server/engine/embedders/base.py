@@ -7,6 +7,9 @@ from typing import Protocol
 
 import numpy as np
 
+Window = tuple[float, float, float, float]
+"""x0, y0, x1, y1 as fractions of the picture's width and height."""
+
 
 @dataclass(frozen=True)
 class ModelSpec:

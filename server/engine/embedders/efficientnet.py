@@ -10,16 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from ..errors import ModelUnavailableError
-from .base import ModelSpec, l2_normalise
+from .base import ModelSpec, Window, l2_normalise
 from .torch_common import pick_device, resize_normalise, resized_normalised
-
-if TYPE_CHECKING:
-    from ..locate import Window
 
 INPUT_SIZE = 224
 MEAN = (0.485, 0.456, 0.406)

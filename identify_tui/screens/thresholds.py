@@ -23,9 +23,6 @@ from ..widgets.banner import banner
 from ..widgets.screen_bar import bottom
 
 STEP = 0.01
-CURVE_SPAN = 5
-"""Curve rows either side of the current threshold, ``CURVE_STEP`` apart."""
-CURVE_STEP = 0.02
 
 
 @dataclass
@@ -41,22 +38,6 @@ class Row:
 
 def _pair(values: dict[str, Any] | None, fallback: tuple[float, float]) -> tuple[float, float]:
     return fallback if values is None else (values["threshold"], values["margin"])
-
-
-def curve(
-    outcomes: dict[str, Any], threshold: float, margin: float
-) -> list[tuple[float, float | None, float | None, int]]:
-    """(threshold, coverage, precision, reviewed items above) around ``threshold``."""
-    out = []
-    for k in range(-CURVE_SPAN, CURVE_SPAN + 1):
-        t = round(threshold + k * CURVE_STEP, 4)
-        observed = outcomes["observed"]
-        covered = [o for o in observed if o[0] >= t and o[1] >= margin]
-        above = [r for r in outcomes["reviewed"] if r[0] >= t and r[1] >= margin]
-        coverage = len(covered) / len(observed) if observed else None
-        precision = sum(1 for r in above if r[2]) / len(above) if above else None
-        out.append((t, coverage, precision, len(above)))
-    return out
 
 
 class ThresholdsScreen(Screen[None]):
@@ -75,7 +56,8 @@ class ThresholdsScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self.rows: list[Row] = []
-        self.outcomes: dict[str, dict[str, Any]] = {}
+        self.curve: dict[str, Any] | None = None
+        """The last curve the server sent."""
         self.dirty = False
 
     def compose(self) -> ComposeResult:
@@ -137,11 +119,6 @@ class ThresholdsScreen(Screen[None]):
             )
         self.rows, self.dirty = rows, False
         self.render_table()
-        for tax in {r.taxonomy for r in rows}:
-            try:
-                self.outcomes[tax] = await api.get("/api/review/outcomes", taxonomy=tax)
-            except ApiError:
-                continue
         self.render_curve()
 
     def render_table(self) -> None:
@@ -162,28 +139,42 @@ class ThresholdsScreen(Screen[None]):
         self.render_curve()
 
     def render_curve(self) -> None:
+        """Ask the server for the curve around the highlighted row's values, then draw it."""
         row = self.row
         box = self.query_one("#curve", Static)
         if row is None:
             box.update("No thresholds.")
             return
-        data = self.outcomes.get(row.taxonomy)
+        self.fetch_curve(row, self.dirty)
+
+    @work(exclusive=True, group="curve")
+    async def fetch_curve(self, row: Row, dirty: bool) -> None:
+        box = self.query_one("#curve", Static)
         head = (
             f"[b]{row.name}[/b]  threshold {row.threshold:.2f}  margin {row.margin:.2f}"
-            f"{'  [b yellow](not applied)[/]' if self.dirty else ''}\n"
+            f"{'  [b yellow](not applied)[/]' if dirty else ''}\n"
         )
-        if data is None:
+        if self.curve is None:
             box.update(head + "loading…")
+        scope = {"label": row.name} if row.scope == "class" else {"taxonomy": row.name}
+        try:
+            data = await self.app.api.get(  # type: ignore[attr-defined]
+                "/api/thresholds/curve", threshold=row.threshold, margin=row.margin, **scope
+            )
+        except ApiError as exc:
+            box.update(head + exc.message)
             return
+        self.curve = data
         lines = [head, "thr    coverage  precision  judged"]
-        for t, cov, prec, n in curve(data, row.threshold, row.margin):
+        for p in data["points"]:
+            t, cov, prec = p["threshold"], p["coverage"], p["precision"]
             mark = ">" if abs(t - row.threshold) < 1e-9 else " "
             cov_s = "-" if cov is None else f"{cov:6.0%}"
             prec_s = "-" if prec is None else f"{prec:6.0%}"
-            lines.append(f"{mark}{t:5.2f}  {cov_s:>8}  {prec_s:>9}  {n:>8}")
+            lines.append(f"{mark}{t:5.2f}  {cov_s:>8}  {prec_s:>9}  {p['judged']:>8}")
         lines.append(
-            f"\n{len(data['observed'])} identifications, "
-            f"{len(data['reviewed'])} reviewed in all ({row.taxonomy}).\n"
+            f"\n{data['observed']} identifications, "
+            f"{data['reviewed']} reviewed in all ({row.name}).\n"
             "judged: reviewed items a row's threshold would accept (its "
             "precision is theirs)"
         )

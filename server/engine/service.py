@@ -10,7 +10,6 @@ Every change is committed to the database first; the index is derived data, save
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -22,6 +21,7 @@ import cv2
 import numpy as np
 
 from .config import DEFAULT_TAXONOMY, Project
+from .curve import threshold_curve
 from .decision import Decision, Thresholds, decide, resolve_thresholds, with_overrides
 from .embedders import Embedder
 from .errors import ConflictError, IdentifyError, ImageRejected, NotFoundError
@@ -58,6 +58,8 @@ EventSink = Callable[[dict[str, Any]], None]
 """Receives events (identifications, queue and reference changes); called on the
 engine thread, so it must only hand the event over."""
 
+CURVE_OBSERVATIONS = 20_000
+"""Recent identifications a threshold curve counts."""
 HUB_WINDOW = 2000
 """Recent observations the hub check looks at."""
 HUB_CACHE_S = 60.0
@@ -826,27 +828,56 @@ class Service:
             "coverage": (int(obs[1]) / int(obs[0])) if obs[0] else None,
         }
 
-    def outcomes(self, taxonomy: str | None = None, limit: int = 20_000) -> dict[str, Any]:
-        """What moving the thresholds would do, from data already seen: every recorded
-        observation's (score, margin), for coverage, and every reviewed item's (score,
-        margin, whether its best candidate was right), for precision."""
+    def threshold_curve(
+        self,
+        taxonomy: str | None = None,
+        label: str | None = None,
+        threshold: float | None = None,
+        margin: float | None = None,
+        limit: int = CURVE_OBSERVATIONS,
+    ) -> dict[str, Any]:
+        """What moving the threshold of a taxonomy or class would do (see ``curve``),
+        from the last ``limit`` identifications and every reviewed item whose best
+        candidate is in it; around the threshold and margin in force unless given.
+
+        Raises:
+            IdentifyError: a threshold or margin out of range.
+        """
+        if label is not None:
+            taxonomy = self.ident.taxonomy_of.get(label, taxonomy or DEFAULT_TAXONOMY)
+
+        def wanted(top: str | None) -> bool:
+            if label is not None:
+                return top == label
+            tax = self.ident.taxonomy_of.get(top or "", DEFAULT_TAXONOMY)
+            return taxonomy is None or tax == taxonomy
+
         reviewed = [
-            [round(score, 4), round(margin, 4), status != "false_positive" and top == final]
-            for tax, score, margin, top, status, final in self.queue.outcomes()
-            if taxonomy is None or tax == taxonomy
+            (score, mar, status != "false_positive" and top == final)
+            for _, score, mar, top, status, final in self.queue.outcomes()
+            if wanted(top)
         ]
-        rows = self.store.db.execute(
-            "select score, margin, candidates from observations order by id desc limit ?", [limit]
-        ).fetchall()
-        observed = []
-        for score, margin, candidates in rows:
-            if taxonomy is not None:
-                top = json.loads(candidates or "[]")
-                label = top[0]["label"] if top else None
-                if self.ident.taxonomy_of.get(label or "", DEFAULT_TAXONOMY) != taxonomy:
-                    continue
-            observed.append([round(score, 4), round(margin, 4)])
-        return {"taxonomy": taxonomy, "reviewed": reviewed, "observed": observed}
+        observed = [
+            (score, mar) for top, score, mar in self.store.recent_scores(limit) if wanted(top)
+        ]
+        t = self.ident.thresholds
+        in_force = (
+            t.for_class(label, taxonomy or DEFAULT_TAXONOMY)
+            if label is not None
+            else t.for_taxonomy(taxonomy or DEFAULT_TAXONOMY)
+        )
+        thr = _checked(threshold, "threshold", THRESHOLD_RANGE)
+        mar = _checked(margin, "margin", MARGIN_RANGE)
+        thr, mar = (in_force[0] if thr is None else thr), (in_force[1] if mar is None else mar)
+        return {
+            "taxonomy": taxonomy,
+            "label": label,
+            "threshold": thr,
+            "margin": mar,
+            "observed": len(observed),
+            "reviewed": len(reviewed),
+            "points": [p.to_json() for p in threshold_curve(observed, reviewed, thr, mar)],
+        }
 
     def crop_file(self, item_id: int) -> Path:
         """The crop image of a review item.

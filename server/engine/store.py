@@ -485,6 +485,18 @@ class Store:
                 review_id = int(cur.lastrowid or 0)
         return Recorded(image_id, observation_id, review_id)
 
+    def recent_scores(self, limit: int) -> list[tuple[str | None, float, float]]:
+        """The last ``limit`` observations: (best candidate's label, score, margin)."""
+        rows = self.db.execute(
+            "select candidates, score, margin from observations order by id desc limit ?",
+            [limit],
+        ).fetchall()
+        out = []
+        for candidates, score, margin in rows:
+            top = json.loads(candidates or "[]")
+            out.append((top[0]["label"] if top else None, float(score), float(margin)))
+        return out
+
     def recent_decisions(self, model_id: str, limit: int) -> tuple[list[str | None], np.ndarray]:
         """The last ``limit`` observations in one embedding space: the class accepted
         for each (None: not accepted) and its stored embedding, as rows."""

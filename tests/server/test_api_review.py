@@ -187,16 +187,29 @@ async def test_stats_count_decisions_and_coverage(client: Client) -> None:
     assert today["corrected"] == 1 and today["false_positive"] == 1
 
 
-async def test_outcomes_give_scores_for_threshold_curves(client: Client) -> None:
+async def test_threshold_curve_is_counted_on_the_server(client: Client) -> None:
     await identify(client, query(KNOWN_QUERY))
     item = await queue_unknown(client)
     listed = await (await client.get(f"/api/review/{item}")).json()
     await resolve(client, item, action="confirm")
-    body = await (await client.get("/api/review/outcomes")).json()
-    assert len(body["observed"]) == 2
-    assert body["reviewed"] == [[round(listed["score"], 4), round(listed["margin"], 4), True]]
-    fruit = await (await client.get("/api/review/outcomes", params={"taxonomy": "fruit"})).json()
-    assert fruit["reviewed"] == [] and fruit["observed"] == []
+    body = await (await client.get("/api/thresholds/curve")).json()
+    assert (body["observed"], body["reviewed"]) == (2, 1)
+    assert (body["threshold"], body["margin"]) == (0.8, 0.05)  # the project's default
+    low = await client.get("/api/thresholds/curve", params={"threshold": "0.2", "margin": "0"})
+    points = (await low.json())["points"]
+    # The confirmed item counts for precision at every threshold up to its score.
+    assert listed["score"] >= points[-1]["threshold"]
+    assert all(p["judged"] == 1 and p["precision"] == 1.0 for p in points)
+    looked = await client.get(
+        "/api/thresholds/curve", params={"threshold": "0.3", "margin": "0", "label": "Brazil"}
+    )
+    brazil = await looked.json()
+    assert (brazil["label"], brazil["threshold"], brazil["margin"]) == ("Brazil", 0.3, 0.0)
+    assert brazil["observed"] == 1 and brazil["points"][5]["coverage"] == 1.0
+    fruit = await (await client.get("/api/thresholds/curve", params={"taxonomy": "fruit"})).json()
+    assert (fruit["observed"], fruit["reviewed"]) == (0, 0)
+    for bad in ({"threshold": "nan"}, {"margin": "x"}, {"threshold": "5"}, {"taxon": "a"}):
+        assert (await client.get("/api/thresholds/curve", params=bad)).status == 400
 
 
 async def test_the_same_picture_from_the_same_source_is_one_item_with_a_count(

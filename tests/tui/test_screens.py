@@ -12,7 +12,7 @@ from identify_tui.client import TuiConfig
 from identify_tui.screens.live import LiveScreen
 from identify_tui.screens.references import ReferencesScreen
 from identify_tui.screens.stats import StatsScreen
-from identify_tui.screens.thresholds import ThresholdsScreen, curve
+from identify_tui.screens.thresholds import ThresholdsScreen
 from identify_tui.widgets.banner import ConnectionBanner
 from server.engine.config import Project
 from server.http.app import create_app
@@ -82,20 +82,6 @@ async def test_pictures_column_shows_verify_calibration_for_pictures(
         assert (fruit.threshold, fruit.margin, fruit.picture) == (0.62, 0.04, (0.7, 0.06))
         cells = [str(c) for c in screen.query_one(DataTable).get_row_at(screen.rows.index(fruit))]
         assert cells[2:] == ["0.62/0.04", "0.70/0.06"]
-
-
-def test_curve_counts_coverage_and_precision() -> None:
-    outcomes = {
-        "observed": [[0.9, 0.2], [0.7, 0.1], [0.5, 0.0]],
-        "reviewed": [[0.7, 0.1, True], [0.5, 0.0, False]],
-    }
-    rows = {round(t, 2): (cov, prec, n) for t, cov, prec, n in curve(outcomes, 0.6, 0.0)}
-    assert rows[0.6] == (2 / 3, 1.0, 1)
-    assert rows[0.5] == (1.0, 0.5, 2)
-    assert rows[0.7] == (2 / 3, 1.0, 1)
-    assert rows[0.52] == (2 / 3, 1.0, 1)
-    strict = {round(t, 2): (cov, prec, n) for t, cov, prec, n in curve(outcomes, 0.6, 0.15)}
-    assert strict[0.6] == (1 / 3, None, 0)  # the margin counts too
 
 
 async def test_rename_a_class_by_keys(server: Server) -> None:

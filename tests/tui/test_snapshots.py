@@ -58,6 +58,6 @@ async def test_snapshot_thresholds(server: Server) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         app.sub_title = "test server"
         await pilot.press("f3")
-        await until(pilot, lambda: isinstance(app.screen, ThresholdsScreen) and app.screen.outcomes)
+        await until(pilot, lambda: isinstance(app.screen, ThresholdsScreen) and app.screen.curve)
         await pilot.press("plus")
         await assert_snapshot(app, pilot, "thresholds")

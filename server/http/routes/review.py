@@ -33,14 +33,6 @@ async def list_items(request: web.Request) -> web.Response:
     return web.json_response({"items": [i.to_json() for i in items], "total": total})
 
 
-@routes.get("/api/review/outcomes")
-async def outcomes(request: web.Request) -> web.Response:
-    """Scores of recorded observations and of reviewed items (``?taxonomy=``), for
-    working out what a threshold would do."""
-    taxonomy = request.query.get("taxonomy") or None
-    return web.json_response(await request.app[ENGINE].run(lambda s: s.outcomes(taxonomy)))
-
-
 @routes.get("/api/stats")
 async def stats(request: web.Request) -> web.Response:
     """Queue size, decisions per day, rates, auto-label coverage."""

@@ -18,6 +18,29 @@ async def get_thresholds(request: web.Request) -> web.Response:
     return web.json_response(await request.app[ENGINE].run(lambda s: s.thresholds()))
 
 
+@routes.get("/api/thresholds/curve")
+async def threshold_curve(request: web.Request) -> web.Response:
+    """Coverage and precision around a threshold, from data already seen:
+    ``?taxonomy=`` or ``?label=`` (a class), optionally ``&threshold=&margin=`` (the
+    values to look around; default: those in force)."""
+    q = request.query
+    unknown = set(q) - {"taxonomy", "label", "threshold", "margin"}
+    if unknown:
+        raise IdentifyError(f"unknown parameter {min(unknown)!r}")
+    values: dict[str, float | None] = {}
+    for name in ("threshold", "margin"):
+        raw = q.get(name)
+        try:
+            values[name] = None if raw in (None, "") else float(raw)
+        except ValueError:
+            raise IdentifyError(f"{name} must be a number") from None
+    taxonomy, label = q.get("taxonomy") or None, q.get("label") or None
+    body = await request.app[ENGINE].run(
+        lambda s: s.threshold_curve(taxonomy, label, values["threshold"], values["margin"])
+    )
+    return web.json_response(body)
+
+
 @routes.put("/api/thresholds")
 async def set_threshold(request: web.Request) -> web.Response:
     """``{"scope": "taxonomy" | "class", "name": ..., "threshold": x, "margin": y}``;

@@ -411,7 +411,7 @@ class Service:
             "select label, min(taxonomy), count(*) from images where kind = 'reference' "
             "and status = 'active' group by label order by label"
         ).fetchall()
-        hubs = {h.label for h in self.hubs()}
+        hubs = {h["label"] for h in self.hubs()}
         return [
             {"label": r[0], "taxonomy": r[1], "references": int(r[2]), "hub": r[0] in hubs}
             for r in rows
@@ -981,16 +981,26 @@ class Service:
         )
         return self.thresholds()
 
-    def hubs(self) -> list[Hub]:
-        """References whose recent accepted matches do not look alike (see ``hubs``),
-        over the last ``HUB_WINDOW`` observations; recomputed at most every
-        ``HUB_CACHE_S`` seconds."""
+    def hubs(self) -> list[dict[str, Any]]:
+        """Active references whose recent matches do not look alike (see ``hubs``), over
+        the last ``HUB_WINDOW`` observations, with their current labels; recomputed at
+        most every ``HUB_CACHE_S`` seconds."""
         now = self._clock()
         if self._hubs is None or now - self._hubs[0] >= HUB_CACHE_S:
-            labels, vectors = self.store.recent_decisions(self.embedder.spec.space_id, HUB_WINDOW)
-            known = set(self.ident.labels.values())  # not classes deleted since
-            self._hubs = (now, [h for h in find_hubs(labels, vectors) if h.label in known])
-        return self._hubs[1]
+            winners, vectors = self.store.recent_wins(self.embedder.spec.space_id, HUB_WINDOW)
+            self._hubs = (now, find_hubs(winners, vectors))
+        label_of = self.store.reference_labels([h.reference_id for h in self._hubs[1]])
+        return [
+            {
+                "reference_id": h.reference_id,
+                "label": label_of[h.reference_id],
+                "matches": h.matches,
+                "agreement": round(h.agreement, 3),
+                "typical": round(h.typical, 3),
+            }
+            for h in self._hubs[1]
+            if h.reference_id in label_of  # not one deleted since
+        ]
 
     # --- storage --------------------------------------------------------------------
 
@@ -1030,7 +1040,7 @@ class Service:
             "tracks": self.tracker.active,
             "uptime_s": round(time.monotonic() - self.stats.started, 1),
             "storage": self.storage(),
-            "hubs": [h.to_json() for h in self.hubs()],
+            "hubs": self.hubs(),
         }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -154,7 +155,12 @@ def _m4(db: sqlite_utils.Database) -> None:
     db.table("images").create_index(["content_hash"])
 
 
-MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (_m1, _m2, _m3, _m4)
+def _m5(db: sqlite_utils.Database) -> None:
+    # The hub check reads the latest observations of one embedding space.
+    db.table("observations").create_index(["model_id", "id"])
+
+
+MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (_m1, _m2, _m3, _m4, _m5)
 """Schema migrations in order; ``PRAGMA user_version`` counts those applied."""
 
 
@@ -231,6 +237,18 @@ class Store:
             "where kind = 'reference' and status = 'active' order by id"
         ).fetchall()
         return [ReferenceRow(*r) for r in rows]
+
+    def reference_labels(self, ids: Sequence[int]) -> dict[int, str]:
+        """Labels of those of ``ids`` that are active references."""
+        if not ids:
+            return {}
+        marks = ", ".join("?" * len(ids))
+        rows = self.db.execute(
+            f"select id, label from images where id in ({marks}) and kind = 'reference' "
+            "and status = 'active'",
+            [int(i) for i in ids],
+        ).fetchall()
+        return {int(i): str(label) for i, label in rows}
 
     def add_reference(
         self,
@@ -497,20 +515,29 @@ class Store:
             out.append((top[0]["label"] if top else None, float(score), float(margin)))
         return out
 
-    def recent_decisions(self, model_id: str, limit: int) -> tuple[list[str | None], np.ndarray]:
-        """The last ``limit`` observations in one embedding space: the class accepted
-        for each (None: not accepted) and its stored embedding, as rows."""
+    def recent_wins(self, model_id: str, limit: int) -> tuple[list[int | None], np.ndarray]:
+        """The last ``limit`` observations in one embedding space: the reference that won
+        each (None: nothing was accepted) and its stored embedding, as rows (those of
+        the most common dimension: a space holds one)."""
         rows = self.db.execute(
-            "select o.label, o.matched, e.vector from observations o join embeddings e "
+            "select o.matched, o.candidates, e.vector from observations o join embeddings e "
             "on e.image_id = o.image_id and e.model_id = o.model_id where o.model_id = ? "
             "order by o.id desc limit ?",
             [model_id, limit],
         ).fetchall()
-        labels = [str(r[0]) if r[1] and r[0] is not None else None for r in rows]
-        vectors = [np.frombuffer(r[2], np.float32) for r in rows]
-        if not vectors or len({len(v) for v in vectors}) != 1:
+        dims = Counter(len(r[2]) for r in rows)
+        if not dims:
             return [], np.zeros((0, 0), np.float32)
-        return labels, np.stack(vectors)
+        size = dims.most_common(1)[0][0]
+        winners: list[int | None] = []
+        vectors = []
+        for matched, candidates, vector in rows:
+            if len(vector) != size:
+                continue
+            top = json.loads(candidates or "[]") if matched else []
+            winners.append(int(top[0]["reference_id"]) if top else None)
+            vectors.append(np.frombuffer(vector, np.float32))
+        return winners, np.stack(vectors)
 
     def pending_duplicate(self, content_hash: str, source: str) -> int | None:
         """The pending review item holding this very picture from this source, if any."""

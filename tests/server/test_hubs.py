@@ -10,11 +10,12 @@ import numpy as np
 from server.engine.config import Project
 from server.engine.store import Store
 
-from .conftest import KNOWN, Client
+from .conftest import Client
 
 
-def _record(store: Store, model_id: str, label: str, vector: np.ndarray, n: int) -> None:
-    result = {"label": label, "score": 0.9, "margin": 0.2, "matched": True, "candidates": []}
+def _record(store: Store, model_id: str, label: str, ref: int, vector: np.ndarray, n: int) -> None:
+    top = {"label": label, "score": 0.9, "cosine": 0.9, "reference_id": ref}
+    result = {"label": label, "score": 0.9, "margin": 0.2, "matched": True, "candidates": [top]}
     store.record(
         path="",
         content_hash=f"{label}-{n}",
@@ -34,14 +35,16 @@ def seed_hub_history(project: Project, embedder: Any, hub: str) -> None:
     rng = np.random.default_rng(0)
     dim, space = embedder.spec.dim, embedder.spec.space_id
     store = Store(project.db_path)
-    others = [name for name in KNOWN if name != hub] + ["Gone A", "Gone B"]
-    for label in others:
+    ids = {r.label: r.id for r in store.active_references()}
+    others = [(label, ref) for label, ref in ids.items() if label != hub]
+    others += [("Gone A", 10_001), ("Gone B", 10_002)]
+    for label, ref in others:
         centre = rng.normal(size=dim)
         for n in range(6):
-            _record(store, space, label, centre + 0.15 * rng.normal(size=dim), n)
+            _record(store, space, label, ref, centre + 0.15 * rng.normal(size=dim), n)
     pull = rng.normal(size=dim)
     for n in range(8):
-        _record(store, space, hub, rng.normal(size=dim) + 0.3 * pull, n)
+        _record(store, space, hub, ids[hub], rng.normal(size=dim) + 0.3 * pull, n)
     store.close()
 
 
@@ -53,6 +56,13 @@ async def test_health_and_classes_flag_a_reference_whose_matches_do_not_look_ali
     client = await serve(project)
     health = await (await client.get("/api/health")).json()
     assert [h["label"] for h in health["hubs"]] == [hub]
+    ids = {
+        r["label"]: r["id"]
+        for r in (
+            await (await client.get("/api/classes/references", params={"label": hub})).json()
+        )["references"]
+    }
+    assert health["hubs"][0]["reference_id"] == ids[hub]
     assert health["hubs"][0]["matches"] == 8
     assert health["hubs"][0]["agreement"] < health["hubs"][0]["typical"]
     classes = (await (await client.get("/api/classes")).json())["classes"]

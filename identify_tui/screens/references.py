@@ -101,7 +101,9 @@ class ReferencesScreen(Screen[None]):
             info.update(
                 f"[b]{label}[/b]\n"
                 + (HUB_NOTE if hub else "")
-                + "\n".join(f"#{r['id']} {r['source']}" for r in self.refs[:6])
+                + "\n".join(
+                    f"#{r['id']} {r['source']}{' !' if r.get('hub') else ''}" for r in self.refs[:6]
+                )
             )
             picture = await self.app.images.picture(  # type: ignore[attr-defined]
                 f"/api/references/{self.refs[0]['id']}/image", *THUMB_CELLS

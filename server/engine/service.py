@@ -426,6 +426,7 @@ class Service:
         rows = [r for r in self.store.active_references() if r.label == label]
         if not rows:
             raise NotFoundError(f"no class {label!r}")
+        hubs = {h["reference_id"] for h in self.hubs()}
         return [
             {
                 "id": r.id,
@@ -433,6 +434,7 @@ class Service:
                 "taxonomy": r.taxonomy,
                 "source": "folder" if r.source not in LIVE_SOURCES else r.source,
                 "path": r.path,
+                "hub": r.id in hubs,
             }
             for r in rows
         ]

@@ -56,13 +56,9 @@ async def test_health_and_classes_flag_a_reference_whose_matches_do_not_look_ali
     client = await serve(project)
     health = await (await client.get("/api/health")).json()
     assert [h["label"] for h in health["hubs"]] == [hub]
-    ids = {
-        r["label"]: r["id"]
-        for r in (
-            await (await client.get("/api/classes/references", params={"label": hub})).json()
-        )["references"]
-    }
-    assert health["hubs"][0]["reference_id"] == ids[hub]
+    listed = await client.get("/api/classes/references", params={"label": hub})
+    [ref] = (await listed.json())["references"]
+    assert health["hubs"][0]["reference_id"] == ref["id"] and ref["hub"] is True
     assert health["hubs"][0]["matches"] == 8
     assert health["hubs"][0]["agreement"] < health["hubs"][0]["typical"]
     classes = (await (await client.get("/api/classes")).json())["classes"]

@@ -191,3 +191,4 @@ async def test_a_class_flagged_as_a_hub_is_marked_and_explained(
         table.move_cursor(row=cells.index("Japan !"))
         info = screen.query_one("#ref-info")
         await until(pilot, lambda: "do not look alike" in str(info.render()))
+        assert " !" in str(info.render()).split("references of the things")[1]  # which one

@@ -15,9 +15,8 @@ side, and the best of those alignments counts. The comparison assumes the thing 
 roughly upright in the picture (as a card held to a camera, a product on a shelf); a
 thing turned on its side loses this evidence, not the global or geometric one.
 
-Measured on the benchmark's crops (plain model, second stage on): top-1 0.911 -> 0.940,
-open-set AUROC 0.920 -> 0.938, open-set accuracy 0.827 -> 0.888; on a held-out dataset
-0.913 -> 0.960, 0.889 -> 0.916, 0.837 -> 0.877 (see RESULTS.md).
+It raises top-1, open-set AUROC and accuracy on the benchmark's crops of both
+datasets (RESULTS.md, "Design choices").
 
 ``find`` uses the same cells as a colour template: where in a whole picture would a
 given reference's layout fit best. Locating uses it to give textureless things a box of
@@ -33,7 +32,8 @@ import cv2
 import numpy as np
 
 GRID = 6
-"""Cells per side. 4 and 8 measured within 0.01 of 6 on the benchmark."""
+"""Cells per side: coarse enough to forgive a loose box, fine enough to tell layouts
+apart (4 and 8 did about as well; RESULTS.md, "Design choices")."""
 SHRINKS = (0.0, 0.05, 0.1)
 """Share of the query's width/height cut from each side before comparing; the best
 alignment wins (a detector's box is up to about a tenth looser than the thing)."""

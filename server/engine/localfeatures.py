@@ -15,10 +15,9 @@ import cv2
 import numpy as np
 
 FEATURE_KIND = "orb"
-"""Stored feature type (the ``features.kind`` column). ORB, not SIFT: on the benchmark's
-crops both re-rank equally well (top-1 0.920 vs 0.920, AUROC 0.899 vs 0.905), and ORB
-extracts in 2 ms where SIFT takes 10-18 ms, which is what keeps the second stage inside
-the per-crop latency budget."""
+"""Stored feature type (the ``features.kind`` column). ORB, not SIFT: both re-rank
+equally well, and ORB is several times faster to extract, which keeps the second stage
+inside the per-crop latency budget (RESULTS.md, "Design choices")."""
 WORK_SIDE = 320
 """Images are resized (up or down) so their longer side is this many pixels."""
 RATIO = 0.8
@@ -97,9 +96,8 @@ def match(query: LocalFeatures, ref: LocalFeatures, min_inliers: int = 4) -> Geo
         return 0, None
     src = query.keypoints[[m.queryIdx for m in good]].reshape(-1, 1, 2)
     dst = ref.keypoints[[m.trainIdx for m in good]].reshape(-1, 1, 2)
-    # OpenCV's USAC (graph-cut RANSAC with local optimisation, deterministic): on the
-    # benchmark's crops 0.1 ms a query where classic RANSAC took 2.3 ms, with inlier
-    # counts within a few per cent of it.
+    # OpenCV's USAC (graph-cut RANSAC with local optimisation, deterministic): much
+    # faster than classic RANSAC at about the same inlier counts (RESULTS.md).
     homography, mask = cv2.findHomography(src, dst, cv2.USAC_ACCURATE, RANSAC_PX)
     if homography is None or mask is None:
         return 0, None

@@ -2,8 +2,8 @@
 
 In a camera frame the object is a third to four fifths of the picture and the rest is
 background, so one vector for the whole frame is mostly a vector of the background
-(measured on the benchmark's frames: known top-1 0.51 against 0.89 on crops of the same
-scenes). A CNN's last feature map still says *where* the evidence is: GeM-pooling it over
+(on the benchmark, whole frames are identified far worse than crops of the same scenes;
+RESULTS.md). A CNN's last feature map still says *where* the evidence is: GeM-pooling it over
 a grid of windows gives, from one forward pass, one vector per window in the same space
 as the references' (regional search, as in R-MAC, Tolias et al. 2016). The windows are
 searched in the index; the few that score best are cut from the picture and identified

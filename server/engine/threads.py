@@ -1,9 +1,8 @@
 """How many images to work on at once, and how many threads each may use.
 
 On a small CPU, one image per core with one thread each beats one image at a time
-spread over all cores: a batch-1 forward pass parallelises poorly inside (measured on
-this project's 2-core machine with EfficientNet-Lite0: 22.5 images/s on one thread,
-23.8 on two, 39.8 with two images at once on one thread each).
+spread over all cores: a batch-1 forward pass parallelises poorly inside (RESULTS.md,
+"Design choices").
 """
 
 from __future__ import annotations

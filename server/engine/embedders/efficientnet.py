@@ -23,12 +23,12 @@ MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 GEM_P = 3.0
 """Generalised-mean pooling exponent: GeM (p=3) weights the strongest activations, which
-suits instance retrieval better than the classifier's average pooling (measured on the
-benchmark's crops: top-1 0.88 -> 0.90, AUROC 0.84 -> 0.86)."""
+suits instance retrieval better than the classifier's average pooling (RESULTS.md,
+"Design choices")."""
 REGION_LONG_SIDE = 512
 """Longer side (pixels) a whole picture is scaled to for the regional feature map: a
-16 x 12 grid of cells for a 4:3 frame (measured on the benchmark's frames: 0.73 top-1
-from the best window, against 0.72 at 384)."""
+16 x 12 grid of cells for a 4:3 frame, fine enough for a third-of-the-frame object
+(384 did slightly worse; RESULTS.md, "Design choices")."""
 SPEC = ModelSpec(
     model_id="efficientnet-lite0/imagenet/gem3",
     dim=1280,

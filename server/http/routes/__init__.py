@@ -27,6 +27,21 @@ def int_param(request: web.Request, name: str) -> int:
     return int(raw)
 
 
+def query_float(request: web.Request, name: str) -> float | None:
+    """An optional number query parameter (its range is the engine's to check).
+
+    Raises:
+        IdentifyError: not a number.
+    """
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise IdentifyError(f"query parameter {name!r} must be a number") from None
+
+
 def query_int(request: web.Request, name: str, default: int | None) -> int | None:
     """An optional integer query parameter (ASCII digits, with an optional minus, within
     SQLite's integer range).

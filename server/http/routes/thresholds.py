@@ -8,6 +8,7 @@ from server.engine.errors import IdentifyError
 
 from ..io import read_json
 from ..keys import ENGINE
+from . import query_float
 
 routes = web.RouteTableDef()
 
@@ -27,16 +28,10 @@ async def threshold_curve(request: web.Request) -> web.Response:
     unknown = set(q) - {"taxonomy", "label", "threshold", "margin"}
     if unknown:
         raise IdentifyError(f"unknown parameter {min(unknown)!r}")
-    values: dict[str, float | None] = {}
-    for name in ("threshold", "margin"):
-        raw = q.get(name)
-        try:
-            values[name] = None if raw in (None, "") else float(raw)
-        except ValueError:
-            raise IdentifyError(f"{name} must be a number") from None
+    threshold, margin = query_float(request, "threshold"), query_float(request, "margin")
     taxonomy, label = q.get("taxonomy") or None, q.get("label") or None
     body = await request.app[ENGINE].run(
-        lambda s: s.threshold_curve(taxonomy, label, values["threshold"], values["margin"])
+        lambda s: s.threshold_curve(taxonomy, label, threshold, margin)
     )
     return web.json_response(body)
 

@@ -76,7 +76,7 @@ def progress_bar(
 
 def writer_lock(project: Any, holder: str) -> Any:
     """The project's one-writer lock (a running server holds it)."""
-    from server.engine.lock import ProjectLock
+    from server.engine.project.lock import ProjectLock
 
     return ProjectLock(project.data_dir, holder)
 
@@ -133,9 +133,9 @@ def init(name: str, refs: Path, model: str | None, force: bool) -> None:
     Example:
       identify init cards --refs ~/photos/cards --model efficientnet-lite0
     """
-    from server.engine.config import ModelConfig
-    from server.engine.embedders import check_model, default_model
-    from server.engine.project_init import write_new_project
+    from server.engine.project.config import ModelConfig
+    from server.engine.project.init import write_new_project
+    from server.engine.vision.embedders import check_model, default_model
 
     if model is None:
         model, why = default_model()
@@ -159,11 +159,11 @@ def index(project: str) -> None:
     Example:
       identify index --project projects/demo.yaml
     """
-    from server.engine.config import load_project
-    from server.engine.embedders import project_embedder
-    from server.engine.indexer import build_index, describe_skipped
-    from server.engine.preflight import preflight
-    from server.engine.references import scan_references
+    from server.engine.project.config import load_project
+    from server.engine.project.references import scan_references
+    from server.engine.vision.embedders import project_embedder
+    from server.engine.workflows.index import build_index, describe_skipped
+    from server.engine.workflows.preflight import preflight
 
     proj = load_project(project)
     preflight(proj, references=True)
@@ -221,11 +221,11 @@ def match(project: str, as_json: bool, no_record: bool, images: tuple[Path, ...]
     Example:
       identify match --project projects/demo.yaml --json photo1.jpg photo2.jpg
     """
-    from server.engine.config import load_project
-    from server.engine.decision import resolve_thresholds
-    from server.engine.embedders import project_embedder
-    from server.engine.matching import match_files
-    from server.engine.preflight import preflight
+    from server.engine.decide.decision import resolve_thresholds
+    from server.engine.project.config import load_project
+    from server.engine.vision.embedders import project_embedder
+    from server.engine.workflows.match import match_files
+    from server.engine.workflows.preflight import preflight
 
     proj = load_project(project)
     preflight(proj, indexed=True)
@@ -287,10 +287,10 @@ def verify(
     Example:
       identify verify --project projects/demo.yaml --min-accuracy 0.9
     """
-    from server.engine.config import load_project
-    from server.engine.embedders import project_embedder
-    from server.engine.preflight import preflight
-    from server.engine.verify import format_report, run_verify
+    from server.engine.project.config import load_project
+    from server.engine.vision.embedders import project_embedder
+    from server.engine.workflows.preflight import preflight
+    from server.engine.workflows.verify import format_report, run_verify
 
     proj = load_project(project)
     preflight(proj, indexed=True)
@@ -338,11 +338,11 @@ def train(project: str, as_json: bool, force: bool) -> None:
     Example:
       identify train --project projects/cards.yaml
     """
-    from server.engine.config import load_project
-    from server.engine.embedders import create_embedder, project_embedder
-    from server.engine.preflight import preflight
-    from server.engine.training import adopt, needs_force, train_projection
-    from server.engine.verify import run_verify
+    from server.engine.project.config import load_project
+    from server.engine.vision.embedders import create_embedder, project_embedder
+    from server.engine.workflows.preflight import preflight
+    from server.engine.workflows.train import adopt, needs_force, train_projection
+    from server.engine.workflows.verify import run_verify
 
     proj = load_project(project)
     preflight(proj, indexed=True)
@@ -401,7 +401,7 @@ def train(project: str, as_json: bool, force: bool) -> None:
 
 def _reference_count(project: Any) -> int:
     """Active references, for progress bars (0 before the first index)."""
-    from server.engine.store import Store
+    from server.engine.catalog.store import Store
 
     if not project.db_path.exists():
         return 0
@@ -472,8 +472,8 @@ def serve(
       identify serve --project projects/demo.yaml
       identify serve --project cards --host 0.0.0.0 --token "$(openssl rand -hex 16)"
     """
-    from server.engine.config import CameraConfig, load_project
-    from server.engine.preflight import preflight
+    from server.engine.project.config import CameraConfig, load_project
+    from server.engine.workflows.preflight import preflight
     from server.http.config import ServeConfig
     from server.http.serve import run_server
 
@@ -538,7 +538,7 @@ def tui(server: str | None, token: str | None, project: str | None) -> None:
 
     hint = project
     if server is None and project is not None:
-        from server.engine.config import load_project
+        from server.engine.project.config import load_project
 
         scfg = load_project(project).config.server
         host = "127.0.0.1" if scfg.host in ("0.0.0.0", "::") else scfg.host
@@ -562,9 +562,9 @@ def gc(project: str) -> None:
     Example:
       identify gc --project projects/demo.yaml
     """
-    from server.engine.config import load_project
-    from server.engine.media import Media
-    from server.engine.store import Store
+    from server.engine.catalog.media import Media
+    from server.engine.catalog.store import Store
+    from server.engine.project.config import load_project
 
     proj = load_project(project)
     if not proj.db_path.exists():
@@ -599,7 +599,7 @@ def models(every: bool) -> None:
     Example:
       identify models
     """
-    from server.engine.embedders import list_models
+    from server.engine.vision.embedders import list_models
 
     rows, left_out = list_models(every)
     for m in rows:

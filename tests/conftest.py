@@ -32,8 +32,8 @@ def write_project(root: Path, refs: Path, extra: str = "") -> Path:
 @pytest.fixture(scope="session")
 def embedder():  # type: ignore[no-untyped-def]
     """The real offline embedder, loaded once per test session."""
-    from server.engine.config import ModelConfig
-    from server.engine.embedders import create_embedder
+    from server.engine.project.config import ModelConfig
+    from server.engine.vision.embedders import create_embedder
 
     return create_embedder(ModelConfig(name="efficientnet-lite0", device="cpu"))
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from server.engine import synth
-from server.engine.images import load_image
+from server.engine.vision import synth
+from server.engine.vision.images import load_image
 
 HERE = Path(__file__).parent
 STAMPS = Path("/usr/share/tuxpaint/stamps/food/fruit")

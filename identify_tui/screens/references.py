@@ -24,7 +24,7 @@ HUB_NOTE = (
     "[b red]![/b red] wins matches that do not look alike: check its pictures, or add\n"
     "  references of the things it is taken for\n"
 )
-"""Said of a class the server flags as a hub (see ``server.engine.hubs``)."""
+"""Said of a class the server flags as a hub (see ``server.engine.decide.hubs``)."""
 
 
 class ReferencesScreen(Screen[None]):

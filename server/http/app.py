@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import WSCloseCode, web
 
-from server.engine.embedders import Embedder, project_embedder
-from server.engine.lock import ProjectLock
-from server.engine.service import Service
+from server.engine.live.service import Service
+from server.engine.project.lock import ProjectLock
+from server.engine.vision.embedders import Embedder, project_embedder
 
 from . import middlewares
 from .camera_feed import cameras_ctx

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from server.engine.cameras import Camera
 from server.engine.errors import IdentifyError
+from server.engine.live.cameras import Camera
 
 from .keys import CAMERAS, CONFIG, ENGINE, STATS
 from .limits import SHUTDOWN_GRACE_S

@@ -6,8 +6,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from server.engine.config import CameraConfig, Project
 from server.engine.errors import IdentifyError
+from server.engine.project.config import CameraConfig, Project
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})

@@ -6,7 +6,7 @@ import weakref
 
 from aiohttp import web
 
-from server.engine.cameras import Camera
+from server.engine.live.cameras import Camera
 
 from .config import ServeConfig
 from .events import EventHub

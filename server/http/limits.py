@@ -19,7 +19,7 @@ ALLOWED_IMAGE_TYPES = frozenset(
     }
 )
 """Content types accepted for raw image bodies (others get 415). Pixel limits and
-decompression-bomb checks happen when decoding (``server.engine.images``)."""
+decompression-bomb checks happen when decoding (``server.engine.vision.images``)."""
 MAX_WS_MESSAGE_BYTES = 4 * 1024 * 1024
 """Largest WebSocket message (a JPEG frame); larger ones close the socket with 1009."""
 MAX_FPS_PER_CLIENT = 30.0

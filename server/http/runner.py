@@ -4,7 +4,7 @@ Every request hands a function of the ``Service`` to ``run``, which runs it on t
 engine thread that touches the index and the database: changes and queries never
 interleave. The heavy, read-only part of identification (decode, embed, local features)
 runs first on a small pool of workers, several images at once (see
-``server.engine.threads``). The event loop only ever awaits.
+``server.engine.vision.threads``). The event loop only ever awaits.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from server.engine import threads
 from server.engine.errors import BusyError
-from server.engine.review import ReviewItem
-from server.engine.service import ObjectResult, Prepared, Service
+from server.engine.live.review import ReviewItem
+from server.engine.live.service import ObjectResult, Prepared, Service
+from server.engine.vision import threads
 
 from .limits import MAX_PENDING_PER_WORKER
 

@@ -29,15 +29,15 @@ from typing import Any
 
 import numpy as np
 
-from server.engine.config import load_project
-from server.engine.decision import aggregate
-from server.engine.embedders import embed_images, project_embedder
-from server.engine.identifier import Identifier, Region
-from server.engine.images import flatten_alpha, load_image
-from server.engine.indexer import build_index
-from server.engine.locate import iou
-from server.engine.training import adopt, train_projection
-from server.engine.verify import run_verify
+from server.engine.decide.decision import aggregate
+from server.engine.decide.identifier import Identifier, Region
+from server.engine.project.config import load_project
+from server.engine.vision.embedders import embed_images, project_embedder
+from server.engine.vision.images import flatten_alpha, load_image
+from server.engine.vision.locate import iou
+from server.engine.workflows.index import build_index
+from server.engine.workflows.train import adopt, train_projection
+from server.engine.workflows.verify import run_verify
 from tests.benchmarks.dataset import DatasetConfig, build_dataset, find_flags_dir
 
 SEED_THRESHOLD, SEED_MARGIN = 0.70, 0.04

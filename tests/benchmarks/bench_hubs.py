@@ -1,4 +1,4 @@
-"""The hub check (``server.engine.hubs``) on the accuracy benchmark's queries.
+"""The hub check (``server.engine.decide.hubs``) on the accuracy benchmark's queries.
 
 Builds (or reuses) a benchmark dataset, indexes and calibrates it as ``bench_accuracy``
 does, identifies every whole picture and crop, then runs the hub check over the
@@ -23,13 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from server.engine.config import load_project
-from server.engine.embedders import embed_images, project_embedder
-from server.engine.hubs import find_hubs
-from server.engine.identifier import Identifier
-from server.engine.images import load_image
-from server.engine.indexer import build_index, reference_views, view_backgrounds
-from server.engine.verify import run_verify
+from server.engine.decide.hubs import find_hubs
+from server.engine.decide.identifier import Identifier
+from server.engine.project.config import load_project
+from server.engine.vision.embedders import embed_images, project_embedder
+from server.engine.vision.images import load_image
+from server.engine.workflows.index import build_index, reference_views, view_backgrounds
+from server.engine.workflows.verify import run_verify
 from tests.benchmarks.bench_accuracy import write_project
 from tests.benchmarks.dataset import DatasetConfig, build_dataset, find_flags_dir
 

@@ -28,13 +28,13 @@ from typing import Any
 
 import numpy as np
 
-from server.engine.config import load_project
-from server.engine.embedders import project_embedder
-from server.engine.identifier import Identifier
-from server.engine.images import decode_image, flatten_alpha, load_image
-from server.engine.indexer import build_index
-from server.engine.localfeatures import extract
-from server.engine.training import adopt, train_projection
+from server.engine.decide.identifier import Identifier
+from server.engine.project.config import load_project
+from server.engine.vision.embedders import project_embedder
+from server.engine.vision.images import decode_image, flatten_alpha, load_image
+from server.engine.vision.localfeatures import extract
+from server.engine.workflows.index import build_index
+from server.engine.workflows.train import adopt, train_projection
 from tests.benchmarks.bench_accuracy import write_project
 from tests.benchmarks.dataset import DatasetConfig, build_dataset, find_flags_dir
 

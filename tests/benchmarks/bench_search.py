@@ -64,9 +64,9 @@ from typing import Any
 
 import numpy as np
 
-from server.engine.config import IndexConfig
-from server.engine.embedders.base import ModelSpec
-from server.engine.vector_index import HnswParams, VectorIndex
+from server.engine.catalog.vector_index import HnswParams, VectorIndex
+from server.engine.project.config import IndexConfig
+from server.engine.vision.embedders.base import ModelSpec
 
 log = logging.getLogger("bench_search")
 

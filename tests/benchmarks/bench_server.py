@@ -43,12 +43,12 @@ from typing import Any
 import aiohttp
 import numpy as np
 
-from server.engine import threads
-from server.engine.config import load_project
-from server.engine.embedders import project_embedder
-from server.engine.images import decode_image
-from server.engine.indexer import build_index
-from server.engine.service import Service
+from server.engine.live.service import Service
+from server.engine.project.config import load_project
+from server.engine.vision import threads
+from server.engine.vision.embedders import project_embedder
+from server.engine.vision.images import decode_image
+from server.engine.workflows.index import build_index
 from tests.conftest import DEMO_QUERIES, REPO
 
 MAX_REQUESTS = 100_000

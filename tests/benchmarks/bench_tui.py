@@ -51,9 +51,9 @@ EVENTS_PER_S = 30
 
 def fill_queue(file: Path, items: int) -> None:
     """``items`` misses in the queue, recorded by the engine from the demo photos."""
-    from server.engine.config import load_project
-    from server.engine.embedders import project_embedder
-    from server.engine.service import Service
+    from server.engine.live.service import Service
+    from server.engine.project.config import load_project
+    from server.engine.vision.embedders import project_embedder
     from tests.benchmarks.bench_server import photos
 
     project = load_project(file)
@@ -138,7 +138,7 @@ def serve_process(file: Path) -> tuple[subprocess.Popen[str], str]:
 
 
 async def serve(file: Path) -> tuple[web.AppRunner, web.Application, str]:
-    from server.engine.config import load_project
+    from server.engine.project.config import load_project
     from server.http.app import create_app
     from server.http.config import ServeConfig
 

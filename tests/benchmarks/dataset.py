@@ -42,7 +42,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from server.engine import synth
+from server.engine.vision import synth
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
-from server.engine.config import Project
-from server.engine.images import decode_image
+from server.engine.project.config import Project
+from server.engine.vision.images import decode_image
 from server.http.app import create_app
 from server.http.config import ServeConfig
 from tests.server.conftest import KNOWN_QUERY, query

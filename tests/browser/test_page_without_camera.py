@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from server.engine.config import Project
+from server.engine.project.config import Project
 from server.http.app import create_app
 from server.http.config import ServeConfig
 

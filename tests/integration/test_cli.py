@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from identify_tui.cli import main
-from server.engine.images import load_image
+from server.engine.vision.images import load_image
 from tests.conftest import DEMO_QUERIES, REPO, write_project
 
 COMMANDS = sorted(main.commands)
@@ -250,9 +250,9 @@ def test_verify_writes_thresholds_that_match_then_uses(tmp_path: Path, small_ref
     text = project.read_text()
     assert "calibration:" in text and f"threshold: {report['threshold']}" in text
     # Identification now uses the calibrated thresholds, not the model's defaults.
-    from server.engine.config import load_project
-    from server.engine.embedders import project_embedder
-    from server.engine.identifier import Identifier
+    from server.engine.decide.identifier import Identifier
+    from server.engine.project.config import load_project
+    from server.engine.vision.embedders import project_embedder
 
     proj = load_project(project)
     ident = Identifier.open(proj, project_embedder(proj.config))
@@ -277,7 +277,7 @@ def test_init_writes_a_project_that_loads(in_tmp: Path, small_refs: Path) -> Non
     assert code == 0
     path = Path(out.strip())
     assert path == in_tmp / "projects" / "cards.yaml"
-    from server.engine.config import load_project
+    from server.engine.project.config import load_project
 
     proj = load_project("cards", cwd=in_tmp)
     assert proj.config.references[0].path == small_refs.resolve()
@@ -333,9 +333,9 @@ def test_verify_calibrates_whole_pictures_apart_when_locating(
     assert 0.0 <= pictures["predicted_open_set_accuracy"] <= 1.0
     text = project.read_text()
     assert f"picture_threshold: {pictures['threshold']}" in text
-    from server.engine.config import load_project
-    from server.engine.embedders import project_embedder
-    from server.engine.identifier import Identifier
+    from server.engine.decide.identifier import Identifier
+    from server.engine.project.config import load_project
+    from server.engine.vision.embedders import project_embedder
 
     proj = load_project(project)
     ident = Identifier.open(proj, project_embedder(proj.config))
@@ -359,9 +359,9 @@ def test_verify_calibrates_whole_pictures_apart_when_locating(
 def test_the_unknown_pass_locates_as_if_the_hidden_class_were_not_indexed(
     tmp_path: Path, small_refs: Path
 ) -> None:
-    from server.engine.config import load_project
-    from server.engine.embedders import project_embedder
-    from server.engine.identifier import Identifier
+    from server.engine.decide.identifier import Identifier
+    from server.engine.project.config import load_project
+    from server.engine.vision.embedders import project_embedder
 
     project = write_project(tmp_path, small_refs)
     run("index", "--project", str(project))
@@ -392,7 +392,7 @@ def test_gc_applies_the_retention_policy_and_says_what_it_freed(
     code, out, err = run("gc", "--project", str(project))
     assert code == 2 and "run identify index first" in err
     assert run("index", "--project", str(project))[0] == 0
-    from server.engine.config import load_project
+    from server.engine.project.config import load_project
 
     orphan = load_project(project).data_dir / "media" / "crops" / "ab" / "orphan.jpg"
     orphan.parent.mkdir(parents=True)
@@ -407,7 +407,7 @@ def test_gc_applies_the_retention_policy_and_says_what_it_freed(
 @pytest.fixture()
 def no_model_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     """Any model load fails the test: what is checked must be checked before."""
-    from server.engine import embedders
+    from server.engine.vision import embedders
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("a model was loaded before the project was checked")
@@ -456,7 +456,7 @@ def test_a_misspelt_project_name_gets_a_suggestion(
 def test_init_picks_clip_only_when_its_weights_are_here(
     tmp_path: Path, small_refs: Path, monkeypatch: pytest.MonkeyPatch, cached: bool
 ) -> None:
-    from server.engine.embedders import openclip
+    from server.engine.vision.embedders import openclip
 
     monkeypatch.setattr(openclip, "weights_available", lambda name, tag: cached)
     monkeypatch.chdir(tmp_path)
@@ -474,8 +474,8 @@ def test_clip_without_weights_fails_fast_offline_with_one_message(
 ) -> None:
     import open_clip
 
-    from server.engine.embedders import openclip
     from server.engine.errors import ModelUnavailableError
+    from server.engine.vision.embedders import openclip
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(openclip, "weights_available", lambda name, tag: False)
@@ -519,7 +519,7 @@ def test_an_unknown_says_what_it_lacked_and_uncalibrated_defaults_are_named(
     tmp_path: Path, small_refs: Path
 ) -> None:
     from identify_tui.cli import explain
-    from server.engine.decision import Candidate, Decision
+    from server.engine.decide.decision import Candidate, Decision
 
     close = Decision(
         label=None,

@@ -10,13 +10,13 @@ import cv2
 import numpy as np
 import pytest
 
-from server.engine import synth
-from server.engine.config import load_project
-from server.engine.identifier import Identifier
-from server.engine.images import load_image
-from server.engine.indexer import build_index
-from server.engine.store import Store
-from server.engine.vector_index import VectorIndex
+from server.engine.catalog.store import Store
+from server.engine.catalog.vector_index import VectorIndex
+from server.engine.decide.identifier import Identifier
+from server.engine.project.config import load_project
+from server.engine.vision import synth
+from server.engine.vision.images import load_image
+from server.engine.workflows.index import build_index
 from tests.conftest import DEMO_QUERIES, DEMO_REFS, write_project
 
 
@@ -126,9 +126,9 @@ def test_a_thing_small_in_a_busy_frame_is_located_and_identified(indexed, embedd
     often than from the whole frame."""
     from dataclasses import replace
 
-    from server.engine import synth
-    from server.engine.locate import iou
-    from server.engine.verify import BACKGROUNDS_DIR
+    from server.engine.vision import synth
+    from server.engine.vision.locate import iou
+    from server.engine.workflows.verify import BACKGROUNDS_DIR
 
     rng = np.random.default_rng(7)
     backgrounds = synth.load_backgrounds(sorted(BACKGROUNDS_DIR.glob("*.jpg")), (640, 480))
@@ -182,9 +182,9 @@ def test_tiny_and_extreme_pictures_are_identified_without_error(indexed, embedde
 def test_the_box_follows_the_reference_outline_when_geometry_is_found(indexed, embedder) -> None:  # type: ignore[no-untyped-def]
     """Textured things seen at an angle: the second stage's homography maps the
     reference's corners into the picture, so the box is the thing's, not a grid window."""
-    from server.engine import synth
-    from server.engine.locate import iou
-    from server.engine.verify import BACKGROUNDS_DIR
+    from server.engine.vision import synth
+    from server.engine.vision.locate import iou
+    from server.engine.workflows.verify import BACKGROUNDS_DIR
 
     background = synth.load_backgrounds([BACKGROUNDS_DIR / "brick.jpg"], (640, 480))[0]
     folder = indexed.config.references[0].path
@@ -288,8 +288,8 @@ def test_a_textureless_thing_gets_a_box_of_its_own_shape_from_its_colour_layout(
     """Flags have too little texture for a homography: without the layout search the
     box is a square grid window; with it, a box of the flag's shape where its colours
     are, identified as one more region."""
-    from server.engine.locate import iou
-    from server.engine.verify import BACKGROUNDS_DIR
+    from server.engine.vision.locate import iou
+    from server.engine.workflows.verify import BACKGROUNDS_DIR
 
     backgrounds = synth.load_backgrounds(sorted(BACKGROUNDS_DIR.glob("*.jpg"))[:4], (640, 480))
     projects = {

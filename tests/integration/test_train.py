@@ -12,14 +12,14 @@ import pytest
 from click.testing import CliRunner
 
 from identify_tui.cli import main
-from server.engine import verify
-from server.engine.config import load_project
-from server.engine.embedders import project_embedder
-from server.engine.identifier import Identifier
-from server.engine.images import load_image
-from server.engine.indexer import open_or_none
-from server.engine.lock import ProjectLock
-from server.engine.service import Service
+from server.engine.decide.identifier import Identifier
+from server.engine.live.service import Service
+from server.engine.project.config import load_project
+from server.engine.project.lock import ProjectLock
+from server.engine.vision.embedders import project_embedder
+from server.engine.vision.images import load_image
+from server.engine.workflows import verify
+from server.engine.workflows.index import open_or_none
 from tests.conftest import DEMO_QUERIES, DEMO_REFS, write_project
 
 FAST = "train:\n  views: 8\n"

@@ -15,8 +15,8 @@ from aiohttp import FormData
 from aiohttp.test_utils import TestClient
 from PIL import Image
 
-from server.engine.config import Project, load_project
-from server.engine.indexer import build_index
+from server.engine.project.config import Project, load_project
+from server.engine.workflows.index import build_index
 from server.http.app import create_app
 from server.http.config import ServeConfig
 from tests.conftest import DEMO_QUERIES, DEMO_REFS

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from server.engine.config import Project
+from server.engine.project.config import Project
 from server.http import limits
 from server.http.keys import ENGINE
 
@@ -198,7 +198,7 @@ async def test_inference_never_runs_on_the_event_loop_thread(
 ) -> None:
     import threading
 
-    from server.engine.service import Service
+    from server.engine.live.service import Service
 
     seen: list[str] = []
     for name in ("prepare", "identify_prepared"):

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from server.engine.config import Project
-from server.engine.indexer import build_index
+from server.engine.project.config import Project
+from server.engine.workflows.index import build_index
 from server.http.keys import ENGINE
 from tests.conftest import DEMO_REFS
 
@@ -211,7 +211,7 @@ async def test_references_are_embedded_off_the_engine_thread(
 ) -> None:
     import threading
 
-    from server.engine.service import Service
+    from server.engine.live.service import Service
 
     seen: dict[str, str] = {}
     for name in ("prepare_reference", "commit_reference"):

@@ -8,9 +8,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from server.engine.config import Project
-from server.engine.images import decode_image, encode_jpeg
-from server.engine.service import REVIEW_MAX_SIDE
+from server.engine.live.service import REVIEW_MAX_SIDE
+from server.engine.project.config import Project
+from server.engine.vision.images import decode_image, encode_jpeg
 from tests.conftest import DEMO_QUERIES, DEMO_REFS
 
 from .conftest import (
@@ -316,7 +316,7 @@ async def test_two_reviewers_at_once_label_an_item_once_off_the_engine_thread(
     import asyncio
     import threading
 
-    from server.engine.service import Service
+    from server.engine.live.service import Service
 
     threads: list[str] = []
     original = Service.prepare_resolution

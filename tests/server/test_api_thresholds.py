@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from server.engine.config import Project
+from server.engine.project.config import Project
 
 from .conftest import KNOWN_QUERY, Client, error_of, identify, query
 

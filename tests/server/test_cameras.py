@@ -11,9 +11,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from server.engine.cameras import Camera, parse_source
-from server.engine.config import CameraConfig, Project
-from server.engine.images import decode_image
+from server.engine.live.cameras import Camera, parse_source
+from server.engine.project.config import CameraConfig, Project
+from server.engine.vision.images import decode_image
 
 from .conftest import KNOWN_QUERY, UNKNOWN_QUERY, Client, query
 

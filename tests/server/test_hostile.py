@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from server.engine.config import Project
+from server.engine.project.config import Project
 from server.http.limits import MAX_FORM_PARTS, MAX_REQUEST_BYTES
 
 from .conftest import KNOWN_QUERY, Client, error_of, identify, image_form, png_bytes, query

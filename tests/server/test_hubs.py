@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from server.engine.config import Project
-from server.engine.store import Store
+from server.engine.catalog.store import Store
+from server.engine.project.config import Project
 
 from .conftest import Client
 

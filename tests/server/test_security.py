@@ -7,9 +7,9 @@ from collections.abc import Awaitable, Callable
 import pytest
 from aiohttp import WSServerHandshakeError
 
-from server.engine.config import Project
 from server.engine.errors import ConflictError, IdentifyError
-from server.engine.lock import ProjectLock
+from server.engine.project.config import Project
+from server.engine.project.lock import ProjectLock
 from server.http.config import ServeConfig
 from server.http.middlewares import TOKEN_COOKIE
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from server.engine.config import Project
+from server.engine.project.config import Project
 from server.http.keys import ENGINE
 
 from .conftest import UNKNOWN_QUERY, Client, error_of, identify, query
@@ -102,7 +102,7 @@ async def test_a_moved_data_folder_keeps_its_files(
 
 def _collect_at(service: Any, media_root: Path) -> Any:
     """Collect the moved copy (its files' stored paths all point at the old place)."""
-    from server.engine.media import Media
+    from server.engine.catalog.media import Media
 
     media = Media(media_root.parent, service.store)
     media.root = media_root

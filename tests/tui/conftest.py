@@ -12,7 +12,7 @@ from textual.pilot import Pilot
 
 from identify_tui.app import IdentifyApp, make_tui
 from identify_tui.client import TuiConfig
-from server.engine.config import Project
+from server.engine.project.config import Project
 from server.http.app import create_app
 from server.http.config import ServeConfig
 from tests.server.conftest import (  # noqa: F401 - fixtures shared with the server tests

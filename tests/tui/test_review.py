@@ -165,7 +165,7 @@ async def test_a_decision_key_says_what_it_did(server: Server) -> None:
 async def test_w_makes_the_whole_picture_the_reference_instead_of_the_box(server: Server) -> None:
     import cv2
 
-    from server.engine.images import decode_image
+    from server.engine.vision.images import decode_image
     from tests.conftest import DEMO_REFS
 
     # A frame with a known flag small in a corner: the miss has a box.

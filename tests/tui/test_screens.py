@@ -14,7 +14,7 @@ from identify_tui.screens.references import ReferencesScreen
 from identify_tui.screens.stats import StatsScreen
 from identify_tui.screens.thresholds import ThresholdsScreen
 from identify_tui.widgets.banner import ConnectionBanner
-from server.engine.config import Project
+from server.engine.project.config import Project
 from server.http.app import create_app
 from server.http.config import ServeConfig
 

@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from server.engine import appearance, synth
-from server.engine.appearance import Layout, layout, query_layouts, similarity
-from server.engine.images import load_image
+from server.engine.vision import appearance, synth
+from server.engine.vision.appearance import Layout, layout, query_layouts, similarity
+from server.engine.vision.images import load_image
 from tests.conftest import DEMO_REFS
 
 
@@ -104,8 +104,8 @@ def test_grey_and_tiny_images_have_a_layout() -> None:
 
 
 def test_find_puts_a_box_on_a_photographed_textureless_thing() -> None:
-    from server.engine.locate import iou
-    from server.engine.verify import BACKGROUNDS_DIR
+    from server.engine.vision.locate import iou
+    from server.engine.workflows.verify import BACKGROUNDS_DIR
 
     backgrounds = synth.load_backgrounds(sorted(BACKGROUNDS_DIR.glob("*.jpg"))[:4], (640, 480))
     for name in ("Sweden", "Japan", "Canada"):

@@ -9,15 +9,15 @@ import cv2
 import numpy as np
 import pytest
 
-from server.engine.config import (
+from server.engine.errors import ProjectConfigError
+from server.engine.project.config import (
     Calibration,
     Projection,
     load_project,
     write_calibration,
     write_projection,
 )
-from server.engine.errors import ProjectConfigError
-from server.engine.references import scan_references
+from server.engine.project.references import scan_references
 
 
 def _write(path: Path, text: str) -> Path:

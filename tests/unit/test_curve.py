@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.engine.curve import CURVE_SPAN, threshold_curve
+from server.engine.decide.curve import CURVE_SPAN, threshold_curve
 
 OBSERVED = [(0.9, 0.2), (0.7, 0.1), (0.5, 0.0)]
 REVIEWED = [(0.7, 0.1, True), (0.5, 0.0, False)]

@@ -8,15 +8,21 @@ from types import MappingProxyType
 import numpy as np
 import pytest
 
-from server.engine.config import (
+from server.engine.decide.decision import (
+    Candidate,
+    Thresholds,
+    aggregate,
+    decide,
+    resolve_thresholds,
+)
+from server.engine.project.config import (
     Calibration,
     ClassThreshold,
     ProjectConfig,
     ReferenceSource,
     Taxonomy,
 )
-from server.engine.decision import Candidate, Thresholds, aggregate, decide, resolve_thresholds
-from server.engine.embedders.base import ModelSpec
+from server.engine.vision.embedders.base import ModelSpec
 
 SPEC = ModelSpec(model_id="test/model", dim=8, default_threshold=0.5, default_margin=0.03)
 
@@ -212,7 +218,7 @@ def test_without_a_picture_calibration_pictures_use_the_crops_thresholds() -> No
 def test_a_project_that_does_not_locate_decides_pictures_as_crops() -> None:
     from dataclasses import replace
 
-    from server.engine.config import LocateConfig
+    from server.engine.project.config import LocateConfig
 
     cal = Calibration(0.62, 0.07, model="test/model", picture_threshold=0.75)
     cfg = replace(_cfg(calibration=cal), locate=LocateConfig(enabled=False))

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from skimage import data
 
-from server.engine.config import ModelConfig
-from server.engine.embedders import create_embedder, embed_images
 from server.engine.errors import ModelUnavailableError
+from server.engine.project.config import ModelConfig
+from server.engine.vision.embedders import create_embedder, embed_images
 
 
 def test_offline_model_embeds_real_photos_into_unit_vectors(embedder) -> None:  # type: ignore[no-untyped-def]
@@ -27,8 +27,8 @@ def test_offline_model_classifies_like_imagenet() -> None:
     """The packaged weights are mapped onto timm's architecture correctly."""
     import torch
 
-    from server.engine.embedders.efficientnet import MEAN, STD, load_efficientnet_lite0
-    from server.engine.embedders.torch_common import resize_normalise
+    from server.engine.vision.embedders.efficientnet import MEAN, STD, load_efficientnet_lite0
+    from server.engine.vision.embedders.torch_common import resize_normalise
 
     model = load_efficientnet_lite0()
     x = torch.from_numpy(resize_normalise(data.coffee(), 224, MEAN, STD))[None]

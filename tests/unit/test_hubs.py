@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from server.engine import hubs
-from server.engine.hubs import find_hubs
+from server.engine.decide import hubs
+from server.engine.decide.hubs import find_hubs
 
 DIM = 64
 HUB = 99

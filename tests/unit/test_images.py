@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from server.engine import images
 from server.engine.errors import ImageRejected
-from server.engine.images import decode_image, load_image, read_image_bytes
+from server.engine.vision import images
+from server.engine.vision.images import decode_image, load_image, read_image_bytes
 
 
 def _encode(img: Image.Image, fmt: str, **kw: object) -> bytes:
@@ -261,8 +261,8 @@ def test_min_side_leaves_other_formats_whole() -> None:
 
 
 def test_noise_fails_the_gate_and_real_pictures_pass() -> None:
-    from server.engine.config import ReviewConfig
-    from server.engine.quality import gate, pixel_correlation
+    from server.engine.project.config import ReviewConfig
+    from server.engine.vision.quality import gate, pixel_correlation
     from tests.conftest import DEMO_QUERIES, DEMO_REFS
 
     rng = np.random.default_rng(0)

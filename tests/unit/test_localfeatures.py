@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from server.engine.images import flatten_alpha, load_image
-from server.engine.localfeatures import extract, match
+from server.engine.vision.images import flatten_alpha, load_image
+from server.engine.vision.localfeatures import extract, match
 from tests.conftest import DEMO_REFS
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from server.engine.images import load_image
-from server.engine.locate import (
+from server.engine.vision.images import load_image
+from server.engine.vision.locate import (
     SCALES,
     iou,
     shortlist,
@@ -57,8 +57,8 @@ def test_regional_vectors_are_gem_over_the_window(embedder) -> None:  # type: ig
     """The summed-area shortcut gives what pooling each window directly gives."""
     import torch
 
-    from server.engine.embedders.efficientnet import GEM_P, MEAN, REGION_LONG_SIDE, STD
-    from server.engine.embedders.torch_common import resized_normalised
+    from server.engine.vision.embedders.efficientnet import GEM_P, MEAN, REGION_LONG_SIDE, STD
+    from server.engine.vision.embedders.torch_common import resized_normalised
 
     image = load_image(DEMO_QUERIES / "known-pineapple.jpg")
     wins, vectors = window_vectors(embedder, image)
@@ -104,7 +104,7 @@ def test_embedders_without_a_feature_map_embed_window_crops(embedder) -> None:  
 
 
 def test_outline_maps_reference_corners_and_refuses_nonsense() -> None:
-    from server.engine.localfeatures import LocalFeatures, outline, work_scale
+    from server.engine.vision.localfeatures import LocalFeatures, outline, work_scale
 
     empty = (np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8))
     query = LocalFeatures(*empty, size=(640, 480))

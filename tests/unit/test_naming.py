@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from server.engine.config import NamingRules
-from server.engine.naming import label_from_name, with_prefix
+from server.engine.project.config import NamingRules
+from server.engine.project.naming import label_from_name, with_prefix
 
 RULES = NamingRules()
 

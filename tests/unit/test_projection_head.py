@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from server.engine.embedders.base import ModelSpec
-from server.engine.embedders.projected import Head, ProjectedEmbedder, head_module, load_head
 from server.engine.errors import ModelUnavailableError
-from server.engine.training import fit_whitening, nearest_mean, supcon
+from server.engine.vision.embedders.base import ModelSpec
+from server.engine.vision.embedders.projected import Head, ProjectedEmbedder, head_module, load_head
+from server.engine.workflows.train import fit_whitening, nearest_mean, supcon
 
 BASE = ModelSpec(model_id="efficientnet-lite0/imagenet/gem3", dim=1280)
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from server.engine.catalog.store import MIGRATIONS, ReferenceRow, Store
 from server.engine.errors import IdentifyError
-from server.engine.store import MIGRATIONS, ReferenceRow, Store
 
 
 @pytest.fixture
@@ -344,8 +344,8 @@ def test_numpy_scalars_in_results_are_stored_as_plain_numbers(store: Store) -> N
 
 
 def test_recording_a_miss_writes_the_review_item_in_the_same_transaction(store: Store) -> None:
-    from server.engine.review import ReviewQueue
-    from server.engine.store import QueueEntry
+    from server.engine.catalog.store import QueueEntry
+    from server.engine.live.review import ReviewQueue
 
     result = {
         "label": None,
@@ -378,9 +378,9 @@ def test_recording_a_miss_writes_the_review_item_in_the_same_transaction(store: 
 
 
 def test_a_review_item_is_resolved_exactly_once(store: Store) -> None:
+    from server.engine.catalog.store import QueueEntry
     from server.engine.errors import ConflictError
-    from server.engine.review import ReviewQueue
-    from server.engine.store import QueueEntry
+    from server.engine.live.review import ReviewQueue
 
     result = {
         "label": None,

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from skimage import data
 
-from server.engine import synth
 from server.engine.errors import ImageRejected
+from server.engine.vision import synth
 
 
 @pytest.fixture(scope="module")

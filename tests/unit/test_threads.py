@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from server.engine import threads
+from server.engine.vision import threads
 
 
 def test_one_worker_per_core_up_to_a_cap_and_cores_shared_out() -> None:

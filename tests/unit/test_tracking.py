@@ -5,10 +5,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from server.engine.config import ReviewConfig
-from server.engine.decision import Candidate
-from server.engine.quality import gate, sharpness
-from server.engine.tracking import Tracker, iou
+from server.engine.decide.decision import Candidate
+from server.engine.decide.tracking import Tracker, iou
+from server.engine.project.config import ReviewConfig
+from server.engine.vision.quality import gate, sharpness
 
 
 def unit(*values: float) -> np.ndarray:
@@ -59,7 +59,7 @@ def test_smoothing_keeps_one_odd_frame_from_flipping_the_answer() -> None:
 
 
 def test_quality_gate_rejects_small_and_blurred_crops() -> None:
-    from server.engine.images import load_image
+    from server.engine.vision.images import load_image
     from tests.conftest import DEMO_QUERIES
 
     sharp = cv2.resize(

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from server.engine.embedders.base import ModelSpec
+from server.engine.catalog.vector_index import VectorIndex, meta_path
 from server.engine.errors import IdentifyError, IndexMismatchError
-from server.engine.vector_index import VectorIndex, meta_path
+from server.engine.vision.embedders.base import ModelSpec
 
 SPEC = ModelSpec(model_id="test/model", dim=32)
 

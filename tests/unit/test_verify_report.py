@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from server.engine.decision import Candidate
-from server.engine.verify import (
+from server.engine.decide.decision import Candidate
+from server.engine.workflows.verify import (
     QueryOutcome,
     VerifyReport,
     _confusable,

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from server.engine.errors import IdentifyError
-from server.engine.images import read_image_bytes
+from server.engine.vision.images import read_image_bytes
 
 from ..io import read_image, read_json
 from ..jobs import each, wait_for_client

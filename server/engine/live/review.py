@@ -1,0 +1,249 @@
+"""The review queue: misses waiting for a person, and what the person decided.
+
+Rows are written by ``Store.record`` (with the observation, in one transaction); this
+module reads them and moves them from ``pending`` to a final status exactly once.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+from dataclasses import dataclass, fields
+from typing import Any
+
+from server.engine.catalog.store import Store, now_iso
+from server.engine.errors import ConflictError, IdentifyError, NotFoundError
+
+STATUSES = ("pending", "confirmed", "corrected", "false_positive", "skipped")
+"""``pending`` until a person acts; the others are final."""
+ACTIONS = {
+    "confirm": "confirmed",
+    "correct": "corrected",
+    "false_positive": "false_positive",
+    "skip": "skipped",
+}
+"""What a reviewer may do, and the status each action leaves."""
+REASONS = ("below_threshold", "low_margin", "empty_index")
+MAX_PAGE = 500
+"""Most items one listing returns."""
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    """One queued miss."""
+
+    id: int
+    image_id: int
+    reason: str
+    taxonomy: str | None
+    source: str | None
+    track_id: str | None
+    label: str | None
+    """The best candidate's label when it was queued (not accepted)."""
+    score: float
+    margin: float
+    candidates: list[dict[str, Any]]
+    status: str
+    resolved_label: str | None
+    reference_id: int | None
+    created_at: str
+    resolved_at: str | None
+    box: list[int] | None
+    """Where the object was found in the stored picture; None: the whole picture."""
+    region: str | None
+    """``whole``, ``verified`` or ``doubtful`` (see ``store.QueueEntry``)."""
+    seen: int
+    """Times this picture from this source came while the item waited."""
+    region_path: str | None
+    """The region at the resolution it came in (see ``store.QueueEntry``), or None."""
+    crop_path: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The API shape (the crop is fetched separately)."""
+        return {
+            "id": self.id,
+            "reason": self.reason,
+            "taxonomy": self.taxonomy,
+            "source": self.source,
+            "track_id": self.track_id,
+            "label": self.label,
+            "score": self.score,
+            "margin": self.margin,
+            "candidates": self.candidates,
+            "status": self.status,
+            "resolved_label": self.resolved_label,
+            "reference_id": self.reference_id,
+            "created_at": self.created_at,
+            "resolved_at": self.resolved_at,
+            "box": self.box,
+            "region": self.region or "whole",
+            "seen": self.seen,
+        }
+
+
+_SELECT = (
+    "select r.id, r.image_id, r.reason, r.taxonomy, r.source, r.track_id, r.label, r.score, "
+    "r.margin, r.candidates, r.status, r.resolved_label, r.reference_id, r.created_at, "
+    "r.resolved_at, r.box, r.region, r.seen, r.region_path, i.path "
+    "from review r join images i on i.id = r.image_id"
+)
+
+
+_FIELDS = [f.name for f in fields(ReviewItem)]
+"""Column order of ``_SELECT``."""
+
+
+def _item(row: tuple[Any, ...]) -> ReviewItem:
+    values = dict(zip(_FIELDS, row, strict=True))
+    values["candidates"] = json.loads(values["candidates"] or "[]")
+    values["box"] = json.loads(values["box"]) if values["box"] else None
+    return ReviewItem(**values)
+
+
+class ReviewQueue:
+    """Queries and state changes of the review queue."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def list(
+        self,
+        status: str = "pending",
+        taxonomy: str | None = None,
+        reason: str | None = None,
+        limit: int = 50,
+        before: int | None = None,
+    ) -> tuple[list[ReviewItem], int]:
+        """Items newest first, and how many match in all.
+
+        ``before`` pages: items with a smaller id than it.
+        """
+        if status not in STATUSES:
+            raise IdentifyError(f"unknown status {status!r}; one of {', '.join(STATUSES)}")
+        if reason is not None and reason not in REASONS:
+            raise IdentifyError(f"unknown reason {reason!r}; one of {', '.join(REASONS)}")
+        if not 1 <= limit <= MAX_PAGE:
+            raise IdentifyError(f"limit must be between 1 and {MAX_PAGE}")
+        where, args = ["r.status = ?"], [status]
+        if taxonomy is not None:
+            where.append("r.taxonomy = ?")
+            args.append(taxonomy)
+        if reason is not None:
+            where.append("r.reason = ?")
+            args.append(reason)
+        clause = " where " + " and ".join(where)
+        total = int(
+            self.store.db.execute("select count(*) from review r" + clause, args).fetchone()[0]
+        )
+        page_args: list[Any] = list(args)
+        if before is not None:
+            clause += " and r.id < ?"
+            page_args.append(before)
+        rows = self.store.db.execute(
+            _SELECT + clause + " order by r.id desc limit ?", [*page_args, limit]
+        ).fetchall()
+        return [_item(r) for r in rows], total
+
+    def get(self, item_id: int) -> ReviewItem:
+        """One item by id.
+
+        Raises:
+            NotFoundError: no such item.
+        """
+        row = self.store.db.execute(_SELECT + " where r.id = ?", [item_id]).fetchone()
+        if row is None:
+            raise NotFoundError(f"no review item {item_id}")
+        return _item(row)
+
+    def resolve(
+        self, item_id: int, status: str, label: str | None, reference_id: int | None
+    ) -> ReviewItem:
+        """Move a pending item to its final status, exactly once.
+
+        Raises:
+            NotFoundError: no such item.
+            ConflictError: someone resolved it meanwhile.
+        """
+        with self.store.db.conn:
+            self.mark_resolved(item_id, status, label, reference_id)
+        return self.get(item_id)
+
+    def mark_resolved(
+        self, item_id: int, status: str, label: str | None, reference_id: int | None
+    ) -> None:
+        """``resolve``'s write alone, inside the caller's transaction (so that a label
+        and the reference it makes commit together, or neither).
+
+        Raises:
+            NotFoundError: no such item.
+            ConflictError: it is not pending (the caller's transaction rolls back).
+        """
+        cur = self.store.db.conn.execute(
+            "update review set status = ?, resolved_label = ?, reference_id = ?, "
+            "resolved_at = ? where id = ? and status = 'pending'",
+            [status, label, reference_id, now_iso(), item_id],
+        )
+        if cur.rowcount == 0:
+            item = self.get(item_id)
+            raise ConflictError(f"review item {item_id} is already {item.status}")
+
+    def reopen(self, item_id: int) -> ReviewItem:
+        """Put a resolved item back in the queue (an undo).
+
+        Raises:
+            NotFoundError: no such item.
+            ConflictError: it is still pending.
+        """
+        with self.store.db.conn:
+            cur = self.store.db.conn.execute(
+                "update review set status = 'pending', resolved_label = null, "
+                "reference_id = null, resolved_at = null where id = ? and status != 'pending'",
+                [item_id],
+            )
+        if cur.rowcount == 0:
+            self.get(item_id)
+            raise ConflictError(f"review item {item_id} is still pending")
+        return self.get(item_id)
+
+    def outcomes(
+        self,
+    ) -> builtins.list[tuple[str | None, float, float, str | None, str, str | None]]:
+        """Every reviewed item: (taxonomy, score, margin, top label, status, resolved
+        label); skipped items tell nothing and are left out."""
+        return [
+            tuple(r)
+            for r in self.store.db.execute(  # type: ignore[misc]
+                "select taxonomy, score, margin, label, status, resolved_label from review "
+                "where status in ('confirmed', 'corrected', 'false_positive')"
+            )
+        ]
+
+    def per_day(self, days: int = 30) -> builtins.list[dict[str, Any]]:
+        """Items resolved per day (UTC), by status, for the last ``days`` days."""
+        rows = self.store.db.execute(
+            "select substr(resolved_at, 1, 10) as day, status, count(*) from review "
+            "where status != 'pending' and resolved_at is not null "
+            "group by day, status order by day desc"
+        ).fetchall()
+        out: dict[str, dict[str, Any]] = {}
+        for day, status, n in rows:
+            entry = out.setdefault(day, {"day": day, **dict.fromkeys(STATUSES[1:], 0)})
+            entry[status] = int(n)
+        return list(out.values())[:days]
+
+    def pending(self) -> int:
+        """Items waiting for a person."""
+        return int(
+            self.store.db.execute(
+                "select count(*) from review where status = 'pending'"
+            ).fetchone()[0]
+        )
+
+    def counts(self) -> dict[str, int]:
+        """Items per status."""
+        out = dict.fromkeys(STATUSES, 0)
+        for status, n in self.store.db.execute(
+            "select status, count(*) from review group by status"
+        ):
+            out[str(status)] = int(n)
+        return out

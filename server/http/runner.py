@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from server.engine.catalog.store import ReviewItem
 from server.engine.errors import BusyError
-from server.engine.live.review import ReviewItem
 from server.engine.live.service import ObjectResult, Prepared, Service
 from server.engine.vision import threads
 

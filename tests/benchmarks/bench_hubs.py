@@ -23,12 +23,13 @@ from typing import Any
 
 import numpy as np
 
+from server.engine.catalog.vectors import reference_views, view_backgrounds
 from server.engine.decide.hubs import find_hubs
 from server.engine.decide.identifier import Identifier
 from server.engine.project.config import load_project
 from server.engine.vision.embedders import embed_images, project_embedder
 from server.engine.vision.images import load_image
-from server.engine.workflows.index import build_index, reference_views, view_backgrounds
+from server.engine.workflows.index import build_index
 from server.engine.workflows.verify import run_verify
 from tests.benchmarks.bench_accuracy import write_project
 from tests.benchmarks.dataset import DatasetConfig, build_dataset, find_flags_dir

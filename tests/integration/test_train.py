@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from identify_tui.cli import main
+from server.engine.catalog.vectors import open_or_none
 from server.engine.decide.identifier import Identifier
 from server.engine.live.service import Service
 from server.engine.project.config import load_project
@@ -19,7 +20,6 @@ from server.engine.project.lock import ProjectLock
 from server.engine.vision.embedders import project_embedder
 from server.engine.vision.images import load_image
 from server.engine.workflows import verify
-from server.engine.workflows.index import open_or_none
 from tests.conftest import DEMO_QUERIES, DEMO_REFS, write_project
 
 FAST = "train:\n  views: 8\n"

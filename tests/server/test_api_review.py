@@ -8,7 +8,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from server.engine.live.service import REVIEW_MAX_SIDE
+from server.engine.live.identification import REVIEW_MAX_SIDE
 from server.engine.project.config import Project
 from server.engine.vision.images import decode_image, encode_jpeg
 from tests.conftest import DEMO_QUERIES, DEMO_REFS

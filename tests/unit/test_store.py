@@ -345,7 +345,6 @@ def test_numpy_scalars_in_results_are_stored_as_plain_numbers(store: Store) -> N
 
 def test_recording_a_miss_writes_the_review_item_in_the_same_transaction(store: Store) -> None:
     from server.engine.catalog.store import QueueEntry
-    from server.engine.live.review import ReviewQueue
 
     result = {
         "label": None,
@@ -367,7 +366,7 @@ def test_recording_a_miss_writes_the_review_item_in_the_same_transaction(store: 
         queue=QueueEntry(source="cam", taxonomy="cards", track_id="cam#1"),
     )
     assert rec.review_id is not None
-    item = ReviewQueue(store).get(rec.review_id)
+    item = store.review_item(rec.review_id)
     assert (item.image_id, item.source, item.track_id, item.taxonomy) == (
         rec.image_id,
         "cam",
@@ -380,7 +379,6 @@ def test_recording_a_miss_writes_the_review_item_in_the_same_transaction(store: 
 def test_a_review_item_is_resolved_exactly_once(store: Store) -> None:
     from server.engine.catalog.store import QueueEntry
     from server.engine.errors import ConflictError
-    from server.engine.live.review import ReviewQueue
 
     result = {
         "label": None,
@@ -400,12 +398,11 @@ def test_a_review_item_is_resolved_exactly_once(store: Store) -> None:
         result=result,
         queue=QueueEntry(source="s", taxonomy="default"),
     )
-    queue = ReviewQueue(store)
     assert rec.review_id is not None
-    assert queue.resolve(rec.review_id, "corrected", "X", None).resolved_label == "X"
+    assert store.resolve_item(rec.review_id, "corrected", "X", None).resolved_label == "X"
     with pytest.raises(ConflictError, match="already corrected"):
-        queue.resolve(rec.review_id, "skipped", None, None)
-    assert queue.counts()["corrected"] == 1 and queue.pending() == 0
+        store.resolve_item(rec.review_id, "skipped", None, None)
+    assert store.review_counts()["corrected"] == 1 and store.pending_count() == 0
 
 
 def test_renames_chain_and_move_active_references(store: Store) -> None:

@@ -72,6 +72,8 @@ class VectorIndex:
         self._index = index
         self.meta = meta
         self.path = path
+        self.unsaved = False
+        """The index differs from the file on disk (set by ``add`` and ``remove``)."""
 
     @classmethod
     def create(
@@ -186,6 +188,7 @@ class VectorIndex:
             if present:
                 self._index.remove(present)
             self._index.add(keys_arr, np.asarray(vectors, dtype=np.float32))
+            self.unsaved = True
 
     def remove(self, keys: Sequence[int]) -> None:
         """Remove keys that are present; absent keys are ignored."""
@@ -193,6 +196,7 @@ class VectorIndex:
             present = [int(k) for k in keys if self._index.contains(int(k))]
             if present:
                 self._index.remove(present)
+                self.unsaved = True
 
     def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` neighbours of each row of ``vectors``.
@@ -234,6 +238,7 @@ class VectorIndex:
                 os.fsync(fh.fileno())
         os.replace(tmp, self.path)
         os.replace(mtmp, meta_path(self.path))
+        self.unsaved = False
 
     @property
     def memory_bytes(self) -> int:

@@ -10,6 +10,7 @@ import numpy as np
 
 from server.engine.catalog.store import Store
 from server.engine.catalog.vector_index import VectorIndex
+from server.engine.catalog.vectors import open_or_none
 from server.engine.decide.decision import (
     Candidate,
     Decision,
@@ -33,7 +34,6 @@ from server.engine.vision.localfeatures import (
     outline,
 )
 from server.engine.vision.locate import Box, Window, shortlist, to_box, window_vectors
-from server.engine.workflows.index import open_or_none
 
 LAYOUT_SEARCH_CLASSES = 3
 """Classes whose reference layout is searched for in a whole picture (``_layout_box``)."""

@@ -14,7 +14,9 @@ from pathlib import Path
 from server.engine.errors import NoReferencesError, ProjectConfigError
 from server.engine.project.config import ProjectConfig
 from server.engine.project.naming import label_from_name, with_prefix
-from server.engine.vision.images import IMAGE_SUFFIXES
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+"""File suffixes treated as images when scanning folders."""
 
 
 @dataclass(frozen=True)

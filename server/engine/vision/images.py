@@ -38,8 +38,6 @@ re-encoded (``stored_form``)."""
 MAX_ASPECT_RATIO = 50.0
 """Longest side over shortest side accepted: a wide panorama is about 10, and a thinner
 strip holds no object to identify."""
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
-"""File suffixes treated as images when scanning folders."""
 
 
 def read_image_bytes(path: Path) -> bytes:

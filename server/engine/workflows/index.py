@@ -1,5 +1,9 @@
 """``identify index``: embed new or changed references, retire removed ones, save.
 
+In stages, each testable alone: ``scan`` the folders, diff by content hash against the
+store (``Known``, ``examine``), embed (``examine``, on workers), write (``_Writer``),
+and sync the index.
+
 Incremental by content hash: a second run with nothing changed reads and hashes the
 files but embeds nothing. Unreadable files are skipped and listed, never fatal. The
 vector index is derived data: when it is missing, damaged or built with another model,
@@ -16,79 +20,37 @@ from pathlib import Path
 import numpy as np
 
 from server.engine.catalog.store import ReferenceRow, Store
-from server.engine.catalog.vector_index import HnswParams, VectorIndex
+from server.engine.catalog.vector_index import VectorIndex
+from server.engine.catalog.vectors import (
+    LIVE_SOURCES,
+    REFERENCE_MIN_SIDE,
+    ReferenceEvidence,
+    embed_reference,
+    open_or_none,
+    rebuild_index,
+    reference_vector_id,
+    view_backgrounds,
+)
 from server.engine.errors import (
     IdentifyError,
     ImageRejected,
-    IndexMismatchError,
     NoReferencesError,
-    NotIndexedError,
 )
 from server.engine.project.config import Project
 from server.engine.project.references import ReferenceFile, scan_references
-from server.engine.vision import appearance, synth, threads
-from server.engine.vision.embedders import Embedder, l2_normalise
+from server.engine.vision import appearance, threads
+from server.engine.vision.embedders import Embedder
 from server.engine.vision.images import (
     content_hash,
     decode_image,
-    flatten_alpha,
     load_image,
     read_image_bytes,
 )
-from server.engine.vision.localfeatures import FEATURE_KIND, LocalFeatures, extract
+from server.engine.vision.localfeatures import FEATURE_KIND
 from server.engine.vision.pipeline_io import bounded_map
 
 Progress = Callable[[int], None]
 """Called with the number of files just processed."""
-
-VIEW_STRENGTH = 0.5
-"""Harshness of the synthetic views averaged into a reference's vector (milder than
-verify's queries: they describe the thing, not the worst camera)."""
-VIEW_SIZE = (320, 320)
-"""Frame size of the synthetic views: the crop is resized to the model's input anyway, and
-a 320-pixel frame renders in a third of the time of a 448-pixel one."""
-LIVE_SOURCES = frozenset({"api", "review"})
-"""``images.source`` of references added while the server runs; they have no file in a
-reference folder, so ``identify index`` must not retire them."""
-VIEW_BACKGROUNDS = 8
-"""Procedural backgrounds the views are composited on. Not verify's photos, so verify
-never grades the index on the backgrounds it was built with."""
-
-
-REFERENCE_MIN_SIDE = 256
-"""Large JPEG references are decoded at a reduced scale, keeping at least this many
-pixels on the shorter side: as many as the views draw (the object's longer side is at
-most 80 % of a 320-px view, 256 px) and more than the model's 224-px input; the local
-features work at 320 px on the longer side, which a 4:3 photo then still has (a
-1600x1200 photo decodes at 400x300; a square one at 256x256, whose keypoints then come
-from a copy enlarged to 320). Decoding at a quarter instead of half the size
-(the earlier 512) took JPEG indexing from 0.72-0.75x to 0.83-0.94x the bare model."""
-
-
-def view_backgrounds() -> list[np.ndarray]:
-    """The fixed, seeded backgrounds for reference views."""
-    rng = np.random.default_rng(20261122)
-    return [synth.fallback_background(rng, VIEW_SIZE) for _ in range(VIEW_BACKGROUNDS)]
-
-
-def reference_views(
-    image: np.ndarray, digest: str, count: int, backgrounds: list[np.ndarray]
-) -> list[np.ndarray]:
-    """The plain reference (alpha flattened) and ``count`` synthetic camera crops of it.
-
-    Seeded by the content hash: the same file always gives the same vector.
-    """
-    plain = flatten_alpha(image)
-    if count == 0:
-        return [plain]
-    rng = np.random.default_rng(int(digest[:16], 16))
-    out = [plain]
-    for i in range(count):
-        view = synth.camera_view(
-            image, backgrounds[i % len(backgrounds)], rng, size=VIEW_SIZE, strength=VIEW_STRENGTH
-        )
-        out.append(synth.crop_object(view, rng))
-    return out
 
 
 @dataclass
@@ -115,24 +77,18 @@ class IndexSummary:
 
 DELETED = "deleted as a reference through the server"
 
+Scan = tuple[list[ReferenceFile], list[tuple[Path, str]]]
+"""What ``scan`` found: reference files, and files skipped for not being images."""
 
-@dataclass(frozen=True)
-class ReferenceEvidence:
-    """What the index keeps of one reference: its vector, its local features (None with
-    the second stage off) and its colour layout."""
 
-    vector: np.ndarray
-    features: LocalFeatures | None
-    layout: appearance.Layout
+def scan(project: Project) -> Scan:
+    """Stage 1: the reference files in the project's folders (reads no image).
 
-    def save(self, store: Store, row_id: int, vector_id: str, size: tuple[int, int]) -> None:
-        """Write all of it for reference row ``row_id`` (inside the caller's transaction)."""
-        store.put_embedding(row_id, vector_id, self.vector)
-        if self.features is not None:
-            store.put_features(
-                row_id, FEATURE_KIND, self.features.keypoints, self.features.descriptors, size
-            )
-        store.put_layout(row_id, self.layout.to_bytes(), self.layout.aspect)
+    Raises:
+        ProjectConfigError: a reference folder is missing.
+        NoReferencesError: no image file in any reference folder.
+    """
+    return scan_references(project.config)
 
 
 @dataclass
@@ -147,107 +103,153 @@ class _Prepared:
     error: str | None = None
 
 
-def hnsw_params(project: Project) -> HnswParams:
-    """HNSW parameters from the project's ``index:`` section."""
-    ic = project.config.index
-    return HnswParams(ic.connectivity, ic.expansion_add, ic.expansion_search)
+@dataclass(frozen=True)
+class Known:
+    """What the store already holds of the folders' references, for the diff by hash."""
+
+    existing: dict[str, ReferenceRow]
+    """Active folder references by path."""
+    deleted: set[tuple[str, str]]
+    """(path, content hash) of files a person deleted as references."""
+    with_vector: set[int]
+    with_features: set[int]
+    with_layout: set[int]
+    rerank: bool
+
+    @classmethod
+    def load(cls, project: Project, store: Store, vector_id: str) -> Known:
+        """Read it from the store."""
+        existing = {r.path: r for r in store.active_references() if r.source not in LIVE_SOURCES}
+        return cls(
+            existing=existing,
+            deleted=store.deleted_files(),
+            with_vector=set(store.embeddings([r.id for r in existing.values()], vector_id)),
+            with_features=store.feature_ids(FEATURE_KIND),
+            with_layout=store.layout_ids(),
+            rerank=project.config.rerank.enabled,
+        )
+
+    def is_current(self, row: ReferenceRow | None, digest: str) -> bool:
+        """Whether ``row`` holds this very file with everything the index needs."""
+        return (
+            row is not None
+            and row.content_hash == digest
+            and row.id in self.with_vector
+            and (not self.rerank or row.id in self.with_features)
+        )
 
 
-def reference_vector_id(project: Project, embedder: Embedder) -> str:
-    """Key of stored reference vectors: the vector space (model and projection head) and
-    the number of views averaged in."""
-    return f"{embedder.spec.space_id}#views={project.config.index.views}"
-
-
-def open_or_none(project: Project, embedder: Embedder) -> VectorIndex | None:
-    """The project's index if it exists and matches the embedder (else raises)."""
-    return VectorIndex.open(
-        project.index_path,
-        embedder.spec,
-        project.config.index.dtype,
-        hnsw_params(project),
-        views=project.config.index.views,
-    )
-
-
-def rebuild_index(project: Project, store: Store, embedder: Embedder) -> VectorIndex:
-    """A fresh index from the embeddings stored for every active reference."""
-    index = VectorIndex.create(
-        project.index_path,
-        embedder.spec,
-        project.config.index.dtype,
-        hnsw_params(project),
-        views=project.config.index.views,
-    )
-    refs = store.active_references()
-    vectors = store.embeddings([r.id for r in refs], reference_vector_id(project, embedder))
-    keys = [r.id for r in refs if r.id in vectors]
-    if keys:
-        index.add(keys, np.stack([vectors[k] for k in keys]))
-    return index
-
-
-def sync_index(project: Project, store: Store, embedder: Embedder) -> tuple[VectorIndex, bool]:
-    """The project's index, brought in step with the database's active references.
-
-    The database is the truth; the index may lag it after a crash between a committed
-    change and the next index save. Missing vectors are added from the stored
-    embeddings, stale keys removed; an unreadable index is rebuilt.
-
-    Returns:
-        (index, changed): ``changed`` says the index differs from the file on disk.
-
-    Raises:
-        NotIndexedError: no reference was ever indexed.
-        IndexMismatchError: the index was built with another model.
-    """
-    try:
-        index = open_or_none(project, embedder)
-    except IndexMismatchError:
-        raise
-    except IdentifyError:
-        index = None
-    refs = store.active_references()
-    if index is None:
-        if not refs:
-            raise NotIndexedError(
-                f"project '{project.name}' has no index yet: run `identify index "
-                f"--project {project.file}` first"
-            )
-        return rebuild_index(project, store, embedder), True
-    active = {r.id for r in refs}
-    present = index.keys()
-    stale = sorted(present - active)
-    missing = sorted(active - present)
-    vectors = store.embeddings(missing, reference_vector_id(project, embedder))
-    index.remove(stale)
-    add = [k for k in missing if k in vectors]
-    if add:
-        index.add(add, np.stack([vectors[k] for k in add]))
-    return index, bool(stale or add)
-
-
-def embed_reference(
+def examine(
+    ref: ReferenceFile,
+    known: Known,
     project: Project,
     embedder: Embedder,
-    image: np.ndarray,
-    digest: str,
     backgrounds: list[np.ndarray],
-) -> ReferenceEvidence:
-    """One reference's vector (plain image and its synthetic views, averaged), local
-    features and colour layout, exactly as ``identify index`` computes them."""
-    views = reference_views(image, digest, project.config.index.views, backgrounds)
-    flat = embedder.embed_batch(np.stack([embedder.preprocess(v) for v in views]))
-    vector = l2_normalise(flat.mean(axis=0, keepdims=True))[0]
-    rerank = project.config.rerank
-    feats = extract(views[0], rerank.max_features) if rerank.enabled else None
-    return ReferenceEvidence(vector, feats, appearance.layout(image))
+) -> _Prepared:
+    """Stages 2 and 3 for one file (on a worker): the diff by content hash, and the
+    embedding of a new or changed reference. Reads the store's snapshot only."""
+    try:
+        data = read_image_bytes(ref.path)
+        digest = content_hash(data)
+        if (str(ref.path), digest) in known.deleted:
+            return _Prepared(ref, digest, error=DELETED)
+        row = known.existing.get(str(ref.path))
+        current = known.is_current(row, digest)
+        if current and row is not None and row.id in known.with_layout:
+            return _Prepared(ref, digest)
+        image = decode_image(data, ref.path.name, keep_alpha=True, min_side=REFERENCE_MIN_SIDE)
+    except ImageRejected as exc:
+        return _Prepared(ref, "", error=exc.message)
+    if current:  # indexed before colour layouts were: add just that
+        return _Prepared(ref, digest, layout=appearance.layout(image))
+    evidence = embed_reference(project, embedder, image, digest, backgrounds)
+    return _Prepared(ref, digest, evidence, size=(image.shape[1], image.shape[0]))
+
+
+@dataclass
+class _Writer:
+    """Stage 4: writes what the workers prepared, new references in batches of one
+    transaction each, and keeps the keys and vectors the index must take."""
+
+    store: Store
+    known: Known
+    vector_id: str
+    summary: IndexSummary
+    progress: Progress | None
+    batch: list[_Prepared] = field(default_factory=list)
+    keys: list[int] = field(default_factory=list)
+    vectors: list[np.ndarray] = field(default_factory=list)
+    retired: list[int] = field(default_factory=list)
+
+    def take(self, item: _Prepared, batch_size: int) -> None:
+        """Count or write one prepared file."""
+        if item.error is DELETED:
+            self.summary.deleted += 1
+        elif item.error is not None:
+            self.summary.skipped.append((str(item.ref.path), item.error))
+        elif item.evidence is None:
+            self.summary.unchanged += 1
+            self._unchanged(item)
+        else:
+            self.batch.append(item)
+            if len(self.batch) >= batch_size:
+                self.flush()
+            return
+        if self.progress:
+            self.progress(1)
+
+    def _unchanged(self, item: _Prepared) -> None:
+        row, ref = self.known.existing[str(item.ref.path)], item.ref
+        with self.store.transaction():
+            if item.layout is not None:
+                self.store.put_layout(row.id, item.layout.to_bytes(), item.layout.aspect)
+            if (row.label, row.taxonomy, row.rarity) != (ref.label, ref.taxonomy, ref.rarity):
+                self.store.relabel(row.id, ref.label, ref.taxonomy, ref.rarity)
+
+    def flush(self) -> None:
+        """Write the batch of new or changed references in one transaction."""
+        if not self.batch:
+            return
+        store = self.store
+        with store.transaction():
+            for item in self.batch:
+                assert item.evidence is not None
+                ref, old = item.ref, self.known.existing.get(str(item.ref.path))
+                if old is not None and old.content_hash == item.digest:
+                    row_id = old.id
+                    store.relabel(row_id, ref.label, ref.taxonomy, ref.rarity)
+                else:
+                    if old is not None:
+                        store.retire([old.id])
+                        self.retired.append(old.id)
+                    row_id = store.add_reference(
+                        path=str(ref.path),
+                        content_hash=item.digest,
+                        label=ref.label,
+                        taxonomy=ref.taxonomy,
+                        rarity=ref.rarity,
+                        source=str(ref.source),
+                        width=item.size[0],
+                        height=item.size[1],
+                    )
+                item.evidence.save(store, row_id, self.vector_id, item.size)
+                self.keys.append(row_id)
+                self.vectors.append(item.evidence.vector)
+        self.summary.embedded += len(self.batch)
+        if self.progress:
+            self.progress(len(self.batch))
+        self.batch.clear()
 
 
 def build_index(
-    project: Project, embedder: Embedder, progress: Progress | None = None
+    project: Project,
+    embedder: Embedder,
+    progress: Progress | None = None,
+    scanned: Scan | None = None,
 ) -> IndexSummary:
-    """Bring the database and the vector index in step with the reference folders.
+    """Bring the database and the vector index in step with the reference folders:
+    scan (unless ``scanned`` is given), diff by content hash, embed, write, sync the
+    index.
 
     Raises:
         ProjectConfigError: a reference folder is missing.
@@ -255,145 +257,17 @@ def build_index(
             (nothing is then written; a first run leaves no database behind).
     """
     started = time.perf_counter()
-    files, not_images = scan_references(project.config)
+    files, not_images = scanned if scanned is not None else scan(project)
     summary = IndexSummary(files=len(files) + len(not_images))
     summary.skipped.extend((str(p), why) for p, why in not_images)
-    model_id = reference_vector_id(project, embedder)
-    rerank = project.config.rerank
     created = not project.db_path.exists()
     store = Store(project.db_path)
     try:
-        aliases = store.aliases()
-        files = [replace(f, label=aliases.get(f.label, f.label)) for f in files]
-        deleted = store.deleted_files()
-        existing = {r.path: r for r in store.active_references() if r.source not in LIVE_SOURCES}
-        have_vec = set(store.embeddings([r.id for r in existing.values()], model_id))
-        have_feat = store.feature_ids(FEATURE_KIND)
-        have_layout = store.layout_ids()
-
-        backgrounds = view_backgrounds()
-
-        def is_current(row: ReferenceRow | None, digest: str) -> bool:
-            return (
-                row is not None
-                and row.content_hash == digest
-                and row.id in have_vec
-                and (not rerank.enabled or row.id in have_feat)
-            )
-
-        def prepare(ref: ReferenceFile) -> _Prepared:
-            try:
-                data = read_image_bytes(ref.path)
-                digest = content_hash(data)
-                if (str(ref.path), digest) in deleted:
-                    return _Prepared(ref, digest, error=DELETED)
-                row = existing.get(str(ref.path))
-                current = is_current(row, digest)
-                if current and row is not None and row.id in have_layout:
-                    return _Prepared(ref, digest)
-                image = decode_image(
-                    data, ref.path.name, keep_alpha=True, min_side=REFERENCE_MIN_SIDE
-                )
-            except ImageRejected as exc:
-                return _Prepared(ref, "", error=exc.message)
-            if current:  # indexed before colour layouts were: add just that
-                return _Prepared(ref, digest, layout=appearance.layout(image))
-            evidence = embed_reference(project, embedder, image, digest, backgrounds)
-            return _Prepared(ref, digest, evidence, size=(image.shape[1], image.shape[0]))
-
-        seen_paths: set[str] = set()
-        batch: list[_Prepared] = []
-        new_keys: list[int] = []
-        new_vecs: list[np.ndarray] = []
-        retired: list[int] = []
-
-        def flush() -> None:
-            if not batch:
-                return
-            with store.db.conn:
-                for item in batch:
-                    assert item.evidence is not None
-                    old = existing.get(str(item.ref.path))
-                    if old is not None and old.content_hash == item.digest:
-                        row_id = old.id
-                        store.relabel(row_id, item.ref.label, item.ref.taxonomy, item.ref.rarity)
-                    else:
-                        if old is not None:
-                            store.retire([old.id])
-                            retired.append(old.id)
-                        row_id = store.add_reference(
-                            path=str(item.ref.path),
-                            content_hash=item.digest,
-                            label=item.ref.label,
-                            taxonomy=item.ref.taxonomy,
-                            rarity=item.ref.rarity,
-                            source=str(item.ref.source),
-                            width=item.size[0],
-                            height=item.size[1],
-                        )
-                    item.evidence.save(store, row_id, model_id, item.size)
-                    new_keys.append(row_id)
-                    new_vecs.append(item.evidence.vector)
-            summary.embedded += len(batch)
-            if progress:
-                progress(len(batch))
-            batch.clear()
-
-        # Each worker decodes, renders the views of and embeds one reference at a time,
-        # on its own share of the cores: on a CPU, two references at once on one thread
-        # each beat one at a time on two threads (see ``threads``). This thread writes.
-        with threads.worker_pool(project.config.server.workers, "index") as (pool, workers):
-            window = max(2 * workers, project.config.model.batch_size)
-            for item in bounded_map(pool, prepare, files, window):
-                seen_paths.add(str(item.ref.path))
-                if item.error is DELETED:
-                    summary.deleted += 1
-                    if progress:
-                        progress(1)
-                elif item.error is not None:
-                    summary.skipped.append((str(item.ref.path), item.error))
-                    if progress:
-                        progress(1)
-                elif item.evidence is None:
-                    summary.unchanged += 1
-                    row = existing[str(item.ref.path)]
-                    with store.db.conn:
-                        if item.layout is not None:
-                            store.put_layout(row.id, item.layout.to_bytes(), item.layout.aspect)
-                        if (row.label, row.taxonomy, row.rarity) != (
-                            item.ref.label,
-                            item.ref.taxonomy,
-                            item.ref.rarity,
-                        ):
-                            store.relabel(
-                                row.id, item.ref.label, item.ref.taxonomy, item.ref.rarity
-                            )
-                    if progress:
-                        progress(1)
-                else:
-                    batch.append(item)
-                    if len(batch) >= project.config.model.batch_size:
-                        flush()
-            flush()
-        gone = [r.id for p, r in existing.items() if p not in seen_paths]
-        if (
-            summary.skipped
-            and not summary.deleted
-            and {r.id for r in store.active_references()} <= set(gone)
-        ):
-            raise NoReferencesError(nothing_readable(summary.skipped, project.file.parent))
-        with store.db.conn:
-            store.retire(gone)
-        retired.extend(gone)
-        summary.retired = len(retired)
-        # References added while serving (API, review labels) have no folder to rescan,
-        # but after a change of vector space (a new head, another number of views) they
-        # need a vector in it too: embedded again from the image the server stored.
-        for key, vec in _embed_live_references(project, store, embedder, backgrounds, summary):
-            new_keys.append(key)
-            new_vecs.append(vec)
-
-        index = _updated_index(project, store, embedder, new_keys, new_vecs, retired, summary)
+        written = _write_references(project, store, embedder, files, summary, progress)
+        # Stage 5: the index, in step with what was written (or rebuilt), saved.
+        index = _updated_index(
+            project, store, embedder, written.keys, written.vectors, written.retired, summary
+        )
         index.save()
         summary.index_size = len(index)
         summary.classes = len({r.label for r in store.active_references()})
@@ -407,6 +281,56 @@ def build_index(
         store.close()
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _write_references(
+    project: Project,
+    store: Store,
+    embedder: Embedder,
+    files: list[ReferenceFile],
+    summary: IndexSummary,
+    progress: Progress | None,
+) -> _Writer:
+    """Stages 2-4 over every file, then retire the references whose file is gone; the
+    writer holds what the index must take and drop."""
+    vector_id = reference_vector_id(project, embedder)
+    aliases = store.aliases()
+    files = [replace(f, label=aliases.get(f.label, f.label)) for f in files]
+    known = Known.load(project, store, vector_id)
+    backgrounds = view_backgrounds()
+    writer = _Writer(store, known, vector_id, summary, progress)
+    batch_size = project.config.model.batch_size
+
+    def prepare(ref: ReferenceFile) -> _Prepared:
+        return examine(ref, known, project, embedder, backgrounds)
+
+    # Each worker decodes, renders the views of and embeds one reference at a time,
+    # on its own share of the cores: on a CPU, two references at once on one thread
+    # each beat one at a time on two threads (see ``threads``). This thread writes.
+    seen: set[str] = set()
+    with threads.worker_pool(project.config.server.workers, "index") as (pool, workers):
+        for item in bounded_map(pool, prepare, files, max(2 * workers, batch_size)):
+            seen.add(str(item.ref.path))
+            writer.take(item, batch_size)
+        writer.flush()
+    gone = [r.id for p, r in known.existing.items() if p not in seen]
+    if (
+        summary.skipped
+        and not summary.deleted
+        and {r.id for r in store.active_references()} <= set(gone)
+    ):
+        raise NoReferencesError(nothing_readable(summary.skipped, project.file.parent))
+    with store.transaction():
+        store.retire(gone)
+    writer.retired.extend(gone)
+    summary.retired = len(writer.retired)
+    # References added while serving (API, review labels) have no folder to rescan,
+    # but after a change of vector space (a new head, another number of views) they
+    # need a vector in it too: embedded again from the image the server stored.
+    for key, vec in _embed_live_references(project, store, embedder, backgrounds, summary):
+        writer.keys.append(key)
+        writer.vectors.append(vec)
+    return writer
 
 
 def nothing_readable(
@@ -444,12 +368,12 @@ def _embed_live_references(
             summary.skipped.append((ref.path, exc.message))
             continue
         if ref.id in have:
-            with store.db.conn:
+            with store.transaction():
                 lay = appearance.layout(image)
                 store.put_layout(ref.id, lay.to_bytes(), lay.aspect)
             continue
         evidence = embed_reference(project, embedder, image, ref.content_hash, backgrounds)
-        with store.db.conn:
+        with store.transaction():
             evidence.save(store, ref.id, vector_id, (image.shape[1], image.shape[0]))
         summary.embedded += 1
         out.append((ref.id, evidence.vector))

@@ -32,13 +32,14 @@ from typing import Any
 import numpy as np
 
 from server.engine.catalog.store import ReferenceRow, Store
+from server.engine.catalog.vectors import VIEW_SIZE
 from server.engine.errors import ImageRejected, NoReferencesError, NotIndexedError
 from server.engine.project.config import Project, Projection, write_projection
 from server.engine.vision import synth, threads
 from server.engine.vision.embedders import Embedder
 from server.engine.vision.images import flatten_alpha, load_image
 from server.engine.vision.pipeline_io import bounded_map
-from server.engine.workflows.index import VIEW_SIZE, IndexSummary, build_index
+from server.engine.workflows.index import IndexSummary, build_index
 
 CLASSES_PER_BATCH = 16
 VIEWS_PER_CLASS = 4

@@ -26,15 +26,16 @@ from typing import Any
 import numpy as np
 
 from server.engine.catalog.store import ReferenceRow
+from server.engine.catalog.vectors import reference_vector_id
 from server.engine.decide.decision import Candidate
 from server.engine.decide.identifier import Evidence, Identifier, Region, Search
 from server.engine.errors import ImageRejected, NoReferencesError
 from server.engine.project.config import Calibration, Project, write_calibration
+from server.engine.project.references import IMAGE_SUFFIXES
 from server.engine.vision import synth
 from server.engine.vision.embedders import Embedder
-from server.engine.vision.images import IMAGE_SUFFIXES, flatten_alpha, load_image
+from server.engine.vision.images import flatten_alpha, load_image
 from server.engine.vision.localfeatures import Geometry
-from server.engine.workflows.index import reference_vector_id
 
 BACKGROUNDS_DIR = Path(__file__).parents[1] / "vision" / "assets" / "backgrounds"
 """Background photos shipped with identify (see the README there for their licences)."""

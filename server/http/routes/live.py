@@ -149,5 +149,5 @@ async def live(request: web.Request) -> web.WebSocketResponse:
             task.cancel()
         source = client.source
         with contextlib.suppress(RuntimeError):
-            await request.app[ENGINE].run(lambda s: s.tracker.forget(source))
+            await request.app[ENGINE].run(lambda s: s.forget_source(source))
     return ws

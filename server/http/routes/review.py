@@ -28,7 +28,7 @@ async def list_items(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", 50) or 50
     before = query_int(request, "before", None)
     items, total = await request.app[ENGINE].run(
-        lambda s: s.queue.list(status, q.get("taxonomy"), q.get("reason"), limit, before)
+        lambda s: s.review_items(status, q.get("taxonomy"), q.get("reason"), limit, before)
     )
     return web.json_response({"items": [i.to_json() for i in items], "total": total})
 
@@ -80,7 +80,7 @@ async def reopen(request: web.Request) -> web.Response:
 async def get_item(request: web.Request) -> web.Response:
     """One item."""
     item_id = int_param(request, "id")
-    item = await request.app[ENGINE].run(lambda s: s.queue.get(item_id))
+    item = await request.app[ENGINE].run(lambda s: s.review_item(item_id))
     return web.json_response(item.to_json())
 
 

@@ -1,28 +1,20 @@
-"""The review queue: misses waiting for a person, and what the person decided.
+"""The review queue's rows: misses waiting for a person, and what the person decided.
 
-Rows are written by ``Store.record`` (with the observation, in one transaction); this
-module reads them and moves them from ``pending`` to a final status exactly once.
+Rows are written by ``record`` (with the observation, in one transaction); these
+methods read them and move them from ``pending`` to a final status exactly once.
 """
 
 from __future__ import annotations
 
-import builtins
 import json
 from dataclasses import dataclass, fields
 from typing import Any
 
-from server.engine.catalog.store import Store, now_iso
+from server.engine.catalog.store.base import StoreBase, now_iso
 from server.engine.errors import ConflictError, IdentifyError, NotFoundError
 
 STATUSES = ("pending", "confirmed", "corrected", "false_positive", "skipped")
 """``pending`` until a person acts; the others are final."""
-ACTIONS = {
-    "confirm": "confirmed",
-    "correct": "corrected",
-    "false_positive": "false_positive",
-    "skip": "skipped",
-}
-"""What a reviewer may do, and the status each action leaves."""
 REASONS = ("below_threshold", "low_margin", "empty_index")
 MAX_PAGE = 500
 """Most items one listing returns."""
@@ -100,13 +92,10 @@ def _item(row: tuple[Any, ...]) -> ReviewItem:
     return ReviewItem(**values)
 
 
-class ReviewQueue:
-    """Queries and state changes of the review queue."""
+class ReviewRows(StoreBase):
+    """The review queue: listing, and moving items from pending to final and back."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    def list(
+    def review_items(
         self,
         status: str = "pending",
         taxonomy: str | None = None,
@@ -132,30 +121,28 @@ class ReviewQueue:
             where.append("r.reason = ?")
             args.append(reason)
         clause = " where " + " and ".join(where)
-        total = int(
-            self.store.db.execute("select count(*) from review r" + clause, args).fetchone()[0]
-        )
+        total = int(self.db.execute("select count(*) from review r" + clause, args).fetchone()[0])
         page_args: list[Any] = list(args)
         if before is not None:
             clause += " and r.id < ?"
             page_args.append(before)
-        rows = self.store.db.execute(
+        rows = self.db.execute(
             _SELECT + clause + " order by r.id desc limit ?", [*page_args, limit]
         ).fetchall()
         return [_item(r) for r in rows], total
 
-    def get(self, item_id: int) -> ReviewItem:
+    def review_item(self, item_id: int) -> ReviewItem:
         """One item by id.
 
         Raises:
             NotFoundError: no such item.
         """
-        row = self.store.db.execute(_SELECT + " where r.id = ?", [item_id]).fetchone()
+        row = self.db.execute(_SELECT + " where r.id = ?", [item_id]).fetchone()
         if row is None:
             raise NotFoundError(f"no review item {item_id}")
         return _item(row)
 
-    def resolve(
+    def resolve_item(
         self, item_id: int, status: str, label: str | None, reference_id: int | None
     ) -> ReviewItem:
         """Move a pending item to its final status, exactly once.
@@ -164,9 +151,9 @@ class ReviewQueue:
             NotFoundError: no such item.
             ConflictError: someone resolved it meanwhile.
         """
-        with self.store.db.conn:
+        with self.db.conn:
             self.mark_resolved(item_id, status, label, reference_id)
-        return self.get(item_id)
+        return self.review_item(item_id)
 
     def mark_resolved(
         self, item_id: int, status: str, label: str | None, reference_id: int | None
@@ -178,49 +165,49 @@ class ReviewQueue:
             NotFoundError: no such item.
             ConflictError: it is not pending (the caller's transaction rolls back).
         """
-        cur = self.store.db.conn.execute(
+        cur = self.db.conn.execute(
             "update review set status = ?, resolved_label = ?, reference_id = ?, "
             "resolved_at = ? where id = ? and status = 'pending'",
             [status, label, reference_id, now_iso(), item_id],
         )
         if cur.rowcount == 0:
-            item = self.get(item_id)
+            item = self.review_item(item_id)
             raise ConflictError(f"review item {item_id} is already {item.status}")
 
-    def reopen(self, item_id: int) -> ReviewItem:
+    def reopen_item(self, item_id: int) -> ReviewItem:
         """Put a resolved item back in the queue (an undo).
 
         Raises:
             NotFoundError: no such item.
             ConflictError: it is still pending.
         """
-        with self.store.db.conn:
-            cur = self.store.db.conn.execute(
+        with self.db.conn:
+            cur = self.db.conn.execute(
                 "update review set status = 'pending', resolved_label = null, "
                 "reference_id = null, resolved_at = null where id = ? and status != 'pending'",
                 [item_id],
             )
         if cur.rowcount == 0:
-            self.get(item_id)
+            self.review_item(item_id)
             raise ConflictError(f"review item {item_id} is still pending")
-        return self.get(item_id)
+        return self.review_item(item_id)
 
-    def outcomes(
+    def review_outcomes(
         self,
-    ) -> builtins.list[tuple[str | None, float, float, str | None, str, str | None]]:
+    ) -> list[tuple[str | None, float, float, str | None, str, str | None]]:
         """Every reviewed item: (taxonomy, score, margin, top label, status, resolved
         label); skipped items tell nothing and are left out."""
         return [
             tuple(r)
-            for r in self.store.db.execute(  # type: ignore[misc]
+            for r in self.db.execute(  # type: ignore[misc]
                 "select taxonomy, score, margin, label, status, resolved_label from review "
                 "where status in ('confirmed', 'corrected', 'false_positive')"
             )
         ]
 
-    def per_day(self, days: int = 30) -> builtins.list[dict[str, Any]]:
+    def resolved_per_day(self, days: int = 30) -> list[dict[str, Any]]:
         """Items resolved per day (UTC), by status, for the last ``days`` days."""
-        rows = self.store.db.execute(
+        rows = self.db.execute(
             "select substr(resolved_at, 1, 10) as day, status, count(*) from review "
             "where status != 'pending' and resolved_at is not null "
             "group by day, status order by day desc"
@@ -231,19 +218,30 @@ class ReviewQueue:
             entry[status] = int(n)
         return list(out.values())[:days]
 
-    def pending(self) -> int:
+    def pending_count(self) -> int:
         """Items waiting for a person."""
         return int(
-            self.store.db.execute(
-                "select count(*) from review where status = 'pending'"
-            ).fetchone()[0]
+            self.db.execute("select count(*) from review where status = 'pending'").fetchone()[0]
         )
 
-    def counts(self) -> dict[str, int]:
+    def review_counts(self) -> dict[str, int]:
         """Items per status."""
         out = dict.fromkeys(STATUSES, 0)
-        for status, n in self.store.db.execute(
-            "select status, count(*) from review group by status"
-        ):
+        for status, n in self.db.execute("select status, count(*) from review group by status"):
             out[str(status)] = int(n)
         return out
+
+    def pending_duplicate(self, content_hash: str, source: str) -> int | None:
+        """The pending review item holding this very picture from this source, if any."""
+        row = self.db.execute(
+            "select r.id from review r join images i on i.id = r.image_id "
+            "where i.content_hash = ? and r.source = ? and r.status = 'pending' "
+            "order by r.id limit 1",
+            [content_hash, source],
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def seen_again(self, review_id: int) -> None:
+        """Count one more sighting of a pending item's picture (a duplicate)."""
+        with self.db.conn:
+            self.db.conn.execute("update review set seen = seen + 1 where id = ?", [review_id])

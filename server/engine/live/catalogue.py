@@ -1,0 +1,293 @@
+"""The reference catalogue while serving: classes and their references, adding one
+(searchable by the very next query), importing a folder, removing, renaming, merging."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from server.engine.catalog.vectors import (
+    LIVE_SOURCES,
+    ReferenceEvidence,
+    embed_reference,
+    reference_vector_id,
+    view_backgrounds,
+)
+from server.engine.errors import ConflictError, IdentifyError, ImageRejected, NotFoundError
+from server.engine.live.context import Live
+from server.engine.live.health import HubWatch
+from server.engine.live.thresholds import ThresholdBook
+from server.engine.project.config import DEFAULT_TAXONOMY
+from server.engine.project.naming import clean_label, label_from_name
+from server.engine.project.references import IMAGE_SUFFIXES
+from server.engine.vision.images import (
+    MAX_WORK_SIDE,
+    content_hash,
+    decode_image,
+    flatten_alpha,
+    stored_form,
+)
+from server.engine.vision.quality import gate
+
+MAX_IMPORT_FILES = 1000
+"""Most files one import adds."""
+MAX_PATH_CHARS = 4096
+"""Longest path an import takes (Linux's PATH_MAX)."""
+
+
+@dataclass(frozen=True)
+class PreparedReference:
+    """A reference ready to be committed (see ``Catalogue.prepare``)."""
+
+    label: str
+    taxonomy: str | None
+    """As asked; None: the class's own, or the default, decided when committed."""
+    digest: str
+    stored: bytes
+    """The file kept under ``media/references`` (see ``images.stored_form``)."""
+    suffix: str
+    size: tuple[int, int]
+    evidence: ReferenceEvidence
+
+
+class Catalogue:
+    """Reference and class operations of one open project."""
+
+    def __init__(self, live: Live, thresholds: ThresholdBook, hubs: HubWatch) -> None:
+        self.live = live
+        self.thresholds = thresholds
+        self.hub_watch = hubs
+        self._backgrounds = view_backgrounds()
+
+    def classes(self) -> list[dict[str, Any]]:
+        """Every class with its taxonomy and number of references."""
+        hubs = {h["label"] for h in self.hub_watch.hubs()}
+        return [
+            {"label": label, "taxonomy": tax, "references": n, "hub": label in hubs}
+            for label, tax, n in self.live.store.class_counts()
+        ]
+
+    def references(self, label: str) -> list[dict[str, Any]]:
+        """The references of one class.
+
+        Raises:
+            NotFoundError: no such class.
+        """
+        rows = [r for r in self.live.store.active_references() if r.label == label]
+        if not rows:
+            raise NotFoundError(f"no class {label!r}")
+        hubs = {h["reference_id"] for h in self.hub_watch.hubs()}
+        return [
+            {
+                "id": r.id,
+                "label": r.label,
+                "taxonomy": r.taxonomy,
+                "source": "folder" if r.source not in LIVE_SOURCES else r.source,
+                "path": r.path,
+                "hub": r.id in hubs,
+            }
+            for r in rows
+        ]
+
+    def reference_file(self, ref_id: int) -> Path:
+        """The image file of an active reference (only inside the project's folders).
+
+        Raises:
+            NotFoundError: no such reference, or its file is gone.
+        """
+        row = next((r for r in self.live.store.active_references() if r.id == ref_id), None)
+        if row is None:
+            raise NotFoundError(f"no reference {ref_id}")
+        path = Path(row.path).resolve()
+        project = self.live.project
+        roots = [s.path.resolve() for s in project.config.references]
+        roots.append((project.data_dir / "media").resolve())
+        if not any(path.is_relative_to(r) for r in roots) or not path.is_file():
+            raise NotFoundError(f"the image of reference {ref_id} is not available")
+        return path
+
+    def prepare(self, data: bytes, label: object, taxonomy: str | None = None) -> PreparedReference:
+        """The heavy, read-only half of adding a reference: check the label, decode, pass
+        the quality gate, embed the plain image and its synthetic views, find its local
+        features. Touches neither the database nor the index, so it runs on a worker
+        while the engine thread goes on identifying.
+
+        Raises:
+            ImageRejected: not a usable image, or one the quality gate refuses.
+            IdentifyError: a bad label or an undeclared taxonomy.
+        """
+        name = clean_label(label)
+        if taxonomy is not None:
+            self._declared_taxonomy(taxonomy)
+        image = decode_image(data, "reference", keep_alpha=True, max_side=MAX_WORK_SIDE)
+        review = self.live.project.config.review
+        why_not = gate(flatten_alpha(image), review)
+        if why_not is not None:
+            setting = {
+                "too_small": f"review.min_crop_side {review.min_crop_side} px",
+                "noise": f"review.min_pixel_correlation {review.min_pixel_correlation}",
+                "blurry": f"review.min_sharpness {review.min_sharpness}",
+            }[why_not]
+            raise ImageRejected(
+                f"the reference is {why_not.replace('_', ' ')} ({setting}): a poor "
+                "reference would attract wrong matches"
+            )
+        digest = content_hash(data)
+        evidence = embed_reference(
+            self.live.project, self.live.embedder, image, digest, self._backgrounds
+        )
+        stored, suffix = stored_form(data, image)
+        return PreparedReference(
+            name, taxonomy, digest, stored, suffix, (image.shape[1], image.shape[0]), evidence
+        )
+
+    def commit(
+        self,
+        prepared: PreparedReference,
+        source: str = "api",
+        also: Callable[[int], None] | None = None,
+    ) -> dict[str, Any]:
+        """The engine thread's half: store the file and the rows in one go, add the
+        vector to the index; searchable by the very next query. ``also(reference id)``
+        writes more in the same transaction (a review label); if it raises, nothing of
+        the reference is written either."""
+        live, name, size = self.live, prepared.label, prepared.size
+        tax = self._taxonomy_for(name, prepared.taxonomy)
+        path = live.media.write("references", prepared.digest, prepared.suffix, prepared.stored)
+        try:
+            with live.store.transaction():
+                ref_id = live.store.add_reference(
+                    path=path,
+                    content_hash=prepared.digest,
+                    label=name,
+                    taxonomy=tax,
+                    rarity=None,
+                    source=source,
+                    width=size[0],
+                    height=size[1],
+                )
+                vector_id = reference_vector_id(live.project, live.embedder)
+                prepared.evidence.save(live.store, ref_id, vector_id, size)
+                if also is not None:
+                    also(ref_id)
+        except BaseException:
+            live.media.forget(path, -1)  # rolled back: the file too, unless shared
+            raise
+        live.ident.index.add([ref_id], prepared.evidence.vector[None, :])
+        live.ident.set_reference(ref_id, name, tax)
+        live.emit({"type": "references", "action": "added", "id": ref_id, "label": name})
+        return {"id": ref_id, "label": name, "taxonomy": tax}
+
+    def import_plan(self, path: str, label: object = None) -> list[tuple[Path, object]]:
+        """The files an import of ``path`` would add, each with its label: one file, or
+        every image file directly in a folder; each label is ``label`` if given, else
+        the file's name by the project's naming rules. Quick: reads no image.
+
+        Raises:
+            NotFoundError: no such file or folder.
+            IdentifyError: an unusable path, too many files, or a folder with no image.
+        """
+        if len(path) > MAX_PATH_CHARS or "\x00" in path:
+            raise IdentifyError(f"not a usable path (at most {MAX_PATH_CHARS} characters, no NUL)")
+        files = _image_files(Path(path).expanduser(), path)
+        if not files:
+            raise IdentifyError(f"no image files in {path}")
+        if len(files) > MAX_IMPORT_FILES:
+            raise IdentifyError(f"{len(files)} files; import at most {MAX_IMPORT_FILES} at once")
+        naming = self.live.project.config.naming
+        return [
+            (f, label if label is not None else label_from_name(f.stem, naming).label)
+            for f in files
+        ]
+
+    def remove(self, ref_id: int) -> None:
+        """Take a reference out of the index for good (``identify index`` will not bring
+        its file back).
+
+        Raises:
+            NotFoundError: no such active reference.
+        """
+        live = self.live
+        row = next((r for r in live.store.active_references() if r.id == ref_id), None)
+        if row is None:
+            raise NotFoundError(f"no reference {ref_id}")
+        live.store.delete_reference(ref_id)
+        live.media.forget(row.path, ref_id)
+        live.ident.index.remove([ref_id])
+        live.ident.drop_references([ref_id])
+        live.emit({"type": "references", "action": "removed", "id": ref_id, "label": row.label})
+
+    def rename_class(self, old: str, new: object) -> dict[str, Any]:
+        """Rename a class.
+
+        Raises:
+            NotFoundError: no class ``old``.
+            ConflictError: ``new`` is taken (merge instead).
+        """
+        name = clean_label(new)
+        labels = self._labels()
+        if old not in labels:
+            raise NotFoundError(f"no class {old!r}")
+        if name in labels and name != old:
+            raise ConflictError(f"class {name!r} exists; merge {old!r} into it instead")
+        moved = self.live.store.rename_label(old, name)
+        self.live.ident.rename_class(old, name)
+        self.thresholds.refresh()
+        self.live.emit({"type": "references", "action": "renamed", "from": old, "to": name})
+        return {"label": name, "references": moved}
+
+    def merge_classes(self, sources: Sequence[str], into: str) -> dict[str, Any]:
+        """Move every reference of ``sources`` into the existing class ``into``.
+
+        Raises:
+            NotFoundError: a class does not exist.
+        """
+        labels = self._labels()
+        missing = [s for s in [*sources, into] if s not in labels]
+        if missing:
+            raise NotFoundError(f"no class {missing[0]!r}")
+        moved = 0
+        for old in sources:
+            if old != into:
+                moved += self.live.store.rename_label(old, into)
+                self.live.ident.rename_class(old, into)
+        self.thresholds.refresh()
+        self.live.emit(
+            {"type": "references", "action": "merged", "from": list(sources), "to": into}
+        )
+        return {"label": into, "moved": moved}
+
+    def _labels(self) -> set[str]:
+        return {label for label, _, _ in self.live.store.class_counts()}
+
+    def _declared_taxonomy(self, taxonomy: str) -> str:
+        known = self.live.taxonomies()
+        if taxonomy not in known:
+            raise IdentifyError(
+                f"taxonomy {taxonomy[:100]!r} is not declared in the project "
+                f"(declared: {', '.join(sorted(known))})"
+            )
+        return taxonomy
+
+    def _taxonomy_for(self, label: str, taxonomy: str | None) -> str:
+        if taxonomy is not None:
+            return self._declared_taxonomy(taxonomy)
+        return self.live.ident.taxonomy_of.get(label, DEFAULT_TAXONOMY)
+
+
+def _image_files(root: Path, asked: str) -> list[Path]:
+    """One file, or the image files directly in a folder (hidden ones left out)."""
+    try:
+        if root.is_file():
+            return [root]
+        if root.is_dir():
+            return sorted(
+                p
+                for p in root.iterdir()
+                if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+            )
+    except OSError as exc:
+        raise IdentifyError(f"cannot read {asked[:200]!r}: {exc.strerror or exc}") from None
+    raise NotFoundError(f"no file or folder {asked[:200]!r} on the server")

@@ -1,0 +1,257 @@
+"""Identification while serving: a picture (or a live frame) decided, smoothed over its
+track, recorded, and queued for review when it is a miss worth a person's time."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from server.engine.catalog.store import QueueEntry
+from server.engine.decide.decision import Decision, decide
+from server.engine.decide.identifier import Evidence, Region
+from server.engine.decide.tracking import Tracker
+from server.engine.live.context import Live
+from server.engine.project.config import DEFAULT_TAXONOMY
+from server.engine.vision.images import (
+    MAX_WORK_SIDE,
+    WORK_MIN_SIDE,
+    content_hash,
+    decode_image,
+    downscale,
+    encode_jpeg,
+    flatten_alpha,
+)
+from server.engine.vision.locate import to_box
+from server.engine.vision.quality import gate
+
+REVIEW_MAX_SIDE = 384
+"""Longest side of a review item's stored picture: enough to see what it is and to make
+a reference of (the model looks at 224-256 px)."""
+REVIEW_JPEG_QUALITY = 75
+"""The stored picture is for a person to see what was there (and the context of its
+box); a region kept for a reference is stored at ``REGION_JPEG_QUALITY``."""
+REGION_JPEG_QUALITY = 80
+REGION_MIN_SIDE = 224
+"""A box the stored picture holds at fewer pixels than this (on its longer side, the
+model's input size) is also kept as it came, for the reference a label makes of it."""
+REGION_GROWTH = 0.1
+"""A reference made from a review item's box takes this share of the box's size as
+context on each side (the index's references are framed loosely, too)."""
+
+
+@dataclass
+class LiveStats:
+    """Counters since the service opened (shown by health)."""
+
+    identified: int = 0
+    queued: int = 0
+    gate_rejected: Counter[str] = field(default_factory=Counter)
+    started: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A decoded picture as the regions that may hold the object, each with its
+    evidence (the whole picture first), ready for the decision."""
+
+    regions: list[Region]
+
+
+@dataclass(frozen=True)
+class ObjectResult:
+    """One object in a frame: the decision and what happened to it."""
+
+    decision: Decision
+    bbox: Sequence[int] | None = None
+    track_id: str | None = None
+    review_id: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The object shape of ``identify match --json``, plus track and review ids."""
+        out = self.decision.to_json(bbox=self.bbox)
+        out["track_id"] = self.track_id
+        out["review_id"] = self.review_id
+        return out
+
+
+class Identification:
+    """Identifies pictures and frames of one open project, and keeps its counters."""
+
+    def __init__(self, live: Live) -> None:
+        self.live = live
+        self.tracker = Tracker(live.project.config.review)
+        self.stats = LiveStats()
+
+    def prepare(self, image: np.ndarray | bytes, name: str = "upload") -> Prepared:
+        """Decode an image and compute its evidence (embedding, local features).
+
+        The one step that may run on several threads at once (it reads only the model
+        and the project settings); everything else runs on the engine thread.
+
+        Raises:
+            ImageRejected: bytes that are not a usable image.
+        """
+        if isinstance(image, bytes):
+            image = decode_image(image, name, min_side=WORK_MIN_SIDE, max_side=MAX_WORK_SIDE)
+        image = flatten_alpha(image)
+        return Prepared(self.live.ident.regions(image))
+
+    def identify_prepared(
+        self, prepared: Prepared, *, source: str, live: bool = False, record: bool = True
+    ) -> list[ObjectResult]:
+        """Decide about a prepared picture: one object, found by ``locate``.
+
+        A miss (unknown, or a match below the margin threshold) that passes the quality
+        gate is queued for review with its crop. ``live`` frames are smoothed per track
+        and queued once per track; other images are recorded and queued one by one.
+        """
+        decision, region = self.live.ident.decide_regions(prepared.regions)
+        queued_before = self.stats.queued
+        # What is recorded and queued is the whole picture (with the located box in the
+        # result): for a miss the box is only where the picture looked most like
+        # something known, and the reviewer must see what was really there.
+        whole = prepared.regions[0]
+        image, ev, bbox = whole.image, whole.evidence, region.box
+        if live:
+            result = self._live_object(whole, region, source)
+        else:
+            review_id = None
+            if record:
+                queue = not decision.matched and self._passes_gate(image)
+                review_id = self._record(image, ev, decision, bbox, source, None, queue=queue)
+            result = ObjectResult(decision, bbox, None, review_id)
+        self.stats.identified += 1
+        objects = [result]
+        self.live.emit(
+            {"type": "identification", "source": source, "objects": [o.to_json() for o in objects]}
+        )
+        for obj in objects:
+            if obj.review_id is not None:
+                # A new item, or the same picture again on a waiting one (its count).
+                action = "added" if self.stats.queued > queued_before else "seen_again"
+                self.live.emit(
+                    {
+                        "type": "queue",
+                        "action": action,
+                        "item_id": obj.review_id,
+                        "pending": self.live.store.pending_count(),
+                    }
+                )
+        return objects
+
+    def _region_file(
+        self, image: np.ndarray, bbox: Sequence[int] | None, stored_box: Sequence[int] | None
+    ) -> str | None:
+        """When the stored picture holds the object's box at fewer than
+        ``REGION_MIN_SIDE`` pixels but the picture as it came held it at more, keep the
+        region (grown by ``REGION_GROWTH``) at the resolution it came in (at most
+        ``REVIEW_MAX_SIDE``): a label makes its reference of that. Returns its path."""
+        if bbox is None or stored_box is None:
+            return None
+        stored_side = max(stored_box[2] - stored_box[0], stored_box[3] - stored_box[1])
+        side = max(bbox[2] - bbox[0], bbox[3] - bbox[1])
+        if stored_side >= REGION_MIN_SIDE or side <= stored_side:
+            return None
+        h, w = image.shape[:2]
+        x0, y0, x1, y1 = to_box(
+            (bbox[0] / w, bbox[1] / h, bbox[2] / w, bbox[3] / h), w, h, REGION_GROWTH
+        )
+        region, _ = downscale(np.ascontiguousarray(image[y0:y1, x0:x1]), REVIEW_MAX_SIDE)
+        data = encode_jpeg(region, REGION_JPEG_QUALITY)
+        return self.live.media.write("crops", content_hash(data), ".jpg", data)
+
+    def _live_object(self, whole: Region, region: Region, source: str) -> ObjectResult:
+        """Without a detector the track follows the whole frame (a located box moves with
+        the grid it snaps to); the located region's candidates are smoothed over it."""
+        review = self.live.project.config.review
+        image, ev, bbox = whole.image, whole.evidence, region.box
+        track = self.tracker.assign(source, None, ev.vector, self.live.clock(), set())
+        track.update(self.live.ident.candidates(region.evidence), review.smoothing)
+        decision = decide(
+            track.smoothed(), self.live.ident.thresholds, self.live.ident.taxonomy_of, picture=True
+        )
+        review_id = None
+        if track.frames >= review.min_track_frames and not track.recorded:
+            # One observation per appearance, decided on the smoothed scores; a miss
+            # waits for a frame that passes the quality gate.
+            miss = not decision.matched
+            if not miss or self._passes_gate(image, track_gated=track.gated):
+                track.recorded = True
+                review_id = self._record(image, ev, decision, bbox, source, track.id, queue=miss)
+            else:
+                track.gated = True
+        return ObjectResult(decision, bbox, track.id, review_id)
+
+    def _passes_gate(self, crop: np.ndarray, track_gated: bool = False) -> bool:
+        """Whether a miss's crop may be queued; rejections are counted (once per
+        track for live video)."""
+        why_not = gate(crop, self.live.project.config.review)
+        if why_not is not None and not track_gated:
+            self.stats.gate_rejected[why_not] += 1
+        return why_not is None
+
+    def _record(
+        self,
+        image: np.ndarray,
+        ev: Evidence,
+        decision: Decision,
+        bbox: Sequence[int] | None,
+        source: str,
+        track_id: str | None,
+        queue: bool,
+    ) -> int | None:
+        """Store the observation and, with ``queue``, a review item with its picture:
+        the whole picture at most ``REVIEW_MAX_SIDE`` px, with the box the object was
+        found in. The same picture from the same source while its item still waits is
+        counted on that item (``seen``) instead of queued again.
+
+        Returns the review item id, if one was queued (or counted).
+        """
+        entry, path = None, ""
+        if queue:
+            picture, scale = downscale(image, REVIEW_MAX_SIDE)
+            data = encode_jpeg(picture, REVIEW_JPEG_QUALITY)
+            digest = content_hash(data)
+            duplicate = self.live.store.pending_duplicate(digest, source)
+            if duplicate is not None:
+                self.live.store.seen_again(duplicate)
+                return duplicate
+            path = self.live.media.write("crops", digest, ".jpg", data)
+            box = None if bbox is None else [round(v * scale) for v in bbox]
+            top = decision.candidates[0] if decision.candidates else None
+            verified = (
+                top is not None
+                and top.inliers is not None
+                and top.inliers >= self.live.project.config.rerank.min_inliers
+            )
+            entry = QueueEntry(
+                source=source,
+                track_id=track_id,
+                taxonomy=self.live.ident.taxonomy_of.get(
+                    top.label if top else "", DEFAULT_TAXONOMY
+                ),
+                box=box,
+                region="whole" if box is None else ("verified" if verified else "doubtful"),
+                region_path=self._region_file(image, bbox, box),
+            )
+        else:
+            digest = content_hash(image.tobytes())
+        recorded = self.live.store.record(
+            path=path,
+            content_hash=digest,
+            width=image.shape[1],
+            height=image.shape[0],
+            model_id=self.live.embedder.spec.space_id,
+            embedding=ev.vector,
+            result=decision.to_json(bbox=bbox),
+            kind="crop",
+            queue=entry,
+        )
+        if recorded.review_id is not None:
+            self.stats.queued += 1
+        return recorded.review_id

@@ -42,7 +42,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from server.engine.vision import synth
+from server.engine.vision import backdrops, synth
 
 log = logging.getLogger(__name__)
 
@@ -431,7 +431,7 @@ def _query_backgrounds(
             loaded = dict(
                 zip(
                     used,
-                    pool.map(lambda i: synth.load_backgrounds([paths[i]], BACKGROUND_SIZE), used),
+                    pool.map(lambda i: backdrops.load_backgrounds([paths[i]], BACKGROUND_SIZE), used),
                     strict=True,
                 )
             )
@@ -439,7 +439,7 @@ def _query_backgrounds(
         if good:
             return [loaded[i][0] if loaded[i] else good[i % len(good)] for i in picks]
     log.warning("no background photos found; using procedural backgrounds")
-    fallback = [synth.fallback_background(rng, BACKGROUND_SIZE) for _ in range(min(16, count))]
+    fallback = [backdrops.fallback_background(rng, BACKGROUND_SIZE) for _ in range(min(16, count))]
     return [fallback[i % len(fallback)] for i in range(count)]
 
 

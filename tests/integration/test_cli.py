@@ -518,7 +518,7 @@ def test_models_lists_a_short_useful_list_and_all_on_request() -> None:
 def test_an_unknown_says_what_it_lacked_and_uncalibrated_defaults_are_named(
     tmp_path: Path, small_refs: Path
 ) -> None:
-    from identify_tui.cli import explain
+    from identify_tui.cli.match import explain
     from server.engine.decide.decision import Candidate, Decision
 
     close = Decision(

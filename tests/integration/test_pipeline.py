@@ -14,7 +14,7 @@ from server.engine.catalog.store import Store
 from server.engine.catalog.vector_index import VectorIndex
 from server.engine.decide.identifier import Identifier
 from server.engine.project.config import load_project
-from server.engine.vision import synth
+from server.engine.vision import backdrops, synth
 from server.engine.vision.images import load_image
 from server.engine.workflows.index import build_index
 from tests.conftest import DEMO_QUERIES, DEMO_REFS, write_project
@@ -131,7 +131,7 @@ def test_a_thing_small_in_a_busy_frame_is_located_and_identified(indexed, embedd
     from server.engine.workflows.verify import BACKGROUNDS_DIR
 
     rng = np.random.default_rng(7)
-    backgrounds = synth.load_backgrounds(sorted(BACKGROUNDS_DIR.glob("*.jpg")), (640, 480))
+    backgrounds = backdrops.load_backgrounds(sorted(BACKGROUNDS_DIR.glob("*.jpg")), (640, 480))
     ident = Identifier.open(indexed, embedder)
     whole_only = Identifier(
         replace(
@@ -186,7 +186,7 @@ def test_the_box_follows_the_reference_outline_when_geometry_is_found(indexed, e
     from server.engine.vision.locate import iou
     from server.engine.workflows.verify import BACKGROUNDS_DIR
 
-    background = synth.load_backgrounds([BACKGROUNDS_DIR / "brick.jpg"], (640, 480))[0]
+    background = backdrops.load_backgrounds([BACKGROUNDS_DIR / "brick.jpg"], (640, 480))[0]
     folder = indexed.config.references[0].path
     min_inliers = indexed.config.rerank.min_inliers
     found = 0
@@ -234,7 +234,7 @@ def test_colour_layout_tells_a_flag_from_its_colours_in_another_order(
     rng = np.random.default_rng(2)
     crops = synth.camera_crops(
         india[:, :, 2::-1].copy(),
-        [synth.fallback_background(rng, (640, 480))],
+        [backdrops.fallback_background(rng, (640, 480))],
         rng,
         4,
         strength=1.0,
@@ -291,7 +291,7 @@ def test_a_textureless_thing_gets_a_box_of_its_own_shape_from_its_colour_layout(
     from server.engine.vision.locate import iou
     from server.engine.workflows.verify import BACKGROUNDS_DIR
 
-    backgrounds = synth.load_backgrounds(sorted(BACKGROUNDS_DIR.glob("*.jpg"))[:4], (640, 480))
+    backgrounds = backdrops.load_backgrounds(sorted(BACKGROUNDS_DIR.glob("*.jpg"))[:4], (640, 480))
     projects = {
         on: load_project(
             write_project(

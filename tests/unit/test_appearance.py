@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from server.engine.vision import appearance, synth
+from server.engine.vision import appearance, backdrops, synth
 from server.engine.vision.appearance import Layout, layout, query_layouts, similarity
 from server.engine.vision.images import load_image
 from tests.conftest import DEMO_REFS
@@ -19,7 +19,7 @@ def india() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def background() -> np.ndarray:
-    return synth.fallback_background(np.random.default_rng(11), (640, 480))
+    return backdrops.fallback_background(np.random.default_rng(11), (640, 480))
 
 
 def test_a_photographed_flag_matches_its_layout_better_than_the_same_colours_reordered(
@@ -107,7 +107,7 @@ def test_find_puts_a_box_on_a_photographed_textureless_thing() -> None:
     from server.engine.vision.locate import iou
     from server.engine.workflows.verify import BACKGROUNDS_DIR
 
-    backgrounds = synth.load_backgrounds(sorted(BACKGROUNDS_DIR.glob("*.jpg"))[:4], (640, 480))
+    backgrounds = backdrops.load_backgrounds(sorted(BACKGROUNDS_DIR.glob("*.jpg"))[:4], (640, 480))
     for name in ("Sweden", "Japan", "Canada"):
         ref = load_image(DEMO_REFS / f"{name}.png", keep_alpha=True)
         rng = np.random.default_rng(1)

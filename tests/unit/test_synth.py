@@ -10,12 +10,12 @@ import pytest
 from skimage import data
 
 from server.engine.errors import ImageRejected
-from server.engine.vision import synth
+from server.engine.vision import backdrops, synth
 
 
 @pytest.fixture(scope="module")
 def background() -> np.ndarray:
-    return synth.fallback_background(np.random.default_rng(7), (640, 480))
+    return backdrops.fallback_background(np.random.default_rng(7), (640, 480))
 
 
 def _disc_cutout(size: int = 200) -> np.ndarray:
@@ -142,8 +142,8 @@ def test_crop_object_is_deterministic(background: np.ndarray) -> None:
 
 
 def test_fallback_background_is_textured_and_deterministic() -> None:
-    a = synth.fallback_background(np.random.default_rng(1), (320, 200))
-    b = synth.fallback_background(np.random.default_rng(1), (320, 200))
+    a = backdrops.fallback_background(np.random.default_rng(1), (320, 200))
+    b = backdrops.fallback_background(np.random.default_rng(1), (320, 200))
     assert a.shape == (200, 320, 3) and a.dtype == np.uint8
     assert np.array_equal(a, b)
     assert a.std() > 10  # not a flat colour
@@ -159,7 +159,9 @@ def test_load_backgrounds_skips_unreadable_files(tmp_path: Path) -> None:
     truncated = tmp_path / "truncated.jpg"
     truncated.write_bytes(good.read_bytes()[:200])
     missing = tmp_path / "missing.png"
-    images = synth.load_backgrounds([good, placeholder, truncated, missing, portrait], (640, 480))
+    images = backdrops.load_backgrounds(
+        [good, placeholder, truncated, missing, portrait], (640, 480)
+    )
     assert len(images) == 2
     assert all(im.shape == (480, 640, 3) and im.dtype == np.uint8 for im in images)
     # Colour order is RGB: the coffee photo's cup is reddish-brown, not blue.

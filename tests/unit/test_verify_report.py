@@ -6,15 +6,8 @@ from __future__ import annotations
 import pytest
 
 from server.engine.decide.decision import Candidate
-from server.engine.workflows.verify import (
-    QueryOutcome,
-    VerifyReport,
-    _confusable,
-    _outcome,
-    _rank_thresholds,
-    format_report,
-    margin_verdict,
-)
+from server.engine.workflows.verify import QueryOutcome, _confusable, _outcome, _rank_thresholds
+from server.engine.workflows.verify_report import VerifyReport, format_report, margin_verdict
 
 
 def _ranking(*pairs: tuple[str, float]) -> list[Candidate]:

@@ -21,7 +21,7 @@ from server.engine.errors import (
     NotIndexedError,
 )
 from server.engine.project.config import Project
-from server.engine.vision import appearance, synth
+from server.engine.vision import appearance, backdrops, synth
 from server.engine.vision.embedders import Embedder, l2_normalise
 from server.engine.vision.images import (
     flatten_alpha,
@@ -54,14 +54,14 @@ pixels on the shorter side: as many as the views draw (the object's longer side 
 most 80 % of a 320-px view, 256 px) and more than the model's 224-px input; the local
 features work at 320 px on the longer side, which a 4:3 photo then still has (a
 1600x1200 photo decodes at 400x300; a square one at 256x256, whose keypoints then come
-from a copy enlarged to 320). Decoding at a quarter instead of half the size
-(the earlier 512) took JPEG indexing from 0.72-0.75x to 0.83-0.94x the bare model."""
+from a copy enlarged to 320). Less would starve the views; more costs decoding time
+(see RESULTS.md, Design choices)."""
 
 
 def view_backgrounds() -> list[np.ndarray]:
     """The fixed, seeded backgrounds for reference views."""
     rng = np.random.default_rng(20261122)
-    return [synth.fallback_background(rng, VIEW_SIZE) for _ in range(VIEW_BACKGROUNDS)]
+    return [backdrops.fallback_background(rng, VIEW_SIZE) for _ in range(VIEW_BACKGROUNDS)]
 
 
 def reference_views(

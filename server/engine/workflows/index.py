@@ -13,7 +13,6 @@ it is rebuilt from the embeddings stored in the database.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -39,7 +38,7 @@ from server.engine.errors import (
 from server.engine.project.config import Project
 from server.engine.project.references import ReferenceFile, scan_references
 from server.engine.vision import appearance, threads
-from server.engine.vision.embedders import Embedder
+from server.engine.vision.embedders import Embedder, project_embedder
 from server.engine.vision.images import (
     content_hash,
     decode_image,
@@ -48,9 +47,8 @@ from server.engine.vision.images import (
 )
 from server.engine.vision.localfeatures import FEATURE_KIND
 from server.engine.vision.pipeline_io import bounded_map
-
-Progress = Callable[[int], None]
-"""Called with the number of files just processed."""
+from server.engine.workflows.common import Progress, Stage, open_project, quiet, writer_lock
+from server.engine.workflows.preflight import preflight
 
 
 @dataclass
@@ -239,6 +237,33 @@ class _Writer:
         if self.progress:
             self.progress(len(self.batch))
         self.batch.clear()
+
+
+@dataclass(frozen=True)
+class IndexRun:
+    """What ``identify index`` did, and in which vector space."""
+
+    project: Project
+    summary: IndexSummary
+    space_id: str
+
+
+def index_project(ref: str, stage: Stage = quiet) -> IndexRun:
+    """``identify index``: load and check the project, then ``build_index`` under the
+    writer lock, scanning the folders once (the progress bar counts that scan).
+
+    Raises:
+        ProjectConfigError, ModelUnavailableError, NoReferencesError: see ``preflight``
+            and ``build_index``.
+        ConflictError: another process holds the project (a running server).
+    """
+    project = open_project(ref)
+    preflight(project, references=True)
+    embedder = project_embedder(project.config)
+    scanned = scan(project)
+    with writer_lock(project, "identify index"), stage("embedding", len(scanned[0])) as update:
+        summary = build_index(project, embedder, update, scanned)
+    return IndexRun(project, summary, embedder.spec.space_id)
 
 
 def build_index(

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,14 +12,16 @@ from typing import Any
 
 import numpy as np
 
-from server.engine.decide.decision import Decision
+from server.engine.decide.decision import Decision, resolve_thresholds
 from server.engine.decide.identifier import Identifier
 from server.engine.errors import ImageRejected
 from server.engine.project.config import Project
-from server.engine.vision.embedders import Embedder
+from server.engine.vision.embedders import Embedder, project_embedder
 from server.engine.vision.images import content_hash, decode_image, read_image_bytes
 from server.engine.vision.locate import Box
 from server.engine.vision.pipeline_io import DECODE_WORKERS, bounded_map
+from server.engine.workflows.common import open_project, writer_lock
+from server.engine.workflows.preflight import preflight
 
 
 @dataclass
@@ -99,3 +102,30 @@ def match_files(
                 yield finish(item)  # input order, errors included
     finally:
         ident.close()
+
+
+def match_project(
+    ref: str, paths: Sequence[Path], record: bool = True, note: Callable[[str], None] = print
+) -> Iterator[FileResult]:
+    """``identify match``: load and check the project, say through ``note`` when it is
+    not calibrated for its model, then ``match_files`` (under the writer lock when the
+    results are recorded). A generator: nothing happens until it is iterated.
+
+    Raises:
+        ProjectConfigError, ModelUnavailableError, NotIndexedError: see ``preflight``.
+        ConflictError: recording while another process holds the project.
+    """
+    project = open_project(ref)
+    preflight(project, indexed=True)
+    embedder = project_embedder(project.config)
+    thresholds = resolve_thresholds(project.config, embedder.spec)
+    if not thresholds.calibrated:
+        threshold, margin = thresholds.default
+        note(
+            f"{project.name} is not calibrated for {embedder.spec.space_id}; using the "
+            f"model's default threshold {threshold:.2f} and margin {margin:.2f} (run "
+            "identify verify)"
+        )
+    lock = writer_lock(project, "identify match") if record else contextlib.nullcontext()
+    with lock:
+        yield from match_files(project, embedder, paths, record=record)

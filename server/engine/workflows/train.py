@@ -6,9 +6,9 @@ Radenovic et al. 2016 use it on CNN descriptors), which whitens the scatter of e
 reference's views around their mean -- what a camera changes -- and then keeps the
 ``dim`` directions along which the whitened class means spread most. ``supcon`` is the
 seed's recipe: a 0.8M-parameter MLP (1280 -> 512 -> 256, GELU) trained with a supervised
-contrastive loss on batches of 16 classes x 4 views. Measured on the benchmark (150
-classes, one reference each), whitening gained crops *and* whole pictures, the MLP
-crops only (it let more unknown things through in located pictures).
+contrastive loss on batches of 16 classes x 4 views. Whitening is the default because
+on the benchmark it helped whole pictures as well as crops, where the MLP let more
+unknown things through (numbers in tests/benchmarks/RESULTS.md).
 
 Their data are synthetic camera views of every active reference (``synth.camera_view``:
 perspective, light, blur, noise, JPEG, composited on procedural backgrounds -- never on
@@ -35,11 +35,22 @@ from server.engine.catalog.store import ReferenceRow, Store
 from server.engine.catalog.vectors import VIEW_SIZE
 from server.engine.errors import ImageRejected, NoReferencesError, NotIndexedError
 from server.engine.project.config import Project, Projection, write_projection
-from server.engine.vision import synth, threads
-from server.engine.vision.embedders import Embedder
+from server.engine.vision import backdrops, synth, threads
+from server.engine.vision.embedders import Embedder, create_embedder, project_embedder
 from server.engine.vision.images import flatten_alpha, load_image
 from server.engine.vision.pipeline_io import bounded_map
+from server.engine.workflows.common import (
+    Stage,
+    open_project,
+    quiet,
+    reference_count,
+    writer_lock,
+)
+from server.engine.workflows.head_fitting import fit_whitening, supcon
 from server.engine.workflows.index import IndexSummary, build_index
+from server.engine.workflows.preflight import preflight
+from server.engine.workflows.verify import run_verify
+from server.engine.workflows.verify_report import VerifyReport
 
 CLASSES_PER_BATCH = 16
 VIEWS_PER_CLASS = 4
@@ -51,9 +62,6 @@ FOLDS = 4
 """Fold heads trained for verify, each leaving a quarter of the classes out."""
 MIN_FOLD = 2
 """Fewest classes a fold may hold out."""
-SPAN_TOLERANCE = 1e-8
-"""A principal direction whose singular value is below this share of the largest is
-not spanned by the data (rounding error only), so it is not used."""
 
 
 @dataclass
@@ -119,7 +127,7 @@ def training_vectors(
     """Plain-model vectors of every active reference and its synthetic views."""
     cfg = project.config.train
     rng = np.random.default_rng(cfg.seed)
-    backgrounds = [synth.fallback_background(rng, VIEW_SIZE) for _ in range(TRAIN_BACKGROUNDS)]
+    backgrounds = [backdrops.fallback_background(rng, VIEW_SIZE) for _ in range(TRAIN_BACKGROUNDS)]
     refs = store.active_references()
     classes = sorted({r.label for r in refs})
     class_of = {label: i for i, label in enumerate(classes)}
@@ -180,57 +188,6 @@ def fit_head(vectors: np.ndarray, labels: np.ndarray, project: Project) -> Any:
     if cfg.method == "whiten":
         return fit_whitening(vectors, labels, cfg.dim, cfg.shrinkage)
     return fit_supcon(vectors, labels, project)
-
-
-def fit_whitening(vectors: np.ndarray, labels: np.ndarray, dim: int, shrinkage: float) -> Any:
-    """Learnt whitening as one ``nn.Linear``: x -> (x - mean) @ W @ R.
-
-    W whitens the within-class scatter (each vector minus its class mean), with
-    ``shrinkage`` times the mean eigenvalue added to every eigenvalue so that directions
-    the views hardly vary in are not amplified without bound; R holds the ``dim``
-    principal directions of the whitened class means. With fewer classes than that,
-    the whitened vectors' own principal directions beyond the class means' follow (as
-    PCA keeps distances best), so the output has ``dim`` directions unless the vectors
-    span fewer. Every direction is a principal one, fixed by the data: a basis of a
-    subspace with no preferred directions would change with the last bit of the input
-    (and the BLAS that computed it). Computed in float64.
-    """
-    import torch
-    from torch import nn
-
-    x = np.asarray(vectors, np.float64)
-    classes, inverse = np.unique(labels, return_inverse=True)
-    means = np.zeros((len(classes), x.shape[1]))
-    np.add.at(means, inverse, x)
-    means /= np.bincount(inverse)[:, None]
-    within = x - means[inverse]
-    values, vecs = np.linalg.eigh(within.T @ within / len(x))
-    values = np.maximum(values, 0.0)
-    whiten = (vecs / np.sqrt(values + shrinkage * values.mean())) @ vecs.T
-    centre = x.mean(axis=0)
-    out = min(dim, x.shape[1])
-    if out == x.shape[1]:  # no reduction: a rotation would not change any cosine
-        transform = whiten
-    else:
-        directions = _principal_directions((means - centre) @ whiten, out)
-        if len(directions) < out:
-            whitened = (x - centre) @ whiten
-            rest = whitened - (whitened @ directions.T) @ directions
-            directions = np.vstack([directions, _principal_directions(rest, out - len(directions))])
-        transform = whiten @ directions.T
-    module = nn.Linear(x.shape[1], transform.shape[1])
-    with torch.no_grad():
-        module.weight.copy_(torch.from_numpy(transform.T.astype(np.float32)))
-        module.bias.copy_(torch.from_numpy((-centre @ transform).astype(np.float32)))
-    return module.eval()
-
-
-def _principal_directions(rows: np.ndarray, count: int) -> np.ndarray:
-    """Up to ``count`` principal directions of ``rows`` (as rows, largest variance
-    first), leaving out those the rows do not span."""
-    _, sv, directions = np.linalg.svd(rows - rows.mean(axis=0), full_matrices=False)
-    spanned = sv > (sv[0] if len(sv) else 0.0) * SPAN_TOLERANCE
-    return directions[spanned][:count]
 
 
 def fit_supcon(vectors: np.ndarray, labels: np.ndarray, project: Project) -> Any:
@@ -306,19 +263,6 @@ def fit_with_folds(data: TrainingSet, project: Project, base_model: str) -> Any:
         },
         folds,
     )
-
-
-def supcon(z: Any, y: Any, temperature: float) -> Any:
-    """Supervised contrastive loss (Khosla et al. 2020) of L2-normalised ``z``."""
-    import torch
-
-    sim = z @ z.T / temperature
-    eye = torch.eye(len(y), dtype=torch.bool)
-    sim = sim.masked_fill(eye, float("-inf"))
-    positive = (y[:, None] == y[None, :]) & ~eye
-    log_prob = sim - torch.logsumexp(sim, dim=1, keepdim=True)
-    log_prob = log_prob.masked_fill(eye, 0.0)
-    return -((log_prob * positive).sum(1) / positive.sum(1).clamp(min=1)).mean()
 
 
 def train_projection(
@@ -424,3 +368,45 @@ def adopt(
     )
     report.head_file = head_file
     return summary
+
+
+@dataclass
+class TrainRun:
+    """What ``identify train`` did: the training report and, when the head was adopted,
+    the re-index and the re-verify that followed."""
+
+    report: TrainReport
+    before: str
+    """What the project used before: a head's id, or "the plain model"."""
+    summary: IndexSummary | None = None
+    checked: VerifyReport | None = None
+    forced: bool = False
+    """The head was adopted with ``force`` (not validated on whole pictures)."""
+
+
+def train_project(ref: str, force: bool = False, stage: Stage = quiet) -> TrainRun:
+    """``identify train``: under the writer lock, train a head on the plain model; if it
+    is adopted, re-index in its space and recalibrate (``run_verify``).
+
+    Raises:
+        ProjectConfigError, ModelUnavailableError, NotIndexedError: see ``preflight``.
+        NoReferencesError: fewer than two classes.
+        ConflictError: another process holds the project (a running server).
+    """
+    project = open_project(ref)
+    preflight(project, indexed=True)
+    before = project.config.projection.id if project.config.projection else "the plain model"
+    with writer_lock(project, "identify train"):
+        plain = create_embedder(project.config.model)
+        count = reference_count(project)
+        with stage("rendering views", count) as update:
+            report = train_projection(project, plain, update, force=force)
+        if not report.adopted:
+            return TrainRun(report, before)
+        with stage("re-indexing", count) as update:
+            summary = adopt(project, plain, report, update)
+        project = open_project(ref)
+        tested = min(count, project.config.verify.max_references)
+        with stage("re-verifying", tested) as update:
+            checked = run_verify(project, project_embedder(project.config), progress=update)
+    return TrainRun(report, before, summary, checked, needs_force(project))

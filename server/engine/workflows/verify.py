@@ -18,7 +18,7 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,32 +26,30 @@ from typing import Any
 import numpy as np
 
 from server.engine.catalog.store import ReferenceRow
-from server.engine.catalog.vectors import reference_vector_id
 from server.engine.decide.decision import Candidate
-from server.engine.decide.identifier import Evidence, Identifier, Region, Search
+from server.engine.decide.identifier import Identifier, Region, Search
 from server.engine.errors import ImageRejected, NoReferencesError
 from server.engine.project.config import Calibration, Project, write_calibration
 from server.engine.project.references import IMAGE_SUFFIXES
-from server.engine.vision import synth
-from server.engine.vision.embedders import Embedder
-from server.engine.vision.images import flatten_alpha, load_image
+from server.engine.vision import backdrops, synth
+from server.engine.vision.embedders import Embedder, project_embedder
+from server.engine.vision.images import load_image
 from server.engine.vision.localfeatures import Geometry
+from server.engine.workflows.blind_heads import BlindHeads
+from server.engine.workflows.common import (
+    Stage,
+    open_project,
+    quiet,
+    reference_count,
+    writer_lock,
+)
+from server.engine.workflows.preflight import preflight
+from server.engine.workflows.verify_report import VerifyReport, margin_verdict
 
 BACKGROUNDS_DIR = Path(__file__).parents[1] / "vision" / "assets" / "backgrounds"
 """Background photos shipped with identify (see the README there for their licences)."""
 THRESHOLD_GRID = np.round(np.arange(0.20, 1.40, 0.01), 3)
 MARGIN_GRID = np.round(np.arange(0.0, 0.21, 0.01), 3)
-VERDICTS = (
-    (0.3, "good: ship it"),
-    (0.1, "fair: consider more references or training"),
-    (-math.inf, "poor: the set needs training or better references"),
-)
-"""The seed's margin guidance (median margin > 0.3 good, 0.1-0.3 fair, < 0.1 poor)."""
-
-
-def margin_verdict(median_margin: float) -> str:
-    """The seed's guidance for a median margin (see ``VERDICTS``)."""
-    return next(text for bound, text in VERDICTS if median_margin > bound)
 
 
 @dataclass(frozen=True)
@@ -72,41 +70,6 @@ class QueryOutcome:
         return self.true_score - self.best_wrong_score
 
 
-@dataclass
-class VerifyReport:
-    """Everything ``identify verify`` found."""
-
-    project: str
-    model: str
-    references: int
-    classes: int
-    queries: int
-    top1_accuracy: float
-    margin_median: float
-    margin_p10: float
-    verdict: str
-    confusable_pairs: list[dict[str, Any]]
-    unknown_score_median: float
-    unknown_score_p90: float
-    threshold: float
-    margin_threshold: float
-    known_accept_rate: float
-    unknown_reject_rate: float
-    expected_unknown_share: float
-    predicted_open_set_accuracy: float
-    written: bool
-    seconds: float
-    backgrounds: str
-    pictures: dict[str, Any] | None = None
-    """The whole-picture pass (located camera frames): its queries, top-1, thresholds,
-    rates and predicted open-set accuracy; None when it did not run."""
-    notes: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        """The ``--json`` report."""
-        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
-
-
 def _background_pool(project: Project, rng: np.random.Generator) -> tuple[list[np.ndarray], str]:
     folder = project.config.verify.backgrounds or BACKGROUNDS_DIR
     paths = (
@@ -114,10 +77,10 @@ def _background_pool(project: Project, rng: np.random.Generator) -> tuple[list[n
         if folder.is_dir()
         else []
     )
-    photos = synth.load_backgrounds(paths, rng=rng)
+    photos = backdrops.load_backgrounds(paths, rng=rng)
     if photos:
         return photos, f"{len(photos)} photos from {folder}"
-    return [synth.fallback_background(rng) for _ in range(8)], "procedural (no photos found)"
+    return [backdrops.fallback_background(rng) for _ in range(8)], "procedural (no photos found)"
 
 
 def _rank_thresholds(
@@ -192,91 +155,83 @@ def _outcome(label: str, known: list[Candidate], unknown: list[Candidate]) -> Qu
     )
 
 
-class BlindHeads:
-    """The unknown pass for a project with a projection head: each hidden class is asked
-    through the fold head that never saw it, against the references as that fold head
-    maps them: the fold head of each reference's stored plain vector (the mean of its
-    plain views), where the index holds the mean of the head's views -- close, not equal,
-    since the head is not linear. Brute force: the set is small."""
+@dataclass
+class _SelfTest:
+    """The state of one self-test: the identifier, the blind heads, the backgrounds and
+    the seeded draws, and the outcomes so far."""
 
-    def __init__(self, ident: Identifier, embedder: Any, searches: list[Search]) -> None:
-        self.ident = ident
-        self.embedder = embedder
-        self.head = embedder.head
-        self.searches = searches
-        from server.engine.vision.embedders.projected import (
-            Head,
-            ProjectedEmbedder,
-        )  # torch: with a head only
+    project: Project
+    ident: Identifier
+    blind: BlindHeads | None
+    backgrounds: list[np.ndarray]
+    rng: np.random.Generator
+    queries: int
+    picture_queries: int
+    notes: list[str]
+    outcomes: list[QueryOutcome] = field(default_factory=list)
+    pictures: list[QueryOutcome] = field(default_factory=list)
+    picture_rng: np.random.Generator = field(init=False)
 
-        self.spaces: list[tuple[Embedder, Search]] = [
-            (ProjectedEmbedder(embedder.base, Head(module, self.head.base_model, {})), search)
-            for (module, _), search in zip(self.head.folds, searches, strict=True)
-        ]
-        """Each fold head as an embedder, with its search: whole pictures are located
-        through it (``Identifier.regions``)."""
+    def __post_init__(self) -> None:
+        seed = self.project.config.verify.seed
+        self.picture_rng = np.random.default_rng([seed, 1])  # crops' draws stay as they were
 
-    @classmethod
-    def build(
-        cls,
-        project: Project,
-        embedder: Embedder,
-        ident: Identifier,
-        refs: Sequence[ReferenceRow],
-        notes: list[str],
-    ) -> BlindHeads | None:
-        """None without a head or without fold heads (then notes why)."""
-        head = getattr(embedder, "head", None)
-        if head is None:
-            return None
-        if not head.folds:
-            notes.append(
-                "the projection head has no fold heads (too few classes): the "
-                "unknown pass flatters it; expect more unknowns accepted live"
-            )
-            return None
-        base = embedder.base  # type: ignore[attr-defined]
-        stored = ident.store.embeddings([r.id for r in refs], reference_vector_id(project, base))
-        for ref in refs:
-            if ref.id not in stored:  # added after training: embed its plain image
-                try:
-                    image = flatten_alpha(load_image(Path(ref.path), keep_alpha=True))
-                except ImageRejected:
-                    continue
-                stored[ref.id] = base.embed_batch(base.preprocess(image)[None])[0]
-        if not stored:
-            notes.append("no reference vector to ask the fold heads against")
-            return None
-        keys = np.array(sorted(stored), dtype=np.int64)
-        plain = np.stack([stored[int(k)] for k in keys])
-        searches = [_brute_force(keys, head.project(plain, module)) for module, _ in head.folds]
-        notes.append(
-            f"unknown pass through {len(searches)} fold heads, each blind to the classes it hides"
+    def sample(self, refs: list[ReferenceRow]) -> list[ReferenceRow]:
+        """The references to test: all, or a seeded sample of ``verify.max_references``."""
+        most = self.project.config.verify.max_references
+        if len(refs) <= most:
+            return refs
+        pick = np.sort(self.rng.choice(len(refs), most, replace=False))
+        self.notes.append(
+            f"self-tested a seeded sample of {most} of {len(refs)} references "
+            "(verify.max_references)"
         )
-        return cls(ident, embedder, searches)
+        return [refs[i] for i in pick]
 
-    def fold_for(self, label: str) -> int | None:
-        """See ``Head.fold_for``."""
-        return self.head.fold_for(label)
+    def test(self, ref: ReferenceRow) -> None:
+        """Photograph one reference again, as crops and as whole pictures, and ask."""
+        try:
+            image = load_image(Path(ref.path), keep_alpha=True)
+        except ImageRejected as exc:
+            self.notes.append(f"skipped {ref.path}: {exc.message} (run identify index)")
+            return
+        strength = self.project.config.verify.strength
+        crops = synth.camera_crops(
+            image, self.backgrounds, self.rng, self.queries, strength=strength
+        )
+        fold = self.blind.fold_for(ref.label) if self.blind else None
+        self._ask_crops(ref.label, crops, fold)
+        for _ in range(self.picture_queries):
+            bg = self.backgrounds[int(self.picture_rng.integers(len(self.backgrounds)))]
+            frame = synth.camera_view(image, bg, self.picture_rng, strength=strength).frame
+            self._ask_picture(ref.label, frame, fold)
 
-    def evidence(
-        self, crops: Sequence[np.ndarray], fold: int
-    ) -> tuple[list[Evidence], list[Evidence]]:
-        """Each crop's evidence through the head, and through fold head ``fold``."""
-        base = self.embedder.base
-        plain = base.embed_batch(np.stack([base.preprocess(c) for c in crops]))
-        known = self.ident.evidence(crops, self.head.project(plain))
-        blind = self.head.project(plain, self.head.folds[fold][0])
-        return known, [replace(ev, vector=v) for ev, v in zip(known, blind, strict=True)]
+    def _ask_crops(self, label: str, crops: list[np.ndarray], fold: int | None) -> None:
+        """Each crop asked with its class indexed and, blind to it, hidden."""
+        ident, blind = self.ident, self.blind
+        if blind and fold is not None:
+            known_evs, hidden_evs = blind.evidence(crops, fold)
+            search: Search | None = blind.searches[fold]
+        else:
+            known_evs = hidden_evs = ident.evidence(crops)
+            search = None
+        for ev, hidden_ev in zip(known_evs, hidden_evs, strict=True):
+            cache: dict[int, Geometry] = {}
+            known = ident.candidates(ev, inlier_cache=cache)
+            hidden = ident.candidates(hidden_ev, exclude=label, inlier_cache=cache, search=search)
+            self.outcomes.append(_outcome(label, known, hidden))
 
-
-def _brute_force(keys: np.ndarray, matrix: np.ndarray) -> Search:
-    def search(queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        sims = np.atleast_2d(queries) @ matrix.T
-        order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
-        return keys[order], np.take_along_axis(sims, order, axis=1)
-
-    return search
+    def _ask_picture(self, label: str, frame: np.ndarray, fold: int | None) -> None:
+        """A whole camera frame, located as identify locates them: asked with the class
+        indexed and, located again, with it hidden."""
+        ident, blind = self.ident, self.blind
+        space = blind.spaces[fold] if blind and fold is not None else None
+        known_regions, hidden_regions = ident.regions_with_hidden(frame, label, space)
+        known = _picture_ranking(ident, known_regions)
+        hidden = _picture_ranking(
+            ident, hidden_regions, exclude=label, search=None if space is None else space[1]
+        )
+        self.pictures.append(_outcome(label, known, hidden))
 
 
 def run_verify(
@@ -296,7 +251,6 @@ def run_verify(
     """
     started = time.perf_counter()
     vcfg = project.config.verify
-    n_queries = queries_per_reference or vcfg.queries_per_reference
     rng = np.random.default_rng(vcfg.seed)
     ident = Identifier.open(project, embedder)
     try:
@@ -304,7 +258,6 @@ def run_verify(
         if len({r.label for r in refs}) < 2:
             raise NoReferencesError("verify needs at least two classes to tell apart")
         backgrounds, bg_note = _background_pool(project, rng)
-        outcomes: list[QueryOutcome] = []
         notes: list[str] = []
         blind = BlindHeads.build(project, embedder, ident, refs, notes)
         picture_n = vcfg.picture_queries if project.config.locate.enabled else 0
@@ -314,171 +267,125 @@ def run_verify(
                 "whole pictures keep the crops' thresholds: with a projection head "
                 "their unknown pass needs fold heads"
             )
-        picture_rng = np.random.default_rng([vcfg.seed, 1])  # crops' draws stay as they were
-        pictures: list[QueryOutcome] = []
-        tested = refs
-        if len(refs) > vcfg.max_references:
-            pick = np.sort(rng.choice(len(refs), vcfg.max_references, replace=False))
-            tested = [refs[i] for i in pick]
-            notes.append(
-                f"self-tested a seeded sample of {len(tested)} of {len(refs)} "
-                "references (verify.max_references)"
-            )
-        for ref in tested:
-            try:
-                image = load_image(Path(ref.path), keep_alpha=True)
-            except ImageRejected as exc:
-                notes.append(f"skipped {ref.path}: {exc.message} (run identify index)")
-                continue
-            crops = synth.camera_crops(image, backgrounds, rng, n_queries, strength=vcfg.strength)
-            fold = blind.fold_for(ref.label) if blind else None
-            if blind and fold is not None:
-                known_evs, hidden_evs = blind.evidence(crops, fold)
-                search: Search | None = blind.searches[fold]
-            else:
-                known_evs = hidden_evs = ident.evidence(crops)
-                search = None
-            for ev, hidden_ev in zip(known_evs, hidden_evs, strict=True):
-                cache: dict[int, Geometry] = {}
-                known = ident.candidates(ev, inlier_cache=cache)
-                hidden = ident.candidates(
-                    hidden_ev, exclude=ref.label, inlier_cache=cache, search=search
-                )
-                outcomes.append(_outcome(ref.label, known, hidden))
-            # Whole camera frames, located as identify locates them: asked with the class
-            # indexed and, located again, with it hidden.
-            for _ in range(picture_n):
-                bg = backgrounds[int(picture_rng.integers(len(backgrounds)))]
-                frame = synth.camera_view(image, bg, picture_rng, strength=vcfg.strength).frame
-                space = blind.spaces[fold] if blind and fold is not None else None
-                known_regions, hidden_regions = ident.regions_with_hidden(frame, ref.label, space)
-                known = _picture_ranking(ident, known_regions)
-                hidden = _picture_ranking(
-                    ident,
-                    hidden_regions,
-                    exclude=ref.label,
-                    search=None if space is None else space[1],
-                )
-                pictures.append(_outcome(ref.label, known, hidden))
+        n_queries = queries_per_reference or vcfg.queries_per_reference
+        run = _SelfTest(project, ident, blind, backgrounds, rng, n_queries, picture_n, notes)
+        for ref in run.sample(refs):
+            run.test(ref)
             if progress is not None:
                 progress(1)
-        if not outcomes:
+        if not run.outcomes:
             raise NoReferencesError("no reference could be read for the self-test")
-        margins = np.array([o.margin for o in outcomes])
-        top1 = float(np.mean([o.top1 == o.label for o in outcomes]))
-        u_scores = np.array(
-            [o.unknown_ranking[0].score if o.unknown_ranking else 0.0 for o in outcomes]
-        )
-        acc, thr, mar, k_rate, u_rate = _rank_thresholds(outcomes, vcfg.expected_unknown_share)
-        median = float(np.median(margins))
-        verdict = margin_verdict(median)
-        explicit = [
-            t.name
-            for t in project.config.taxonomies
-            if t.threshold is not None or t.margin is not None
-        ]
-        if explicit:
-            notes.append("taxonomies with explicit thresholds keep them: " + ", ".join(explicit))
-        picture_report = None
-        picture_cal: dict[str, float] = {}
-        if pictures:
-            p_acc, p_thr, p_mar, p_known, p_unknown = _rank_thresholds(
-                pictures, vcfg.expected_unknown_share
-            )
-            picture_report = {
-                "queries": len(pictures),
-                "top1_accuracy": round(float(np.mean([o.top1 == o.label for o in pictures])), 4),
-                "threshold": p_thr,
-                "margin_threshold": p_mar,
-                "known_accept_rate": round(p_known, 4),
-                "unknown_reject_rate": round(p_unknown, 4),
-                "predicted_open_set_accuracy": round(p_acc, 4),
-            }
-            picture_cal = {
-                "picture_threshold": p_thr,
-                "picture_margin": p_mar,
-                "picture_predicted_open_set_accuracy": round(p_acc, 4),
-            }
-        if write:
-            write_calibration(
-                project.file,
-                Calibration(
-                    threshold=thr,
-                    margin=mar,
-                    model=embedder.spec.space_id,
-                    predicted_open_set_accuracy=round(acc, 4),
-                    verified_at=datetime.now(UTC).isoformat(timespec="seconds"),
-                    **picture_cal,
-                ),
-            )
-        return VerifyReport(
-            project=project.name,
-            model=embedder.spec.space_id,
-            references=len(refs),
-            classes=len({r.label for r in refs}),
-            queries=len(outcomes),
-            top1_accuracy=top1,
-            margin_median=median,
-            margin_p10=float(np.percentile(margins, 10)),
-            verdict=verdict,
-            confusable_pairs=_confusable(outcomes),
-            unknown_score_median=float(np.median(u_scores)),
-            unknown_score_p90=float(np.percentile(u_scores, 90)),
-            threshold=thr,
-            margin_threshold=mar,
-            known_accept_rate=k_rate,
-            unknown_reject_rate=u_rate,
-            expected_unknown_share=vcfg.expected_unknown_share,
-            predicted_open_set_accuracy=acc,
-            written=write,
-            seconds=time.perf_counter() - started,
-            backgrounds=bg_note,
-            pictures=picture_report,
-            notes=notes,
-        )
+        report = _report(project, embedder, refs, run, write, bg_note)
     finally:
         ident.close()
+    report.seconds = time.perf_counter() - started
+    return report
 
 
-def format_report(r: VerifyReport) -> str:
-    """The human-readable report."""
-    lines = [
-        (
-            f"verify {r.project}: {r.references} references, {r.classes} classes, "
-            f"{r.queries} synthetic camera-like queries ({r.backgrounds}), model {r.model}"
-        ),
-        f"  top-1 accuracy          {r.top1_accuracy:.3f}",
-        f"  margin median / p10     {r.margin_median:.3f} / {r.margin_p10:.3f}   -> {r.verdict}",
-        (
-            f"  unknown-like score      median {r.unknown_score_median:.3f}, "
-            f"p90 {r.unknown_score_p90:.3f} (best other class, own class hidden)"
-        ),
-        f"  recommended thresholds  score >= {r.threshold:.2f}, margin >= {r.margin_threshold:.2f}"
-        + ("  (written to the project)" if r.written else "  (not written: --no-write)"),
-        (
-            f"  at these thresholds     known accepted correctly {r.known_accept_rate:.3f}, "
-            f"unknown rejected {r.unknown_reject_rate:.3f}"
-        ),
-        (
-            f"  predicted open-set accuracy {r.predicted_open_set_accuracy:.3f} "
-            f"(assuming {r.expected_unknown_share:.0%} of live queries are unknown things)"
-        ),
+def _report(
+    project: Project,
+    embedder: Embedder,
+    refs: list[ReferenceRow],
+    run: _SelfTest,
+    write: bool,
+    bg_note: str,
+) -> VerifyReport:
+    """Thresholds chosen from the outcomes, written into the project with ``write``."""
+    vcfg, outcomes, notes = project.config.verify, run.outcomes, run.notes
+    margins = np.array([o.margin for o in outcomes])
+    u_scores = np.array(
+        [o.unknown_ranking[0].score if o.unknown_ranking else 0.0 for o in outcomes]
+    )
+    acc, thr, mar, k_rate, u_rate = _rank_thresholds(outcomes, vcfg.expected_unknown_share)
+    median = float(np.median(margins))
+    explicit = [
+        t.name for t in project.config.taxonomies if t.threshold is not None or t.margin is not None
     ]
-    if r.pictures:
-        p = r.pictures
-        lines.append(
-            f"  whole pictures          {p['queries']} located camera frames: top-1 "
-            f"{p['top1_accuracy']:.3f}; score >= {p['threshold']:.2f}, margin >= "
-            f"{p['margin_threshold']:.2f}; known accepted correctly "
-            f"{p['known_accept_rate']:.3f}, unknown rejected {p['unknown_reject_rate']:.3f}; "
-            f"predicted open-set accuracy {p['predicted_open_set_accuracy']:.3f}"
+    if explicit:
+        notes.append("taxonomies with explicit thresholds keep them: " + ", ".join(explicit))
+    picture_report, picture_cal = _picture_pass(run.pictures, vcfg.expected_unknown_share)
+    if write:
+        write_calibration(
+            project.file,
+            Calibration(
+                threshold=thr,
+                margin=mar,
+                model=embedder.spec.space_id,
+                predicted_open_set_accuracy=round(acc, 4),
+                verified_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                **picture_cal,
+            ),
         )
-    if r.confusable_pairs:
-        lines.append("  most confusable pairs (mean margin, wrong top-1 / queries):")
-        for p in r.confusable_pairs[:5]:
-            lines.append(
-                f"    {p['label']}  vs  {p['confused_with']}   {p['mean_margin']:+.3f}, "
-                f"{p['wrong_top1']}/{p['queries']}"
-            )
-    lines.extend(f"  note: {n}" for n in r.notes)
-    return "\n".join(lines)
+    return VerifyReport(
+        project=project.name,
+        model=embedder.spec.space_id,
+        references=len(refs),
+        classes=len({r.label for r in refs}),
+        queries=len(outcomes),
+        top1_accuracy=float(np.mean([o.top1 == o.label for o in outcomes])),
+        margin_median=median,
+        margin_p10=float(np.percentile(margins, 10)),
+        verdict=margin_verdict(median),
+        confusable_pairs=_confusable(outcomes),
+        unknown_score_median=float(np.median(u_scores)),
+        unknown_score_p90=float(np.percentile(u_scores, 90)),
+        threshold=thr,
+        margin_threshold=mar,
+        known_accept_rate=k_rate,
+        unknown_reject_rate=u_rate,
+        expected_unknown_share=vcfg.expected_unknown_share,
+        predicted_open_set_accuracy=acc,
+        written=write,
+        seconds=0.0,
+        backgrounds=bg_note,
+        pictures=picture_report,
+        notes=notes,
+    )
+
+
+def _picture_pass(
+    pictures: list[QueryOutcome], unknown_share: float
+) -> tuple[dict[str, Any] | None, dict[str, float]]:
+    """The whole-picture pass's report and calibration (both empty when it did not run)."""
+    if not pictures:
+        return None, {}
+    p_acc, p_thr, p_mar, p_known, p_unknown = _rank_thresholds(pictures, unknown_share)
+    report = {
+        "queries": len(pictures),
+        "top1_accuracy": round(float(np.mean([o.top1 == o.label for o in pictures])), 4),
+        "threshold": p_thr,
+        "margin_threshold": p_mar,
+        "known_accept_rate": round(p_known, 4),
+        "unknown_reject_rate": round(p_unknown, 4),
+        "predicted_open_set_accuracy": round(p_acc, 4),
+    }
+    calibration = {
+        "picture_threshold": p_thr,
+        "picture_margin": p_mar,
+        "picture_predicted_open_set_accuracy": round(p_acc, 4),
+    }
+    return report, calibration
+
+
+def verify_project(
+    ref: str, queries: int | None = None, write: bool = True, stage: Stage = quiet
+) -> VerifyReport:
+    """``identify verify``: load and check the project, then ``run_verify`` under the
+    writer lock, one progress step per reference tested.
+
+    Raises:
+        ProjectConfigError, ModelUnavailableError, NotIndexedError: see ``preflight``.
+        NoReferencesError: fewer than two classes.
+        ConflictError: another process holds the project (a running server).
+    """
+    project = open_project(ref)
+    preflight(project, indexed=True)
+    embedder = project_embedder(project.config)
+    tested = min(reference_count(project), project.config.verify.max_references)
+    with (
+        writer_lock(project, "identify verify"),
+        stage("self-testing references", tested) as update,
+    ):
+        return run_verify(
+            project, embedder, queries_per_reference=queries, write=write, progress=update
+        )

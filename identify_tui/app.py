@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterable
-from typing import ClassVar
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any, ClassVar
 
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
-from .client import ApiClient, ApiError, TuiConfig, Unreachable
-from .events import EventBuffer, follow
-from .images import ImageCache
+from server.contract import Health
+
+from .client import ApiError, TuiConfig, Unreachable
+from .connected import ConnectedApp
+from .events import follow
 from .screens.live import LiveScreen
 from .screens.references import ReferencesScreen
 from .screens.review import ReviewScreen
@@ -25,7 +27,7 @@ from .widgets.screen_bar import SCREENS
 HEALTH_POLL_S = 2.0
 
 
-class IdentifyApp(App[None]):
+class IdentifyApp(ConnectedApp):
     """Review queue, references, thresholds, live results and stats of one server."""
 
     CSS_PATH = "identify.tcss"
@@ -47,12 +49,8 @@ class IdentifyApp(App[None]):
     ]
 
     def __init__(self, config: TuiConfig) -> None:
-        super().__init__()
-        self.config = config
-        self.api = ApiClient(config)
-        self.images = ImageCache(self.api)
-        self.events = EventBuffer()
-        self.health: dict[str, object] | None = None
+        super().__init__(config)
+        self.health: Health | None = None
         self.problem: str | None = None
 
     def on_mount(self) -> None:
@@ -80,7 +78,7 @@ class IdentifyApp(App[None]):
     @work(exclusive=True, group="health")
     async def poll_health(self) -> None:
         try:
-            self.health = await self.api.get("/api/health")
+            self.health = await self.api.health()
             self.problem = None
         except Unreachable:
             hint = self.config.project_hint or "P"
@@ -106,7 +104,9 @@ class IdentifyApp(App[None]):
                 )
 
 
-def _runner(app: App[None], screen: Screen[object], action: str):  # type: ignore[no-untyped-def]
+def _runner(
+    app: App[None], screen: Screen[object], action: str
+) -> Callable[[], Coroutine[Any, Any, None]]:
     async def run() -> None:
         target = app if action.startswith("switch_mode") or action == "quit" else screen
         await target.run_action(action)

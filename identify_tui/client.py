@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, TypedDict, Unpack
 
 import aiohttp
+
+from server.contract import (
+    ClassInfo,
+    ClassList,
+    ClassReferences,
+    Health,
+    ReferenceInfo,
+    ResolveAction,
+    ReviewItem,
+    ReviewPage,
+    Stats,
+    ThresholdCurve,
+    Thresholds,
+    ThresholdScope,
+)
 
 REQUEST_TIMEOUT_S = 10.0
 """A request that takes longer is reported as failed (the item stays in the queue)."""
@@ -33,6 +49,17 @@ class TuiConfig:
     """Bearer token, when the server was started with ``--token``."""
     project_hint: str | None = None
     """Shown in the "start a server" advice."""
+
+
+class ResolveOptions(TypedDict, total=False):
+    """What a review decision may say besides its action."""
+
+    label: str
+    """The right label (``correct``)."""
+    candidate: int
+    """The candidate confirmed, from 1 (``confirm``; default 1)."""
+    region: Literal["box", "whole"]
+    """What the label makes a reference of (default: the box, when there is one)."""
 
 
 class ApiClient:
@@ -89,10 +116,10 @@ class ApiClient:
             "GET", path, params={k: str(v) for k, v in params.items() if v is not None}
         )
 
-    async def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
+    async def post(self, path: str, body: Mapping[str, object] | None = None) -> Any:
         return await self.request("POST", path, json=body or {})
 
-    async def put(self, path: str, body: dict[str, Any]) -> Any:
+    async def put(self, path: str, body: Mapping[str, object]) -> Any:
         return await self.request("PUT", path, json=body)
 
     async def delete(self, path: str) -> Any:
@@ -107,3 +134,92 @@ class ApiClient:
 
     def events_url(self) -> str:
         return self.base.replace("http://", "ws://").replace("https://", "wss://") + "/api/events"
+
+    # --- the endpoints, typed by the API contract (``server.contract``); the bodies are
+    # the server's to get right, which ``tests/server/test_contract.py`` checks
+
+    async def health(self) -> Health:
+        body: Health = await self.get("/api/health")
+        return body
+
+    async def stats(self) -> Stats:
+        body: Stats = await self.get("/api/stats")
+        return body
+
+    async def review_page(self, limit: int, before: int | None = None) -> ReviewPage:
+        """Pending items, newest first (``before``: older than that id)."""
+        body: ReviewPage = await self.get("/api/review", limit=limit, before=before)
+        return body
+
+    async def resolve(
+        self, item_id: int, action: ResolveAction, **options: Unpack[ResolveOptions]
+    ) -> ReviewItem:
+        """Decide about a queued item (a 409 ``conflict`` when someone did meanwhile)."""
+        body: ReviewItem = await self.post(
+            f"/api/review/{item_id}/resolve", {"action": action, **options}
+        )
+        return body
+
+    async def reopen(self, item_id: int) -> ReviewItem:
+        """Undo a decision: the item is pending again."""
+        body: ReviewItem = await self.post(f"/api/review/{item_id}/reopen")
+        return body
+
+    async def classes(self) -> list[ClassInfo]:
+        body: ClassList = await self.get("/api/classes")
+        return body["classes"]
+
+    async def class_references(self, label: str) -> list[ReferenceInfo]:
+        body: ClassReferences = await self.get("/api/classes/references", label=label)
+        return body["references"]
+
+    async def import_references(self, path: str, label: str | None = None) -> None:
+        """Add a file or folder on the server as references (labels from file names
+        unless ``label``), waiting until they are in."""
+        body = {"path": path} if label is None else {"path": path, "label": label}
+        await self.post("/api/references/import", body)
+
+    async def rename_class(self, old: str, new: str) -> None:
+        await self.post("/api/classes/rename", {"from": old, "to": new})
+
+    async def merge_classes(self, sources: list[str], into: str) -> None:
+        await self.post("/api/classes/merge", {"from": sources, "into": into})
+
+    async def remove_reference(self, ref_id: int) -> None:
+        await self.delete(f"/api/references/{ref_id}")
+
+    async def thresholds(self) -> Thresholds:
+        body: Thresholds = await self.get("/api/thresholds")
+        return body
+
+    async def set_threshold(
+        self,
+        scope: ThresholdScope,
+        name: str,
+        threshold: float | None = None,
+        margin: float | None = None,
+    ) -> Thresholds:
+        """Override a taxonomy's or a class's values (None inherits the project file's:
+        both None clears the override)."""
+        change = {"scope": scope, "name": name, "threshold": threshold, "margin": margin}
+        body: Thresholds = await self.put("/api/thresholds", change)
+        return body
+
+    async def threshold_curve(
+        self,
+        *,
+        taxonomy: str | None = None,
+        label: str | None = None,
+        threshold: float | None = None,
+        margin: float | None = None,
+    ) -> ThresholdCurve:
+        """Coverage and precision around ``threshold`` and ``margin`` (default: those in
+        force) for a taxonomy or a class (``label``)."""
+        body: ThresholdCurve = await self.get(
+            "/api/thresholds/curve",
+            taxonomy=taxonomy,
+            label=label,
+            threshold=threshold,
+            margin=margin,
+        )
+        return body

@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter, deque
-from typing import Any
+from dataclasses import dataclass
 
 import aiohttp
+
+from server.contract import DetectedObject, Event
 
 from .client import ApiClient
 
@@ -18,11 +20,20 @@ MAX_EVENTS = 500
 RECONNECT_S = 2.0
 
 
+@dataclass(frozen=True)
+class Sighting:
+    """One identified object, as the Live screen lists it."""
+
+    at: float
+    source: str
+    object: DetectedObject
+
+
 class EventBuffer:
     """What the screens read: recent identifications, counts, and change flags."""
 
     def __init__(self) -> None:
-        self.recent: deque[dict[str, Any]] = deque(maxlen=MAX_EVENTS)
+        self.recent: deque[Sighting] = deque(maxlen=MAX_EVENTS)
         self.labels: Counter[str] = Counter()
         self.total = 0
         self.unknown = 0
@@ -33,21 +44,18 @@ class EventBuffer:
         self.references_version = 0
         self.connected = False
 
-    def add(self, event: dict[str, Any]) -> None:
-        kind = event.get("type")
-        if kind == "identification":
-            for obj in event.get("objects", []):
+    def add(self, event: Event) -> None:
+        if event["type"] == "identification":
+            for obj in event["objects"]:
                 self.total += 1
-                if obj.get("matched"):
-                    self.labels[str(obj.get("label"))] += 1
+                if obj["matched"]:
+                    self.labels[str(obj["label"])] += 1
                 else:
                     self.unknown += 1
-                self.recent.appendleft(
-                    {"at": event.get("at"), "source": event.get("source"), **obj}
-                )
-        elif kind == "queue":
+                self.recent.appendleft(Sighting(event["at"], event["source"], obj))
+        elif event["type"] == "queue":
             self.queue_version += 1
-        elif kind == "references":
+        elif event["type"] == "references":
             self.references_version += 1
         self.version += 1
 
@@ -63,8 +71,8 @@ async def follow(client: ApiClient, buffer: EventBuffer) -> None:
                     if msg.type == aiohttp.WSMsgType.TEXT:
                         try:
                             buffer.add(json.loads(msg.data))
-                        except ValueError:
-                            continue
+                        except (ValueError, KeyError, TypeError):
+                            continue  # not a message of the contract: skipped, not fatal
         except (aiohttp.ClientError, OSError, TimeoutError):
             pass
         buffer.connected = False

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import time
 
+from textual import getters
 from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
+from ..connected import ConnectedApp
 from ..widgets.banner import banner
 from ..widgets.screen_bar import bottom
 
@@ -19,6 +21,8 @@ REDRAW_S = 0.25
 
 class LiveScreen(Screen[None]):
     """The events stream of the server."""
+
+    app = getters.app(ConnectedApp)
 
     def __init__(self) -> None:
         super().__init__()
@@ -38,7 +42,7 @@ class LiveScreen(Screen[None]):
         self.redraw()
 
     def redraw(self) -> None:
-        events = self.app.events  # type: ignore[attr-defined]
+        events = self.app.events
         if events.version == self._drawn:
             return
         self._drawn = events.version
@@ -50,12 +54,13 @@ class LiveScreen(Screen[None]):
         )
         table = self.query_one(DataTable)
         table.clear()
-        for obj in list(events.recent)[:ROWS]:
-            at = time.strftime("%H:%M:%S", time.localtime(obj.get("at") or 0))
-            answer = obj["label"] if obj.get("matched") else "unknown"
+        for seen in list(events.recent)[:ROWS]:
+            obj = seen.object
+            at = time.strftime("%H:%M:%S", time.localtime(seen.at))
+            answer = obj["label"] if obj["matched"] else "unknown"
             table.add_row(
                 at,
-                str(obj.get("source", ""))[:18],
+                seen.source[:18],
                 str(answer)[:28],
                 f"{obj['score']:.3f}",
                 f"{obj['margin']:.3f}",

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Awaitable
+from typing import ClassVar
 
-from textual import work
+from textual import getters, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
+from server.contract import ClassInfo, ReferenceInfo
+
 from ..client import ApiError
+from ..connected import ConnectedApp
 from ..widgets.banner import banner
 from ..widgets.screen_bar import bottom
 from ..widgets.thumbnail import Thumbnail
@@ -37,11 +41,12 @@ class ReferencesScreen(Screen[None]):
         Binding("d", "remove", "Remove ref"),
         Binding("r", "reload", "Reload"),
     ]
+    app = getters.app(ConnectedApp)
 
     def __init__(self) -> None:
         super().__init__()
-        self.class_rows: list[dict[str, Any]] = []
-        self.refs: list[dict[str, Any]] = []
+        self.class_rows: list[ClassInfo] = []
+        self.refs: list[ReferenceInfo] = []
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -62,20 +67,20 @@ class ReferencesScreen(Screen[None]):
         table = self.query_one(DataTable)
         if not self.class_rows or table.cursor_row is None:
             return None
-        return str(self.class_rows[min(table.cursor_row, len(self.class_rows) - 1)]["label"])
+        return self.class_rows[min(table.cursor_row, len(self.class_rows) - 1)]["label"]
 
     @work(exclusive=True, group="classes")
     async def action_reload(self) -> None:
         try:
-            body = await self.app.api.get("/api/classes")  # type: ignore[attr-defined]
+            classes = await self.app.api.classes()
         except ApiError:
             return
         keep = self.label
-        self.class_rows = body["classes"]
+        self.class_rows = classes
         table = self.query_one(DataTable)
         table.clear()
         for c in self.class_rows:
-            mark = " !" if c.get("hub") else ""
+            mark = " !" if c["hub"] else ""
             table.add_row(c["label"][:40] + mark, c["taxonomy"], str(c["references"]))
         labels = [c["label"] for c in self.class_rows]
         if keep in labels:
@@ -95,17 +100,16 @@ class ReferencesScreen(Screen[None]):
             info.update("No classes yet.")
             return
         try:
-            body = await self.app.api.get("/api/classes/references", label=label)  # type: ignore[attr-defined]
-            self.refs = body["references"]
-            hub = any(c["label"] == label and c.get("hub") for c in self.class_rows)
+            self.refs = await self.app.api.class_references(label)
+            hub = any(c["label"] == label and c["hub"] for c in self.class_rows)
             info.update(
                 f"[b]{label}[/b]\n"
                 + (HUB_NOTE if hub else "")
                 + "\n".join(
-                    f"#{r['id']} {r['source']}{' !' if r.get('hub') else ''}" for r in self.refs[:6]
+                    f"#{r['id']} {r['source']}{' !' if r['hub'] else ''}" for r in self.refs[:6]
                 )
             )
-            picture = await self.app.images.picture(  # type: ignore[attr-defined]
+            picture = await self.app.images.picture(
                 f"/api/references/{self.refs[0]['id']}/image", *THUMB_CELLS
             )
             thumb.show(picture)
@@ -118,9 +122,10 @@ class ReferencesScreen(Screen[None]):
             LabelPrompt(question, [c["label"] for c in self.class_rows], value)
         )
 
-    async def _call(self, what: str, method: str, path: str, body: dict[str, Any]) -> None:
+    async def _call(self, what: str, change: Awaitable[None]) -> None:
+        """Wait for a change sent to the server, say how it went, and reload."""
         try:
-            await self.app.api.request(method, path, json=body)  # type: ignore[attr-defined]
+            await change
             self.notify(what)
         except ApiError as exc:
             self.notify(f"{what} failed: {exc.message}", severity="error")
@@ -134,10 +139,7 @@ class ReferencesScreen(Screen[None]):
         if not path:
             return
         label = await self._ask("Label (empty: from the file names):")
-        body: dict[str, Any] = {"path": path}
-        if label:
-            body["label"] = label
-        await self._call(f"added from {path}", "POST", "/api/references/import", body)
+        await self._call(f"added from {path}", self.app.api.import_references(path, label or None))
 
     @work(group="prompt")
     async def action_rename(self) -> None:
@@ -146,9 +148,7 @@ class ReferencesScreen(Screen[None]):
             return
         new = await self._ask(f"Rename {old!r} to:", old)
         if new and new != old:
-            await self._call(
-                f"renamed {old} to {new}", "POST", "/api/classes/rename", {"from": old, "to": new}
-            )
+            await self._call(f"renamed {old} to {new}", self.app.api.rename_class(old, new))
 
     @work(group="prompt")
     async def action_merge(self) -> None:
@@ -157,12 +157,7 @@ class ReferencesScreen(Screen[None]):
             return
         into = await self._ask(f"Merge {old!r} into:")
         if into:
-            await self._call(
-                f"merged {old} into {into}",
-                "POST",
-                "/api/classes/merge",
-                {"from": [old], "into": into},
-            )
+            await self._call(f"merged {old} into {into}", self.app.api.merge_classes([old], into))
 
     @work(group="prompt")
     async def action_remove(self) -> None:
@@ -173,4 +168,4 @@ class ReferencesScreen(Screen[None]):
             LabelPrompt(f"Remove reference #{ref['id']} of {ref['label']!r}? Type yes:")
         )
         if answer == "yes":
-            await self._call(f"removed #{ref['id']}", "DELETE", f"/api/references/{ref['id']}", {})
+            await self._call(f"removed #{ref['id']}", self.app.api.remove_reference(ref["id"]))

@@ -5,21 +5,24 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from textual import work
+from textual import getters, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal
 from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Header, Static
+from textual.widgets import DataTable, Header
 
-from ..client import ApiError
+from server.contract import ResolveAction, ReviewItem, ReviewPage
+
+from ..client import ApiError, ResolveOptions
+from ..connected import ConnectedApp
 from ..widgets.banner import banner
+from ..widgets.item_detail import ItemDetail
 from ..widgets.screen_bar import bottom
-from ..widgets.thumbnail import Thumbnail
 from .prompt import LabelPrompt
 
 PAGE = 200
@@ -28,10 +31,6 @@ PREFETCH = 3
 """Items ahead whose pictures are fetched while the current one is shown."""
 UNDO_DEPTH = 100
 """Decisions ``u`` can take back, newest first; older ones are forgotten."""
-CROP_CELLS = (20, 10)
-CANDIDATE_CELLS = (8, 4)
-SHOWN_CANDIDATES = 3
-"""Candidates shown with a picture; the rest are listed as text."""
 REFRESH_S = 1.0
 BUSY_S = 2.0
 """While the reviewer pressed a decision key within this many seconds, the list is not
@@ -44,9 +43,9 @@ LOW_WATER = 20
 class Done:
     """A decision sent to the server, kept for undo."""
 
-    item: dict[str, Any]
+    item: ReviewItem
     index: int
-    action: str
+    action: ResolveAction
 
 
 LIST_CELLS = 29
@@ -57,7 +56,7 @@ REASON_MARKS = {"below_threshold": "?", "low_margin": "~"}
 to a second class)."""
 
 
-def describe(item: dict[str, Any]) -> str:
+def describe(item: ReviewItem) -> str:
     """One line of the queue list: id, why (``?`` / ``~``), best candidate, score; the
     label is shortened (with an ellipsis) so the score always shows whole."""
     best = item["candidates"][0]["label"] if item["candidates"] else "-"
@@ -90,6 +89,7 @@ class ReviewScreen(Screen[None]):
         Binding("w", "whole", "Whole pic"),
         Binding("r", "reload", "Reload", show=False),
     ]
+    app = getters.app(ConnectedApp)
 
     class ItemResolved(Message):
         """A decision was sent (``ok``) or failed and the item is back."""
@@ -100,7 +100,7 @@ class ReviewScreen(Screen[None]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.items: list[dict[str, Any]] = []
+        self.items: list[ReviewItem] = []
         self.index = 0
         self.selected: set[int] = set()
         self.undo_stack: list[Done] = []
@@ -118,20 +118,7 @@ class ReviewScreen(Screen[None]):
         yield from banner()
         with Horizontal(id="review-body"):
             yield DataTable(id="queue-list", cursor_type="row", show_header=False)
-            with Vertical(id="detail"):
-                with Horizontal(id="crop-row"):
-                    yield Thumbnail(*CROP_CELLS, id="crop")
-                    yield Static("", id="item-info")
-                with VerticalScroll(id="candidates"):
-                    for n in range(1, SHOWN_CANDIDATES + 1):
-                        yield Horizontal(
-                            Thumbnail(*CANDIDATE_CELLS, id=f"cand-{n}"),
-                            Static("", id=f"cand-text-{n}", classes="candidate-text"),
-                            id=f"cand-row-{n}",
-                            classes="candidate",
-                        )
-                    yield Static("", id="more-candidates")
-                yield Static("", id="empty")
+            yield ItemDetail(id="detail")
         yield from bottom("review")
 
     def on_mount(self) -> None:
@@ -140,7 +127,7 @@ class ReviewScreen(Screen[None]):
         self.action_reload()
 
     def _maybe_reload(self) -> None:
-        if self.app.events.queue_version == self._seen_queue_version:  # type: ignore[attr-defined]
+        if self.app.events.queue_version == self._seen_queue_version:
             return
         busy = time.monotonic() - self._last_decision < BUSY_S
         if busy and len(self.items) - self.index > LOW_WATER:
@@ -152,9 +139,9 @@ class ReviewScreen(Screen[None]):
     @work(exclusive=True, group="queue")
     async def action_reload(self) -> None:
         """Fetch the newest pending items (keeps the shown item shown)."""
-        self._seen_queue_version = self.app.events.queue_version  # type: ignore[attr-defined]
+        self._seen_queue_version = self.app.events.queue_version
         try:
-            body = await self.app.api.get("/api/review", limit=PAGE)  # type: ignore[attr-defined]
+            body = await self.app.api.review_page(PAGE)
         except ApiError:
             return  # the banner says why
         try:
@@ -162,7 +149,7 @@ class ReviewScreen(Screen[None]):
         except NoMatches:
             return  # the answer came back while the app was closing: nothing to show
 
-    def _apply_page(self, body: dict[str, Any]) -> None:
+    def _apply_page(self, body: ReviewPage) -> None:
         """Show a fetched page of the queue (keeps the shown item shown)."""
         keep = self.shown_id
         # Items whose decision is still on its way are not shown again.
@@ -185,7 +172,7 @@ class ReviewScreen(Screen[None]):
             self.render_list()
         self.show_current()
 
-    def _line(self, item: dict[str, Any]) -> str:
+    def _line(self, item: ReviewItem) -> str:
         return ("*" if item["id"] in self.selected else " ") + describe(item)
 
     def render_list(self) -> None:
@@ -209,103 +196,29 @@ class ReviewScreen(Screen[None]):
             self.show_current()
 
     @property
-    def current(self) -> dict[str, Any] | None:
+    def current(self) -> ReviewItem | None:
         return self.items[self.index] if 0 <= self.index < len(self.items) else None
 
     def show_current(self) -> None:
-        """Show the current item from what is at hand, fill in pictures as they come,
-        and fetch the next items' pictures meanwhile."""
+        """Show the current item from what is at hand (its pictures follow), and fetch
+        the next items' pictures meanwhile."""
         item = self.current
-        empty = self.query_one("#empty", Static)
-        detail_parts = [self.query_one("#crop-row"), self.query_one("#candidates")]
-        if item is None:
-            self.shown_id = None
-            empty.update("Nothing to review. Misses appear here as the server sees them.")
-            empty.display = True
-            for part in detail_parts:
-                part.display = False
-            return
-        if empty.display:  # only when it changes: a display change costs a layout
-            empty.display = False
-            for part in detail_parts:
-                part.display = True
-        self.shown_id = item["id"]
-        when = (item["created_at"] or "")[5:16].replace("T", " ")
-        self.query_one("#item-info", Static).update(
-            layout=False,
-            content=f"[b]#{item['id']}[/b]  {self.index + 1} of {self.total}"
-            f"{'  (' + str(len(self.selected)) + ' selected)' if self.selected else ''}\n"
-            f"source {str(item['source'])[:24]}\nseen   {when} UTC\n"
-            f"reason {item['reason']}\nscore  {item['score']:.3f}\nmargin {item['margin']:.3f}"
-            f"{'  (' + str(item['seen']) + ' times)' if item.get('seen', 1) > 1 else ''}\n"
-            f"{self._makes(item)}",
-        )
-        self._show_candidates(item)
-        self._load_pictures(item)
-        for ahead in self.items[self.index + 1 : self.index + 1 + PREFETCH]:
-            self._prefetch(ahead)
-
-    def _show_candidates(self, item: dict[str, Any]) -> None:
-        cands = item["candidates"][:9]
-        for n in range(1, SHOWN_CANDIDATES + 1):
-            row = self.query_one(f"#cand-row-{n}")
-            if row.display != (n <= len(cands)):
-                row.display = n <= len(cands)
-            if n <= len(cands):
-                c = cands[n - 1]
-                self.query_one(f"#cand-text-{n}", Static).update(
-                    f"[b]{n}[/b] {c['label']}  {c['score']:.3f}", layout=False
-                )
-        self.query_one("#more-candidates", Static).update(
-            layout=False,
-            content="\n".join(
-                f"[b]{n}[/b] {c['label']}  {c['score']:.3f}"
-                for n, c in enumerate(cands, start=1)
-                if n > SHOWN_CANDIDATES
-            ),
-        )
-
-    def _paths(self, item: dict[str, Any]) -> list[tuple[str, int, int, str]]:
-        out = [(f"/api/review/{item['id']}/image?box=1", *CROP_CELLS, "#crop")]
-        for n, cand in enumerate(item["candidates"][:SHOWN_CANDIDATES], start=1):
-            out.append(
-                (f"/api/references/{cand['reference_id']}/image", *CANDIDATE_CELLS, f"#cand-{n}")
-            )
-        return out
-
-    def _prefetch(self, item: dict[str, Any]) -> None:
-        for path, w, h, _ in self._paths(item):
-            self.app.images.prefetch(path, w, h)  # type: ignore[attr-defined]
-
-    @work(exclusive=True, group="pictures")
-    async def _load_pictures(self, item: dict[str, Any]) -> None:
-        images = self.app.images  # type: ignore[attr-defined]
-        for path, w, h, selector in self._paths(item):
-            widgets = self.query(selector)
-            if not widgets:
-                continue
-            thumb = widgets.first(Thumbnail)
-            cached = images.cached(path, w, h)
-            if cached is not None:
-                thumb.show(cached)
-                continue
-            thumb.clear("…")
-            try:
-                picture = await images.picture(path, w, h)
-            except ApiError:
-                thumb.clear("no image")
-                continue
-            if self.shown_id == item["id"]:
-                thumb.show(picture)
+        self.shown_id = None if item is None else item["id"]
+        selected = f"  ({len(self.selected)} selected)" if self.selected else ""
+        detail = self.query_one(ItemDetail)
+        detail.show(item, f"{self.index + 1} of {self.total}{selected}", self.whole)
+        if item is not None:
+            for ahead in self.items[self.index + 1 : self.index + 1 + PREFETCH]:
+                detail.prefetch(ahead)
 
     # --- actions ------------------------------------------------------------------------
 
-    def _targets(self) -> list[tuple[int, dict[str, Any]]]:
+    def _targets(self) -> list[tuple[int, ReviewItem]]:
         if self.selected:
             return [(i, it) for i, it in enumerate(self.items) if it["id"] in self.selected]
         return [(self.index, self.current)] if self.current is not None else []
 
-    def _take(self, action: str, body: dict[str, Any]) -> None:
+    def _take(self, action: ResolveAction, options: ResolveOptions) -> None:
         """Remove the targets from the list at once (the next item shows), then tell the
         server; a failure puts the item back."""
         targets = self._targets()
@@ -314,7 +227,7 @@ class ReviewScreen(Screen[None]):
             return
         self._last_decision = time.monotonic()
         if self.whole and action in ("confirm", "correct"):
-            body = {**body, "region": "whole"}
+            options = {**options, "region": "whole"}
         self.whole = False
         table = self.query_one("#queue-list", DataTable)
         for index, item in sorted(targets, key=lambda t: -t[0]):
@@ -323,22 +236,13 @@ class ReviewScreen(Screen[None]):
             table.remove_row(str(item["id"]))
             self.in_flight.add(item["id"])
             self.undo_stack.append(Done(item, index, action))
-            self._send(item, index, action, body)
+            self._send(item, index, action, options)
         del self.undo_stack[:-UNDO_DEPTH]
-        self.notify(self._said(action, body, [item for _, item in targets]), timeout=2)
+        self.notify(self._said(action, options, [item for _, item in targets]), timeout=2)
         self.selected.clear()
         self.index = min(min(i for i, _ in targets), max(0, len(self.items) - 1))
         self._move_cursor()
         self.show_current()
-
-    def _makes(self, item: dict[str, Any]) -> str:
-        """What a label will make a reference of, and how to change it (``w``)."""
-        if item.get("box") is None:
-            return "label -> the whole picture"
-        if self.whole:
-            return "label -> [b]whole picture[/b] (w: box)"
-        sure = "[yellow]doubtful[/] box" if item.get("region") == "doubtful" else "box"
-        return f"label -> the {sure} (w: whole)"
 
     def action_whole(self) -> None:
         """Toggle what the next label makes a reference of: the box or the whole picture."""
@@ -346,11 +250,11 @@ class ReviewScreen(Screen[None]):
         self.show_current()
 
     @staticmethod
-    def _said(action: str, body: dict[str, Any], items: list[dict[str, Any]]) -> str:
+    def _said(action: ResolveAction, options: ResolveOptions, items: list[ReviewItem]) -> str:
         """What a decision key did, in a word (the toast after each key)."""
         who = f"#{items[0]['id']}" if len(items) == 1 else f"{len(items)} items"
         if action == "confirm":
-            number = int(body.get("candidate", 1))
+            number = options.get("candidate", 1)
             cands = items[0]["candidates"]
             label = (
                 cands[number - 1]["label"]
@@ -359,17 +263,15 @@ class ReviewScreen(Screen[None]):
             )
             return f"{who}: confirmed as {label}"
         if action == "correct":
-            return f"{who}: labelled {body['label']}"
+            return f"{who}: labelled {options['label']}"
         return f"{who}: {'not it (false positive)' if action == 'false_positive' else 'skipped'}"
 
     @work(group="send")
     async def _send(
-        self, item: dict[str, Any], index: int, action: str, body: dict[str, Any]
+        self, item: ReviewItem, index: int, action: ResolveAction, options: ResolveOptions
     ) -> None:
         try:
-            await self.app.api.post(  # type: ignore[attr-defined]
-                f"/api/review/{item['id']}/resolve", {"action": action, **body}
-            )
+            await self.app.api.resolve(item["id"], action, **options)
         except ApiError as exc:
             self.in_flight.discard(item["id"])
             if exc.code != "conflict":  # resolved by someone else: it stays gone
@@ -406,8 +308,7 @@ class ReviewScreen(Screen[None]):
             return
         classes = []
         try:
-            body = await self.app.api.get("/api/classes")  # type: ignore[attr-defined]
-            classes = [c["label"] for c in body["classes"]]
+            classes = [c["label"] for c in await self.app.api.classes()]
         except ApiError:
             pass  # complete from nothing; the label is still checked by the server
         count = len(self._targets())
@@ -440,9 +341,7 @@ class ReviewScreen(Screen[None]):
             return
         done = self.undo_stack.pop()
         try:
-            item = await self.app.api.post(  # type: ignore[attr-defined]
-                f"/api/review/{done.item['id']}/reopen"
-            )
+            item = await self.app.api.reopen(done.item["id"])
         except ApiError as exc:
             self.notify(f"undo #{done.item['id']}: {exc.message}", severity="error")
             return

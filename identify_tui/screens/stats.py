@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar, Literal
 
-from textual import work
+from textual import getters, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
 from ..client import ApiError
+from ..connected import ConnectedApp
 from ..widgets.banner import banner
 from ..widgets.screen_bar import bottom
 
 REFRESH_S = 5.0
-WATCH = {
+WATCH: dict[Literal["confirmed", "corrected", "false_positive"], str] = {
     "confirmed": "> 80 % is healthy",
     "corrected": "> 15 %: thresholds too loose?",
     "false_positive": "> 10 %: references too alike?",
@@ -31,6 +32,7 @@ class StatsScreen(Screen[None]):
     """Numbers from ``/api/stats``."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("r", "refresh", "Refresh")]
+    app = getters.app(ConnectedApp)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -49,7 +51,7 @@ class StatsScreen(Screen[None]):
     @work(exclusive=True)
     async def action_refresh(self) -> None:
         try:
-            stats: dict[str, Any] = await self.app.api.get("/api/stats")  # type: ignore[attr-defined]
+            stats = await self.app.api.stats()
         except ApiError:
             return
         q, rates = stats["queue"], stats["rates"]

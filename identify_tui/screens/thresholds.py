@@ -9,16 +9,25 @@ both."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from textual import work
+from textual import getters, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
+from server.contract import (
+    DefaultThresholds,
+    TaxonomyThresholds,
+    ThresholdCurve,
+    ThresholdPair,
+    ThresholdScope,
+)
+
 from ..client import ApiError
+from ..connected import ConnectedApp
 from ..widgets.banner import banner
 from ..widgets.screen_bar import bottom
 
@@ -27,7 +36,7 @@ STEP = 0.01
 
 @dataclass
 class Row:
-    scope: str
+    scope: ThresholdScope
     name: str
     taxonomy: str
     threshold: float
@@ -36,7 +45,7 @@ class Row:
     """(threshold, margin) for whole pictures."""
 
 
-def _pair(values: dict[str, Any] | None, fallback: tuple[float, float]) -> tuple[float, float]:
+def _pair(values: ThresholdPair | None, fallback: tuple[float, float]) -> tuple[float, float]:
     return fallback if values is None else (values["threshold"], values["margin"])
 
 
@@ -52,11 +61,12 @@ class ThresholdsScreen(Screen[None]):
         Binding("delete,backspace", "clear", "Clear"),
         Binding("r", "reload", "Reload", show=False),
     ]
+    app = getters.app(ConnectedApp)
 
     def __init__(self) -> None:
         super().__init__()
         self.rows: list[Row] = []
-        self.curve: dict[str, Any] | None = None
+        self.curve: ThresholdCurve | None = None
         """The last curve the server sent."""
         self.dirty = False
 
@@ -81,12 +91,10 @@ class ThresholdsScreen(Screen[None]):
 
     @work(exclusive=True, group="load")
     async def action_reload(self) -> None:
-        api = self.app.api  # type: ignore[attr-defined]
+        api = self.app.api
         try:
-            thr = await api.get("/api/thresholds")
-            classes = {
-                c["label"]: c["taxonomy"] for c in (await api.get("/api/classes"))["classes"]
-            }
+            thr = await api.thresholds()
+            classes = {c["label"]: c["taxonomy"] for c in await api.classes()}
         except ApiError:
             return
         rows = [
@@ -96,14 +104,16 @@ class ThresholdsScreen(Screen[None]):
                 name,
                 v["threshold"],
                 v["margin"],
-                _pair(v.get("picture"), (v["threshold"], v["margin"])),
+                _pair(v["picture"], (v["threshold"], v["margin"])),
             )
             for name, v in thr["taxonomies"].items()
         ]
         for label, v in thr["classes"].items():
             tax = classes.get(label, "default")
-            base = thr["taxonomies"].get(tax, thr["default"])
-            pic = _pair(base.get("picture"), (base["threshold"], base["margin"]))
+            base: TaxonomyThresholds | DefaultThresholds = thr["taxonomies"].get(
+                tax, thr["default"]
+            )
+            pic = _pair(base["picture"], (base["threshold"], base["margin"]))
             rows.append(
                 Row(
                     "class",
@@ -156,10 +166,10 @@ class ThresholdsScreen(Screen[None]):
         )
         if self.curve is None:
             box.update(head + "loading…")
-        scope = {"label": row.name} if row.scope == "class" else {"taxonomy": row.name}
+        label, taxonomy = (row.name, None) if row.scope == "class" else (None, row.name)
         try:
-            data = await self.app.api.get(  # type: ignore[attr-defined]
-                "/api/thresholds/curve", threshold=row.threshold, margin=row.margin, **scope
+            data = await self.app.api.threshold_curve(
+                taxonomy=taxonomy, label=label, threshold=row.threshold, margin=row.margin
             )
         except ApiError as exc:
             box.update(head + exc.message)
@@ -207,12 +217,8 @@ class ThresholdsScreen(Screen[None]):
         if row is None:
             return
         await self._put(
-            {
-                "scope": row.scope,
-                "name": row.name,
-                "threshold": row.threshold,
-                "margin": row.margin,
-            },
+            row,
+            (row.threshold, row.margin),
             f"{row.name}: {row.threshold:.2f} / {row.margin:.2f} applied",
         )
 
@@ -220,14 +226,12 @@ class ThresholdsScreen(Screen[None]):
     async def action_clear(self) -> None:
         row = self.row
         if row is not None:
-            await self._put(
-                {"scope": row.scope, "name": row.name},
-                f"{row.name}: back to the project's thresholds",
-            )
+            await self._put(row, (None, None), f"{row.name}: back to the project's thresholds")
 
-    async def _put(self, body: dict[str, Any], done: str) -> None:
+    async def _put(self, row: Row, values: tuple[float | None, float | None], done: str) -> None:
+        """Set (or with ``(None, None)`` clear) the row's override, then reload."""
         try:
-            await self.app.api.put("/api/thresholds", body)  # type: ignore[attr-defined]
+            await self.app.api.set_threshold(row.scope, row.name, *values)
             self.notify(done)
         except ApiError as exc:
             self.notify(f"not applied: {exc.message}", severity="error")

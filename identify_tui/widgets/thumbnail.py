@@ -68,8 +68,10 @@ def half_blocks(data: bytes, width: int, height: int) -> Picture:
 class Thumbnail(Widget):
     """A fixed-size half-block picture (or a short note in its middle)."""
 
-    def __init__(self, width: int, height: int, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self, width: int, height: int, *, id: str | None = None, classes: str | None = None
+    ) -> None:
+        super().__init__(id=id, classes=classes)
         self.cells = (width, height)
         self.styles.width = width
         self.styles.height = height

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from .limits import MAX_EVENT_BACKLOG
+
+Event = Mapping[str, Any]
+"""One message of the stream (see ``server.contract.Event``): the engine's events come
+typed ``dict[str, Any]``, the jobs' as ``contract.JobEvent``."""
 
 
 class EventHub:
@@ -18,7 +23,7 @@ class EventHub:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
+        self._subscribers: set[asyncio.Queue[Event]] = set()
         self.dropped = 0
         """Events a slow subscriber lost."""
 
@@ -28,7 +33,7 @@ class EventHub:
         if not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self.publish, stamped)
 
-    def publish(self, event: dict[str, Any]) -> None:
+    def publish(self, event: Event) -> None:
         """Publish from the event loop."""
         for queue in self._subscribers:
             if queue.full():
@@ -36,13 +41,13 @@ class EventHub:
                 self.dropped += 1
             queue.put_nowait(event)
 
-    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
+    def subscribe(self) -> asyncio.Queue[Event]:
         """A new subscriber's queue."""
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(MAX_EVENT_BACKLOG)
+        queue: asyncio.Queue[Event] = asyncio.Queue(MAX_EVENT_BACKLOG)
         self._subscribers.add(queue)
         return queue
 
-    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+    def unsubscribe(self, queue: asyncio.Queue[Event]) -> None:
         """Stop delivering to ``queue``."""
         self._subscribers.discard(queue)
 

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from server import contract
 from server.engine.errors import BusyError, ConflictError, IdentifyError, NotFoundError
 
 from .events import EventHub
@@ -41,7 +42,7 @@ class Job:
     total: int
     hub: EventHub
     done: int = 0
-    status: str = "running"
+    status: contract.JobStatus = "running"
     """``running``, then ``done``, ``cancelled`` or ``failed``."""
     results: list[dict[str, Any]] = field(default_factory=list)
     cancel_requested: bool = False
@@ -60,9 +61,9 @@ class Job:
         self.done += 1
         self._publish()
 
-    def to_json(self, results: bool = True) -> dict[str, Any]:
-        """The API shape (``results`` may be long: left out of events)."""
-        out: dict[str, Any] = {
+    def state(self) -> contract.JobState:
+        """Where it stands (what its events say)."""
+        return {
             "id": self.id,
             "kind": self.kind,
             "status": self.status,
@@ -72,12 +73,17 @@ class Job:
             "finished_at": self.finished_at,
             "error": self.error,
         }
+
+    def to_json(self, results: bool = True) -> contract.Job:
+        """The API shape (``results`` may be long: left out of listings)."""
+        out: contract.Job = {**self.state()}
         if results:
             out["results"] = self.results
         return out
 
     def _publish(self) -> None:
-        self.hub.publish({"type": "job", **self.to_json(results=False), "at": time.time()})
+        event: contract.JobEvent = {"type": "job", **self.state(), "at": time.time()}
+        self.hub.publish(event)
 
 
 class Jobs:

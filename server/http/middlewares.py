@@ -16,6 +16,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from yarl import URL
 
+from server import contract
 from server.engine.errors import IdentifyError
 
 from .keys import CONFIG, STATS
@@ -30,7 +31,8 @@ PUBLIC_PATHS = frozenset({"/favicon.ico"})
 
 def error_body(status: int, code: str, message: str) -> web.Response:
     """The one error shape: ``{"error": {"code": ..., "message": ...}}``."""
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+    body: contract.ErrorBody = {"error": {"code": code, "message": message}}
+    return web.json_response(body, status=status)
 
 
 @web.middleware

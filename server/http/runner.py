@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from server import contract
 from server.engine.catalog.store import ReviewItem
 from server.engine.errors import BusyError
 from server.engine.live.service import ObjectResult, Prepared, Service
@@ -182,7 +183,7 @@ class EngineRunner:
             prepared = await loop.run_in_executor(self.compute, service.prepare_resolution, plan)
             return await loop.run_in_executor(self.executor, service.resolve_commit, plan, prepared)
 
-    def timing(self) -> dict[str, float]:
+    def timing(self) -> contract.StageTiming:
         """Mean milliseconds per identified image in each stage (for health)."""
         n = max(1, self.identified)
         return {

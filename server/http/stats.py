@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from server import contract
+
 
 @dataclass
 class ServerStats:
@@ -22,7 +24,7 @@ class ServerStats:
     writes_refused: int = 0
     """Changing requests refused for being over that limit (429)."""
 
-    def to_json(self) -> dict[str, object]:
+    def to_json(self) -> contract.ServerCounters:
         """For health."""
         return {
             "frames_received": self.frames_received,

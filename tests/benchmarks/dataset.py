@@ -431,7 +431,9 @@ def _query_backgrounds(
             loaded = dict(
                 zip(
                     used,
-                    pool.map(lambda i: backdrops.load_backgrounds([paths[i]], BACKGROUND_SIZE), used),
+                    pool.map(
+                        lambda i: backdrops.load_backgrounds([paths[i]], BACKGROUND_SIZE), used
+                    ),
                     strict=True,
                 )
             )

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from server import contract
+
 from ..keys import CAMERAS, ENGINE, EVENTS, STATS
+from . import engine_json
 
 routes = web.RouteTableDef()
 
@@ -13,8 +16,8 @@ routes = web.RouteTableDef()
 async def health(request: web.Request) -> web.Response:
     """Model, index size, classes, thresholds, queue, uptime and counters."""
     engine = request.app[ENGINE]
-    body = await engine.run(lambda s: s.health())
-    body["server"] = {
+    project = await engine.run(lambda s: s.health())
+    server: contract.ServerHealth = {
         **request.app[STATS].to_json(),
         "pending": engine.pending,
         "images_in_flight": engine.images_in_flight,
@@ -24,5 +27,9 @@ async def health(request: web.Request) -> web.Response:
         "event_subscribers": request.app[EVENTS].subscribers,
         "events_dropped": request.app[EVENTS].dropped,
     }
-    body["cameras"] = [c.status() for c in request.app[CAMERAS]]
+    body: contract.Health = {
+        **engine_json(contract.ProjectHealth, project),
+        "server": server,
+        "cameras": [engine_json(contract.CameraStatus, c.status()) for c in request.app[CAMERAS]],
+    }
     return web.json_response(body)

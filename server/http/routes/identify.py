@@ -6,8 +6,11 @@ import time
 
 from aiohttp import web
 
+from server import contract
+
 from ..io import read_image
 from ..keys import ENGINE
+from . import engine_json
 
 routes = web.RouteTableDef()
 
@@ -26,9 +29,8 @@ async def identify(request: web.Request) -> web.Response:
     objects = await request.app[ENGINE].identify(
         data, source=source[:100], record=record, bounded=True
     )
-    return web.json_response(
-        {
-            "objects": [o.to_json() for o in objects],
-            "elapsed_ms": round((time.perf_counter() - started) * 1000, 1),
-        }
-    )
+    body: contract.IdentifyResponse = {
+        "objects": [engine_json(contract.DetectedObject, o.to_json()) for o in objects],
+        "elapsed_ms": round((time.perf_counter() - started) * 1000, 1),
+    }
+    return web.json_response(body)

@@ -8,13 +8,14 @@ from typing import Any
 
 from aiohttp import web
 
+from server import contract
 from server.engine.errors import IdentifyError
 from server.engine.vision.images import read_image_bytes
 
 from ..io import read_image, read_json
 from ..jobs import each, wait_for_client
 from ..keys import ENGINE, JOBS
-from . import int_param
+from . import engine_json, int_param
 
 routes = web.RouteTableDef()
 
@@ -23,7 +24,8 @@ routes = web.RouteTableDef()
 async def list_classes(request: web.Request) -> web.Response:
     """Every class with its taxonomy and reference count."""
     classes = await request.app[ENGINE].run(lambda s: s.classes())
-    return web.json_response({"classes": classes})
+    body: contract.ClassList = {"classes": engine_json(list[contract.ClassInfo], classes)}
+    return web.json_response(body)
 
 
 @routes.get("/api/classes/references")
@@ -33,7 +35,11 @@ async def class_references(request: web.Request) -> web.Response:
     if not label:
         raise IdentifyError("pass the class as ?label=")
     refs = await request.app[ENGINE].run(lambda s: s.references(label))
-    return web.json_response({"label": label, "references": refs})
+    body: contract.ClassReferences = {
+        "label": label,
+        "references": engine_json(list[contract.ReferenceInfo], refs),
+    }
+    return web.json_response(body)
 
 
 @routes.post("/api/classes/rename")

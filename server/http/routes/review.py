@@ -6,12 +6,13 @@ from typing import Any
 
 from aiohttp import web
 
+from server import contract
 from server.engine.errors import IdentifyError
 
 from ..io import read_json
 from ..jobs import each, wait_for_client
 from ..keys import ENGINE, JOBS
-from . import int_param, is_row_id, query_int
+from . import engine_json, int_param, is_row_id, query_int
 
 routes = web.RouteTableDef()
 
@@ -30,7 +31,11 @@ async def list_items(request: web.Request) -> web.Response:
     items, total = await request.app[ENGINE].run(
         lambda s: s.review_items(status, q.get("taxonomy"), q.get("reason"), limit, before)
     )
-    return web.json_response({"items": [i.to_json() for i in items], "total": total})
+    page: contract.ReviewPage = {
+        "items": [engine_json(contract.ReviewItem, i.to_json()) for i in items],
+        "total": total,
+    }
+    return web.json_response(page)
 
 
 @routes.get("/api/stats")

@@ -46,13 +46,22 @@ class EventBuffer:
 
     def add(self, event: Event) -> None:
         if event["type"] == "identification":
-            for obj in event["objects"]:
+            # Every key is read before any counter moves: a malformed event changes nothing.
+            seen = [
+                (
+                    bool(obj["matched"]),
+                    str(obj["label"]),
+                    Sighting(event["at"], event["source"], obj),
+                )
+                for obj in event["objects"]
+            ]
+            for matched, label, sighting in seen:
                 self.total += 1
-                if obj["matched"]:
-                    self.labels[str(obj["label"])] += 1
+                if matched:
+                    self.labels[label] += 1
                 else:
                     self.unknown += 1
-                self.recent.appendleft(Sighting(event["at"], event["source"], obj))
+                self.recent.appendleft(sighting)
         elif event["type"] == "queue":
             self.queue_version += 1
         elif event["type"] == "references":

@@ -51,9 +51,9 @@ def match(project: str, as_json: bool, no_record: bool, images: tuple[Path, ...]
       identify match --project projects/demo.yaml --json photo1.jpg photo2.jpg
     """
     failures = 0
-    results = match_project(project, list(images), record=not no_record, note=_note)
-    with progress_bar(len(images), "identifying", results_on_stdout=True) as update:
-        for result in results:
+    run = match_project(project, record=not no_record, note=_note)
+    with run, progress_bar(len(images), "identifying", results_on_stdout=True) as update:
+        for result in run.results(list(images)):
             update(1)
             if result.error is not None:
                 failures += 1

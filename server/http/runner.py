@@ -175,7 +175,7 @@ class EngineRunner:
         any) prepared on a worker, then committed on the engine thread.
 
         Raises:
-            NotFoundError, ConflictError, IdentifyError: see ``Service.resolve``.
+            NotFoundError, ConflictError, IdentifyError: see ``ReviewDesk.plan``.
         """
         loop = asyncio.get_running_loop()
         plan = await self.run(lambda s: s.resolve_plan(item_id, action, label, candidate, region))

@@ -127,8 +127,8 @@ def test_a_thing_small_in_a_busy_frame_is_located_and_identified(indexed, embedd
     from dataclasses import replace
 
     from server.engine.vision import synth
+    from server.engine.vision.backdrops import BACKGROUNDS_DIR
     from server.engine.vision.locate import iou
-    from server.engine.workflows.verify import BACKGROUNDS_DIR
 
     rng = np.random.default_rng(7)
     backgrounds = backdrops.load_backgrounds(sorted(BACKGROUNDS_DIR.glob("*.jpg")), (640, 480))
@@ -183,8 +183,8 @@ def test_the_box_follows_the_reference_outline_when_geometry_is_found(indexed, e
     """Textured things seen at an angle: the second stage's homography maps the
     reference's corners into the picture, so the box is the thing's, not a grid window."""
     from server.engine.vision import synth
+    from server.engine.vision.backdrops import BACKGROUNDS_DIR
     from server.engine.vision.locate import iou
-    from server.engine.workflows.verify import BACKGROUNDS_DIR
 
     background = backdrops.load_backgrounds([BACKGROUNDS_DIR / "brick.jpg"], (640, 480))[0]
     folder = indexed.config.references[0].path
@@ -288,8 +288,8 @@ def test_a_textureless_thing_gets_a_box_of_its_own_shape_from_its_colour_layout(
     """Flags have too little texture for a homography: without the layout search the
     box is a square grid window; with it, a box of the flag's shape where its colours
     are, identified as one more region."""
+    from server.engine.vision.backdrops import BACKGROUNDS_DIR
     from server.engine.vision.locate import iou
-    from server.engine.workflows.verify import BACKGROUNDS_DIR
 
     backgrounds = backdrops.load_backgrounds(sorted(BACKGROUNDS_DIR.glob("*.jpg"))[:4], (640, 480))
     projects = {

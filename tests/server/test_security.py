@@ -63,7 +63,7 @@ async def test_page_and_script_are_served_and_nothing_outside_static(client: Cli
     assert page.status == 200 and "/static/live.js" in await page.text()
     script = await client.get("/static/live.js")
     assert script.status == 200 and "getUserMedia" in await script.text()
-    for path in ["/static/../app.py", "/static/%2e%2e/app.py", "/static/../../engine/store.py"]:
+    for path in ["/static/../app.py", "/static/%2e%2e/app.py", "/static/../../engine/errors.py"]:
         resp = await client.get(path)
         assert resp.status in (403, 404), path
 

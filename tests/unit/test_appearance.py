@@ -104,8 +104,8 @@ def test_grey_and_tiny_images_have_a_layout() -> None:
 
 
 def test_find_puts_a_box_on_a_photographed_textureless_thing() -> None:
+    from server.engine.vision.backdrops import BACKGROUNDS_DIR
     from server.engine.vision.locate import iou
-    from server.engine.workflows.verify import BACKGROUNDS_DIR
 
     backgrounds = backdrops.load_backgrounds(sorted(BACKGROUNDS_DIR.glob("*.jpg"))[:4], (640, 480))
     for name in ("Sweden", "Japan", "Canada"):

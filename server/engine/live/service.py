@@ -32,7 +32,7 @@ from server.engine.live.thresholds import ThresholdBook
 from server.engine.project.config import Project
 from server.engine.vision.embedders import Embedder
 
-__all__ = ["ObjectResult", "Prepared", "PreparedReference", "Service"]
+__all__ = ["ObjectResult", "Prepared", "Service"]
 
 
 class Service:

@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 
 Size = tuple[int, int]
 """(width, height) in pixels."""
+BACKGROUNDS_DIR = Path(__file__).parent / "assets" / "backgrounds"
+"""Background photos shipped with identify (see the README there for their licences)."""
 
 
 def load_backgrounds(

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -104,16 +104,37 @@ def match_files(
         ident.close()
 
 
+@dataclass
+class MatchRun:
+    """A project ready to match files: loaded, checked, its model loaded. Used as a
+    context manager, it holds the writer lock while results are recorded."""
+
+    project: Project
+    embedder: Embedder
+    record: bool = True
+    _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+    def __enter__(self) -> Self:
+        if self.record:
+            self._stack.enter_context(writer_lock(self.project, "identify match"))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def results(self, paths: Sequence[Path]) -> Iterator[FileResult]:
+        """``match_files`` over ``paths``, in order."""
+        return match_files(self.project, self.embedder, paths, record=self.record)
+
+
 def match_project(
-    ref: str, paths: Sequence[Path], record: bool = True, note: Callable[[str], None] = print
-) -> Iterator[FileResult]:
-    """``identify match``: load and check the project, say through ``note`` when it is
-    not calibrated for its model, then ``match_files`` (under the writer lock when the
-    results are recorded). A generator: nothing happens until it is iterated.
+    ref: str, record: bool = True, note: Callable[[str], None] = lambda message: None
+) -> MatchRun:
+    """``identify match``: load and check the project and its model, and say through
+    ``note`` when it is not calibrated for that model; the run matches the files.
 
     Raises:
         ProjectConfigError, ModelUnavailableError, NotIndexedError: see ``preflight``.
-        ConflictError: recording while another process holds the project.
     """
     project = open_project(ref)
     preflight(project, indexed=True)
@@ -126,6 +147,4 @@ def match_project(
             f"model's default threshold {threshold:.2f} and margin {margin:.2f} (run "
             "identify verify)"
         )
-    lock = writer_lock(project, "identify match") if record else contextlib.nullcontext()
-    with lock:
-        yield from match_files(project, embedder, paths, record=record)
+    return MatchRun(project, embedder, record)

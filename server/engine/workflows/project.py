@@ -11,10 +11,10 @@ from server.engine.catalog.store import Store
 from server.engine.errors import NotIndexedError
 from server.engine.project.config import ModelConfig, Project
 from server.engine.project.init import write_new_project
-from server.engine.vision.embedders import ModelInfo, check_model, default_model, list_models
+from server.engine.vision.embedders import check_model, default_model, list_models
 from server.engine.workflows.common import open_project, writer_lock
 
-__all__ = ["ModelInfo", "collect_garbage", "list_models", "new_project"]
+__all__ = ["collect_garbage", "list_models", "new_project"]
 
 
 def new_project(
@@ -23,7 +23,7 @@ def new_project(
     refs: Path,
     model: str | None = None,
     force: bool = False,
-    note: Callable[[str], None] = print,
+    note: Callable[[str], None] = lambda message: None,
 ) -> Path:
     """``identify init``: write ``projects/<name>.yaml`` under ``cwd`` for the reference
     folder ``refs``; without ``model``, the default one (``note`` says which and why).

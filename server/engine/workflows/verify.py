@@ -32,6 +32,7 @@ from server.engine.errors import ImageRejected, NoReferencesError
 from server.engine.project.config import Calibration, Project, write_calibration
 from server.engine.project.references import IMAGE_SUFFIXES
 from server.engine.vision import backdrops, synth
+from server.engine.vision.backdrops import BACKGROUNDS_DIR
 from server.engine.vision.embedders import Embedder, project_embedder
 from server.engine.vision.images import load_image
 from server.engine.vision.localfeatures import Geometry
@@ -46,8 +47,6 @@ from server.engine.workflows.common import (
 from server.engine.workflows.preflight import preflight
 from server.engine.workflows.verify_report import VerifyReport, margin_verdict
 
-BACKGROUNDS_DIR = Path(__file__).parents[1] / "vision" / "assets" / "backgrounds"
-"""Background photos shipped with identify (see the README there for their licences)."""
 THRESHOLD_GRID = np.round(np.arange(0.20, 1.40, 0.01), 3)
 MARGIN_GRID = np.round(np.arange(0.0, 0.21, 0.01), 3)
 

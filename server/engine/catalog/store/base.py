@@ -58,7 +58,7 @@ class StoreBase:
 
     def _insert(self, table: str, row: dict[str, Any], replace_on: Sequence[str] = ()) -> int:
         """Insert one row (updating the row with the same ``replace_on`` key, if any) in
-        one statement, inside the caller's transaction (``with store.db.conn:``), and
+        one statement, inside the caller's transaction (``with store.transaction():``), and
         return its rowid. Plain SQL rather than sqlite-utils' insert and upsert, which
         look the table's schema up on every call (most of ``identify index``'s writing
         time, about 3 ms a reference) and commit on their own."""

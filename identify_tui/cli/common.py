@@ -8,13 +8,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import click
 
 from server.engine.errors import IdentifyError
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 EXIT_ERROR = 2
 """Exit code for a user error (bad input, bad project, missing index...)."""
@@ -22,17 +23,17 @@ EXIT_UNFIT = 3
 """Exit code of ``verify`` when the reference set is below ``--min-accuracy``."""
 
 
-def fail(message: str, code: int = EXIT_ERROR) -> None:
+def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
     """Print one line to stderr and exit."""
     click.echo(f"identify: error: {message}", err=True)
     sys.exit(code)
 
 
-def user_errors(fn: F) -> F:
+def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
     """Turn an ``IdentifyError`` into a one-line message and a non-zero exit code."""
 
     @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
         except IdentifyError as exc:
@@ -40,7 +41,7 @@ def user_errors(fn: F) -> F:
         except KeyboardInterrupt:
             fail("interrupted", 130)
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 @contextmanager

@@ -53,16 +53,19 @@ class BlindHeads:
         notes: list[str],
     ) -> BlindHeads | None:
         """None without a head or without fold heads (then notes why)."""
-        head = getattr(embedder, "head", None)
-        if head is None:
+        # Imported here: it imports torch, which a command's start-up need not pay for.
+        from server.engine.vision.embedders.projected import ProjectedEmbedder
+
+        if not isinstance(embedder, ProjectedEmbedder):
             return None
+        head = embedder.head
         if not head.folds:
             notes.append(
                 "the projection head has no fold heads (too few classes): the "
                 "unknown pass flatters it; expect more unknowns accepted live"
             )
             return None
-        base = embedder.base  # type: ignore[attr-defined]
+        base = embedder.base
         stored = ident.store.embeddings([r.id for r in refs], reference_vector_id(project, base))
         for ref in refs:
             if ref.id not in stored:  # added after training: embed its plain image

@@ -197,12 +197,13 @@ class ReviewRows(StoreBase):
     ) -> list[tuple[str | None, float, float, str | None, str, str | None]]:
         """Every reviewed item: (taxonomy, score, margin, top label, status, resolved
         label); skipped items tell nothing and are left out."""
+        rows = self.db.execute(
+            "select taxonomy, score, margin, label, status, resolved_label from review "
+            "where status in ('confirmed', 'corrected', 'false_positive')"
+        )
         return [
-            tuple(r)
-            for r in self.db.execute(  # type: ignore[misc]
-                "select taxonomy, score, margin, label, status, resolved_label from review "
-                "where status in ('confirmed', 'corrected', 'false_positive')"
-            )
+            (tax, float(score), float(mar), top, str(st), final)
+            for tax, score, mar, top, st, final in rows
         ]
 
     def resolved_per_day(self, days: int = 30) -> list[dict[str, Any]]:

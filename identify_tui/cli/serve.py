@@ -6,8 +6,7 @@ from __future__ import annotations
 import click
 
 from identify_tui.cli.common import project_option, user_errors
-from server.engine.workflows.serve import cameras as server_cameras
-from server.engine.workflows.serve import project_to_serve, ready_to_serve, server_url
+from server.engine.workflows.serve import ready_to_serve, serve_plan, server_url
 
 
 @click.command()
@@ -73,17 +72,16 @@ def serve(
     from server.http.config import ServeConfig
     from server.http.serve import run_server
 
-    proj = project_to_serve(project)
-    scfg = proj.config.server
+    plan = serve_plan(project, host, port, cameras, allow_hosts)
     config = ServeConfig(
-        project=proj,
-        host=host or scfg.host,
-        port=scfg.port if port is None else port,
+        project=plan.project,
+        host=plan.host,
+        port=plan.port,
         token=token,
         insecure_no_auth=insecure_no_auth,
-        cameras=server_cameras(proj, cameras),
-        workers=scfg.workers,
-        allow_hosts=scfg.allow_hosts + allow_hosts,
+        cameras=plan.cameras,
+        workers=plan.workers,
+        allow_hosts=plan.allow_hosts,
     )
     if insecure_no_auth and not token:
         click.echo(
@@ -91,8 +89,9 @@ def serve(
             f"{config.host}; anyone who can reach it can change this project",
             err=True,
         )
-    ready_to_serve(proj)
-    run_server(config, announce=lambda url: click.echo(f"identify: serving {proj.name} on {url}"))
+    ready_to_serve(plan)
+    name = plan.project.name
+    run_server(config, announce=lambda url: click.echo(f"identify: serving {name} on {url}"))
 
 
 @click.command()

@@ -19,10 +19,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
 from server.contract import (
-    DefaultThresholds,
-    TaxonomyThresholds,
     ThresholdCurve,
-    ThresholdPair,
     ThresholdScope,
 )
 
@@ -43,10 +40,6 @@ class Row:
     margin: float
     picture: tuple[float, float]
     """(threshold, margin) for whole pictures."""
-
-
-def _pair(values: ThresholdPair | None, fallback: tuple[float, float]) -> tuple[float, float]:
-    return fallback if values is None else (values["threshold"], values["margin"])
 
 
 class ThresholdsScreen(Screen[None]):
@@ -94,7 +87,6 @@ class ThresholdsScreen(Screen[None]):
         api = self.app.api
         try:
             thr = await api.thresholds()
-            classes = {c["label"]: c["taxonomy"] for c in await api.classes()}
         except ApiError:
             return
         rows = [
@@ -104,29 +96,21 @@ class ThresholdsScreen(Screen[None]):
                 name,
                 v["threshold"],
                 v["margin"],
-                _pair(v["picture"], (v["threshold"], v["margin"])),
+                (v["picture"]["threshold"], v["picture"]["margin"]),
             )
             for name, v in thr["taxonomies"].items()
         ]
-        for label, v in thr["classes"].items():
-            tax = classes.get(label, "default")
-            base: TaxonomyThresholds | DefaultThresholds = thr["taxonomies"].get(
-                tax, thr["default"]
+        rows += [
+            Row(
+                "class",
+                label,
+                v["taxonomy"],
+                v["in_force"]["threshold"],
+                v["in_force"]["margin"],
+                (v["picture"]["threshold"], v["picture"]["margin"]),
             )
-            pic = _pair(base["picture"], (base["threshold"], base["margin"]))
-            rows.append(
-                Row(
-                    "class",
-                    label,
-                    tax,
-                    base["threshold"] if v["threshold"] is None else v["threshold"],
-                    base["margin"] if v["margin"] is None else v["margin"],
-                    (
-                        pic[0] if v["threshold"] is None else v["threshold"],
-                        pic[1] if v["margin"] is None else v["margin"],
-                    ),
-                )
-            )
+            for label, v in thr["classes"].items()
+        ]
         self.rows, self.dirty = rows, False
         self.render_table()
         self.render_curve()

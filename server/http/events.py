@@ -7,15 +7,10 @@ slow subscriber loses its oldest events rather than slowing anyone down.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Mapping
-from typing import Any
+
+from server.contract import Event
 
 from .limits import MAX_EVENT_BACKLOG
-
-Event = Mapping[str, Any]
-"""One message of the stream (see ``server.contract.Event``): the engine's events come
-typed ``dict[str, Any]``, the jobs' as ``contract.JobEvent``."""
 
 
 class EventHub:
@@ -27,11 +22,10 @@ class EventHub:
         self.dropped = 0
         """Events a slow subscriber lost."""
 
-    def publish_threadsafe(self, event: dict[str, Any]) -> None:
+    def publish_threadsafe(self, event: Event) -> None:
         """Publish from any thread (the engine thread calls this)."""
-        stamped = {**event, "at": time.time()}
         if not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self.publish, stamped)
+            self._loop.call_soon_threadsafe(self.publish, event)
 
     def publish(self, event: Event) -> None:
         """Publish from the event loop."""

@@ -13,7 +13,7 @@ import itertools
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -168,7 +168,7 @@ class Jobs:
 
 def each(
     items: Sequence[T],
-    step: Callable[[T], Awaitable[dict[str, Any]]],
+    step: Callable[[T], Awaitable[Mapping[str, object]]],
     name: Callable[[T], dict[str, Any]],
 ) -> JobBody:
     """A job body that runs ``step`` on each item in turn, each on its own: a result per

@@ -14,7 +14,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import numpy as np
 
@@ -146,7 +146,7 @@ class EngineRunner:
         *,
         bounded: bool = True,
         source: str = "api",
-    ) -> dict[str, Any]:
+    ) -> contract.ReferenceAdded:
         """A new reference: decoded and embedded on a worker, committed on the engine
         thread (which meanwhile goes on identifying and answering health).
 

@@ -198,8 +198,9 @@ def test_a_reference_added_while_serving_goes_through_the_head(
     try:
         assert service.health()["projection"] == proj.config.projection.id
         orange = (DEMO_QUERIES / "unknown-orange.jpg").read_bytes()
-        service.add_reference(orange, "Orange")
-        after = service.identify(orange, source="test", record=False)[0].decision
+        service.commit_reference(service.prepare_reference(orange, "Orange"))
+        (found,) = service.identify_prepared(service.prepare(orange), source="test", record=False)
+        after = found.decision
         assert after.label == "Orange" and after.candidates[0].cosine > 0.8
     finally:
         service.close()
@@ -264,7 +265,7 @@ def test_references_added_while_serving_join_the_heads_index_and_a_retrain_keeps
     orange = (DEMO_QUERIES / "unknown-orange.jpg").read_bytes()
     service = Service.open(proj, project_embedder(proj.config))
     try:
-        service.add_reference(orange, "Orange")
+        service.commit_reference(service.prepare_reference(orange, "Orange"))
     finally:
         service.close()
     code, out, err = run("train", "--project", str(project))

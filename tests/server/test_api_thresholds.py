@@ -62,7 +62,15 @@ async def test_class_threshold_applies_to_the_next_request_and_persists(
         "/api/thresholds", json={"scope": "class", "name": "Brazil", "threshold": 1.9}
     )
     assert resp.status == 200
-    assert (await resp.json())["classes"]["Brazil"] == {"threshold": 1.9, "margin": None}
+    brazil = (await resp.json())["classes"]["Brazil"]
+    default = (await resp.json())["taxonomies"]["default"]
+    assert brazil == {
+        "threshold": 1.9,
+        "margin": None,
+        "taxonomy": "default",
+        "in_force": {"threshold": 1.9, "margin": default["margin"]},
+        "picture": {"threshold": 1.9, "margin": default["picture"]["margin"]},
+    }
     obj = (await identify(client, query(KNOWN_QUERY)))["objects"][0]
     assert obj["label"] is None and obj["reason"] == "below_threshold"
     await client.close()

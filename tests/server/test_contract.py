@@ -195,13 +195,26 @@ async def _identify_and_review(client: Client, c: Conformance) -> None:
 
 
 async def _classes_and_thresholds(client: Client, c: Conformance) -> None:
-    """List classes and a hub's references; rename and merge; set a class's threshold,
-    read the thresholds and a curve."""
+    """List classes and a hub's references; rename, merge and add a reference; set a
+    class's threshold, read the thresholds and a curve."""
     c.check(contract.ClassList, await _json(await client.get("/api/classes")))
     refs = await client.get("/api/classes/references", params={"label": "Japan"})
     c.check(contract.ClassReferences, await _json(refs))
-    await _json(await client.post("/api/classes/rename", json={"from": "Apple Red", "to": "Apple"}))
-    await _json(await client.post("/api/classes/merge", json={"from": ["Apple"], "into": "Banana"}))
+    rename = {"from": "Apple Red", "to": "Apple"}
+    c.check(
+        contract.ClassRenamed, await _json(await client.post("/api/classes/rename", json=rename))
+    )
+    merge = {"from": ["Apple"], "into": "Banana"}
+    c.check(
+        contract.ClassesMerged, await _json(await client.post("/api/classes/merge", json=merge))
+    )
+    added = await client.post(
+        "/api/references",
+        data=query(UNKNOWN_QUERY),
+        params={"label": "Germany"},
+        headers={"Content-Type": "image/jpeg"},
+    )
+    c.check(contract.ReferenceAdded, await _json(added, 201))
     change = {"scope": "class", "name": "Brazil", "threshold": 0.9}
     c.check(contract.Thresholds, await _json(await client.put("/api/thresholds", json=change)))
     c.check(contract.Thresholds, await _json(await client.get("/api/thresholds")))

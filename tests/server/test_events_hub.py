@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from server import contract
 from server.http import limits
 from server.http.events import EventHub
 
@@ -24,9 +25,16 @@ async def test_slow_subscriber_keeps_the_newest_events_within_the_backlog() -> N
     assert hub.subscribers == 1
 
 
-async def test_events_published_from_another_thread_arrive_stamped() -> None:
+async def test_events_published_from_another_thread_arrive_as_sent() -> None:
+    # The engine stamps its events (``at``) when they happen; the hub passes them on.
     hub = EventHub(asyncio.get_running_loop())
     queue = hub.subscribe()
-    await asyncio.to_thread(hub.publish_threadsafe, {"type": "queue", "pending": 1})
-    event = await asyncio.wait_for(queue.get(), 5)
-    assert event["type"] == "queue" and event["pending"] == 1 and event["at"] > 0
+    sent: contract.QueueEvent = {
+        "type": "queue",
+        "action": "added",
+        "item_id": 1,
+        "pending": 1,
+        "at": 12.5,
+    }
+    await asyncio.to_thread(hub.publish_threadsafe, sent)
+    assert await asyncio.wait_for(queue.get(), 5) == sent

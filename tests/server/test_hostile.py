@@ -303,7 +303,12 @@ async def test_rename_and_merge_carry_the_threshold_override(client: Client) -> 
     assert resp.status == 200
     await client.post("/api/classes/rename", json={"from": "Brazil", "to": "Brasil"})
     body = await (await client.get("/api/thresholds")).json()
-    assert body["classes"]["Brasil"] == {"threshold": 0.9, "margin": 0.1}
+    brasil = body["classes"]["Brasil"]
+    assert (brasil["threshold"], brasil["margin"], brasil["in_force"]) == (
+        0.9,
+        0.1,
+        {"threshold": 0.9, "margin": 0.1},
+    )
     assert "Brazil" not in body["classes"]
     assert [o["name"] for o in body["overrides"] if o["scope"] == "class"] == ["Brasil"]
     # A merge keeps the target's own override and drops the source's.

@@ -43,11 +43,11 @@ async def test_decided_pictures_expire_pending_ones_stay_and_orphans_go(
     os.utime(orphan, (time.time() - 7200, time.time() - 7200))  # left two hours ago
     stats_before = await (await client.get("/api/stats")).json()
     engine = client.server.app[ENGINE]
-    soon = await engine.run(lambda s: s.live.media.collect(30, now=datetime.now(UTC)))
+    soon = await engine.run(lambda s: s.collect(now=datetime.now(UTC)))
     assert soon.pictures_expired == 0 and soon.orphans == 1 and not orphan.exists()
     assert fresh.exists()  # too new to be an orphan: it may be being written
     later = datetime.now(UTC) + timedelta(days=31)
-    done = await engine.run(lambda s: s.live.media.collect(30, now=later))
+    done = await engine.run(lambda s: s.collect(now=later))
     assert done.pictures_expired == 1
     # The pending item's picture is the same file (same picture): still needed, kept.
     assert (await client.get(f"/api/review/{pending}/image")).status == 200
@@ -68,7 +68,7 @@ async def test_an_expired_picture_that_no_item_shares_is_deleted(
     await client.post(f"/api/review/{item}/resolve", json={"action": "false_positive"})
     later = datetime.now(UTC) + timedelta(days=31)
     engine = client.server.app[ENGINE]
-    done = await engine.run(lambda s: s.live.media.collect(30, now=later))
+    done = await engine.run(lambda s: s.collect(now=later))
     assert done.pictures_expired == 1 and done.bytes_freed > 0
     assert not any(f.exists() for f in files)
     # keep_days null keeps decided items' pictures forever.
@@ -104,6 +104,6 @@ def _collect_at(service: Any, media_root: Path) -> Any:
     """Collect the moved copy (its files' stored paths all point at the old place)."""
     from server.engine.catalog.media import Media
 
-    media = Media(media_root.parent, service.store)
+    media = Media(media_root.parent, service.live.store)
     media.root = media_root
     return media.collect(30)

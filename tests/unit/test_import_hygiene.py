@@ -27,6 +27,28 @@ def test_import_linter_contracts_hold() -> None:
     assert f"Contracts: {len(contracts['contracts'])} kept, 0 broken" in proc.stdout
 
 
+def test_every_tui_module_but_the_command_line_is_held_to_http_only() -> None:
+    # The contract names the TUI's modules one by one (the command line may use the
+    # workflows); a module added without its name there would go unchecked.
+    contracts = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]
+    [http_only] = [c for c in contracts["contracts"] if c["name"].startswith("The TUI talks")]
+    named = set(http_only["source_modules"])
+    tui = REPO / "identify_tui"
+    modules = {
+        ".".join(("identify_tui", *p.relative_to(tui).with_suffix("").parts))
+        for p in tui.rglob("*.py")
+        if p.name != "__init__.py" or p.parent != tui
+    }
+    modules = {m.removesuffix(".__init__") for m in modules}
+    unchecked = {
+        m
+        for m in modules
+        if not m.startswith("identify_tui.cli")
+        and not any(m == n or m.startswith(n + ".") for n in named)
+    }
+    assert not unchecked, f"add to the TUI's HTTP-only contract: {sorted(unchecked)}"
+
+
 def test_headless_commands_do_not_import_textual_or_aiohttp(tmp_path: Path) -> None:
     """A real ``identify index`` and ``identify match`` (so imports inside the command
     bodies count too), then every command's help, load neither Textual nor aiohttp."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from server import contract
 from server.engine.catalog.store import Store
 
 USAGE_TTL_S = 30.0
@@ -48,7 +49,7 @@ class Media:
     def __init__(self, data_dir: Path, store: Store) -> None:
         self.root = data_dir / "media"
         self.store = store
-        self._usage: tuple[float, dict[str, int]] | None = None
+        self._usage: tuple[float, contract.MediaUsage] | None = None
 
     def write(self, kind: str, digest: str, suffix: str, data: bytes) -> str:
         """Write ``media/<kind>/<digest[:2]>/<digest><suffix>`` atomically (once per
@@ -102,22 +103,32 @@ class Media:
         self._usage = None
         return Collected(expired, orphans, freed)
 
-    def usage(self) -> dict[str, int]:
+    def usage(self) -> contract.MediaUsage:
         """Files and bytes per kind (``references``, ``crops``), measured at most every
         ``USAGE_TTL_S`` seconds (health is polled often; walking the folder is not free)."""
         now = time.monotonic()
         if self._usage is not None and now - self._usage[0] < USAGE_TTL_S:
             return self._usage[1]
-        out: dict[str, int] = {}
-        for kind in ("references", "crops"):
-            files = size = 0
-            for file in (self.root / kind).rglob("*") if (self.root / kind).is_dir() else ():
-                if file.is_file():
-                    files += 1
-                    size += file.stat().st_size
-            out[f"{kind}_files"], out[f"{kind}_bytes"] = files, size
+        ref_files, ref_bytes = _tally(self.root / "references")
+        crop_files, crop_bytes = _tally(self.root / "crops")
+        out: contract.MediaUsage = {
+            "references_files": ref_files,
+            "references_bytes": ref_bytes,
+            "crops_files": crop_files,
+            "crops_bytes": crop_bytes,
+        }
         self._usage = (now, out)
         return out
+
+
+def _tally(folder: Path) -> tuple[int, int]:
+    """Files under ``folder`` and their bytes (0, 0 when it does not exist)."""
+    files = size = 0
+    for file in folder.rglob("*") if folder.is_dir() else ():
+        if file.is_file():
+            files += 1
+            size += file.stat().st_size
+    return files, size
 
 
 def _unlink(path: Path) -> int:

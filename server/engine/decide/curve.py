@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+
+from server import contract
 
 CURVE_SPAN = 5
 """Points either side of the threshold in force."""
@@ -27,7 +28,7 @@ class CurvePoint:
     judged: int
     """Reviewed items this threshold would accept (its precision is theirs)."""
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> contract.CurvePoint:
         return {
             "threshold": self.threshold,
             "coverage": self.coverage,

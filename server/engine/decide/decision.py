@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 import numpy as np
 
+from server import contract
 from server.engine.project.config import DEFAULT_TAXONOMY, ProjectConfig
 from server.engine.vision.embedders.base import ModelSpec
 
@@ -37,9 +37,9 @@ class Candidate:
     appearance: float | None = None
     """Colour-layout similarity to that reference (0-1); None when not compared."""
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> contract.Candidate:
         """The public shape: label and score (plus evidence)."""
-        out: dict[str, Any] = {
+        out: contract.Candidate = {
             "label": self.label,
             "score": round(self.score, 4),
             "cosine": round(self.cosine, 4),
@@ -61,14 +61,13 @@ class Decision:
     score: float
     margin: float
     matched: bool
-    reason: str
-    """``matched``, ``below_threshold``, ``low_margin`` or ``empty_index``."""
+    reason: contract.Reason
     candidates: tuple[Candidate, ...] = field(default_factory=tuple)
     reference_id: int | None = None
     threshold: float = 0.0
     margin_threshold: float = 0.0
 
-    def to_json(self, bbox: Sequence[int] | None = None) -> dict[str, Any]:
+    def to_json(self, bbox: Sequence[int] | None = None) -> contract.Decided:
         """The object shape of ``identify match --json`` and the HTTP API."""
         return {
             "bbox": list(bbox) if bbox is not None else None,
@@ -198,6 +197,7 @@ def decide(
     thr, mar = thresholds.for_class(
         top.label, taxonomy_of.get(top.label, DEFAULT_TAXONOMY), picture
     )
+    reason: contract.Reason
     if top.score < thr:
         reason = "below_threshold"
     elif margin < mar:

@@ -22,11 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 
 HUB_Z = 4.0
-"""Standard errors below the typical agreement that flag a reference. The jackknife
-error of a few matches is rough and about a hundred references are tested at once, so
-the level is set on references alike by construction (``tests/unit/test_hubs.py``'s
-streams: 12 references of 6 views each, 200 seeds): 0.2 % of them are flagged at 4.0,
-2.2 % at the textbook 2.33."""
+"""Standard errors below the typical agreement that flag a reference. Stricter than a
+textbook one-sided 1 %: the jackknife error of a few matches is rough and about a
+hundred references are tested at once. Set on references alike by construction (see
+``tests/benchmarks/RESULTS.md``, hubs)."""
 MIN_MATCHES = 4
 """Fewest matches a reference needs to be judged (a jackknife needs four)."""
 MAX_MATCHES = 12

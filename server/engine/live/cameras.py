@@ -20,6 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from server import contract
 from server.engine.project.config import CameraConfig
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ class Camera:
             frame = self._frame
         return frame if frame is not None and frame.seq > after else None
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> contract.CameraStatus:
         """State for health: ``live``, ``reconnecting``...; frames read, last error."""
         return {
             "name": self.name,

@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from server import contract
 from server.engine.catalog.vectors import (
     LIVE_SOURCES,
     ReferenceEvidence,
@@ -61,7 +62,7 @@ class Catalogue:
         self.hub_watch = hubs
         self._backgrounds = view_backgrounds()
 
-    def classes(self) -> list[dict[str, Any]]:
+    def classes(self) -> list[contract.ClassInfo]:
         """Every class with its taxonomy and number of references."""
         hubs = {h["label"] for h in self.hub_watch.hubs()}
         return [
@@ -69,7 +70,7 @@ class Catalogue:
             for label, tax, n in self.live.store.class_counts()
         ]
 
-    def references(self, label: str) -> list[dict[str, Any]]:
+    def references(self, label: str) -> list[contract.ReferenceInfo]:
         """The references of one class.
 
         Raises:
@@ -148,7 +149,7 @@ class Catalogue:
         prepared: PreparedReference,
         source: str = "api",
         also: Callable[[int], None] | None = None,
-    ) -> dict[str, Any]:
+    ) -> contract.ReferenceAdded:
         """The engine thread's half: store the file and the rows in one go, add the
         vector to the index; searchable by the very next query. ``also(reference id)``
         writes more in the same transaction (a review label); if it raises, nothing of
@@ -177,7 +178,15 @@ class Catalogue:
             raise
         live.ident.index.add([ref_id], prepared.evidence.vector[None, :])
         live.ident.set_reference(ref_id, name, tax)
-        live.emit({"type": "references", "action": "added", "id": ref_id, "label": name})
+        live.emit(
+            {
+                "type": "references",
+                "action": "added",
+                "id": ref_id,
+                "label": name,
+                "at": time.time(),
+            }
+        )
         return {"id": ref_id, "label": name, "taxonomy": tax}
 
     def import_plan(self, path: str, label: object = None) -> list[tuple[Path, object]]:
@@ -217,9 +226,17 @@ class Catalogue:
         live.media.forget(row.path, ref_id)
         live.ident.index.remove([ref_id])
         live.ident.drop_references([ref_id])
-        live.emit({"type": "references", "action": "removed", "id": ref_id, "label": row.label})
+        live.emit(
+            {
+                "type": "references",
+                "action": "removed",
+                "id": ref_id,
+                "label": row.label,
+                "at": time.time(),
+            }
+        )
 
-    def rename_class(self, old: str, new: object) -> dict[str, Any]:
+    def rename_class(self, old: str, new: object) -> contract.ClassRenamed:
         """Rename a class.
 
         Raises:
@@ -235,10 +252,12 @@ class Catalogue:
         moved = self.live.store.rename_label(old, name)
         self.live.ident.rename_class(old, name)
         self.thresholds.refresh()
-        self.live.emit({"type": "references", "action": "renamed", "from": old, "to": name})
+        self.live.emit(
+            {"type": "references", "action": "renamed", "from": old, "to": name, "at": time.time()}
+        )
         return {"label": name, "references": moved}
 
-    def merge_classes(self, sources: Sequence[str], into: str) -> dict[str, Any]:
+    def merge_classes(self, sources: Sequence[str], into: str) -> contract.ClassesMerged:
         """Move every reference of ``sources`` into the existing class ``into``.
 
         Raises:
@@ -255,7 +274,13 @@ class Catalogue:
                 self.live.ident.rename_class(old, into)
         self.thresholds.refresh()
         self.live.emit(
-            {"type": "references", "action": "merged", "from": list(sources), "to": into}
+            {
+                "type": "references",
+                "action": "merged",
+                "from": list(sources),
+                "to": into,
+                "at": time.time(),
+            }
         )
         return {"label": into, "moved": moved}
 

@@ -1,19 +1,22 @@
 """What the parts of an open project share: the project, its model, store, identifier
-and media, and where events go. Used on the engine thread only."""
+and media, and where events go; opening and closing them. Used on the engine thread
+only."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
+from server import contract
 from server.engine.catalog.media import Media
 from server.engine.catalog.store import Store
+from server.engine.catalog.vectors import sync_index
 from server.engine.decide.identifier import Identifier
 from server.engine.project.config import DEFAULT_TAXONOMY, Project
 from server.engine.vision.embedders import Embedder
 
-EventSink = Callable[[dict[str, Any]], None]
+EventSink = Callable[[contract.Event], None]
 """Receives events (identifications, queue and reference changes); called on the
 engine thread, so it must only hand the event over."""
 
@@ -29,6 +32,45 @@ class Live:
     media: Media
     emit: EventSink
     clock: Callable[[], float]
+
+    @classmethod
+    def open(
+        cls,
+        project: Project,
+        embedder: Embedder,
+        emit: EventSink,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> Live:
+        """Open the project's database and index, bringing the index in step with it.
+
+        Raises:
+            NotIndexedError: the project was never indexed.
+            IndexMismatchError: the index was built with another model.
+        """
+        store = Store(project.db_path)
+        try:
+            index, changed = sync_index(project, store, embedder)
+            ident = Identifier(project, embedder, store, index)
+        except BaseException:
+            store.close()
+            raise
+        index.unsaved = index.unsaved or changed
+        return cls(project, embedder, store, ident, Media(project.data_dir, store), emit, clock)
+
+    def save(self) -> bool:
+        """Write the index if it changed since the last save; returns whether it did."""
+        index = self.ident.index
+        if not index.unsaved:
+            return False
+        index.save()
+        return True
+
+    def close(self) -> None:
+        """Save the index if it changed and close the database."""
+        try:
+            self.save()
+        finally:
+            self.store.close()
 
     def taxonomies(self) -> set[str]:
         """The taxonomies the project declares, and the default one."""

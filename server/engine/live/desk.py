@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 import cv2
 import numpy as np
 
+from server import contract
 from server.engine.catalog.store import ReviewItem
 from server.engine.errors import ConflictError, IdentifyError, NotFoundError
 from server.engine.live.catalogue import Catalogue, PreparedReference
@@ -26,7 +28,7 @@ ACTIONS = {
     "skip": "skipped",
 }
 """What a reviewer may do, and the status each action leaves."""
-DECIDED = ("confirmed", "corrected", "false_positive")
+DECIDED: tuple[contract.FinalStatus, ...] = ("confirmed", "corrected", "false_positive")
 """The statuses that say something about the prediction (a skip says nothing)."""
 
 
@@ -49,6 +51,29 @@ class ReviewDesk:
     def __init__(self, live: Live, catalogue: Catalogue) -> None:
         self.live = live
         self.catalogue = catalogue
+
+    def items(
+        self,
+        status: str = "pending",
+        taxonomy: str | None = None,
+        reason: str | None = None,
+        limit: int = 50,
+        before: int | None = None,
+    ) -> tuple[list[ReviewItem], int]:
+        """Items newest first, and how many match in all (``before``: a smaller id).
+
+        Raises:
+            IdentifyError: an unknown status or reason, or a limit out of range.
+        """
+        return self.live.store.review_items(status, taxonomy, reason, limit, before)
+
+    def item(self, item_id: int) -> ReviewItem:
+        """One item.
+
+        Raises:
+            NotFoundError: no such item.
+        """
+        return self.live.store.review_item(item_id)
 
     def plan(
         self,
@@ -125,7 +150,12 @@ class ReviewDesk:
                 also=lambda ref_id: store.mark_resolved(item_id, plan.status, plan.label, ref_id),
             )
             resolved = store.review_item(item_id)
-        self._emit_queue("resolved", item_id, status=resolved.status, label=plan.label)
+        event: contract.QueueEvent = {
+            **self._queue_event("resolved", item_id),
+            "status": resolved.status,
+            "label": plan.label,
+        }
+        self.live.emit(event)
         return resolved
 
     def reopen(self, item_id: int) -> ReviewItem:
@@ -145,10 +175,10 @@ class ReviewDesk:
             except NotFoundError:
                 pass  # removed meanwhile by hand: nothing left to undo there
         reopened = self.live.store.reopen_item(item_id)
-        self._emit_queue("reopened", item_id)
+        self.live.emit(self._queue_event("reopened", item_id))
         return reopened
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> contract.Stats:
         """Queue size, decisions per day, decision rates and auto-label coverage."""
         store = self.live.store
         counts = store.review_counts()
@@ -157,7 +187,11 @@ class ReviewDesk:
         return {
             "queue": counts,
             "per_day": store.resolved_per_day(),
-            "rates": {s: (counts[s] / decided if decided else None) for s in DECIDED},
+            "rates": {
+                "confirmed": counts["confirmed"] / decided if decided else None,
+                "corrected": counts["corrected"] / decided if decided else None,
+                "false_positive": counts["false_positive"] / decided if decided else None,
+            },
             "observations": observed,
             "auto_labelled": accepted,
             "coverage": (accepted / observed) if observed else None,
@@ -222,7 +256,14 @@ class ReviewDesk:
             return data
         return encode_jpeg(np.ascontiguousarray(picture[gy0:gy1, gx0:gx1]), 95)
 
-    def _emit_queue(self, action: str, item_id: int, **more: Any) -> None:
-        event = {"type": "queue", "action": action, "item_id": item_id, **more}
-        event["pending"] = self.live.store.pending_count()
-        self.live.emit(event)
+    def _queue_event(
+        self, action: Literal["resolved", "reopened"], item_id: int
+    ) -> contract.QueueEvent:
+        pending = self.live.store.pending_count()
+        return {
+            "type": "queue",
+            "action": action,
+            "item_id": item_id,
+            "pending": pending,
+            "at": time.time(),
+        }

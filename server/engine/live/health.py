@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from pathlib import Path
 
+from server import contract
 from server.engine.decide.hubs import Hub, find_hubs
 from server.engine.live.context import Live
 from server.engine.live.identification import Identification
@@ -22,7 +23,7 @@ class HubWatch:
         self.live = live
         self._last: tuple[float, list[Hub]] | None = None
 
-    def hubs(self) -> list[dict[str, Any]]:
+    def hubs(self) -> list[contract.Hub]:
         """The hubs over the last ``HUB_WINDOW`` observations, with their current labels;
         recomputed at most every ``HUB_CACHE_S`` seconds."""
         store, now = self.live.store, self.live.clock()
@@ -44,24 +45,25 @@ class HubWatch:
         ]
 
 
-def storage(live: Live) -> dict[str, int]:
+def storage(live: Live) -> contract.Storage:
     """Disk use: media files by kind, the database (with its write-ahead log) and the
     vector index."""
-    db, index = live.project.db_path, live.ident.index.path
-    sizes = {
-        name: p.stat().st_size if p.exists() else 0
-        for name, p in (
-            ("database_bytes", db),
-            ("database_wal_bytes", db.with_name(db.name + "-wal")),
-            ("index_bytes", index),
-        )
+    db = live.project.db_path
+    return {
+        **live.media.usage(),
+        "database_bytes": _size(db),
+        "database_wal_bytes": _size(db.with_name(db.name + "-wal")),
+        "index_bytes": _size(live.ident.index.path),
     }
-    return {**live.media.usage(), **sizes}
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
 
 
 def health(
-    live: Live, ident: Identification, thresholds: dict[str, Any], hubs: list[dict[str, Any]]
-) -> dict[str, Any]:
+    live: Live, ident: Identification, thresholds: contract.Thresholds, hubs: list[contract.Hub]
+) -> contract.ProjectHealth:
     """Model, index, classes, the default thresholds, queue, counters, disk use, hubs."""
     stats = ident.stats
     return {

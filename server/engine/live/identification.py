@@ -7,10 +7,10 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
+from server import contract
 from server.engine.catalog.store import QueueEntry
 from server.engine.decide.decision import Decision, decide
 from server.engine.decide.identifier import Evidence, Region
@@ -71,12 +71,10 @@ class ObjectResult:
     track_id: str | None = None
     review_id: int | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> contract.DetectedObject:
         """The object shape of ``identify match --json``, plus track and review ids."""
-        out = self.decision.to_json(bbox=self.bbox)
-        out["track_id"] = self.track_id
-        out["review_id"] = self.review_id
-        return out
+        decided = self.decision.to_json(bbox=self.bbox)
+        return {**decided, "track_id": self.track_id, "review_id": self.review_id}
 
 
 class Identification:
@@ -86,6 +84,10 @@ class Identification:
         self.live = live
         self.tracker = Tracker(live.project.config.review)
         self.stats = LiveStats()
+
+    def warm_up(self) -> None:
+        """Run the model once so the first real request does not pay for lazy set-up."""
+        self.live.ident.regions(np.full((480, 640, 3), 127, np.uint8))
 
     def prepare(self, image: np.ndarray | bytes, name: str = "upload") -> Prepared:
         """Decode an image and compute its evidence (embedding, local features).
@@ -128,18 +130,25 @@ class Identification:
         self.stats.identified += 1
         objects = [result]
         self.live.emit(
-            {"type": "identification", "source": source, "objects": [o.to_json() for o in objects]}
+            {
+                "type": "identification",
+                "source": source,
+                "objects": [o.to_json() for o in objects],
+                "at": time.time(),
+            }
         )
         for obj in objects:
             if obj.review_id is not None:
                 # A new item, or the same picture again on a waiting one (its count).
-                action = "added" if self.stats.queued > queued_before else "seen_again"
+                grew = self.stats.queued > queued_before
+                action: contract.QueueAction = "added" if grew else "seen_again"
                 self.live.emit(
                     {
                         "type": "queue",
                         "action": action,
                         "item_id": obj.review_id,
                         "pending": self.live.store.pending_count(),
+                        "at": time.time(),
                     }
                 )
         return objects

@@ -3,8 +3,9 @@ serving), changes to them that apply to the next query, and what a change would 
 
 from __future__ import annotations
 
-from typing import Any
+import time
 
+from server import contract
 from server.engine.decide.curve import threshold_curve
 from server.engine.decide.decision import Thresholds, resolve_thresholds, with_overrides
 from server.engine.errors import IdentifyError, NotFoundError
@@ -35,15 +36,17 @@ class ThresholdBook:
         """The thresholds in force."""
         return self.live.ident.thresholds
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> contract.Thresholds:
         """The thresholds in force: default, per taxonomy (for crops, and ``picture`` for
-        whole pictures), per class (explicit values; None inherits), and the overrides."""
+        whole pictures), per class with explicit values (them, None inheriting, and what
+        is in force), and the overrides."""
         t = self.current
 
-        def pair(values: tuple[float, float]) -> dict[str, float]:
+        def pair(values: tuple[float, float]) -> contract.ThresholdPair:
             return {"threshold": values[0], "margin": values[1]}
 
         taxonomies = self.live.taxonomies() | set(t.by_taxonomy)
+        taxonomy_of = {label: tax for label, tax, _ in self.live.store.class_counts()}
         return {
             "default": {
                 **pair(t.default),
@@ -58,18 +61,30 @@ class ThresholdBook:
                 for name in sorted(taxonomies)
             },
             "classes": {
-                label: {"threshold": thr, "margin": mar}
-                for label, (thr, mar) in sorted(t.by_class.items())
+                label: self._class_setting(label, taxonomy_of.get(label, DEFAULT_TAXONOMY))
+                for label in sorted(t.by_class)
             },
             "overrides": [
-                {"scope": s, "name": n, "threshold": thr, "margin": mar}
+                {"scope": scope_of(s), "name": n, "threshold": thr, "margin": mar}
                 for s, n, thr, mar in self.live.store.threshold_overrides()
             ],
         }
 
+    def _class_setting(self, label: str, taxonomy: str) -> contract.ClassSetting:
+        t = self.current
+        thr, mar = t.by_class[label]
+        crops, picture = t.for_class(label, taxonomy), t.for_class(label, taxonomy, picture=True)
+        return {
+            "threshold": thr,
+            "margin": mar,
+            "taxonomy": taxonomy,
+            "in_force": {"threshold": crops[0], "margin": crops[1]},
+            "picture": {"threshold": picture[0], "margin": picture[1]},
+        }
+
     def set(
         self, scope: str, name: str, threshold: object = None, margin: object = None
-    ) -> dict[str, Any]:
+    ) -> contract.Thresholds:
         """Set a taxonomy's or a class's threshold and/or margin; both None clears the
         override. Applies to the next query and persists.
 
@@ -77,12 +92,11 @@ class ThresholdBook:
             NotFoundError: no such taxonomy or class.
             IdentifyError: a value out of range.
         """
-        if scope == "taxonomy":
+        checked_scope = scope_of(scope)
+        if checked_scope == "taxonomy":
             known = self.live.taxonomies()
-        elif scope == "class":
-            known = {label for label, _, _ in self.live.store.class_counts()}
         else:
-            raise IdentifyError("scope must be 'taxonomy' or 'class'")
+            known = {label for label, _, _ in self.live.store.class_counts()}
         if name not in known:
             raise NotFoundError(f"no {scope} {name!r}")
         thr = checked(threshold, "threshold", THRESHOLD_RANGE)
@@ -90,7 +104,14 @@ class ThresholdBook:
         self.live.store.set_threshold_override(scope, name, thr, mar)
         self.refresh()
         self.live.emit(
-            {"type": "thresholds", "scope": scope, "name": name, "threshold": thr, "margin": mar}
+            {
+                "type": "thresholds",
+                "scope": checked_scope,
+                "name": name,
+                "threshold": thr,
+                "margin": mar,
+                "at": time.time(),
+            }
         )
         return self.describe()
 
@@ -101,7 +122,7 @@ class ThresholdBook:
         threshold: float | None = None,
         margin: float | None = None,
         limit: int = CURVE_OBSERVATIONS,
-    ) -> dict[str, Any]:
+    ) -> contract.ThresholdCurve:
         """What moving the threshold of a taxonomy or class would do (see ``curve``),
         from the last ``limit`` identifications and every reviewed item whose best
         candidate is in it; around the threshold and margin in force unless given.
@@ -144,6 +165,19 @@ class ThresholdBook:
             "reviewed": len(reviewed),
             "points": [p.to_json() for p in threshold_curve(observed, reviewed, thr, mar)],
         }
+
+
+def scope_of(value: object) -> contract.ThresholdScope:
+    """A threshold override's scope: ``taxonomy`` or ``class``.
+
+    Raises:
+        IdentifyError: anything else.
+    """
+    if value == "taxonomy":
+        return "taxonomy"
+    if value == "class":
+        return "class"
+    raise IdentifyError("scope must be 'taxonomy' or 'class'")
 
 
 def checked(value: object, name: str, bounds: tuple[float, float]) -> float | None:

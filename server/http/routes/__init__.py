@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TypeVar, cast
-
 from aiohttp import web
 
 from server.engine.errors import IdentifyError, NotFoundError
-
-T = TypeVar("T")
 
 MAX_ID = 2**63 - 1
 """Row ids are SQLite integers: anything larger names nothing."""
@@ -60,10 +56,3 @@ def query_int(request: web.Request, name: str, default: int | None) -> int | Non
     if not (digits.isascii() and digits.isdigit()) or len(digits) > 19 or abs(int(raw)) > MAX_ID:
         raise IdentifyError(f"query parameter {name!r} must be an integer (at most {MAX_ID})")
     return int(raw)
-
-
-def engine_json(shape: type[T], value: object) -> T:
-    """JSON the engine built (its ``to_json`` and service methods type it
-    ``dict[str, Any]``) as the ``server.contract`` type ``shape``: asserted here, not
-    checked by mypy; ``tests/server/test_contract.py`` checks it against real answers."""
-    return cast(T, value)

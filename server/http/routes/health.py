@@ -7,7 +7,6 @@ from aiohttp import web
 from server import contract
 
 from ..keys import CAMERAS, ENGINE, EVENTS, STATS
-from . import engine_json
 
 routes = web.RouteTableDef()
 
@@ -28,8 +27,8 @@ async def health(request: web.Request) -> web.Response:
         "events_dropped": request.app[EVENTS].dropped,
     }
     body: contract.Health = {
-        **engine_json(contract.ProjectHealth, project),
+        **project,
         "server": server,
-        "cameras": [engine_json(contract.CameraStatus, c.status()) for c in request.app[CAMERAS]],
+        "cameras": [c.status() for c in request.app[CAMERAS]],
     }
     return web.json_response(body)

@@ -10,7 +10,6 @@ from server import contract
 
 from ..io import read_image
 from ..keys import ENGINE
-from . import engine_json
 
 routes = web.RouteTableDef()
 
@@ -30,7 +29,7 @@ async def identify(request: web.Request) -> web.Response:
         data, source=source[:100], record=record, bounded=True
     )
     body: contract.IdentifyResponse = {
-        "objects": [engine_json(contract.DetectedObject, o.to_json()) for o in objects],
+        "objects": [o.to_json() for o in objects],
         "elapsed_ms": round((time.perf_counter() - started) * 1000, 1),
     }
     return web.json_response(body)

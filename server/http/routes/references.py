@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
@@ -15,7 +14,7 @@ from server.engine.vision.images import read_image_bytes
 from ..io import read_image, read_json
 from ..jobs import each, wait_for_client
 from ..keys import ENGINE, JOBS
-from . import engine_json, int_param
+from . import int_param
 
 routes = web.RouteTableDef()
 
@@ -24,7 +23,7 @@ routes = web.RouteTableDef()
 async def list_classes(request: web.Request) -> web.Response:
     """Every class with its taxonomy and reference count."""
     classes = await request.app[ENGINE].run(lambda s: s.classes())
-    body: contract.ClassList = {"classes": engine_json(list[contract.ClassInfo], classes)}
+    body: contract.ClassList = {"classes": classes}
     return web.json_response(body)
 
 
@@ -37,7 +36,7 @@ async def class_references(request: web.Request) -> web.Response:
     refs = await request.app[ENGINE].run(lambda s: s.references(label))
     body: contract.ClassReferences = {
         "label": label,
-        "references": engine_json(list[contract.ReferenceInfo], refs),
+        "references": refs,
     }
     return web.json_response(body)
 
@@ -106,7 +105,7 @@ async def import_references(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     plan = await engine.run(lambda s: s.import_plan(path, label))
 
-    async def add(entry: tuple[Path, object]) -> dict[str, Any]:
+    async def add(entry: tuple[Path, object]) -> contract.ReferenceAdded:
         file, name = entry
         data = await asyncio.get_running_loop().run_in_executor(
             engine.compute, read_image_bytes, file

@@ -12,7 +12,7 @@ from server.engine.errors import IdentifyError
 from ..io import read_json
 from ..jobs import each, wait_for_client
 from ..keys import ENGINE, JOBS
-from . import engine_json, int_param, is_row_id, query_int
+from . import int_param, is_row_id, query_int
 
 routes = web.RouteTableDef()
 
@@ -32,7 +32,7 @@ async def list_items(request: web.Request) -> web.Response:
         lambda s: s.review_items(status, q.get("taxonomy"), q.get("reason"), limit, before)
     )
     page: contract.ReviewPage = {
-        "items": [engine_json(contract.ReviewItem, i.to_json()) for i in items],
+        "items": [i.to_json() for i in items],
         "total": total,
     }
     return web.json_response(page)

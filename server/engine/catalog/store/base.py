@@ -61,7 +61,7 @@ class StoreBase:
         one statement, inside the caller's transaction (``with store.transaction():``), and
         return its rowid. Plain SQL rather than sqlite-utils' insert and upsert, which
         look the table's schema up on every call (most of ``identify index``'s writing
-        time, about 3 ms a reference) and commit on their own."""
+        time) and commit on their own."""
         cols = ", ".join(row)
         sql = f"insert into {table} ({cols}) values ({', '.join('?' * len(row))})"
         if replace_on:

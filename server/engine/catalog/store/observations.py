@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from server import contract
 from server.engine.catalog.store.base import StoreBase, now_iso
 
 
@@ -59,7 +60,7 @@ class ObservationRows(StoreBase):
         height: int,
         model_id: str,
         embedding: np.ndarray,
-        result: dict[str, Any],
+        result: contract.Decided,
         kind: str = "query",
     ) -> int:
         """Store a query image (or crop), its embedding and the decision made about it."""
@@ -83,7 +84,7 @@ class ObservationRows(StoreBase):
         height: int,
         model_id: str,
         embedding: np.ndarray,
-        result: dict[str, Any],
+        result: contract.Decided,
         kind: str = "query",
         queue: QueueEntry | None = None,
     ) -> Recorded:

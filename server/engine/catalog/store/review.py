@@ -10,10 +10,12 @@ import json
 from dataclasses import dataclass, fields
 from typing import Any
 
+from server import contract
 from server.engine.catalog.store.base import StoreBase, now_iso
 from server.engine.errors import ConflictError, IdentifyError, NotFoundError
 
-STATUSES = ("pending", "confirmed", "corrected", "false_positive", "skipped")
+FINAL: tuple[contract.FinalStatus, ...] = ("confirmed", "corrected", "false_positive", "skipped")
+STATUSES: tuple[contract.ReviewStatus, ...] = ("pending", *FINAL)
 """``pending`` until a person acts; the others are final."""
 REASONS = ("below_threshold", "low_margin", "empty_index")
 MAX_PAGE = 500
@@ -26,7 +28,7 @@ class ReviewItem:
 
     id: int
     image_id: int
-    reason: str
+    reason: contract.Reason
     taxonomy: str | None
     source: str | None
     track_id: str | None
@@ -34,15 +36,15 @@ class ReviewItem:
     """The best candidate's label when it was queued (not accepted)."""
     score: float
     margin: float
-    candidates: list[dict[str, Any]]
-    status: str
+    candidates: list[contract.Candidate]
+    status: contract.ReviewStatus
     resolved_label: str | None
     reference_id: int | None
     created_at: str
     resolved_at: str | None
     box: list[int] | None
     """Where the object was found in the stored picture; None: the whole picture."""
-    region: str | None
+    region: contract.Region | None
     """``whole``, ``verified`` or ``doubtful`` (see ``store.QueueEntry``)."""
     seen: int
     """Times this picture from this source came while the item waited."""
@@ -50,7 +52,7 @@ class ReviewItem:
     """The region at the resolution it came in (see ``store.QueueEntry``), or None."""
     crop_path: str
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> contract.ReviewItem:
         """The API shape (the crop is fetched separately)."""
         return {
             "id": self.id,
@@ -85,6 +87,11 @@ _FIELDS = [f.name for f in fields(ReviewItem)]
 """Column order of ``_SELECT``."""
 
 
+_STATUS: dict[object, contract.ReviewStatus] = {s: s for s in STATUSES}
+"""A status read back from the database (which holds only ``STATUSES``), typed."""
+_FINAL: dict[object, contract.FinalStatus] = {s: s for s in FINAL}
+
+
 def _item(row: tuple[Any, ...]) -> ReviewItem:
     values = dict(zip(_FIELDS, row, strict=True))
     values["candidates"] = json.loads(values["candidates"] or "[]")
@@ -113,7 +120,8 @@ class ReviewRows(StoreBase):
             raise IdentifyError(f"unknown reason {reason!r}; one of {', '.join(REASONS)}")
         if not 1 <= limit <= MAX_PAGE:
             raise IdentifyError(f"limit must be between 1 and {MAX_PAGE}")
-        where, args = ["r.status = ?"], [status]
+        where: list[str] = ["r.status = ?"]
+        args: list[str] = [status]
         if taxonomy is not None:
             where.append("r.taxonomy = ?")
             args.append(taxonomy)
@@ -206,17 +214,19 @@ class ReviewRows(StoreBase):
             for tax, score, mar, top, st, final in rows
         ]
 
-    def resolved_per_day(self, days: int = 30) -> list[dict[str, Any]]:
+    def resolved_per_day(self, days: int = 30) -> list[contract.DayCounts]:
         """Items resolved per day (UTC), by status, for the last ``days`` days."""
         rows = self.db.execute(
             "select substr(resolved_at, 1, 10) as day, status, count(*) from review "
             "where status != 'pending' and resolved_at is not null "
             "group by day, status order by day desc"
         ).fetchall()
-        out: dict[str, dict[str, Any]] = {}
+        out: dict[str, contract.DayCounts] = {}
         for day, status, n in rows:
-            entry = out.setdefault(day, {"day": day, **dict.fromkeys(STATUSES[1:], 0)})
-            entry[status] = int(n)
+            entry = out.setdefault(
+                day, {"day": day, "confirmed": 0, "corrected": 0, "false_positive": 0, "skipped": 0}
+            )
+            entry[_FINAL[status]] = int(n)
         return list(out.values())[:days]
 
     def pending_count(self) -> int:
@@ -225,11 +235,17 @@ class ReviewRows(StoreBase):
             self.db.execute("select count(*) from review where status = 'pending'").fetchone()[0]
         )
 
-    def review_counts(self) -> dict[str, int]:
+    def review_counts(self) -> contract.QueueCounts:
         """Items per status."""
-        out = dict.fromkeys(STATUSES, 0)
+        out: contract.QueueCounts = {
+            "pending": 0,
+            "confirmed": 0,
+            "corrected": 0,
+            "false_positive": 0,
+            "skipped": 0,
+        }
         for status, n in self.db.execute("select status, count(*) from review group by status"):
-            out[str(status)] = int(n)
+            out[_STATUS[status]] = int(n)
         return out
 
     def pending_duplicate(self, content_hash: str, source: str) -> int | None:

@@ -1,0 +1,78 @@
+"""``GET /api/events``: one JSON text message per event, told apart by ``type``."""
+
+# No ``from __future__ import annotations``: on Python 3.11 it makes ``TypedDict`` count
+# ``NotRequired`` keys as required (``__required_keys__``), which the contract test reads.
+from typing import Literal, NotRequired, TypedDict
+
+from .identification import DetectedObject
+from .jobs import JobState
+from .kinds import QueueAction, ReviewStatus, ThresholdScope
+
+
+class IdentificationEvent(TypedDict):
+    """A picture or frame was identified."""
+
+    type: Literal["identification"]
+    source: str
+    objects: list[DetectedObject]
+    at: float
+
+
+class QueueEvent(TypedDict):
+    """The review queue changed; ``status`` and ``label`` come with ``resolved``."""
+
+    type: Literal["queue"]
+    action: QueueAction
+    item_id: int
+    pending: int
+    status: NotRequired[ReviewStatus]
+    label: NotRequired[str | None]
+    at: float
+
+
+class ReferencesEvent(TypedDict):
+    """A reference was added or removed."""
+
+    type: Literal["references"]
+    action: Literal["added", "removed"]
+    id: int
+    label: str
+    at: float
+
+
+# The functional form, because ``from`` is a keyword.
+ClassesEvent = TypedDict(
+    "ClassesEvent",
+    {
+        "type": Literal["references"],
+        "action": Literal["renamed", "merged"],
+        "from": str | list[str],
+        "to": str,
+        "at": float,
+    },
+)
+"""A class was renamed (``from`` one label) or merged (``from`` a list of labels)."""
+
+
+class ThresholdsEvent(TypedDict):
+    """A threshold override was set or cleared."""
+
+    type: Literal["thresholds"]
+    scope: ThresholdScope
+    name: str
+    threshold: float | None
+    margin: float | None
+    at: float
+
+
+class JobEvent(JobState):
+    """A job started, finished a step, or ended (without its results)."""
+
+    type: Literal["job"]
+    at: float
+
+
+Event = (
+    IdentificationEvent | QueueEvent | ReferencesEvent | ClassesEvent | ThresholdsEvent | JobEvent
+)
+"""Any message of the events stream, told apart by ``type`` (and ``action``)."""

@@ -24,7 +24,11 @@ class Decided(TypedDict):
     """The decision about one object (an object of ``identify match --json``)."""
 
     bbox: list[int] | None
+    quad: list[list[float]] | None
+    """The four corners (x, y), clockwise from the top left, when a detector found them."""
     label: str | None
+    rarity: str | None
+    """The accepted reference's rarity code, split off its file name (``_ur``)."""
     score: float
     margin: float
     matched: bool

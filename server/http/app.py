@@ -35,12 +35,16 @@ from .routes import (
     pages,
     references,
     review,
+    seed,
     thresholds,
 )
 from .runner import EngineRunner
 from .stats import ServerStats
 
 log = logging.getLogger(__name__)
+
+ROUTE_MODULES = (health, identify, references, review, thresholds, jobs, events, live, pages, seed)
+"""Every part of the API; each module holds its ``routes``."""
 
 EmbedderFactory = Callable[[ServeConfig], Embedder]
 
@@ -72,7 +76,7 @@ def create_app(
     app[STATS] = ServerStats()
     app[CAMERAS] = []
     app[SOCKETS] = weakref.WeakSet()
-    for module in (health, identify, references, review, thresholds, jobs, events, live, pages):
+    for module in ROUTE_MODULES:
         app.add_routes(module.routes)
 
     async def engine_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -66,12 +66,21 @@ class Decision:
     reference_id: int | None = None
     threshold: float = 0.0
     margin_threshold: float = 0.0
+    rarity: str | None = None
+    """The accepted reference's rarity code (``_ur`` in its file name), if any."""
 
-    def to_json(self, bbox: Sequence[int] | None = None) -> contract.Decided:
-        """The object shape of ``identify match --json`` and the HTTP API."""
+    def to_json(
+        self, bbox: Sequence[int] | None = None, quad: np.ndarray | None = None
+    ) -> contract.Decided:
+        """The object shape of ``identify match --json`` and the HTTP API; ``quad``: the
+        object's four corners in the picture, when a detector found them."""
         return {
             "bbox": list(bbox) if bbox is not None else None,
+            "quad": None
+            if quad is None
+            else [[round(float(x), 1), round(float(y), 1)] for x, y in quad],
             "label": self.label,
+            "rarity": self.rarity,
             "score": round(self.score, 4),
             "margin": round(self.margin, 4),
             "matched": self.matched,

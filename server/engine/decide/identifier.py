@@ -81,6 +81,8 @@ class Identifier:
         self.index = index
         refs = store.active_references()
         self.labels = {r.id: r.label for r in refs}
+        self.rarity = {r.id: r.rarity for r in refs if r.rarity}
+        """Rarity codes the naming rules split off reference file names, by reference."""
         self.taxonomy_of = {r.label: r.taxonomy for r in refs}
         self.thresholds = thresholds or resolve_thresholds(project.config, embedder.spec)
         self._ref_features: dict[int, LocalFeatures] = {}
@@ -107,15 +109,20 @@ class Identifier:
         """Release the database connection."""
         self.store.close()
 
-    def set_reference(self, ref_id: int, label: str, taxonomy: str) -> None:
+    def set_reference(
+        self, ref_id: int, label: str, taxonomy: str, rarity: str | None = None
+    ) -> None:
         """Make a newly indexed reference known to the decision."""
         self.labels[ref_id] = label
+        if rarity:
+            self.rarity[ref_id] = rarity
         self.taxonomy_of.setdefault(label, taxonomy)
 
     def drop_references(self, ref_ids: Sequence[int]) -> None:
         """Forget references taken out of the index."""
         for ref_id in ref_ids:
             label = self.labels.pop(ref_id, None)
+            self.rarity.pop(ref_id, None)
             self._ref_features.pop(ref_id, None)
             self._ref_layouts.pop(ref_id, None)
             if label is not None and label not in self.labels.values():
@@ -350,7 +357,14 @@ class Identifier:
 
     def decide(self, ev: Evidence, picture: bool = False) -> Decision:
         """The decision for one query's evidence (a crop, or a region of a picture)."""
-        return decide(self.candidates(ev), self.thresholds, self.taxonomy_of, picture=picture)
+        ranked = self.candidates(ev)
+        return self.with_rarity(decide(ranked, self.thresholds, self.taxonomy_of, picture=picture))
+
+    def with_rarity(self, decision: Decision) -> Decision:
+        """``decision`` with the rarity of the reference it accepted, if it has one."""
+        ref = decision.reference_id
+        rarity = self.rarity.get(ref) if decision.matched and ref is not None else None
+        return replace(decision, rarity=rarity) if rarity else decision
 
     def reference_features(self, ref_id: int) -> LocalFeatures | None:
         """Stored local features of a reference (cached)."""

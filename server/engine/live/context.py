@@ -14,6 +14,8 @@ from server.engine.catalog.store import Store
 from server.engine.catalog.vectors import sync_index
 from server.engine.decide.identifier import Identifier
 from server.engine.project.config import DEFAULT_TAXONOMY, Project
+from server.engine.vision import detectors
+from server.engine.vision.detectors import Detector
 from server.engine.vision.embedders import Embedder
 
 EventSink = Callable[[contract.Event], None]
@@ -32,6 +34,8 @@ class Live:
     media: Media
     emit: EventSink
     clock: Callable[[], float]
+    detector: Detector | None = None
+    """The project's detector; None: the identifier's window search (``locate``)."""
 
     @classmethod
     def open(
@@ -46,7 +50,9 @@ class Live:
         Raises:
             NotIndexedError: the project was never indexed.
             IndexMismatchError: the index was built with another model.
+            ModelUnavailableError: the detector's weights cannot be used.
         """
+        detector = detectors.make(project.config.detector, project.data_dir)
         store = Store(project.db_path)
         try:
             index, changed = sync_index(project, store, embedder)
@@ -55,7 +61,8 @@ class Live:
             store.close()
             raise
         index.unsaved = index.unsaved or changed
-        return cls(project, embedder, store, ident, Media(project.data_dir, store), emit, clock)
+        media = Media(project.data_dir, store)
+        return cls(project, embedder, store, ident, media, emit, clock, detector)
 
     def save(self) -> bool:
         """Write the index if it changed since the last save; returns whether it did."""

@@ -13,7 +13,9 @@ import numpy as np
 from server import contract
 from server.engine.catalog.store import QueueEntry
 from server.engine.decide.decision import Decision, decide
-from server.engine.decide.identifier import Evidence, Region
+from server.engine.decide.identifier import Evidence
+from server.engine.decide.objects import Found, Sighting, sight
+from server.engine.decide.objects import decide as decide_objects
 from server.engine.decide.tracking import Tracker
 from server.engine.live.context import Live
 from server.engine.project.config import DEFAULT_TAXONOMY
@@ -54,12 +56,9 @@ class LiveStats:
     started: float = field(default_factory=time.monotonic)
 
 
-@dataclass(frozen=True)
-class Prepared:
-    """A decoded picture as the regions that may hold the object, each with its
-    evidence (the whole picture first), ready for the decision."""
-
-    regions: list[Region]
+Prepared = Sighting
+"""A decoded picture with the evidence of each object it may hold, ready for decisions
+(see ``decide.objects``)."""
 
 
 @dataclass(frozen=True)
@@ -70,10 +69,13 @@ class ObjectResult:
     bbox: Sequence[int] | None = None
     track_id: str | None = None
     review_id: int | None = None
+    quad: np.ndarray | None = None
+    picture: tuple[int, int] = (0, 0)
+    """(width, height) of the picture ``bbox`` and ``quad`` are in."""
 
     def to_json(self) -> contract.DetectedObject:
         """The object shape of ``identify match --json``, plus track and review ids."""
-        decided = self.decision.to_json(bbox=self.bbox)
+        decided = self.decision.to_json(bbox=self.bbox, quad=self.quad)
         return {**decided, "track_id": self.track_id, "review_id": self.review_id}
 
 
@@ -100,35 +102,44 @@ class Identification:
         """
         if isinstance(image, bytes):
             image = decode_image(image, name, min_side=WORK_MIN_SIDE, max_side=MAX_WORK_SIDE)
-        image = flatten_alpha(image)
-        return Prepared(self.live.ident.regions(image))
+        return sight(self.live.ident, self.live.detector, flatten_alpha(image))
 
     def identify_prepared(
         self, prepared: Prepared, *, source: str, live: bool = False, record: bool = True
     ) -> list[ObjectResult]:
-        """Decide about a prepared picture: one object, found by ``locate``.
+        """Decide about each object of a prepared picture (see ``decide.objects``).
 
         A miss (unknown, or a match below the margin threshold) that passes the quality
-        gate is queued for review with its crop. ``live`` frames are smoothed per track
-        and queued once per track; other images are recorded and queued one by one.
+        gate is queued for review with the picture and its box. ``live`` frames are
+        smoothed per track and queued once per track; other images are recorded and
+        queued one by one.
         """
-        decision, region = self.live.ident.decide_regions(prepared.regions)
         queued_before = self.stats.queued
-        # What is recorded and queued is the whole picture (with the located box in the
-        # result): for a miss the box is only where the picture looked most like
-        # something known, and the reviewer must see what was really there.
-        whole = prepared.regions[0]
-        image, ev, bbox = whole.image, whole.evidence, region.box
-        if live:
-            result = self._live_object(whole, region, source)
-        else:
+        taken: set[str] = set()
+        objects = []
+        for found in decide_objects(self.live.ident, prepared):
+            # What is recorded of a located object is the whole picture (with the box in
+            # the result): for a miss the box is only where the picture looked most like
+            # something known. A detected thing is recorded as its own crop.
+            located = found.detection is None
+            ev = prepared.regions[0].evidence if located else found.region.evidence
+            if live:
+                objects.append(self._live_object(prepared.image, found, ev, source, taken))
+                continue
             review_id = None
             if record:
-                queue = not decision.matched and self._passes_gate(image)
-                review_id = self._record(image, ev, decision, bbox, source, None, queue=queue)
-            result = ObjectResult(decision, bbox, None, review_id)
+                miss = not found.decision.matched
+                queue = miss and self._passes_gate(
+                    prepared.image if located else found.region.image
+                )
+                review_id = self._record(
+                    prepared.image, ev, found.decision, found.region.box, source, None, queue
+                )
+            size = (prepared.image.shape[1], prepared.image.shape[0])
+            objects.append(
+                ObjectResult(found.decision, found.region.box, None, review_id, found.quad, size)
+            )
         self.stats.identified += 1
-        objects = [result]
         self.live.emit(
             {
                 "type": "identification",
@@ -174,27 +185,37 @@ class Identification:
         data = encode_jpeg(region, REGION_JPEG_QUALITY)
         return self.live.media.write("crops", content_hash(data), ".jpg", data)
 
-    def _live_object(self, whole: Region, region: Region, source: str) -> ObjectResult:
-        """Without a detector the track follows the whole frame (a located box moves with
-        the grid it snaps to); the located region's candidates are smoothed over it."""
+    def _live_object(
+        self, image: np.ndarray, found: Found, ev: Evidence, source: str, taken: set[str]
+    ) -> ObjectResult:
+        """The object's candidates smoothed over its track. A detected thing's track
+        follows its box; without a detector the track follows the whole frame (a
+        located box moves with the grid it snaps to)."""
         review = self.live.project.config.review
-        image, ev, bbox = whole.image, whole.evidence, region.box
-        track = self.tracker.assign(source, None, ev.vector, self.live.clock(), set())
-        track.update(self.live.ident.candidates(region.evidence), review.smoothing)
-        decision = decide(
-            track.smoothed(), self.live.ident.thresholds, self.live.ident.taxonomy_of, picture=True
+        located = found.detection is None
+        bbox = found.region.box
+        track = self.tracker.assign(
+            source, None if located else bbox, ev.vector, self.live.clock(), taken
+        )
+        taken.add(track.id)
+        track.update(self.live.ident.candidates(found.region.evidence), review.smoothing)
+        ident = self.live.ident
+        decision = ident.with_rarity(
+            decide(track.smoothed(), ident.thresholds, ident.taxonomy_of, picture=located)
         )
         review_id = None
         if track.frames >= review.min_track_frames and not track.recorded:
             # One observation per appearance, decided on the smoothed scores; a miss
             # waits for a frame that passes the quality gate.
             miss = not decision.matched
-            if not miss or self._passes_gate(image, track_gated=track.gated):
+            crop = image if located else found.region.image
+            if not miss or self._passes_gate(crop, track_gated=track.gated):
                 track.recorded = True
                 review_id = self._record(image, ev, decision, bbox, source, track.id, queue=miss)
             else:
                 track.gated = True
-        return ObjectResult(decision, bbox, track.id, review_id)
+        size = (image.shape[1], image.shape[0])
+        return ObjectResult(decision, bbox, track.id, review_id, found.quad, size)
 
     def _passes_gate(self, crop: np.ndarray, track_gated: bool = False) -> bool:
         """Whether a miss's crop may be queued; rejections are counted (once per
@@ -226,12 +247,12 @@ class Identification:
             picture, scale = downscale(image, REVIEW_MAX_SIDE)
             data = encode_jpeg(picture, REVIEW_JPEG_QUALITY)
             digest = content_hash(data)
-            duplicate = self.live.store.pending_duplicate(digest, source)
+            box = None if bbox is None else [round(v * scale) for v in bbox]
+            duplicate = self.live.store.pending_duplicate(digest, source, box)
             if duplicate is not None:
                 self.live.store.seen_again(duplicate)
                 return duplicate
             path = self.live.media.write("crops", digest, ".jpg", data)
-            box = None if bbox is None else [round(v * scale) for v in bbox]
             top = decision.candidates[0] if decision.candidates else None
             verified = (
                 top is not None

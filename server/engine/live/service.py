@@ -13,7 +13,7 @@ saved by ``save`` and brought back in step from the database on the next ``open`
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -21,7 +21,7 @@ import numpy as np
 
 from server import contract
 from server.engine.catalog.media import Collected
-from server.engine.catalog.store import ReviewItem
+from server.engine.catalog.store import ReferenceRow, ReviewItem
 from server.engine.live.catalogue import Catalogue, PreparedReference
 from server.engine.live.context import EventSink, Live
 from server.engine.live.desk import Resolution, ReviewDesk
@@ -97,6 +97,10 @@ class Service:
     def references(self, label: str) -> list[contract.ReferenceInfo]:
         """The references of one class."""
         return self._catalogue.references(label)
+
+    def reference_rows(self, ids: Collection[int]) -> dict[int, ReferenceRow]:
+        """Those of ``ids`` that are active references, by id."""
+        return self.live.store.references_by_id(ids)
 
     def reference_file(self, ref_id: int) -> Path:
         """The image file of an active reference."""

@@ -24,6 +24,7 @@ from server.engine.project.sections import (
     PROJECT_NAME_RE,
     CameraConfig,
     ClassThreshold,
+    DetectorConfig,
     IndexConfig,
     LocateConfig,
     ModelConfig,
@@ -46,6 +47,7 @@ __all__ = [
     "Calibration",
     "CameraConfig",
     "ClassThreshold",
+    "DetectorConfig",
     "IndexConfig",
     "LocateConfig",
     "ModelConfig",
@@ -113,6 +115,8 @@ class ProjectConfig:
     """The local-feature second stage."""
     locate: LocateConfig = field(default_factory=LocateConfig)
     """Finding the object in whole pictures."""
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    """Finding the things in whole pictures (several per picture)."""
     verify: VerifyConfig = field(default_factory=VerifyConfig)
     """Self-test settings."""
     review: ReviewConfig = field(default_factory=ReviewConfig)
@@ -235,6 +239,10 @@ def load_project(project: str | Path, cwd: Path | None = None) -> Project:
         model=dataclasses.replace(
             cfg.model,
             checkpoint=absolute(cfg.model.checkpoint) if cfg.model.checkpoint else None,
+        ),
+        detector=dataclasses.replace(
+            cfg.detector,
+            weights=absolute(cfg.detector.weights) if cfg.detector.weights else None,
         ),
         verify=dataclasses.replace(
             cfg.verify,

@@ -161,6 +161,47 @@ class LocateConfig:
             raise ValueError("locate.candidates must be between 0 and 16")
 
 
+DetectorKind = Literal["locate", "none", "quad", "yolo"]
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """How the things in a whole picture are found before each is identified:
+    ``locate`` searches windows for the one best object (``locate:``), ``none`` takes the
+    whole picture, ``quad`` finds flat things (cards, covers, boxes) by their corners and
+    straightens each, ``yolo`` runs an Ultralytics model from ``weights``."""
+
+    kind: DetectorKind = "locate"
+    weights: Path | None = None
+    """``yolo``: the model file (``.pt``); relative to the project file."""
+    classes: tuple[str, ...] = ()
+    """``yolo``: keep only detections of these class names; empty keeps all."""
+    confidence: float = 0.25
+    """Detections scoring less are dropped."""
+    iou: float = 0.7
+    """``yolo``: non-maximum suppression's overlap."""
+    image_size: int = 640
+    """``yolo``: the side pictures are resized to for the model, in pixels."""
+    max_det: int = 20
+    """Most things taken from one picture (the best ones)."""
+    device: str = "cpu"
+    """``yolo``: ``cpu``, ``cuda``, ``cuda:1``, ``mps``."""
+    min_area: float = 0.01
+    """``quad``: the smallest thing, as a share of the picture's area."""
+
+    def __post_init__(self) -> None:
+        if self.kind == "yolo" and self.weights is None:
+            raise ValueError("detector.weights must name a YOLO model file for kind yolo")
+        if not 0 <= self.confidence <= 1 or not 0 < self.iou <= 1:
+            raise ValueError("detector.confidence and detector.iou must be between 0 and 1")
+        if not 32 <= self.image_size <= 4096 or self.image_size % 32:
+            raise ValueError("detector.image_size must be a multiple of 32, from 32 to 4096")
+        if not 1 <= self.max_det <= 300:
+            raise ValueError("detector.max_det must be between 1 and 300")
+        if not 0 < self.min_area < 1:
+            raise ValueError("detector.min_area must be between 0 and 1")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """How ``identify train`` fits a projection head on the frozen embedder."""

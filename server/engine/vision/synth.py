@@ -72,17 +72,23 @@ def camera_view(
     if rng.random() < 0.5:
         bg = np.ascontiguousarray(bg[:, ::-1])
     long_side = min(width, height) * rng.uniform(max(0.1, 0.6 - 0.25 * s), min(0.95, 0.6 + 0.2 * s))
-    premult = _premultiplied(reference, long_side)
-    quad = _random_quad(premult.shape[1], premult.shape[0], long_side, size, rng, s)
-    frame, bbox = _composite(premult, quad, bg, rng, s)
+    premult = premultiplied(reference, long_side)
+    quad = random_quad(premult.shape[1], premult.shape[0], long_side, size, rng, s)
+    frame, bbox = composite(premult, quad, bg, rng, s)
     if rng.random() < min(1.0, 0.3 * s):
         _occlude(frame, bg, quad, rng, s)
+    return View(frame=camera_finish(frame, rng, s), bbox=bbox, quad=quad)
+
+
+def camera_finish(frame: np.ndarray, rng: np.random.Generator, s: float) -> np.ndarray:
+    """What the camera does to a whole picture: light and colour, sometimes blur,
+    sensor noise, and JPEG at a random quality (all scaled by the strength ``s``)."""
     frame = cv2.LUT(frame, _photometric_lut(rng, s))
     if rng.random() < 0.5 * min(1.0, s):
         frame = _blur(frame, rng, s)
     frame = _add_noise(frame, rng, s)
     quality = int(rng.integers(max(15, round(90 - 50 * s)), max(16, round(95 - 5 * s)) + 1))
-    return View(frame=_jpeg_roundtrip(frame, quality), bbox=bbox, quad=quad)
+    return _jpeg_roundtrip(frame, quality)
 
 
 def crop_object(
@@ -148,7 +154,7 @@ def _as_channels(image: np.ndarray, channels: int) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate([colour, alpha], axis=2))
 
 
-def _premultiplied(reference: np.ndarray, long_side: float) -> np.ndarray:
+def premultiplied(reference: np.ndarray, long_side: float) -> np.ndarray:
     """Premultiplied RGBA uint8, downscaled to about the size it will be drawn.
 
     Premultiplying keeps interpolation (the downscale and the warp) from bleeding the
@@ -179,7 +185,7 @@ def _shrink_interpolation(shrink: float) -> int:
     return cv2.INTER_AREA if shrink < 0.6 else cv2.INTER_LINEAR
 
 
-def _random_quad(
+def random_quad(
     w: int, h: int, long_side: float, size: Size, rng: np.random.Generator, s: float
 ) -> np.ndarray:
     """Corners of the reference after scale, perspective jitter, rotation and placement."""
@@ -199,7 +205,7 @@ def _random_quad(
     return (quad + centre).astype(np.float32)
 
 
-def _composite(
+def composite(
     premult: np.ndarray, quad: np.ndarray, bg: np.ndarray, rng: np.random.Generator, s: float
 ) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """Warp the reference onto a copy of ``bg`` (only inside the quad's box, for speed).
@@ -224,7 +230,7 @@ def _composite(
     frame[y1:y2, x1:x2] = cv2.add(colour, behind)
     ys, xs = np.nonzero(alpha > 127)
     if premult[..., 3].min() == 255 or len(xs) == 0:
-        return frame, _quad_box(quad, width, height)
+        return frame, quad_box(quad, width, height)
     return frame, (
         int(x1 + xs.min()),
         int(y1 + ys.min()),
@@ -233,7 +239,7 @@ def _composite(
     )
 
 
-def _quad_box(quad: np.ndarray, width: int, height: int) -> tuple[int, int, int, int]:
+def quad_box(quad: np.ndarray, width: int, height: int) -> tuple[int, int, int, int]:
     """The quad's tight integer box, clipped to the frame and at least one pixel."""
     x1 = min(max(math.floor(float(quad[:, 0].min())), 0), width - 1)
     y1 = min(max(math.floor(float(quad[:, 1].min())), 0), height - 1)

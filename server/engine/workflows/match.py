@@ -1,5 +1,6 @@
-"""``identify match``: identify image files: the object is located in each picture
-(``locate``) and identified; its box is reported."""
+"""``identify match``: identify image files: the things in each picture are found (by
+the project's detector, or the one object by ``locate``) and identified; each one's box,
+and its corners when the detector found them, are reported."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ import numpy as np
 
 from server.engine.decide.decision import Decision, resolve_thresholds
 from server.engine.decide.identifier import Identifier
+from server.engine.decide.objects import decide, sight
 from server.engine.errors import ImageRejected
 from server.engine.project.config import Project
+from server.engine.vision import detectors
 from server.engine.vision.embedders import Embedder, project_embedder
 from server.engine.vision.images import content_hash, decode_image, read_image_bytes
 from server.engine.vision.locate import Box
@@ -33,17 +36,24 @@ class FileResult:
     error: str | None = None
     boxes: list[Box | None] = field(default_factory=list)
     """Each decision's box in the picture (None: the whole picture)."""
+    quads: list[np.ndarray | None] = field(default_factory=list)
+    """Each decision's four corners, when the detector found them."""
+    fell_back: bool = False
+    """The detector found nothing, so the picture was located instead."""
 
     def to_json(self) -> dict[str, Any]:
         """One line of ``identify match --json``."""
         boxes = self.boxes or [None] * len(self.decisions)
+        quads = self.quads or [None] * len(self.decisions)
         out: dict[str, Any] = {
             "path": str(self.path),
             "objects": [
-                d.to_json(bbox=list(b) if b is not None else None)
-                for d, b in zip(self.decisions, boxes, strict=True)
+                d.to_json(bbox=b, quad=q)
+                for d, b, q in zip(self.decisions, boxes, quads, strict=True)
             ],
         }
+        if self.fell_back:
+            out["detector_found_nothing"] = True
         if self.error is not None:
             out["error"] = self.error
         return out
@@ -76,25 +86,37 @@ def match_files(
     Raises:
         NotIndexedError, IndexMismatchError: before any file is read.
     """
+    detector = detectors.make(project.config.detector, project.data_dir)
     ident = Identifier.open(project, embedder)
 
     def finish(item: _Loaded) -> FileResult:
         if item.image is None:
             return FileResult(item.path, error=item.error)
-        regions = ident.regions(item.image)
-        decision, region = ident.decide_regions(regions)
+        sighting = sight(ident, detector, item.image)
+        found = decide(ident, sighting)
         if record:
-            # The observation is the whole file: its vector, the located box in the result.
-            ident.store.record_observation(
-                path=str(item.path.resolve()),
-                content_hash=item.digest,
-                width=item.image.shape[1],
-                height=item.image.shape[0],
-                model_id=embedder.spec.space_id,
-                embedding=regions[0].evidence.vector,
-                result=decision.to_json(bbox=region.box),
-            )
-        return FileResult(item.path, [decision], boxes=[region.box])
+            for f in found:
+                # A located object's observation is the whole file (its vector, the box
+                # in the result); a detected thing's is its own crop.
+                ev = (sighting.regions[0] if f.detection is None else f.region).evidence
+                ident.store.record_observation(
+                    path=str(item.path.resolve()),
+                    content_hash=item.digest
+                    if len(found) == 1
+                    else f"{item.digest}:{f.region.box}",
+                    width=item.image.shape[1],
+                    height=item.image.shape[0],
+                    model_id=embedder.spec.space_id,
+                    embedding=ev.vector,
+                    result=f.decision.to_json(bbox=f.region.box, quad=f.quad),
+                )
+        return FileResult(
+            item.path,
+            [f.decision for f in found],
+            boxes=[f.region.box for f in found],
+            quads=[f.quad for f in found],
+            fell_back=sighting.fell_back,
+        )
 
     try:
         with ThreadPoolExecutor(DECODE_WORKERS, thread_name_prefix="decode") as pool:

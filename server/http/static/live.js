@@ -151,7 +151,8 @@ function show(msg) {
   labelEl.textContent = obj.matched ? obj.label
     : (kind === "doubtful" ? `unknown (maybe ${obj.candidates[0].label})` : "unknown");
   detailEl.textContent = `score ${obj.score.toFixed(2)} · margin ${obj.margin.toFixed(2)}`
-    + (obj.review_id ? ` · queued for review #${obj.review_id}` : "");
+    + (obj.review_id ? ` · queued for review #${obj.review_id}` : "")
+    + (msg.objects.length > 1 ? ` · ${msg.objects.length} things in view` : "");
   candidatesEl.replaceChildren(...obj.candidates.slice(0, 3).map((c) => {
     const li = document.createElement("li");
     li.textContent = `${c.label} ${c.score.toFixed(2)}`;
@@ -173,7 +174,15 @@ function draw(objects) {
     const [x1, y1, x2, y2] = obj.bbox ? obj.bbox.map((v) => v * scale)
       : [2, 2, overlay.width - 2, overlay.height - 2];  // whole frame
     ctx.strokeStyle = colour;
-    ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
+    if (obj.quad) {  // the thing's corners, when the detector found them
+      ctx.beginPath();
+      obj.quad.forEach(([x, y], i) => (i ? ctx.lineTo(x * scale, y * scale)
+        : ctx.moveTo(x * scale, y * scale)));
+      ctx.closePath();
+      ctx.stroke();
+    } else {
+      ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
+    }
     const text = obj.matched ? `${obj.label} ${obj.score.toFixed(2)}` : "unknown";
     const pad = 6, height = parseInt(ctx.font, 10) + pad;
     ctx.fillStyle = colour;

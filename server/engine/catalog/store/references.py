@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from server.engine.catalog.store.base import StoreBase, now_iso
@@ -33,6 +33,18 @@ class ReferenceRows(StoreBase):
             "where kind = 'reference' and status = 'active' order by id"
         ).fetchall()
         return [ReferenceRow(*r) for r in rows]
+
+    def references_by_id(self, ids: Collection[int]) -> dict[int, ReferenceRow]:
+        """Those of ``ids`` that are active references, by id."""
+        if not ids:
+            return {}
+        marks = ", ".join("?" * len(ids))
+        rows = self.db.execute(
+            "select id, path, content_hash, label, taxonomy, rarity, source from images "
+            f"where id in ({marks}) and kind = 'reference' and status = 'active'",
+            [int(i) for i in ids],
+        ).fetchall()
+        return {int(r[0]): ReferenceRow(*r) for r in rows}
 
     def reference_labels(self, ids: Sequence[int]) -> dict[int, str]:
         """Labels of those of ``ids`` that are active references."""

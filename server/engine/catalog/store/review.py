@@ -7,6 +7,7 @@ methods read them and move them from ``pending`` to a final status exactly once.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -248,13 +249,16 @@ class ReviewRows(StoreBase):
             out[_STATUS[status]] = int(n)
         return out
 
-    def pending_duplicate(self, content_hash: str, source: str) -> int | None:
-        """The pending review item holding this very picture from this source, if any."""
+    def pending_duplicate(
+        self, content_hash: str, source: str, box: Sequence[int] | None = None
+    ) -> int | None:
+        """The pending review item holding this very picture from this source, with this
+        box (one picture holds several things), if any."""
         row = self.db.execute(
             "select r.id from review r join images i on i.id = r.image_id "
             "where i.content_hash = ? and r.source = ? and r.status = 'pending' "
-            "order by r.id limit 1",
-            [content_hash, source],
+            "and coalesce(r.box, '') = ? order by r.id limit 1",
+            [content_hash, source, "" if box is None else json.dumps(list(box))],
         ).fetchone()
         return None if row is None else int(row[0])
 

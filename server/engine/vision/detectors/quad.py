@@ -1,0 +1,109 @@
+"""``detector: {kind: quad}``: flat things (cards, covers, boxes) found by their outline.
+
+The offline baseline: edges (Canny on each colour channel, at levels set from the
+channel's own median, so dim and bright pictures get the same treatment), closed into
+outlines, each outline
+simplified to a polygon; the convex four-cornered ones of a usable size are the things.
+It finds a card on a plain table well and the wrong quad on a busy background or when a
+hand covers a corner: a learnt corner model is the cure for that (DESIGN.md, Flat
+things).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from server.engine.project.config import DetectorConfig
+from server.engine.vision.detectors.base import Detection
+from server.engine.vision.locate import Box, iou
+from server.engine.vision.rectify import is_usable, order_corners, quad_box
+
+WORK_SIDE = 640
+"""Pictures are searched at this longer side (corners are scaled back)."""
+APPROX_SHARE = 0.02
+"""A polygon's vertices may stray this share of its perimeter from the outline."""
+SAME_THING_IOU = 0.6
+"""Quads whose boxes overlap more than this are one thing (the outline found twice):
+the larger is kept."""
+PART_SLACK = 0.1
+"""A quad whose box lies within a larger kept one's but for this share is part of it."""
+MAX_AREA = 0.98
+"""A quad this close to the whole picture is its frame, not a thing in it."""
+
+
+class QuadFinder:
+    """Finds convex quadrilaterals in a picture."""
+
+    kind = "quad"
+
+    def __init__(self, config: DetectorConfig) -> None:
+        self.config = config
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """The quads in ``image``, larger first, each scored by how well the outline
+        fills its quad (1: exactly a quadrilateral)."""
+        h, w = image.shape[:2]
+        scale = min(1.0, WORK_SIDE / max(h, w))
+        small = cv2.resize(
+            image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA
+        )
+        found = []
+        for quad, fill in _quads(small, self.config.min_area):
+            corners = quad / scale
+            found.append(Detection(quad_box(corners, w, h), corners, fill))
+        kept: list[Detection] = []
+        for det in sorted(found, key=lambda d: -_area(d.quad)):
+            if det.score >= self.config.confidence and not any(
+                iou(det.box, k.box) > SAME_THING_IOU or _inside(det.box, k.box) for k in kept
+            ):
+                kept.append(det)
+        return kept[: self.config.max_det]
+
+
+def _inside(inner: Box, outer: Box) -> bool:
+    """Whether box ``inner`` lies (all but ``PART_SLACK`` of it) within ``outer``: a
+    quad printed on a thing (a flag's rhombus, a card's frame) is part of it."""
+    w = max(0, min(inner[2], outer[2]) - max(inner[0], outer[0]))
+    h = max(0, min(inner[3], outer[3]) - max(inner[1], outer[1]))
+    area = (inner[2] - inner[0]) * (inner[3] - inner[1])
+    return area > 0 and w * h >= (1 - PART_SLACK) * area
+
+
+def _area(quad: np.ndarray | None) -> float:
+    return 0.0 if quad is None else float(cv2.contourArea(quad.astype(np.float32)))
+
+
+def _edges(image: np.ndarray) -> np.ndarray:
+    """Canny edges of each colour channel, combined: a green card on a brown table
+    differs in hue far more than in grey level."""
+    channels = cv2.split(image) if image.ndim == 3 else [image]
+    out = np.zeros(image.shape[:2], np.uint8)
+    for channel in channels:
+        blurred = cv2.GaussianBlur(channel, (5, 5), 0)
+        median = float(np.median(blurred))
+        low, high = int(max(0, 0.66 * median)), int(min(255, 1.33 * median)) or 1
+        out = np.maximum(out, cv2.Canny(blurred, low, high))
+    return out
+
+
+def _quads(image: np.ndarray, min_area: float) -> list[tuple[np.ndarray, float]]:
+    """(ordered corners, fill) of each usable four-cornered outline in ``image``."""
+    edges = cv2.dilate(_edges(image), np.ones((3, 3), np.uint8))
+    contours, _ = cv2.findContours(edges, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+    total = image.shape[0] * image.shape[1]
+    out = []
+    for contour in contours:
+        area = cv2.contourArea(contour)
+        if not min_area * total <= area <= MAX_AREA * total:
+            continue
+        hull = cv2.convexHull(contour)
+        poly = cv2.approxPolyDP(hull, APPROX_SHARE * cv2.arcLength(hull, True), True)
+        if len(poly) != 4:
+            continue
+        quad = order_corners(poly.reshape(4, 2))
+        if not is_usable(quad):
+            continue
+        quad_area = cv2.contourArea(quad)
+        out.append((quad, float(min(1.0, area / quad_area)) if quad_area > 0 else 0.0))
+    return out

@@ -1,0 +1,112 @@
+"""Several things in one picture: the quad detector finds two flags laid on a table,
+each is straightened and identified on its own, through ``identify match`` and the
+server's ``POST /api/identify``; a detector that finds nothing falls back to locating."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from server.engine.project.config import Project, load_project
+from server.engine.vision.images import encode_jpeg, load_image
+from server.engine.workflows.index import build_index
+from server.engine.workflows.match import match_files
+from tests.conftest import DEMO_REFS, write_project
+
+BRAZIL_AT = np.float32([[60, 80], [300, 110], [290, 290], [50, 260]])
+JAPAN_AT = np.float32([[360, 60], [600, 50], [610, 220], [370, 240]])
+
+
+def _scene(seed: int = 0) -> np.ndarray:
+    """The Brazil and Japan reference photos warped onto a noisy wooden table, tilted
+    (a table that contrasts with the flags' borders: the edge finder needs one)."""
+    rng = np.random.default_rng(seed)
+    scene = np.clip(rng.normal((140, 100, 70), 10, (400, 660, 3)), 0, 255).astype(np.uint8)
+    for name, at in (("Brazil", BRAZIL_AT), ("Japan", JAPAN_AT)):
+        flag = load_image(DEMO_REFS / f"{name}.png")
+        h, w = flag.shape[:2]
+        src = np.float32([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]])
+        warp = cv2.getPerspectiveTransform(src, at)
+        warped = cv2.warpPerspective(flag, warp, scene.shape[1::-1])
+        mask = cv2.warpPerspective(np.full((h, w), 255, np.uint8), warp, scene.shape[1::-1])
+        scene[mask > 0] = warped[mask > 0]
+    return scene
+
+
+@pytest.fixture()
+def quad_project(tmp_path: Path, small_refs: Path, embedder) -> Project:  # type: ignore[no-untyped-def]
+    project = load_project(write_project(tmp_path, small_refs, "detector:\n  kind: quad\n"))
+    build_index(project, embedder)
+    return project
+
+
+def test_match_reports_each_flag_with_its_box_and_corners(
+    quad_project: Project,
+    embedder,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    photo = tmp_path / "table.jpg"
+    photo.write_bytes(encode_jpeg(_scene(), 92))
+    (result,) = match_files(quad_project, embedder, [photo], record=False)
+    body = result.to_json()
+    objects = {o["label"]: o for o in body["objects"]}
+    assert set(objects) == {"Brazil", "Japan"}, body
+    for label, at in (("Brazil", BRAZIL_AT), ("Japan", JAPAN_AT)):
+        quad = np.array(objects[label]["quad"])
+        assert np.abs(quad - at).max() <= 5.0  # pixels, on flags about 250 px wide
+        x0, y0, x1, y1 = objects[label]["bbox"]
+        assert (x0, y0) <= tuple(at.min(axis=0) + 1) and (x1, y1) >= tuple(at.max(axis=0) - 1)
+    assert "detector_found_nothing" not in body
+
+
+def test_a_picture_with_no_quad_falls_back_to_locating_and_says_so(
+    quad_project: Project,
+    embedder,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    bare = tmp_path / "bare.jpg"
+    rng = np.random.default_rng(1)
+    bare.write_bytes(
+        encode_jpeg(np.clip(rng.normal(90, 8, (300, 400, 3)), 0, 255).astype(np.uint8), 92)
+    )
+    (result,) = match_files(quad_project, embedder, [bare], record=False)
+    body = result.to_json()
+    assert body["detector_found_nothing"] is True
+    assert len(body["objects"]) == 1 and body["objects"][0]["quad"] is None
+
+
+async def test_the_server_identifies_and_queues_each_thing_apart(
+    quad_project: Project,
+    embedder,  # type: ignore[no-untyped-def]
+    aiohttp_client,  # type: ignore[no-untyped-def]
+) -> None:
+    # Japan's reference goes, so its flag is an unknown thing beside a known one.
+    from server.engine.catalog.store import Store
+    from server.http.app import create_app
+    from server.http.config import ServeConfig
+
+    store = Store(quad_project.db_path)
+    try:
+        japan = next(r.id for r in store.active_references() if r.label == "Japan")
+    finally:
+        store.close()
+    app = create_app(ServeConfig(project=quad_project), embedder=lambda c: embedder)
+    client = await aiohttp_client(app)
+    assert (await client.delete(f"/api/references/{japan}")).status == 200
+    data = encode_jpeg(_scene(), 92)
+    for _ in range(2):  # the same picture again: each item is counted, not queued twice
+        resp = await client.post("/api/identify", data=data, headers={"Content-Type": "image/jpeg"})
+        body = await resp.json()
+        assert resp.status == 200, body
+    by_label = {o["label"]: o for o in body["objects"]}
+    assert set(by_label) == {"Brazil", None}, body
+    assert by_label["Brazil"]["review_id"] is None and by_label[None]["review_id"] is not None
+    item = await (await client.get(f"/api/review/{by_label[None]['review_id']}")).json()
+    assert item["seen"] == 2 and item["box"] is not None
+    x0, _, x1, _ = item["box"]  # the stored picture is smaller; the box is on the right
+    assert x0 > (x1 - x0) / 2
+    page = await (await client.get("/api/review")).json()
+    assert page["total"] == 1

@@ -18,7 +18,7 @@ from PIL import Image
 
 from identify_tui.cli import main
 from server.engine.vision.images import load_image
-from tests.conftest import DEMO_QUERIES, REPO, write_project
+from tests.conftest import DEMO_QUERIES, DEMO_REFS, REPO, write_project
 
 COMMANDS = sorted(main.commands)
 
@@ -283,6 +283,24 @@ def test_init_writes_a_project_that_loads(in_tmp: Path, small_refs: Path) -> Non
     assert proj.config.references[0].path == small_refs.resolve()
     code, _, err = run("init", "cards", "--refs", str(small_refs))
     assert code == 2 and "already exists" in err
+
+
+def test_init_picks_the_quad_finder_for_flat_references_only(
+    in_tmp: Path, small_refs: Path
+) -> None:
+    from server.engine.project.config import load_project
+
+    flags = in_tmp / "flags"
+    flags.mkdir()
+    for name in ("Brazil", "Japan", "Canada", "India"):
+        shutil.copy(DEMO_REFS / f"{name}.png", flags / f"{name}.png")
+    code, _, err = run("init", "flags", "--refs", str(flags), "--model", "efficientnet-lite0")
+    assert code == 0 and "detector quad: 4 of 4 references are flat rectangles" in err
+    assert load_project("flags", cwd=in_tmp).config.detector.kind == "quad"
+    # Two flags and four fruit cut-outs: the window search.
+    code, _, err = run("init", "mixed", "--refs", str(small_refs), "--model", "efficientnet-lite0")
+    assert code == 0 and "detector locate: 4 of 6 references are cut-outs" in err
+    assert load_project("mixed", cwd=in_tmp).config.detector.kind == "locate"
 
 
 def test_match_keeps_input_order_across_batches_and_errors(

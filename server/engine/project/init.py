@@ -18,6 +18,8 @@ model:
   name: {model}
 index:
   dtype: f16
+detector:
+  kind: {detector}   # {why}
 # taxonomies:
 #   - name: default
 #     threshold: null   # null = use the value `identify verify` calibrated
@@ -25,7 +27,14 @@ index:
 """
 
 
-def write_new_project(cwd: Path, name: str, refs: Path, model: str, force: bool = False) -> Path:
+def write_new_project(
+    cwd: Path,
+    name: str,
+    refs: Path,
+    model: str,
+    force: bool = False,
+    detector: tuple[str, str] = ("locate", "the window search finds one object a picture"),
+) -> Path:
     """Create ``projects/<name>.yaml`` under ``cwd`` and return its path.
 
     Raises:
@@ -44,6 +53,8 @@ def write_new_project(cwd: Path, name: str, refs: Path, model: str, force: bool 
         raise ProjectConfigError(f"{path} already exists (use --force to overwrite)")
     folder.mkdir(parents=True, exist_ok=True)
     rel = Path(os.path.relpath(refs_abs, folder))
-    path.write_text(TEMPLATE.format(name=name, refs=rel.as_posix(), model=model), encoding="utf-8")
+    kind, why = detector
+    text = TEMPLATE.format(name=name, refs=rel.as_posix(), model=model, detector=kind, why=why)
+    path.write_text(text, encoding="utf-8")
     load_project(path)  # the file we wrote must load
     return path

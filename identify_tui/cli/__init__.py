@@ -12,6 +12,7 @@ import os
 
 import click
 
+from identify_tui.cli import detector as _detector
 from identify_tui.cli import match as _match
 from identify_tui.cli import project as _project
 from identify_tui.cli import serve as _serve
@@ -43,6 +44,7 @@ for command in (
     _verify.verify,
     _match.match,
     _verify.train,
+    _detector.detector,
     _serve.serve,
     _serve.tui,
     _project.gc,

@@ -4,10 +4,10 @@ Scenes of 2-5 things from the accuracy benchmark's dataset (a quarter of them un
 from its held-out classes), on its benchmark-half background photos, in perspective and
 partly covering each other (``vision.scenes``). Two sets: ``flags`` (flat rectangles,
 what the quad finder is for) and ``mixed`` (flags and cut-out photos). For each detector
-(``locate``: today's one best object; ``quad``): detection recall and AP50 over the
-things at least half visible, corner error of the quads as a share of the thing's
-diagonal, per-object open-set accuracy, and per-frame time against the detector's time
-plus objects x one crop's identification.
+(``locate``: today's one best object; ``quad``; with ``--yolo``, a trained model):
+detection recall and AP50 over the things at least half visible, corner error of the
+quads as a share of the thing's diagonal, per-object open-set accuracy, and per-frame
+time against the detector's time plus objects x one crop's identification.
 
 A ground-truth thing counts right when a detection at IoU >= 0.5 has its label (known)
 or is rejected (unknown); a missed thing is an error; a labelled detection that matches
@@ -41,6 +41,8 @@ from server.engine.vision.locate import iou
 from server.engine.vision.rectify import order_corners
 from server.engine.vision.scenes import scene
 
+YOLO_SIZE = 320
+"""``--yolo`` models run at ``identify detector train``'s default side."""
 MATCH_IOU = 0.5
 MIN_VISIBLE = 0.5
 """Things less visible than this are neither required nor counted against a detector."""
@@ -75,6 +77,7 @@ def run_set(
     seed: int,
     ident: Identifier,
     data: Path,
+    yolo: Path | None = None,
 ) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     manifest = json.loads((data / "manifest.json").read_text())
@@ -87,9 +90,11 @@ def run_set(
         scenes.append((picks, scene([images[p[0]] for p in picks], bg, rng)))
     out: dict[str, Any] = {}
     config = ident.project.config.detector
-    for kind in ("locate", "quad"):
-        detector = detectors.make(dataclasses.replace(config, kind=kind), ident.project.data_dir)
-        out[kind] = _measure(ident, detector, scenes)
+    for kind in ("locate", "quad", "yolo") if yolo is not None else ("locate", "quad"):
+        cfg = dataclasses.replace(config, kind=kind, weights=yolo if kind == "yolo" else None)
+        if kind == "yolo":  # at the side it was trained at (``identify detector train``)
+            cfg = dataclasses.replace(cfg, image_size=YOLO_SIZE)
+        out[kind] = _measure(ident, detectors.make(cfg, ident.project.data_dir), scenes)
     return {"set": name, "scenes": n, **out}
 
 
@@ -161,6 +166,7 @@ def main() -> None:
     ap.add_argument("--project", type=Path, default=Path(".bench/accuracy/views6/bench.yaml"))
     ap.add_argument("--scenes", type=int, default=60)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--yolo", type=Path, help="Also measure this YOLO detector (.pt).")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     manifest = json.loads((args.data / "manifest.json").read_text())
@@ -174,6 +180,7 @@ def main() -> None:
             args.seed,
             ident,
             args.data,
+            args.yolo,
         ),
         run_set(
             "mixed",
@@ -182,11 +189,13 @@ def main() -> None:
             args.seed + 1,
             ident,
             args.data,
+            args.yolo,
         ),
     ]
     for r in results:
-        for kind in ("locate", "quad"):
-            print(r["set"], kind, json.dumps(r[kind]))
+        for kind in ("locate", "quad", "yolo"):
+            if kind in r:
+                print(r["set"], kind, json.dumps(r[kind]))
     if args.out:
         args.out.write_text(json.dumps(results, indent=2))
 

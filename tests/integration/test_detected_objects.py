@@ -110,3 +110,24 @@ async def test_the_server_identifies_and_queues_each_thing_apart(
     assert x0 > (x1 - x0) / 2
     page = await (await client.get("/api/review")).json()
     assert page["total"] == 1
+
+
+def test_live_frames_keep_one_track_per_thing(
+    quad_project: Project,
+    embedder,  # type: ignore[no-untyped-def]
+) -> None:
+    from server.engine.live.service import Service
+
+    service = Service.open(quad_project, embedder)
+    try:
+        frames = [_scene(seed) for seed in range(3)]  # the same table, new noise each frame
+        seen = [
+            service.identify_prepared(service.prepare(f), source="cam", live=True) for f in frames
+        ]
+    finally:
+        service.close()
+    tracks = [{o.decision.label: o.track_id for o in objects} for objects in seen]
+    assert set(tracks[0]) == {"Brazil", "Japan"}
+    assert tracks[0]["Brazil"] != tracks[0]["Japan"]
+    assert tracks[0] == tracks[1] == tracks[2]  # each thing keeps its own track
+    assert all(o.quad is not None for objects in seen for o in objects)

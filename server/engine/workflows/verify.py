@@ -69,7 +69,9 @@ class QueryOutcome:
         return self.true_score - self.best_wrong_score
 
 
-def _background_pool(project: Project, rng: np.random.Generator) -> tuple[list[np.ndarray], str]:
+def background_pool(project: Project, rng: np.random.Generator) -> tuple[list[np.ndarray], str]:
+    """Photos to put things in front of: ``verify.backgrounds`` (or the packaged
+    folder), else procedural ones; and a line saying which."""
     folder = project.config.verify.backgrounds or BACKGROUNDS_DIR
     paths = (
         sorted(p for p in folder.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -256,7 +258,7 @@ def run_verify(
         refs = ident.store.active_references()
         if len({r.label for r in refs}) < 2:
             raise NoReferencesError("verify needs at least two classes to tell apart")
-        backgrounds, bg_note = _background_pool(project, rng)
+        backgrounds, bg_note = background_pool(project, rng)
         notes: list[str] = []
         blind = BlindHeads.build(project, embedder, ident, refs, notes)
         picture_n = vcfg.picture_queries if project.config.locate.enabled else 0

@@ -1,0 +1,194 @@
+"""``identify detector train``: a class-agnostic YOLO detector trained here, on synthetic
+scenes of the project's own references (``vision.scenes``), since no pretrained detector
+weights can be downloaded and a user's things are rarely COCO classes.
+
+The scenes are written in YOLO's folder format under the data folder, a share held out;
+Ultralytics trains a model built from its ``yolo11n.yaml`` (no weights fetched), offline,
+and its mAP50 on the held-out scenes is recorded. The weights go to the project's models
+folder and the choice into the project file's ``detector:`` block.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from server.engine.errors import IdentifyError, NoReferencesError
+from server.engine.project.config import DetectorConfig, Project, write_block
+from server.engine.vision.detectors.yolo import offline_ultralytics
+from server.engine.vision.images import encode_jpeg, load_image
+from server.engine.vision.scenes import scene
+from server.engine.workflows.common import Stage, open_project, quiet, writer_lock
+from server.engine.workflows.index_stages import scan
+from server.engine.workflows.verify import background_pool
+
+ARCHITECTURE = "yolo11n.yaml"
+"""Ultralytics' smallest current detector, built from its definition."""
+HELD_OUT = 0.2
+"""Share of the scenes kept out of training to measure the detector on."""
+MAX_REFERENCES = 500
+"""References drawn into scenes, at most (evenly spread over the project's)."""
+MIN_VISIBLE = 0.3
+"""A thing less visible than this is not labelled (nor expected to be found)."""
+
+
+@dataclass(frozen=True)
+class DetectorRun:
+    """What ``identify detector train`` made."""
+
+    project: Project
+    weights: Path
+    scenes: int
+    epochs: int
+    image_size: int
+    map50: float
+    """Mean average precision at IoU 0.5 on the held-out scenes."""
+
+
+def train_detector(
+    ref: str,
+    scenes: int = 300,
+    epochs: int = 20,
+    image_size: int = 320,
+    seed: int = 0,
+    stage: Stage = quiet,
+) -> DetectorRun:
+    """Make scenes, train, measure, save the weights and point the project at them.
+
+    Raises:
+        ProjectConfigError, NoReferencesError: see ``scan``.
+        IdentifyError: fewer than 10 scenes, or training failed.
+        ConflictError: another process holds the project (a running server).
+    """
+    if scenes < 10 or epochs < 1:
+        raise IdentifyError("a detector needs at least 10 scenes and 1 epoch")
+    project = open_project(ref)
+    files, _ = scan(project)
+    rng = np.random.default_rng(seed)
+    step = max(1, len(files) // MAX_REFERENCES)
+    images = [load_image(f.path, keep_alpha=True) for f in files[::step][:MAX_REFERENCES]]
+    if not images:
+        raise NoReferencesError("no reference image to make scenes of")
+    backgrounds, _ = background_pool(project, rng)
+    work = project.data_dir / "detector"
+    with writer_lock(project, "identify detector train"):
+        with stage("making scenes", scenes) as update:
+            data = _write_scenes(
+                work / "scenes", images, backgrounds, rng, scenes, image_size, update
+            )
+        with stage("training", epochs) as update:
+            best, map50 = _train(project, data, work / "runs", epochs, image_size, seed, update)
+        models = project.data_dir / "models"
+        models.mkdir(parents=True, exist_ok=True)
+        weights = models / f"detector-{seed}-{scenes}x{epochs}.pt"
+        shutil.copyfile(best, weights)
+        relative = os.path.relpath(weights, project.file.parent)
+        write_block(
+            project.file,
+            "detector",
+            {
+                **_own_settings(project),
+                "kind": "yolo",
+                "weights": relative,
+                "image_size": image_size,
+            },
+            "identify detector train",
+        )
+    return DetectorRun(project, weights, scenes, epochs, image_size, map50)
+
+
+def _own_settings(project: Project) -> dict[str, Any]:
+    """The project's detector settings that differ from the defaults (kept when the
+    block is rewritten), as YAML can hold them."""
+    current, default = asdict(project.config.detector), asdict(DetectorConfig())
+    return {
+        key: list(value) if isinstance(value, tuple) else value
+        for key, value in current.items()
+        if value != default[key] and key not in ("kind", "weights", "image_size")
+    }
+
+
+def _write_scenes(
+    root: Path,
+    images: list[np.ndarray],
+    backgrounds: list[np.ndarray],
+    rng: np.random.Generator,
+    count: int,
+    image_size: int,
+    update: Any,
+) -> Path:
+    """``count`` scenes in YOLO's layout (``images/`` and ``labels/``, ``train`` and
+    ``val``), one class ``thing``; returns the dataset file."""
+    shutil.rmtree(root, ignore_errors=True)
+    size = (image_size, image_size * 3 // 4)
+    held_out = max(2, round(count * HELD_OUT))
+    for i in range(count):
+        split = "val" if i < held_out else "train"
+        picks = rng.choice(len(images), min(len(images), int(rng.integers(2, 6))), replace=False)
+        bg = backgrounds[int(rng.integers(len(backgrounds)))]
+        made = scene([images[j] for j in picks], bg, rng, size=size)
+        (root / "images" / split).mkdir(parents=True, exist_ok=True)
+        (root / "labels" / split).mkdir(parents=True, exist_ok=True)
+        (root / "images" / split / f"{i:05d}.jpg").write_bytes(encode_jpeg(made.frame, 90))
+        lines = [_label_line(t.box, size) for t in made.things if t.visible >= MIN_VISIBLE]
+        (root / "labels" / split / f"{i:05d}.txt").write_text("\n".join(lines) + "\n")
+        update(1)
+    data = root / "data.yaml"
+    data.write_text(f"path: {root}\ntrain: images/train\nval: images/val\nnames:\n  0: thing\n")
+    return data
+
+
+def _label_line(box: tuple[int, int, int, int], size: tuple[int, int]) -> str:
+    """A box as a line of a YOLO label file: class, centre and size, as shares."""
+    (x0, y0, x1, y1), (w, h) = box, size
+    return (
+        f"0 {(x0 + x1) / 2 / w:.6f} {(y0 + y1) / 2 / h:.6f} {(x1 - x0) / w:.6f} {(y1 - y0) / h:.6f}"
+    )
+
+
+def _train(
+    project: Project,
+    data: Path,
+    runs: Path,
+    epochs: int,
+    image_size: int,
+    seed: int,
+    update: Any,
+) -> tuple[Path, float]:
+    """Train from the architecture; the best weights and their held-out mAP50."""
+    yolo = offline_ultralytics(project.data_dir)
+    logging.getLogger("ultralytics").setLevel(logging.WARNING)  # its per-epoch tables
+    model = yolo.YOLO(ARCHITECTURE)
+    model.add_callback("on_fit_epoch_end", lambda trainer: update(1))
+    device = project.config.detector.device
+    try:
+        result = model.train(
+            data=str(data),
+            epochs=epochs,
+            imgsz=image_size,
+            batch=16,
+            device=device,
+            workers=0,
+            seed=seed,
+            deterministic=True,
+            plots=False,
+            amp=device != "cpu",
+            pretrained=False,
+            project=str(runs),
+            name="train",
+            exist_ok=True,
+            verbose=False,
+        )
+    except Exception as exc:  # noqa: BLE001 - Ultralytics raises many kinds; the run failed
+        raise IdentifyError(f"training the detector failed: {type(exc).__name__}: {exc}") from None
+    best = runs / "train" / "weights" / "best.pt"
+    if not best.is_file():
+        raise IdentifyError(f"training the detector wrote no weights under {runs}")
+    metrics = getattr(result, "results_dict", {}) or {}
+    return best, float(metrics.get("metrics/mAP50(B)", 0.0))

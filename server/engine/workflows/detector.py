@@ -22,7 +22,7 @@ import numpy as np
 from server.engine.errors import IdentifyError, NoReferencesError
 from server.engine.project.config import DetectorConfig, Project, write_block
 from server.engine.vision.detectors.yolo import offline_ultralytics
-from server.engine.vision.images import encode_jpeg, load_image
+from server.engine.vision.images import decode_image, encode_jpeg, read_image_bytes
 from server.engine.vision.scenes import scene
 from server.engine.workflows.common import Stage, open_project, quiet, writer_lock
 from server.engine.workflows.index_stages import scan
@@ -34,6 +34,8 @@ HELD_OUT = 0.2
 """Share of the scenes kept out of training to measure the detector on."""
 MAX_REFERENCES = 500
 """References drawn into scenes, at most (evenly spread over the project's)."""
+SCENE_SIDE = 512
+"""References are decoded at most this large: a scene draws them at a few hundred px."""
 MIN_VISIBLE = 0.3
 """A thing less visible than this is not labelled (nor expected to be found)."""
 
@@ -72,7 +74,10 @@ def train_detector(
     files, _ = scan(project)
     rng = np.random.default_rng(seed)
     step = max(1, len(files) // MAX_REFERENCES)
-    images = [load_image(f.path, keep_alpha=True) for f in files[::step][:MAX_REFERENCES]]
+    images = [
+        decode_image(read_image_bytes(f.path), f.path.name, keep_alpha=True, max_side=SCENE_SIDE)
+        for f in files[::step][:MAX_REFERENCES]
+    ]
     if not images:
         raise NoReferencesError("no reference image to make scenes of")
     backgrounds, _ = background_pool(project, rng)

@@ -5,10 +5,12 @@
 # (pytest's code 5). Arguments go to pytest; LINT=0 skips the linters.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Debian packages: real photos for the dataset tests and benchmarks, Chromium for the
-# browser test, tmux for the terminal test. Installed when missing and this user may
-# (root); else the tests that need them say what to install.
-DEBS="tuxpaint-stamps-default plasma-workspace-wallpapers mate-backgrounds chromium tmux"
+# Debian packages: real photos and playing cards (drawn by librsvg) for the dataset tests
+# and benchmarks, Chromium for the browser test, tmux for the terminal test. Installed
+# when missing and this user may (root); else the tests that need them say what to
+# install.
+DEBS="tuxpaint-stamps-default plasma-workspace-wallpapers mate-backgrounds"
+DEBS="$DEBS kdegames-card-data-kf5 librsvg2-bin chromium tmux"
 missing=$(for p in $DEBS; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
 if [ -n "$missing" ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   export DEBIAN_FRONTEND=noninteractive

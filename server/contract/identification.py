@@ -18,6 +18,9 @@ class Candidate(TypedDict):
     """Homography inliers, when the second stage ran for it."""
     appearance: NotRequired[float]
     """Colour-layout similarity (0-1), when it was compared."""
+    aligned: NotRequired[float]
+    """Pixel correlation with the reference after aligning the flat thing (-1 to 1),
+    when it was compared."""
 
 
 class Decided(TypedDict):

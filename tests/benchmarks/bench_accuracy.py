@@ -111,6 +111,7 @@ def write_project(
     rerank: bool,
     train_seed: int = 0,
     train: Sequence[str] = (),
+    rerank_settings: Sequence[str] = (),
 ) -> Path:
     """The benchmark's project file (offline embedder, verify's default settings)."""
     work = work.resolve()
@@ -122,7 +123,8 @@ def write_project(
         f"model:\n  name: efficientnet-lite0\n  device: cpu\n"
         f"index:\n  views: {views}\n"
         f"rerank:\n  enabled: {str(rerank).lower()}\n"
-        f"verify:\n  expected_unknown_share: {unknown_share:.3f}\n"
+        + "".join(f"  {kv.replace('=', ': ', 1)}\n" for kv in rerank_settings)
+        + f"verify:\n  expected_unknown_share: {unknown_share:.3f}\n"
         f"train:\n  seed: {train_seed}\n"
         + "".join(f"  {kv.replace('=', ': ', 1)}\n" for kv in train)
         + f"data_dir: {work / 'index'}\n",
@@ -140,6 +142,7 @@ def run(
     train_seed: int = 0,
     batch: int = 16,
     train: Sequence[str] = (),
+    rerank_settings: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Index, (train,) verify and evaluate one configuration."""
     manifest = json.loads((data / "manifest.json").read_text())
@@ -148,7 +151,9 @@ def run(
     stem_of = {label: Path(rel).stem for label, rel in manifest["references"].items()}
     queries = [{**q, "label": stem_of[q["label"]]} for q in queries]
     unknown_share = float(np.mean([not q["known"] for q in queries]))
-    project_file = write_project(work, data, unknown_share, views, rerank, train_seed, train)
+    project_file = write_project(
+        work, data, unknown_share, views, rerank, train_seed, train, rerank_settings
+    )
     project = load_project(project_file)
     embedder = project_embedder(project.config)
     t0 = time.perf_counter()
@@ -208,7 +213,12 @@ def run(
                 for name, strip in (("identify", False), ("identify_global_only", True)):
                     asked = (
                         [
-                            replace(r, evidence=replace(r.evidence, features=None, layouts=None))
+                            replace(
+                                r,
+                                evidence=replace(
+                                    r.evidence, features=None, layouts=None, pixels=None
+                                ),
+                            )
                             for r in regions
                         ]
                         if strip
@@ -345,6 +355,13 @@ def main() -> None:
         metavar="KEY=VALUE",
         help="Another train setting of the project (repeatable), e.g. method=supcon.",
     )
+    ap.add_argument(
+        "--rerank",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Another rerank setting of the project (repeatable), e.g. aligned=0.",
+    )
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     manifest = args.data / "manifest.json"
@@ -363,6 +380,7 @@ def main() -> None:
             args.head,
             args.train_seed,
             train=args.train,
+            rerank_settings=args.rerank,
         )
         results.append(res)
         print(table(res), flush=True)

@@ -3,7 +3,8 @@
 Scenes of 2-5 things from the accuracy benchmark's dataset (a quarter of them unknown,
 from its held-out classes), on its benchmark-half background photos, in perspective and
 partly covering each other (``vision.scenes``). Two sets: ``flags`` (flat rectangles,
-what the quad finder is for) and ``mixed`` (flags and cut-out photos). For each detector
+what the quad finder is for) and ``mixed`` (flags and cut-out photos); on the playing-card
+dataset (``cards.py``), one: ``cards`` (one deck known, another's cards unknown). For each detector
 (``locate``: today's one best object; ``quad``; with ``--yolo``, a trained model):
 detection recall and AP50 over the things at least half visible, corner error of the
 quads as a share of the thing's diagonal, per-object open-set accuracy, and per-frame
@@ -172,25 +173,24 @@ def main() -> None:
     manifest = json.loads((args.data / "manifest.json").read_text())
     project = load_project(args.project)
     ident = Identifier.open(project, project_embedder(project.config))
+    sources = set(manifest["sources"].values())
+    # The card dataset (``cards.py``) is one set; the accuracy benchmark's, two.
+    sets = (
+        [("cards", {"cards"})]
+        if sources == {"cards"}
+        else [("flags", {"flags"}), ("mixed", {"flags", "tuxpaint"})]
+    )
     results = [
         run_set(
-            "flags",
-            _things(manifest, args.data, {"flags"}),
+            name,
+            _things(manifest, args.data, kinds),
             args.scenes,
-            args.seed,
+            args.seed + n,
             ident,
             args.data,
             args.yolo,
-        ),
-        run_set(
-            "mixed",
-            _things(manifest, args.data, {"flags", "tuxpaint"}),
-            args.scenes,
-            args.seed + 1,
-            ident,
-            args.data,
-            args.yolo,
-        ),
+        )
+        for n, (name, kinds) in enumerate(sets)
     ]
     for r in results:
         for kind in ("locate", "quad", "yolo"):

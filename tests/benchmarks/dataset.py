@@ -140,7 +140,7 @@ def build_dataset(config: DatasetConfig) -> dict[str, Any]:
         for label in _hold_out(sel, config.unknown_share, rng_unknown)
     }
     _, bench_half = background_split(background_paths(config.background_dirs))
-    _prepare_out(config.out)
+    prepare_out(config.out)
     manifest: dict[str, Any] = {
         "seed": config.seed,
         "classes": sorted(
@@ -159,17 +159,17 @@ def build_dataset(config: DatasetConfig) -> dict[str, Any]:
         for label, image in sel.images.items():
             folder = "unknown_references" if label in unknown else "references"
             rel = f"{folder}/{safe_filename(label)}.png"
-            _write_image(config.out / rel, image)
+            write_image(config.out / rel, image)
             manifest["references"][label] = rel
             manifest["sources"][label] = sel.candidates[label].source
             jobs += [(label, image, sel.candidates[label].source)] * config.queries_per_class
     # One generator per query: the views are independent, so they render in parallel
     # (OpenCV releases the GIL) and stay identical whatever the thread timing.
-    backgrounds = _query_backgrounds(bench_half, len(jobs), rng_views)
+    backgrounds = query_backgrounds(bench_half, len(jobs), rng_views)
     rngs = rng_views.spawn(len(jobs))
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         queries = pool.map(
-            lambda n: _make_query(config, n, jobs[n][1], backgrounds[n], rngs[n]), range(len(jobs))
+            lambda n: make_query(config, n, jobs[n][1], backgrounds[n], rngs[n]), range(len(jobs))
         )
         for n, query in enumerate(queries):
             label, _, source = jobs[n]
@@ -417,7 +417,7 @@ def _hold_out(sel: Selection, share: float, rng: np.random.Generator) -> list[st
     return [labels[i] for i in sorted(rng.choice(len(labels), size=count, replace=False))]
 
 
-def _query_backgrounds(
+def query_backgrounds(
     paths: Sequence[Path], count: int, rng: np.random.Generator
 ) -> list[np.ndarray]:
     """A background for each of ``count`` queries, decoding (in parallel) only the photos drawn.
@@ -445,7 +445,7 @@ def _query_backgrounds(
     return [fallback[i % len(fallback)] for i in range(count)]
 
 
-def _make_query(
+def make_query(
     config: DatasetConfig,
     number: int,
     image: np.ndarray,
@@ -456,8 +456,8 @@ def _make_query(
     query_id = f"q{number:05d}"
     view = synth.camera_view(image, background, rng, size=FRAME_SIZE, strength=config.strength)
     frame, crop = f"queries/frames/{query_id}.jpg", f"queries/crops/{query_id}.jpg"
-    _write_image(config.out / frame, view.frame)
-    _write_image(config.out / crop, synth.crop_object(view, rng))
+    write_image(config.out / frame, view.frame)
+    write_image(config.out / crop, synth.crop_object(view, rng))
     return {
         "id": query_id,
         "frame": frame,
@@ -467,7 +467,7 @@ def _make_query(
     }
 
 
-def _prepare_out(out: Path) -> None:
+def prepare_out(out: Path) -> None:
     """Remove a previous build's files (only the ones this module writes)."""
     for name in ("references", "unknown_references", "queries"):
         shutil.rmtree(out / name, ignore_errors=True)
@@ -476,7 +476,7 @@ def _prepare_out(out: Path) -> None:
         (out / name).mkdir(parents=True, exist_ok=True)
 
 
-def _write_image(path: Path, image: np.ndarray) -> None:
+def write_image(path: Path, image: np.ndarray) -> None:
     """Write RGB(A) as PNG or JPEG (quality 95); encoding in memory keeps unicode paths safe."""
     code = cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR
     params = [cv2.IMWRITE_JPEG_QUALITY, 95] if path.suffix == ".jpg" else []

@@ -38,7 +38,9 @@ def _scene(seed: int = 0) -> np.ndarray:
 
 @pytest.fixture()
 def quad_project(tmp_path: Path, small_refs: Path, embedder) -> Project:  # type: ignore[no-untyped-def]
-    project = load_project(write_project(tmp_path, small_refs, "detector:\n  kind: quad\n"))
+    # Tracks last a minute: a busy machine must not time them out between frames.
+    extra = "detector:\n  kind: quad\nreview:\n  track_timeout_s: 60\n"
+    project = load_project(write_project(tmp_path, small_refs, extra))
     build_index(project, embedder)
     return project
 
@@ -131,3 +133,20 @@ def test_live_frames_keep_one_track_per_thing(
     assert tracks[0]["Brazil"] != tracks[0]["Japan"]
     assert tracks[0] == tracks[1] == tracks[2]  # each thing keeps its own track
     assert all(o.quad is not None for objects in seen for o in objects)
+
+
+def test_each_straightened_flag_is_compared_with_its_reference_pixel_by_pixel(
+    quad_project: Project,
+    embedder,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+) -> None:
+    photo = tmp_path / "table.jpg"
+    photo.write_bytes(encode_jpeg(_scene(), 92))
+    (result,) = match_files(quad_project, embedder, [photo], record=False)
+    for found in result.to_json()["objects"]:
+        top, *others = found["candidates"]
+        assert top["label"] == found["label"]
+        # The straightened crop is aligned with its own reference closely, and far less
+        # with any other flag of the shortlist.
+        assert top.get("aligned", 0.0) > 0.8, top
+        assert all(c.get("aligned", -1.0) < top["aligned"] - 0.2 for c in others), others

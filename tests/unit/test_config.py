@@ -465,6 +465,7 @@ def test_write_projection_keeps_calibration_and_stores_a_relative_path(tmp_path:
         ("train:\n  stesp: 10", "did you mean 'steps'"),
         ("rerank:\n  appearance: -1", "rerank.appearance must be between 0 and 2"),
         ("rerank:\n  appearance_centre: 3", "rerank.appearance_centre"),
+        ("rerank:\n  aligned: -1", "rerank.aligned"),
         ("rerank:\n  apearance: 0.2", "did you mean 'appearance'"),
         ("verify:\n  picture_queries: 100", "verify.picture_queries must be between 0 and 64"),
     ],

@@ -36,6 +36,9 @@ class Candidate:
     ``inliers``, when it found one; not part of the public shape."""
     appearance: float | None = None
     """Colour-layout similarity to that reference (0-1); None when not compared."""
+    aligned: float | None = None
+    """Correlation of the query seen flat with that reference, pixel by pixel, after
+    aligning them (-1 to 1, see ``vision.aligned``); None when not compared."""
 
     def to_json(self) -> contract.Candidate:
         """The public shape: label and score (plus evidence)."""
@@ -49,6 +52,8 @@ class Candidate:
             out["inliers"] = self.inliers
         if self.appearance is not None:
             out["appearance"] = round(self.appearance, 4)
+        if self.aligned is not None:
+            out["aligned"] = round(self.aligned, 4)
         return out
 
 
@@ -233,6 +238,14 @@ def with_scores(
     inliers: int | None,
     homography: np.ndarray | None = None,
     appearance: float | None = None,
+    aligned: float | None = None,
 ) -> Candidate:
     """A copy of a candidate with a new score and second-stage evidence."""
-    return replace(c, score=score, inliers=inliers, homography=homography, appearance=appearance)
+    return replace(
+        c,
+        score=score,
+        inliers=inliers,
+        homography=homography,
+        appearance=appearance,
+        aligned=aligned,
+    )

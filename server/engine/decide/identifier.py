@@ -18,21 +18,13 @@ from server.engine.decide.decision import (
     aggregate,
     decide,
     resolve_thresholds,
-    with_scores,
 )
+from server.engine.decide.second_stage import Evidence, SecondStage
 from server.engine.errors import NotIndexedError
 from server.engine.project.config import Project
-from server.engine.vision import appearance
+from server.engine.vision import aligned, appearance
 from server.engine.vision.embedders import Embedder
-from server.engine.vision.localfeatures import (
-    FEATURE_KIND,
-    Geometry,
-    LocalFeatures,
-    extract,
-    geometric_bonus,
-    match,
-    outline,
-)
+from server.engine.vision.localfeatures import Geometry, LocalFeatures, extract, outline
 from server.engine.vision.locate import Box, Window, shortlist, to_box, window_vectors
 
 LAYOUT_SEARCH_CLASSES = 3
@@ -45,16 +37,6 @@ Search = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass(frozen=True)
-class Evidence:
-    """What the second stage needs from a query: its embedding, local features and
-    colour layouts (None where that part of the second stage is off)."""
-
-    vector: np.ndarray
-    features: LocalFeatures | None
-    layouts: tuple[appearance.Layout, ...] | None = None
-
-
-@dataclass(frozen=True)
 class Region:
     """A part of a picture considered as the object: where, its pixels, its evidence."""
 
@@ -64,7 +46,7 @@ class Region:
     evidence: Evidence
 
 
-class Identifier:
+class Identifier(SecondStage):
     """Answers "which reference is this?" for images, using a project's index."""
 
     def __init__(
@@ -87,6 +69,7 @@ class Identifier:
         self.thresholds = thresholds or resolve_thresholds(project.config, embedder.spec)
         self._ref_features: dict[int, LocalFeatures] = {}
         self._ref_layouts: dict[int, appearance.Layout | None] = {}
+        self._ref_flats: dict[int, aligned.Flat | None] = {}
         self._layout_lock = threading.Lock()  # ``regions`` reads layouts on worker threads
 
     @classmethod
@@ -125,6 +108,7 @@ class Identifier:
             self.rarity.pop(ref_id, None)
             self._ref_features.pop(ref_id, None)
             self._ref_layouts.pop(ref_id, None)
+            self._ref_flats.pop(ref_id, None)
             if label is not None and label not in self.labels.values():
                 self.taxonomy_of.pop(label, None)
 
@@ -160,7 +144,11 @@ class Identifier:
             appearance.query_layouts(im) if rr.enabled and rr.appearance > 0 else None
             for im in images
         ]
-        return [Evidence(v, f, lay) for v, f, lay in zip(vecs, feats, layouts, strict=True)]
+        keep = rr.enabled and rr.aligned > 0
+        return [
+            Evidence(v, f, lay, im if keep else None)
+            for v, f, lay, im in zip(vecs, feats, layouts, images, strict=True)
+        ]
 
     def identify(self, images: Sequence[np.ndarray]) -> list[Decision]:
         """Decide for each image, taken as one crop of one object."""
@@ -351,7 +339,7 @@ class Identifier:
         ranked = aggregate(keys[0], sims[0], self.labels)
         if exclude is not None:
             ranked = [c for c in ranked if c.label != exclude]
-        if ev.features is not None or ev.layouts is not None:
+        if ev.features is not None or ev.layouts is not None or ev.pixels is not None:
             ranked = self.rerank(ev, ranked, inlier_cache)
         return ranked
 
@@ -365,59 +353,3 @@ class Identifier:
         ref = decision.reference_id
         rarity = self.rarity.get(ref) if decision.matched and ref is not None else None
         return replace(decision, rarity=rarity) if rarity else decision
-
-    def reference_features(self, ref_id: int) -> LocalFeatures | None:
-        """Stored local features of a reference (cached)."""
-        cached = self._ref_features.get(ref_id)
-        if cached is None:
-            row = self.store.features(ref_id, FEATURE_KIND)
-            if row is None:
-                return None
-            cached = LocalFeatures(*row)
-            self._ref_features[ref_id] = cached
-        return cached
-
-    def reference_layout(self, ref_id: int) -> appearance.Layout | None:
-        """Stored colour layout of a reference (cached); None if it has none."""
-        with self._layout_lock:
-            if ref_id not in self._ref_layouts:
-                row = self.store.layout(ref_id)
-                self._ref_layouts[ref_id] = (
-                    None if row is None else appearance.Layout.from_bytes(*row)
-                )
-            return self._ref_layouts[ref_id]
-
-    def rerank(
-        self,
-        query: Evidence,
-        ranked: list[Candidate],
-        inlier_cache: dict[int, Geometry] | None = None,
-    ) -> list[Candidate]:
-        """Add the geometric bonus to the shortlisted classes and the colour-layout term
-        to every ranked class, and sort again. (The layout moves a score down as well as
-        up and costs microseconds: a class below the shortlist must not overtake one the
-        layout has judged just because nobody compared its layout.)"""
-        rr = self.project.config.rerank
-        cache = {} if inlier_cache is None else inlier_cache
-        out = list(ranked)
-        for i, cand in enumerate(ranked):
-            inliers: int | None = None
-            homography = None
-            score = cand.cosine
-            if query.features is not None and i < rr.shortlist:
-                if cand.reference_id not in cache:
-                    ref = self.reference_features(cand.reference_id)
-                    cache[cand.reference_id] = (
-                        match(query.features, ref, rr.min_inliers) if ref is not None else (0, None)
-                    )
-                inliers, homography = cache[cand.reference_id]
-                score += geometric_bonus(inliers, rr.min_inliers, rr.saturation, rr.weight)
-            sim = None
-            if query.layouts is not None:
-                ref_layout = self.reference_layout(cand.reference_id)
-                sim = (
-                    None if ref_layout is None else appearance.similarity(query.layouts, ref_layout)
-                )
-                score += appearance.appearance_bonus(sim, rr.appearance, rr.appearance_centre)
-            out[i] = with_scores(cand, score, inliers, homography, sim)
-        return sorted(out, key=lambda c: -c.score)

@@ -11,7 +11,7 @@ thread that owns the index).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -66,7 +66,11 @@ def sight(ident: Identifier, detector: Detector | None, image: np.ndarray) -> Si
     if not detections:
         return Sighting(image, regions=ident.regions(image), fell_back=True)
     crops = [_crop(image, d) for d in detections]
-    evidence = ident.evidence(crops)
+    evidence = [
+        # A straightened crop is the flat thing, corner to corner.
+        replace(ev, outline=_frame(crop)) if d.quad is not None else ev
+        for d, crop, ev in zip(detections, crops, ident.evidence(crops), strict=True)
+    ]
     return Sighting(
         image,
         spotted=[
@@ -83,6 +87,12 @@ def decide(ident: Identifier, sighting: Sighting) -> list[Found]:
         return [Found(ident.decide(region.evidence), region, d) for d, region in sighting.spotted]
     decision, region = ident.decide_regions(sighting.regions)
     return [Found(decision, region)]
+
+
+def _frame(image: np.ndarray) -> np.ndarray:
+    """The corners of a picture, clockwise from the top left."""
+    h, w = image.shape[:2]
+    return np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], np.float32)
 
 
 def _crop(image: np.ndarray, detection: Detection) -> np.ndarray:

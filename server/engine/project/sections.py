@@ -132,12 +132,23 @@ class RerankConfig:
     appearance_centre: float = 0.5
     """Layout similarity that neither adds nor takes away: about what an unrelated
     thing's layout scores (the median of wrong candidates on the benchmark's crops)."""
+    aligned: float = 0.5
+    """Weight of the aligned comparison of flat things (see ``vision.aligned``): a
+    shortlisted flat reference's score rises by this much times how far the aligned
+    correlation passes ``aligned_centre``; 0 turns it off."""
+    aligned_centre: float = 0.7
+    """Aligned correlation from which the bonus starts: at 0.7 the two pictures share
+    about half their variance (0.7 squared), more alike than not."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.appearance <= 2.0:
             raise ValueError("rerank.appearance must be between 0 and 2")
         if not 0.0 <= self.appearance_centre <= 1.0:
             raise ValueError("rerank.appearance_centre must be between 0 and 1")
+        if not 0.0 <= self.aligned <= 2.0:
+            raise ValueError("rerank.aligned must be between 0 and 2")
+        if not -1.0 <= self.aligned_centre < 1.0:
+            raise ValueError("rerank.aligned_centre must be between -1 and 1")
 
 
 @dataclass(frozen=True)

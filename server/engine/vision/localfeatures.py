@@ -121,15 +121,21 @@ def geometric_bonus(inliers: int, min_inliers: int, saturation: int, weight: flo
     return weight * min(1.0, (inliers - min_inliers + 1) / span)
 
 
-def outline(query: LocalFeatures, ref: LocalFeatures, homography: np.ndarray) -> np.ndarray | None:
-    """The reference's corners in the query image's pixels (4, 2), or None when the
-    homography does not map the reference to a sane convex quadrilateral inside a
-    generous margin around the query."""
+def outline(
+    query: LocalFeatures,
+    ref: LocalFeatures,
+    homography: np.ndarray,
+    box: tuple[int, int, int, int] | None = None,
+) -> np.ndarray | None:
+    """The reference's corners (those of ``box`` in it, if given) in the query image's
+    pixels (4, 2), clockwise from the reference's top left, or None when the homography
+    does not map the reference to a sane convex quadrilateral inside a generous margin
+    around the query."""
     if query.size is None or ref.size is None:
         return None
-    rw, rh = ref.size
+    x0, y0, x1, y1 = box if box is not None else (0, 0, *ref.size)
     rs = ref.scale
-    corners = np.array([[0, 0], [rw, 0], [rw, rh], [0, rh]], np.float32) * rs
+    corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32) * rs
     try:
         back = np.linalg.inv(homography)
     except np.linalg.LinAlgError:

@@ -74,7 +74,7 @@ def _area(quad: np.ndarray | None) -> float:
     return 0.0 if quad is None else float(cv2.contourArea(quad.astype(np.float32)))
 
 
-def _edges(image: np.ndarray) -> np.ndarray:
+def edges(image: np.ndarray) -> np.ndarray:
     """Canny edges of each colour channel, combined: a green card on a brown table
     differs in hue far more than in grey level."""
     channels = cv2.split(image) if image.ndim == 3 else [image]
@@ -89,8 +89,8 @@ def _edges(image: np.ndarray) -> np.ndarray:
 
 def _quads(image: np.ndarray, min_area: float) -> list[tuple[np.ndarray, float]]:
     """(ordered corners, fill) of each usable four-cornered outline in ``image``."""
-    edges = cv2.dilate(_edges(image), np.ones((3, 3), np.uint8))
-    contours, _ = cv2.findContours(edges, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+    outlines = cv2.dilate(edges(image), np.ones((3, 3), np.uint8))
+    contours, _ = cv2.findContours(outlines, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
     total = image.shape[0] * image.shape[1]
     out = []
     for contour in contours:

@@ -150,3 +150,25 @@ def test_each_straightened_flag_is_compared_with_its_reference_pixel_by_pixel(
         # with any other flag of the shortlist.
         assert top.get("aligned", 0.0) > 0.8, top
         assert all(c.get("aligned", -1.0) < top["aligned"] - 0.2 for c in others), others
+
+
+def test_flat_references_held_in_memory_are_bounded(
+    quad_project: Project,
+    embedder,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from server.engine.decide import second_stage
+    from server.engine.decide.identifier import Identifier
+
+    monkeypatch.setattr(second_stage, "FLAT_CACHE", 2)
+    ident = Identifier.open(quad_project, embedder)
+    try:
+        refs = ident.store.active_references()
+        assert len(refs) > 2
+        flats = {r.label: ident.reference_flat(r.id) for r in refs}
+        assert flats["Brazil"] is not None and flats["Japan"] is not None  # flags are flat
+        assert len(ident._ref_flats) == 2  # the latest two, not every one
+        again = ident.reference_flat(refs[0].id)  # read again from its file
+        assert (again is None) == (flats[refs[0].label] is None)
+    finally:
+        ident.close()

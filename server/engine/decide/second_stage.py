@@ -30,6 +30,10 @@ from server.engine.vision.localfeatures import (
     outline,
 )
 
+FLAT_CACHE = 2048
+"""Flat references kept in memory (about 100 kB each): a catalogue of a million is
+shortlisted a few at a time, and re-reading one costs a decode."""
+
 
 @dataclass(frozen=True)
 class Evidence:
@@ -79,8 +83,9 @@ class SecondStage:
             return self._ref_layouts[ref_id]
 
     def reference_flat(self, ref_id: int) -> aligned.Flat | None:
-        """A reference's canonical image for the aligned comparison (cached), read from
-        its file; None when it is not a flat rectangle or cannot be read."""
+        """A reference's canonical image for the aligned comparison (the last
+        ``FLAT_CACHE`` cached), read from its file; None when it is not a flat rectangle
+        or cannot be read."""
         with self._layout_lock:
             if ref_id in self._ref_flats:
                 return self._ref_flats[ref_id]
@@ -92,6 +97,8 @@ class SecondStage:
             except (ImageRejected, OSError):
                 flat = None
         with self._layout_lock:
+            if len(self._ref_flats) >= FLAT_CACHE:  # the oldest out (dicts keep order)
+                self._ref_flats.pop(next(iter(self._ref_flats)))
             self._ref_flats[ref_id] = flat
         return flat
 

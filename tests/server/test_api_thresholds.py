@@ -83,12 +83,14 @@ async def test_class_threshold_applies_to_the_next_request_and_persists(
 
 async def test_taxonomy_margin_applies_to_its_classes(client: Client) -> None:
     resp = await client.put(
-        "/api/thresholds", json={"scope": "taxonomy", "name": "default", "margin": 0.99}
+        # Above any margin a query can have (scores stay under 1.7).
+        "/api/thresholds",
+        json={"scope": "taxonomy", "name": "default", "margin": 1.99},
     )
     assert (await resp.json())["taxonomies"]["default"] == {
         "threshold": 0.8,
-        "margin": 0.99,
-        "picture": {"threshold": 0.8, "margin": 0.99},
+        "margin": 1.99,
+        "picture": {"threshold": 0.8, "margin": 1.99},
     }
     obj = (await identify(client, query(KNOWN_QUERY)))["objects"][0]
     assert obj["label"] is None and obj["reason"] == "low_margin"

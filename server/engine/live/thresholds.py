@@ -16,7 +16,8 @@ CURVE_OBSERVATIONS = 20_000
 """Recent identifications a threshold curve counts."""
 THRESHOLD_RANGE = (0.0, 2.0)
 """Scores are cosine similarity plus a second-stage bonus, so they can pass 1."""
-MARGIN_RANGE = (0.0, 1.0)
+MARGIN_RANGE = (0.0, 2.0)
+"""A margin is a difference of such scores: with the bonuses it can pass 1 too."""
 
 
 class ThresholdBook:

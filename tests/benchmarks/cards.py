@@ -39,9 +39,8 @@ from tests.benchmarks.dataset import (
     DatasetConfig,
     background_paths,
     background_split,
-    make_query,
     prepare_out,
-    query_backgrounds,
+    render_views,
     write_image,
 )
 
@@ -186,15 +185,10 @@ def build_cards(
             manifest["references"][label] = rel
             manifest["sources"][label] = "cards"
             jobs += [(label, image)] * queries_per_class
-    backgrounds = query_backgrounds(bench_half, len(jobs), rng_views)
-    rngs = rng_views.spawn(len(jobs))
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        views = pool.map(
-            lambda n: make_query(config, n, jobs[n][1], backgrounds[n], rngs[n]), range(len(jobs))
-        )
-        for (label, _), view in zip(jobs, views, strict=True):
-            head = {"id": view["id"], "label": label, "known": label in references}
-            manifest["queries"].append(head | {"source": "cards"} | view)
+    views = render_views(config, [image for _, image in jobs], bench_half, rng_views)
+    for (label, _), view in zip(jobs, views, strict=True):
+        head = {"id": view["id"], "label": label, "known": label in references}
+        manifest["queries"].append(head | {"source": "cards"} | view)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
     return manifest
 

@@ -163,25 +163,36 @@ def build_dataset(config: DatasetConfig) -> dict[str, Any]:
             manifest["references"][label] = rel
             manifest["sources"][label] = sel.candidates[label].source
             jobs += [(label, image, sel.candidates[label].source)] * config.queries_per_class
-    # One generator per query: the views are independent, so they render in parallel
-    # (OpenCV releases the GIL) and stay identical whatever the thread timing.
-    backgrounds = query_backgrounds(bench_half, len(jobs), rng_views)
-    rngs = rng_views.spawn(len(jobs))
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        queries = pool.map(
-            lambda n: make_query(config, n, jobs[n][1], backgrounds[n], rngs[n]), range(len(jobs))
-        )
-        for n, query in enumerate(queries):
-            label, _, source = jobs[n]
-            head = {
-                "id": query["id"],
-                "label": label,
-                "known": label not in unknown,
-                "source": source,
-            }
-            manifest["queries"].append(head | query)
+    images = [image for _, image, _ in jobs]
+    for (label, _, source), query in zip(
+        jobs, render_views(config, images, bench_half, rng_views), strict=True
+    ):
+        head = {"id": query["id"], "label": label, "known": label not in unknown, "source": source}
+        manifest["queries"].append(head | query)
     (config.out / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
     return manifest
+
+
+def render_views(
+    config: DatasetConfig,
+    images: Sequence[np.ndarray],
+    backgrounds: Sequence[Path],
+    rng: np.random.Generator,
+) -> list[dict[str, Any]]:
+    """One camera view of each of ``images`` (on a drawn background photo), written into
+    ``config.out``; their manifest entries, in order.
+
+    One generator per view: the views are independent, so they render in parallel
+    (OpenCV releases the GIL) and stay identical whatever the thread timing.
+    """
+    drawn = query_backgrounds(backgrounds, len(images), rng)
+    rngs = rng.spawn(len(images))
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        return list(
+            pool.map(
+                lambda n: make_query(config, n, images[n], drawn[n], rngs[n]), range(len(images))
+            )
+        )
 
 
 def find_flags_dir(repo_root: Path | None = None) -> Path | None:

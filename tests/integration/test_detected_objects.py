@@ -5,12 +5,14 @@ server's ``POST /api/identify``; a detector that finds nothing falls back to loc
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import pytest
 
 from server.engine.project.config import Project, load_project
+from server.engine.vision.embedders import Embedder
 from server.engine.vision.images import encode_jpeg, load_image
 from server.engine.workflows.index import build_index
 from server.engine.workflows.match import match_files
@@ -36,6 +38,14 @@ def _scene(seed: int = 0) -> np.ndarray:
     return scene
 
 
+def _match_table(project: Project, embedder: Embedder, tmp_path: Path) -> dict[str, Any]:
+    """``identify match`` of the table with both flags, as JSON."""
+    photo = tmp_path / "table.jpg"
+    photo.write_bytes(encode_jpeg(_scene(), 92))
+    (result,) = match_files(project, embedder, [photo], record=False)
+    return dict(result.to_json())
+
+
 @pytest.fixture()
 def quad_project(tmp_path: Path, small_refs: Path, embedder) -> Project:  # type: ignore[no-untyped-def]
     # Tracks last a minute: a busy machine must not time them out between frames.
@@ -50,10 +60,7 @@ def test_match_reports_each_flag_with_its_box_and_corners(
     embedder,  # type: ignore[no-untyped-def]
     tmp_path: Path,
 ) -> None:
-    photo = tmp_path / "table.jpg"
-    photo.write_bytes(encode_jpeg(_scene(), 92))
-    (result,) = match_files(quad_project, embedder, [photo], record=False)
-    body = result.to_json()
+    body = _match_table(quad_project, embedder, tmp_path)
     objects = {o["label"]: o for o in body["objects"]}
     assert set(objects) == {"Brazil", "Japan"}, body
     for label, at in (("Brazil", BRAZIL_AT), ("Japan", JAPAN_AT)):
@@ -140,10 +147,7 @@ def test_each_straightened_flag_is_compared_with_its_reference_pixel_by_pixel(
     embedder,  # type: ignore[no-untyped-def]
     tmp_path: Path,
 ) -> None:
-    photo = tmp_path / "table.jpg"
-    photo.write_bytes(encode_jpeg(_scene(), 92))
-    (result,) = match_files(quad_project, embedder, [photo], record=False)
-    for found in result.to_json()["objects"]:
+    for found in _match_table(quad_project, embedder, tmp_path)["objects"]:
         top, *others = found["candidates"]
         assert top["label"] == found["label"]
         # The straightened crop is aligned with its own reference closely, and far less

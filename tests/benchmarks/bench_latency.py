@@ -21,7 +21,7 @@ import argparse
 import json
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -43,10 +43,14 @@ def _median_ms(samples: list[float]) -> float:
     return float(np.median(samples) * 1000)
 
 
-def latency(data: Path, work: Path, n: int, head: bool = False) -> dict[str, Any]:
+def latency(
+    data: Path, work: Path, n: int, head: bool = False, rerank_settings: Sequence[str] = ()
+) -> dict[str, Any]:
     """Per-crop latency of identify's path against the bare forward pass (of the plain
     model, also when ``head`` adds a trained projection head to identify's path)."""
-    project_file = write_project(work, data, 0.25, views=0, rerank=True)
+    project_file = write_project(
+        work, data, 0.25, views=0, rerank=True, rerank_settings=rerank_settings
+    )
     project = load_project(project_file)
     embedder = project_embedder(project.config)
     build_index(project, embedder)
@@ -206,6 +210,13 @@ def main() -> None:
         action="store_true",
         help="latency with a projection head (`identify train`) in the path",
     )
+    ap.add_argument(
+        "--rerank",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="latency: another rerank setting of the project (repeatable), e.g. aligned=0",
+    )
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     if not (args.data / "manifest.json").exists():
@@ -214,7 +225,11 @@ def main() -> None:
     res: dict[str, Any] = {}
     if args.only != "throughput":
         res["latency"] = latency(
-            args.data, args.work / ("lat-head" if args.head else "lat"), args.n, args.head
+            args.data,
+            args.work / ("lat-head" if args.head else "lat"),
+            args.n,
+            args.head,
+            args.rerank,
         )
         print(json.dumps(res, indent=2), flush=True)
     res["throughput"] = []

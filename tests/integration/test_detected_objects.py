@@ -4,6 +4,7 @@ server's ``POST /api/identify``; a detector that finds nothing falls back to loc
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -176,3 +177,24 @@ def test_flat_references_held_in_memory_are_bounded(
         assert (again is None) == (flats[refs[0].label] is None)
     finally:
         ident.close()
+
+
+@pytest.mark.parametrize(("reach", "compared"), [(1, 1), (6, 2)])
+def test_the_aligned_comparison_reaches_past_the_keypoint_shortlist(
+    quad_project: Project,
+    embedder,  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    reach: int,
+    compared: int,
+) -> None:
+    # Keypoints for the best class only; the aligned comparison for the best ``reach``
+    # classes, of which two (the flags) are flat: each flag is compared with both flags
+    # when it reaches them, with its best class alone when it does not.
+    config = quad_project.config
+    rerank = replace(config.rerank, shortlist=1, aligned_shortlist=reach)
+    project = replace(quad_project, config=replace(config, rerank=rerank))
+    for found in _match_table(project, embedder, tmp_path)["objects"]:
+        aligned = [c for c in found["candidates"] if "aligned" in c]
+        assert len(aligned) == compared, found["candidates"]
+        assert aligned[0]["label"] == found["label"]
+        assert sum("inliers" in c for c in found["candidates"]) == 1

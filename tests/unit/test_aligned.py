@@ -109,3 +109,19 @@ def test_a_degenerate_outline_or_a_shape_mismatch_gives_nothing_to_compare() -> 
     assert aligned.bonus(None, 0.5, 0.5) == 0.0
     assert aligned.bonus(0.9, 0.5, 0.7) == pytest.approx(0.1)
     assert aligned.bonus(0.1, 0.5, 0.7) == 0.0  # a low correlation is no evidence either way
+
+
+def test_a_roughly_found_outline_is_screened_as_warped_and_refined_to_the_pixel() -> None:
+    # Corners 5 px off (as a quad finder misses them in a blurred photo): the plain
+    # correlation, which only ranks the candidates worth refining, is lower than the
+    # one after ECC has aligned the two, and the right card still screens first.
+    photo = _photo(_card(7), TILTED)
+    rough = TILTED + np.float32([[5, -4], [-5, 3], [4, 5], [-3, -5]])
+    ref7, ref8 = aligned.flat_reference(_card(7)), aligned.flat_reference(_card(8))
+    assert ref7 is not None and ref8 is not None
+    views = [aligned.warped(photo, q, ref7.size) for q in aligned.upright(rough, ref7.size)]
+    seen7, seen8 = aligned.screened(views, ref7), aligned.screened(views, ref8)
+    assert seen7 is not None and seen8 is not None
+    assert seen7[1] > seen8[1]
+    assert aligned.refined(seen7[0], ref7) > seen7[1] + 0.02
+    assert aligned.refined(seen7[0], ref7) > 0.9

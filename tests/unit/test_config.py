@@ -466,6 +466,8 @@ def test_write_projection_keeps_calibration_and_stores_a_relative_path(tmp_path:
         ("rerank:\n  appearance: -1", "rerank.appearance must be between 0 and 2"),
         ("rerank:\n  appearance_centre: 3", "rerank.appearance_centre"),
         ("rerank:\n  aligned: -1", "rerank.aligned"),
+        ("rerank:\n  aligned_shortlist: -2", "rerank.aligned_shortlist must be between 0"),
+        ("rerank:\n  aligned_refined: 1001", "rerank.aligned_refined must be between 0"),
         ("rerank:\n  apearance: 0.2", "did you mean 'appearance'"),
         ("verify:\n  picture_queries: 100", "verify.picture_queries must be between 0 and 64"),
     ],

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 
 from server.engine.decide.decision import Candidate
-from server.engine.decide.tracking import Tracker, iou
+from server.engine.decide.tracking import Sighted, Tracker
 from server.engine.project.config import ReviewConfig
+from server.engine.vision.locate import iou
 from server.engine.vision.quality import gate, sharpness
 
 
@@ -26,28 +29,58 @@ def test_iou_of_boxes() -> None:
     assert abs(iou([0, 0, 10, 10], [5, 0, 15, 10]) - 1 / 3) < 1e-9
 
 
+def one(tracker: Tracker, source: str, bbox: list[float] | None, vector: np.ndarray, now: float):  # type: ignore[no-untyped-def]
+    (track,) = tracker.assign_frame(source, [Sighted(bbox, vector)], now)
+    return track
+
+
 def test_similar_whole_frames_continue_a_track_and_different_ones_start_another() -> None:
     tracker = Tracker(ReviewConfig(track_similarity=0.9))
-    a = tracker.assign("cam", None, unit(1, 0, 0), now=0.0, taken=set())
-    again = tracker.assign("cam", None, unit(1, 0.1, 0), now=0.1, taken=set())
-    other = tracker.assign("cam", None, unit(0, 1, 0), now=0.2, taken=set())
+    a = one(tracker, "cam", None, unit(1, 0, 0), now=0.0)
+    again = one(tracker, "cam", None, unit(1, 0.1, 0), now=0.1)
+    other = one(tracker, "cam", None, unit(0, 1, 0), now=0.2)
     assert again is a and other is not a
-    assert tracker.assign("door", None, unit(1, 0, 0), now=0.3, taken=set()) is not a
+    assert one(tracker, "door", None, unit(1, 0, 0), now=0.3) is not a
+    # Two whole frames of one picture never share a track.
+    x, y = tracker.assign_frame("cam", [Sighted(None, unit(1, 0, 0))] * 2, now=0.4)
+    assert x is a and y is not a
 
 
-def test_boxes_continue_by_overlap_and_a_track_expires() -> None:
-    tracker = Tracker(ReviewConfig(track_iou=0.3, track_timeout_s=2.0))
-    a = tracker.assign("cam", [0, 0, 100, 100], unit(1, 0), now=0.0, taken=set())
-    assert tracker.assign("cam", [10, 10, 110, 110], unit(0, 1), now=1.0, taken=set()) is a
-    assert tracker.assign("cam", [10, 10, 110, 110], unit(0, 1), now=3.5, taken=set()) is not a
-    b = tracker.assign("cam", [0, 0, 50, 50], unit(1, 0), now=3.6, taken=set())
-    c = tracker.assign("cam", [0, 0, 50, 50], unit(1, 0), now=3.6, taken={b.id})
+def test_boxes_continue_by_overlap_and_a_track_expires(tmp_path: Path) -> None:
+    tracker = Tracker(ReviewConfig(track_iou=0.3, track_timeout_s=2.0), tmp_path)
+    a = one(tracker, "cam", [0, 0, 100, 100], unit(1, 0), now=0.0)
+    assert one(tracker, "cam", [10, 10, 110, 110], unit(0, 1), now=1.0) is a
+    assert one(tracker, "cam", [10, 10, 110, 110], unit(0, 1), now=3.5) is not a
+    b, c = tracker.assign_frame(
+        "cam", [Sighted([0, 0, 50, 50], unit(1, 0)), Sighted([0, 0, 50, 50], unit(1, 0))], 3.6
+    )
     assert b is not c  # two objects of one frame never share a track
+    assert one(tracker, "cam", [300, 300, 350, 350], unit(1, 0), now=3.7) not in (a, b, c)
+
+
+def test_two_things_that_move_and_cross_keep_their_tracks(tmp_path: Path) -> None:
+    # Two cards slide towards each other, 12 px a frame, and pass: the tracker predicts
+    # where each goes (ByteTrack's Kalman filter) and assigns the frame's boxes at once,
+    # so neither takes the other's track where their boxes overlap.
+    tracker = Tracker(ReviewConfig(track_iou=0.3, track_timeout_s=5.0), tmp_path)
+    ids: list[tuple[str, str]] = []
+    for step in range(16):
+        left = [40 + 12 * step, 100, 120 + 12 * step, 220]
+        right = [400 - 12 * step, 110, 480 - 12 * step, 230]
+        a, b = tracker.assign_frame(
+            "cam", [Sighted(left, unit(1, 0), 0.9), Sighted(right, unit(0, 1), 0.9)], step * 0.1
+        )
+        ids.append((a.id, b.id))
+    assert len(set(ids)) == 1, ids
+    assert ids[0][0] != ids[0][1]
+    assert tracker.active == 2
+    tracker.forget("cam")
+    assert tracker.active == 0
 
 
 def test_smoothing_keeps_one_odd_frame_from_flipping_the_answer() -> None:
     tracker = Tracker(ReviewConfig())
-    track = tracker.assign("cam", None, unit(1, 0), now=0.0, taken=set())
+    track = one(tracker, "cam", None, unit(1, 0), now=0.0)
     for _ in range(3):
         track.update([cand("Kiwi", 0.9), cand("Lime", 0.5)], alpha=0.5)
     track.update([cand("Lime", 0.75), cand("Pear", 0.4)], alpha=0.5)  # one blurred frame

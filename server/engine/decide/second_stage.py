@@ -105,28 +105,47 @@ class SecondStage:
     def _aligned(
         self,
         query: Evidence,
-        ref_id: int,
-        geometry: Geometry | None,
+        shortlisted: Sequence[Candidate],
+        cache: dict[int, Geometry],
         fallback: Callable[[], np.ndarray | None],
-    ) -> float | None:
-        """The aligned similarity of a query with one shortlisted reference, when that
-        reference is flat: the query is warped onto it along the reference's outline
-        in the query, from the second stage's homography to it when that has enough
-        inliers, else ``fallback()`` (an outline found otherwise, in either upright
-        orientation)."""
+    ) -> dict[int, float]:
+        """The aligned similarity of a query with each of ``shortlisted`` whose
+        reference is flat (by reference id).
+
+        The query is warped onto a reference along the reference's outline in the
+        query: from the second stage's homography to it when that has enough inliers,
+        else ``fallback()`` (an outline found otherwise, in either upright orientation;
+        warped once per reference size). Every one is compared as warped; the
+        ``rerank.aligned_refined`` that correlate best are aligned to the pixel (ECC)
+        and compared again, the rest keep their plain correlation."""
         if query.pixels is None:
-            return None
-        flat = self.reference_flat(ref_id)
-        if flat is None:
-            return None
-        quad = self._mapped_outline(query, ref_id, geometry, flat.box)
-        if quad is not None:
-            quads = [quad]
-        else:
-            found = fallback()
-            quads = [] if found is None else aligned.upright(found, flat.size)
-        views = [aligned.warped(query.pixels, q, flat.size) for q in quads]
-        return aligned.similarity(views, flat)
+            return {}
+        warps: dict[tuple[int, int], list[aligned.Seen]] = {}
+        screened: dict[int, tuple[aligned.Seen, float, aligned.Flat]] = {}
+        for cand in shortlisted:
+            flat = self.reference_flat(cand.reference_id)
+            if flat is None:
+                continue
+            quad = self._mapped_outline(
+                query, cand.reference_id, cache.get(cand.reference_id), flat.box
+            )
+            if quad is not None:
+                views = [aligned.warped(query.pixels, quad, flat.size)]
+            else:
+                if flat.size not in warps:
+                    found = fallback()
+                    quads = [] if found is None else aligned.upright(found, flat.size)
+                    warps[flat.size] = [aligned.warped(query.pixels, q, flat.size) for q in quads]
+                views = warps[flat.size]
+            seen = aligned.screened(views, flat)
+            if seen is not None:
+                screened[cand.reference_id] = (seen[0], seen[1], flat)
+        refined = self.project.config.rerank.aligned_refined
+        best = sorted(screened, key=lambda ref_id: -screened[ref_id][1])[:refined]
+        return {
+            ref_id: aligned.refined(view, flat) if ref_id in best else plain
+            for ref_id, (view, plain, flat) in screened.items()
+        }
 
     def _mapped_outline(
         self,
@@ -201,6 +220,11 @@ class SecondStage:
                         match(query.features, ref, rr.min_inliers) if ref is not None else (0, None)
                     )
         fallback = self._outline_fallback(query, shortlisted, cache)
+        dense = (
+            self._aligned(query, ranked[: rr.aligned_shortlist], cache, fallback)
+            if rr.aligned > 0
+            else {}
+        )
         out = list(ranked)
         for i, cand in enumerate(ranked):
             inliers: int | None = None
@@ -216,11 +240,7 @@ class SecondStage:
                     None if ref_layout is None else appearance.similarity(query.layouts, ref_layout)
                 )
                 score += appearance.appearance_bonus(sim, rr.appearance, rr.appearance_centre)
-            dense = None
-            if rr.aligned > 0 and i < rr.shortlist:
-                dense = self._aligned(
-                    query, cand.reference_id, cache.get(cand.reference_id), fallback
-                )
-                score += aligned.bonus(dense, rr.aligned, rr.aligned_centre)
-            out[i] = with_scores(cand, score, inliers, homography, sim, dense)
+            corr = dense.get(cand.reference_id)
+            score += aligned.bonus(corr, rr.aligned, rr.aligned_centre)
+            out[i] = with_scores(cand, score, inliers, homography, sim, corr)
         return sorted(out, key=lambda c: -c.score)

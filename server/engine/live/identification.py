@@ -16,7 +16,7 @@ from server.engine.decide.decision import Decision, decide
 from server.engine.decide.identifier import Evidence
 from server.engine.decide.objects import Found, Sighting, sight
 from server.engine.decide.objects import decide as decide_objects
-from server.engine.decide.tracking import Tracker
+from server.engine.decide.tracking import Sighted, Track, Tracker
 from server.engine.live.context import Live
 from server.engine.project.config import DEFAULT_TAXONOMY
 from server.engine.vision.images import (
@@ -84,12 +84,14 @@ class Identification:
 
     def __init__(self, live: Live) -> None:
         self.live = live
-        self.tracker = Tracker(live.project.config.review)
+        self.tracker = Tracker(live.project.config.review, live.project.data_dir)
         self.stats = LiveStats()
 
     def warm_up(self) -> None:
         """Run the model once so the first real request does not pay for lazy set-up."""
         self.live.ident.regions(np.full((480, 640, 3), 127, np.uint8))
+        if self.live.project.config.detector.kind in ("quad", "yolo"):  # tracked by ByteTrack
+            self.tracker.warm_up()
 
     def prepare(self, image: np.ndarray | bytes, name: str = "upload") -> Prepared:
         """Decode an image and compute its evidence (embedding, local features).
@@ -115,16 +117,20 @@ class Identification:
         queued one by one.
         """
         queued_before = self.stats.queued
-        taken: set[str] = set()
+        founds = decide_objects(self.live.ident, prepared)
+        # What is recorded of a located object is the whole picture (with the box in
+        # the result): for a miss the box is only where the picture looked most like
+        # something known. A detected thing is recorded as its own crop.
+        evidence = [
+            prepared.regions[0].evidence if f.detection is None else f.region.evidence
+            for f in founds
+        ]
+        tracks = self._tracks(founds, evidence, source) if live else [None] * len(founds)
         objects = []
-        for found in decide_objects(self.live.ident, prepared):
-            # What is recorded of a located object is the whole picture (with the box in
-            # the result): for a miss the box is only where the picture looked most like
-            # something known. A detected thing is recorded as its own crop.
+        for found, ev, track in zip(founds, evidence, tracks, strict=True):
             located = found.detection is None
-            ev = prepared.regions[0].evidence if located else found.region.evidence
-            if live:
-                objects.append(self._live_object(prepared.image, found, ev, source, taken))
+            if track is not None:
+                objects.append(self._live_object(prepared.image, found, ev, source, track))
                 continue
             review_id = None
             if record:
@@ -185,19 +191,27 @@ class Identification:
         data = encode_jpeg(region, REGION_JPEG_QUALITY)
         return self.live.media.write("crops", content_hash(data), ".jpg", data)
 
+    def _tracks(
+        self, founds: Sequence[Found], evidence: Sequence[Evidence], source: str
+    ) -> list[Track]:
+        """The live track of each object of a frame. A detected thing's track follows
+        its box; without a detector the track follows the whole frame (a located box
+        moves with the grid it snaps to)."""
+        sighted = [
+            Sighted(None, ev.vector)
+            if f.detection is None
+            else Sighted(f.region.box, ev.vector, f.detection.score)
+            for f, ev in zip(founds, evidence, strict=True)
+        ]
+        return self.tracker.assign_frame(source, sighted, self.live.clock())
+
     def _live_object(
-        self, image: np.ndarray, found: Found, ev: Evidence, source: str, taken: set[str]
+        self, image: np.ndarray, found: Found, ev: Evidence, source: str, track: Track
     ) -> ObjectResult:
-        """The object's candidates smoothed over its track. A detected thing's track
-        follows its box; without a detector the track follows the whole frame (a
-        located box moves with the grid it snaps to)."""
+        """The object's candidates smoothed over its track."""
         review = self.live.project.config.review
         located = found.detection is None
         bbox = found.region.box
-        track = self.tracker.assign(
-            source, None if located else bbox, ev.vector, self.live.clock(), taken
-        )
-        taken.add(track.id)
         track.update(self.live.ident.candidates(found.region.evidence), review.smoothing)
         ident = self.live.ident
         decision = ident.with_rarity(

@@ -133,12 +133,21 @@ class RerankConfig:
     """Layout similarity that neither adds nor takes away: about what an unrelated
     thing's layout scores (the median of wrong candidates on the benchmark's crops)."""
     aligned: float = 0.5
-    """Weight of the aligned comparison of flat things (see ``vision.aligned``): a
-    shortlisted flat reference's score rises by this much times how far the aligned
-    correlation passes ``aligned_centre``; 0 turns it off."""
+    """Weight of the aligned comparison of flat things (see ``vision.aligned``): the
+    score of a flat reference among the ``aligned_shortlist`` rises by this much times
+    how far the aligned correlation passes ``aligned_centre``; 0 turns it off."""
     aligned_centre: float = 0.7
     """Aligned correlation from which the bonus starts: at 0.7 the two pictures share
     about half their variance (0.7 squared), more alike than not."""
+    aligned_shortlist: int = 20
+    """Classes from the global ranking compared aligned (when their reference is flat;
+    20 is every class ``index.top_k`` returns by default): more than are matched by
+    keypoints, since a comparison as warped costs microseconds and the global
+    embedding ranks near-identical things poorly."""
+    aligned_refined: int = 3
+    """Of those, the ones whose correlation as warped is best are aligned to the pixel
+    (ECC, about 2.6 ms each on 2 CPU cores) and compared again; 0 compares all as
+    warped only."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.appearance <= 2.0:
@@ -149,6 +158,10 @@ class RerankConfig:
             raise ValueError("rerank.aligned must be between 0 and 2")
         if not -1.0 <= self.aligned_centre < 1.0:
             raise ValueError("rerank.aligned_centre must be between -1 and 1")
+        if not 0 <= self.aligned_shortlist <= 1000:
+            raise ValueError("rerank.aligned_shortlist must be between 0 and 1000")
+        if not 0 <= self.aligned_refined <= 1000:
+            raise ValueError("rerank.aligned_refined must be between 0 and 1000")
 
 
 @dataclass(frozen=True)

@@ -177,15 +177,20 @@ def warped(image: np.ndarray, quad: np.ndarray, size: tuple[int, int]) -> Seen:
     return _prepared(flat)
 
 
-def similarity(views: list[Seen], ref: Flat) -> float | None:
-    """How alike the query's ``views`` (``warped`` at ``ref.size``) and the reference
-    are once aligned: the colour correlation after ECC has aligned the grey images (the
-    view that correlates better as warped is the one refined); None when there is
-    nothing to compare."""
+def screened(views: list[Seen], ref: Flat) -> tuple[Seen, float] | None:
+    """The query view (of ``views``, ``warped`` at ``ref.size``) that lies best on the
+    reference as warped (grey correlation), and its colour correlation before any
+    refinement: what ranks the candidates worth refining. None when no view fits."""
     fits = [v for v in views if v.size == ref.size]
     if not fits:
         return None
     view = max(fits, key=lambda v: float((ref.grey * v.grey).sum()))
+    return view, float((ref.colour * view.colour).sum())
+
+
+def refined(view: Seen, ref: Flat) -> float:
+    """The colour correlation of a query view and the reference after ECC has aligned
+    their grey images (as warped when it does not converge)."""
     criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, ECC_ITERATIONS, ECC_EPSILON)
     everywhere = np.full(ref.grey.shape, 255, np.uint8)
     try:  # no smoothing of its own (1): both are smoothed already
@@ -208,6 +213,13 @@ def similarity(views: list[Seen], ref: Flat) -> float | None:
         borderMode=cv2.BORDER_REPLICATE,
     )
     return float((ref.colour * _unit(colour)).sum())
+
+
+def similarity(views: list[Seen], ref: Flat) -> float | None:
+    """How alike the query's ``views`` and the reference are once aligned (``screened``,
+    then ``refined``); None when there is nothing to compare."""
+    seen = screened(views, ref)
+    return None if seen is None else refined(seen[0], ref)
 
 
 def bonus(sim: float | None, weight: float, centre: float) -> float:

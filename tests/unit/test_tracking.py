@@ -106,3 +106,20 @@ def test_quality_gate_rejects_small_and_blurred_crops() -> None:
     assert gate(np.full((120, 120, 3), 80, np.uint8), cfg) == "blurry"
     assert sharpness(sharp) > 100
     assert gate(np.full((120, 120, 3), 80, np.uint8), ReviewConfig(min_sharpness=0)) is None
+
+
+def test_a_thing_missed_for_a_frame_keeps_its_track(tmp_path: Path) -> None:
+    # ByteTrack ends a track seen on one frame only at its first miss; the live track
+    # lasts its timeout whatever ByteTrack keeps.
+    tracker = Tracker(ReviewConfig(track_iou=0.3, track_timeout_s=2.0), tmp_path)
+    a, b = [0, 0, 100, 140], [300, 100, 400, 240]
+    first = tracker.assign_frame("cam", [Sighted(a, unit(1, 0))], 0.0)[0]
+    later = tracker.assign_frame("cam", [Sighted(a, unit(1, 0)), Sighted(b, unit(0, 1))], 0.03)
+    gap = tracker.assign_frame("cam", [Sighted(a, unit(1, 0))], 0.06)  # b missed once
+    back = tracker.assign_frame("cam", [Sighted(a, unit(1, 0)), Sighted(b, unit(0, 1))], 0.09)
+    assert later[0] is gap[0] is back[0] is first
+    assert back[1] is later[1]
+    # A source that sees nothing for longer than the timeout holds no tracks.
+    assert tracker.active == 2
+    tracker.assign_frame("cam", [], 5.0)
+    assert tracker.active == 0

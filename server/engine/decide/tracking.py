@@ -16,7 +16,7 @@ the pipeline is busy, so time, not a count of frames, says when a thing has gone
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -27,6 +27,7 @@ import numpy as np
 from server.engine.decide.decision import Candidate
 from server.engine.project.config import ReviewConfig
 from server.engine.vision.detectors.yolo import offline_ultralytics
+from server.engine.vision.locate import iou
 
 BYTETRACK_BUFFER = 30
 """Processed frames ByteTrack keeps a lost track for (its own default); the timeout in
@@ -103,7 +104,7 @@ class Tracker:
         objects of one frame never share a track."""
         out: list[Track | None] = [None] * len(objects)
         boxed = [i for i, o in enumerate(objects) if o.bbox is not None]
-        if boxed:
+        if boxed or source in self._byte:  # an empty frame ages the tracks too
             for i, track in zip(
                 boxed, self._by_box(source, [objects[i] for i in boxed], now), strict=True
             ):
@@ -122,26 +123,51 @@ class Tracker:
         )
 
     def _by_box(self, source: str, objects: Sequence[Sighted], now: float) -> list[Track]:
-        """Detected things matched by ByteTrack to the tracks of their source."""
+        """Detected things matched by ByteTrack to the tracks of their source.
+
+        ByteTrack ends a track it has not confirmed (one seen on a single frame) at its
+        first miss, and drops one of two overlapping tracks at the end of a frame, so
+        a detection it gives a new id (or none) first continues the unclaimed live
+        track whose last box it overlaps most (``review.track_iou``): a track lasts
+        ``review.track_timeout_s`` seconds unseen, whatever ByteTrack keeps."""
         byte = self._byte.get(source)
         if byte is None:
             byte = self._byte[source] = self._bytetrack()
         ids = _assigned(byte, objects)
         tracks = self._boxed.setdefault(source, {})
-        out = []
-        for obj, byte_id in zip(objects, ids, strict=True):
-            track = tracks.get(byte_id) if byte_id is not None else None
-            if track is None or now - track.last_seen > self.cfg.track_timeout_s:
-                track = self._new(source, obj, now)
-                if byte_id is not None:
-                    tracks[byte_id] = track
-            track.bbox, track.vector, track.last_seen = obj.bbox, obj.vector, now
-            out.append(track)
-        for byte_id in [
-            k for k, t in tracks.items() if now - t.last_seen > self.cfg.track_timeout_s
-        ]:
+        timeout = self.cfg.track_timeout_s
+        for byte_id in [k for k, t in tracks.items() if now - t.last_seen > timeout]:
             del tracks[byte_id]
-        return out
+        out: list[Track | None] = [tracks.get(i) if i is not None else None for i in ids]
+        for n, track in enumerate(out):  # one object per track: the first keeps it
+            if track is not None and any(t is track for t in out[:n]):
+                out[n] = None
+        claimed = {t.id for t in out if t is not None}
+        for n, obj in enumerate(objects):
+            if out[n] is not None:
+                continue
+            track = self._relinked(tracks.values(), obj, claimed) or self._new(source, obj, now)
+            claimed.add(track.id)
+            out[n] = track
+            known_as = ids[n]
+            if known_as is not None:
+                tracks[known_as] = track
+        for obj, track in zip(objects, out, strict=True):
+            assert track is not None
+            track.bbox, track.vector, track.last_seen = obj.bbox, obj.vector, now
+        return [t for t in out if t is not None]
+
+    def _relinked(self, alive: Iterable[Track], obj: Sighted, claimed: set[str]) -> Track | None:
+        """The live track not yet claimed in this frame whose last box overlaps
+        ``obj``'s most, by at least ``review.track_iou``."""
+        best, best_iou = None, self.cfg.track_iou
+        for track in alive:
+            if track.id in claimed or track.bbox is None or obj.bbox is None:
+                continue
+            overlap = iou(obj.bbox, track.bbox)
+            if overlap >= best_iou:
+                best, best_iou = track, overlap
+        return best
 
     def warm_up(self) -> None:
         """Import ByteTrack now (seconds, once), not on the first detected thing."""
@@ -193,9 +219,9 @@ class Tracker:
 
     @property
     def active(self) -> int:
-        """Tracks currently held."""
+        """Tracks currently held (one track may be known to ByteTrack by two ids)."""
         return sum(len(v) for v in self._tracks.values()) + sum(
-            len(v) for v in self._boxed.values()
+            len({t.id for t in v.values()}) for v in self._boxed.values()
         )
 
 

@@ -133,6 +133,14 @@ def write_project(
     return path
 
 
+def benchmark_queries(data: Path) -> list[dict[str, Any]]:
+    """The dataset's queries, each labelled as identify names its class: labels come
+    from file stems, and the manifest maps its labels to those files."""
+    manifest = json.loads((data / "manifest.json").read_text())
+    stem_of = {label: Path(rel).stem for label, rel in manifest["references"].items()}
+    return [{**q, "label": stem_of[q["label"]]} for q in manifest["queries"]]
+
+
 def run(
     data: Path,
     work: Path,
@@ -145,11 +153,7 @@ def run(
     rerank_settings: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Index, (train,) verify and evaluate one configuration."""
-    manifest = json.loads((data / "manifest.json").read_text())
-    queries = manifest["queries"]
-    # Labels come from file stems; the manifest maps its labels to those files.
-    stem_of = {label: Path(rel).stem for label, rel in manifest["references"].items()}
-    queries = [{**q, "label": stem_of[q["label"]]} for q in queries]
+    queries = benchmark_queries(data)
     unknown_share = float(np.mean([not q["known"] for q in queries]))
     project_file = write_project(
         work, data, unknown_share, views, rerank, train_seed, train, rerank_settings

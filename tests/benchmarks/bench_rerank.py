@@ -38,7 +38,7 @@ from server.engine.project.config import RerankConfig, load_project
 from server.engine.vision.embedders import project_embedder
 from server.engine.vision.images import load_image
 from server.engine.workflows.index import build_index
-from tests.benchmarks.bench_accuracy import auroc, write_project
+from tests.benchmarks.bench_accuracy import auroc, benchmark_queries, write_project
 
 VIEWS = 6
 
@@ -68,9 +68,7 @@ def summary(right: np.ndarray, known: np.ndarray, scores: np.ndarray) -> dict[st
 def run(
     data: Path, work: Path, variants: Sequence[str], kinds: Sequence[str], sample: int, seed: int
 ) -> list[dict[str, Any]]:
-    manifest = json.loads((data / "manifest.json").read_text())
-    stem_of = {label: Path(rel).stem for label, rel in manifest["references"].items()}
-    queries = [{**q, "label": stem_of[q["label"]]} for q in manifest["queries"]]
+    queries = benchmark_queries(data)
     if 0 < sample < len(queries):
         picked = np.random.default_rng(seed).choice(len(queries), sample, replace=False)
         queries = [queries[i] for i in sorted(picked)]

@@ -68,7 +68,7 @@ def test_two_things_that_move_and_cross_keep_their_tracks(tmp_path: Path) -> Non
         left = [40 + 12 * step, 100, 120 + 12 * step, 220]
         right = [400 - 12 * step, 110, 480 - 12 * step, 230]
         a, b = tracker.assign_frame(
-            "cam", [Sighted(left, unit(1, 0), 0.9), Sighted(right, unit(0, 1), 0.9)], step * 0.1
+            "cam", [Sighted(left, unit(1, 0)), Sighted(right, unit(0, 1))], step * 0.1
         )
         ids.append((a.id, b.id))
     assert len(set(ids)) == 1, ids

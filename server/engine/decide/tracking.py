@@ -41,8 +41,6 @@ class Sighted:
     bbox: Sequence[float] | None
     """Its box (x0, y0, x1, y1) when a detector found it; None when located or whole."""
     vector: np.ndarray
-    score: float = 1.0
-    """The detector's confidence in it."""
 
 
 @dataclass
@@ -226,8 +224,8 @@ class Tracker:
 
 
 class _Boxes:
-    """Detections as ByteTrack reads them (centre x, y, width, height; confidence;
-    class), indexable by a mask."""
+    """Detections as ByteTrack reads them (centre x, y, width, height; confidence, which
+    its thresholds at 0 ignore; class), indexable by a mask."""
 
     def __init__(self, xywh: np.ndarray, conf: np.ndarray) -> None:
         self.xywh, self.conf, self.cls = xywh, conf, np.zeros(len(conf), np.float32)
@@ -250,7 +248,7 @@ def _assigned(byte: Any, objects: Sequence[Sighted]) -> list[int | None]:
             boxes[:, 2:] - boxes[:, :2],
         ]
     )
-    byte.update(_Boxes(xywh, np.array([o.score for o in objects], np.float32)))
+    byte.update(_Boxes(xywh, np.ones(len(objects), np.float32)))  # all tracked alike
     ids: list[int | None] = [None] * len(objects)
     for strack in byte.tracked_stracks:  # new ones too, not yet confirmed
         if strack.frame_id == byte.frame_id and 0 <= int(strack.idx) < len(objects):

@@ -198,9 +198,7 @@ class Identification:
         its box; without a detector the track follows the whole frame (a located box
         moves with the grid it snaps to)."""
         sighted = [
-            Sighted(None, ev.vector)
-            if f.detection is None
-            else Sighted(f.region.box, ev.vector, f.detection.score)
+            Sighted(None if f.detection is None else f.region.box, ev.vector)
             for f, ev in zip(founds, evidence, strict=True)
         ]
         return self.tracker.assign_frame(source, sighted, self.live.clock())

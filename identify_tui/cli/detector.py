@@ -40,9 +40,11 @@ def detector() -> None:
 def train(project: str, scenes: int, epochs: int, image_size: int, seed: int) -> None:
     """Train a class-agnostic YOLO detector on synthetic scenes of the references.
 
-    Each scene puts 2-5 references on a background photo, in perspective and partly
-    covering each other; Ultralytics trains offline from its yolo11n architecture. The
-    weights go to the project's models folder and the project file's detector block.
+    Each scene puts 2-5 references on a background (the photos, and as many procedural
+    ones), in perspective and partly covering each other; Ultralytics trains a keypoint
+    model offline from its yolo11n-pose architecture, whose four keypoints are each
+    thing's corners, so every thing it finds is straightened before it is identified.
+    The weights go to the project's models folder and the project file's detector block.
 
     \b
     Example:
@@ -53,6 +55,7 @@ def train(project: str, scenes: int, epochs: int, image_size: int, seed: int) ->
     run = train_detector(project, scenes, epochs, image_size, seed, stage)
     click.echo(
         f"trained a detector for {run.project.name} on {run.scenes} scenes, {run.epochs} "
-        f"epochs at {run.image_size} px: mAP50 {run.map50:.3f} on the held-out scenes; "
-        f"weights {run.weights}"
+        f"epochs at {run.image_size} px: mAP50 {run.map50:.3f} on the held-out scenes "
+        f"(corners {run.corners_map50:.3f}); weights {run.weights} (and what they are, "
+        f"in {run.weights.with_suffix('.json').name})"
     )

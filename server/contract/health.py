@@ -84,13 +84,16 @@ class ServerHealth(ServerCounters, StageTiming):
 
 
 class CameraStatus(TypedDict):
-    """A camera the server reads: its state, frames read, reconnects, last error."""
+    """A camera the server reads: its state, frames read, reconnects, last error; frames
+    whose identification failed, and the last such failure."""
 
     name: str
     state: str
     frames: int
     reconnects: int
     error: str | None
+    failed_frames: int
+    identify_error: str | None
 
 
 class Health(ProjectHealth):

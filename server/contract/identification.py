@@ -45,10 +45,16 @@ class DetectedObject(Decided):
 
     track_id: str | None
     review_id: int | None
+    detector_found_nothing: NotRequired[bool]
+    """True when the project's detector found nothing in the picture, so this object is
+    the one the window search located instead."""
 
 
 class IdentifyResponse(TypedDict):
     """``POST /api/identify``."""
 
     objects: list[DetectedObject]
+    image_size: list[int]
+    """[width, height] of the picture the boxes and corners are in: the upload, or the
+    working copy it was scaled down to when its longer side was larger."""
     elapsed_ms: float

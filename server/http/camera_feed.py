@@ -40,6 +40,15 @@ async def feed(app: web.Application, camera: Camera) -> None:
             await engine.identify(frame.image, source=source, live=True)
         except IdentifyError as exc:
             log.warning("camera %s: %s", camera.name, exc.message)
+        except Exception as exc:
+            # A detector or model that raises on one frame (a driver error, a bad
+            # weights file's layer) loses that frame, not the camera: said in health,
+            # logged with its traceback once per distinct error, and the next frame runs.
+            why = f"{type(exc).__name__}: {exc}"[:300]
+            if why != camera.identify_error:
+                log.exception("camera %s: identifying a frame failed: %s", camera.name, why)
+            camera.failed_frames += 1
+            camera.identify_error = why
         await asyncio.sleep(max(0.0, interval - (loop.time() - started)))
 
 

@@ -79,6 +79,7 @@ def run_set(
     ident: Identifier,
     data: Path,
     yolo: Path | None = None,
+    kinds: tuple[str, ...] = ("locate", "quad", "yolo"),
 ) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     manifest = json.loads((data / "manifest.json").read_text())
@@ -91,7 +92,7 @@ def run_set(
         scenes.append((picks, scene([images[p[0]] for p in picks], bg, rng)))
     out: dict[str, Any] = {}
     config = ident.project.config.detector
-    for kind in ("locate", "quad", "yolo") if yolo is not None else ("locate", "quad"):
+    for kind in [k for k in kinds if k != "yolo" or yolo is not None]:
         cfg = dataclasses.replace(config, kind=kind, weights=yolo if kind == "yolo" else None)
         if kind == "yolo":  # at the side it was trained at (``identify detector train``)
             cfg = dataclasses.replace(cfg, image_size=YOLO_SIZE)
@@ -168,6 +169,9 @@ def main() -> None:
     ap.add_argument("--scenes", type=int, default=60)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--yolo", type=Path, help="Also measure this YOLO detector (.pt).")
+    ap.add_argument(
+        "--detectors", default="locate,quad,yolo", help="Which to measure (comma-separated)."
+    )
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     manifest = json.loads((args.data / "manifest.json").read_text())
@@ -189,6 +193,7 @@ def main() -> None:
             ident,
             args.data,
             args.yolo,
+            tuple(args.detectors.split(",")),
         )
         for n, (name, kinds) in enumerate(sets)
     ]

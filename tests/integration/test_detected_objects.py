@@ -88,6 +88,29 @@ def test_a_picture_with_no_quad_falls_back_to_locating_and_says_so(
     assert len(body["objects"]) == 1 and body["objects"][0]["quad"] is None
 
 
+async def test_the_server_says_when_the_detector_found_nothing(
+    quad_project: Project,
+    embedder,  # type: ignore[no-untyped-def]
+    aiohttp_client: Any,
+) -> None:
+    from server.http.app import create_app
+    from server.http.config import ServeConfig
+
+    client = await aiohttp_client(
+        create_app(ServeConfig(project=quad_project), embedder=lambda c: embedder)
+    )
+    rng = np.random.default_rng(1)
+    bare = encode_jpeg(np.clip(rng.normal(90, 8, (300, 400, 3)), 0, 255).astype(np.uint8), 92)
+    for picture, found_nothing in ((bare, True), (encode_jpeg(_scene(), 92), False)):
+        resp = await client.post(
+            "/api/identify", data=picture, headers={"Content-Type": "image/jpeg"}
+        )
+        body = await resp.json()
+        assert resp.status == 200 and body["image_size"] in ([400, 300], [660, 400]), body
+        said = [o.get("detector_found_nothing", False) for o in body["objects"]]
+        assert said == [found_nothing] * len(said), body
+
+
 async def test_the_server_identifies_and_queues_each_thing_apart(
     quad_project: Project,
     embedder,  # type: ignore[no-untyped-def]
@@ -198,3 +221,38 @@ def test_the_aligned_comparison_reaches_past_the_keypoint_shortlist(
         assert len(aligned) == compared, found["candidates"]
         assert aligned[0]["label"] == found["label"]
         assert sum("inliers" in c for c in found["candidates"]) == 1
+
+
+def test_a_detected_unknown_is_queued_once_per_track_with_its_straightened_crop(
+    tmp_path: Path,
+    small_refs: Path,
+    embedder,  # type: ignore[no-untyped-def]
+) -> None:
+    from server.engine.live.service import Service
+
+    (small_refs / "Japan.png").unlink()  # Japan is on the table but unknown
+    extra = "detector:\n  kind: quad\nreview:\n  track_timeout_s: 60\n  min_track_frames: 2\n"
+    project = load_project(write_project(tmp_path, small_refs, extra))
+    build_index(project, embedder)
+    events: list[dict[str, Any]] = []
+    service = Service.open(project, embedder, on_event=events.append)
+    try:
+        for seed in range(5):  # one appearance of each thing, five frames long
+            service.identify_prepared(service.prepare(_scene(seed)), source="cam", live=True)
+        items, total = service.review_items()
+    finally:
+        service.close()
+    assert total == 1, items  # Japan's track, once; Brazil is known
+    (item,) = items
+    assert item.track_id is not None and item.box is not None
+    # What was identified, straightened corner to corner: Japan's white field with its
+    # red disc in the middle, at the reference's proportions (3:2), not the tilted box.
+    assert item.region_path is not None
+    crop = load_image(Path(item.region_path))
+    h, w = crop.shape[:2]
+    assert 1.3 < w / h < 1.7
+    centre, border = crop[h // 3 : 2 * h // 3, w // 3 : 2 * w // 3], crop[: h // 8]
+    assert centre[..., 0].mean() > 150 > centre[..., 1].mean()  # red
+    assert border.mean() > 200  # white
+    queued = [e for e in events if e["type"] == "queue"]
+    assert [e["action"] for e in queued] == ["added"]

@@ -10,9 +10,12 @@ from typing import Any
 
 import cv2
 import numpy as np
+import pytest
 
 from server.engine.live.cameras import Camera, parse_source
 from server.engine.project.config import CameraConfig, Project
+from server.engine.vision import detectors
+from server.engine.vision.detectors import Detection, WholePicture
 from server.engine.vision.images import decode_image
 
 from .conftest import KNOWN_QUERY, UNKNOWN_QUERY, Client, query
@@ -132,3 +135,42 @@ def test_camera_that_dies_is_reopened() -> None:
     finally:
         cam.stop()
     assert cam.state == "stopped"
+
+
+class FlakyDetector:
+    """A detector that raises on every other picture, as a model hitting a driver error
+    mid-stream does; the rest of the time the whole picture is the one thing."""
+
+    kind = "none"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        self.calls += 1
+        if self.calls % 2:
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return WholePicture().detect(image)
+
+
+async def test_a_detector_that_raises_mid_stream_loses_a_frame_not_the_camera(
+    serve: Serve, project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flaky = FlakyDetector()
+    monkeypatch.setattr(detectors, "make", lambda config, data_dir: flaky)
+    video = write_video(tmp_path / "desk.avi", [KNOWN_QUERY], frames_each=20)
+    client = await serve(project, cameras=(CameraConfig(source=str(video), name="desk", fps=20),))
+    async with client.ws_connect("/api/events") as ws:
+        identified = 0
+
+        async def several_identified() -> bool:
+            nonlocal identified
+            msg = await asyncio.wait_for(ws.receive_json(), 30)
+            identified += msg["type"] == "identification" and msg["source"] == "camera:desk"
+            return identified >= 3
+
+        await wait_for(several_identified)
+    assert flaky.calls >= 5  # frames kept coming after the failures
+    cam = (await (await client.get("/api/health")).json())["cameras"][0]
+    assert cam["state"] == "live" and cam["failed_frames"] >= 2
+    assert "RuntimeError: CUDA error" in cam["identify_error"]

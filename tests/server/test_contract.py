@@ -9,6 +9,7 @@ added on one side only fails here.
 # No ``from __future__ import annotations``: on Python 3.11 it makes ``TypedDict`` count
 # ``NotRequired`` keys as required (see ``server.contract``), and this file has its own.
 import asyncio
+import shutil
 import types
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -25,12 +26,14 @@ from typing import (
     is_typeddict,
 )
 
+import numpy as np
 import pytest
 
 from server import contract
-from server.engine.project.config import CameraConfig, Project
+from server.engine.project.config import CameraConfig, Project, load_project
+from server.engine.vision.images import encode_jpeg
 
-from .conftest import KNOWN_QUERY, UNKNOWN_QUERY, Client, query
+from .conftest import KNOWN_QUERY, PROJECT_TEXT, UNKNOWN_QUERY, Client, query
 from .test_hubs import seed_hub_history
 
 Shape = Any
@@ -232,8 +235,36 @@ async def _events_until_cleared(ws: Any) -> list[dict[str, Any]]:
             return events
 
 
+async def _detector_found_nothing(
+    serve: Callable[..., Awaitable[Client]], built: Path, tmp_path: Path, c: Conformance
+) -> None:
+    """A project whose detector (the quad finder) finds nothing in a bare picture: the
+    located object says so."""
+    shutil.copytree(built / "data", tmp_path / "quad" / "data")
+    file = tmp_path / "quad" / "p.yaml"
+    file.write_text(
+        PROJECT_TEXT.format(
+            refs=built / "refs", data=tmp_path / "quad" / "data", extra="detector:\n  kind: quad\n"
+        )
+    )
+    client = await serve(load_project(file))
+    bare = np.clip(np.random.default_rng(1).normal(90, 8, (300, 400, 3)), 0, 255)
+    resp = await client.post(
+        "/api/identify",
+        data=encode_jpeg(bare.astype(np.uint8), 90),
+        headers={"Content-Type": "image/jpeg"},
+    )
+    body = await _json(resp)
+    assert body["objects"][0]["detector_found_nothing"] is True
+    c.check(contract.IdentifyResponse, body)
+
+
 async def test_every_answer_and_event_holds_to_the_contract(
-    serve: Callable[..., Awaitable[Client]], project: Project, embedder: Any, tmp_path: Path
+    serve: Callable[..., Awaitable[Client]],
+    project: Project,
+    embedder: Any,
+    tmp_path: Path,
+    built: Path,
 ) -> None:
     seed_hub_history(project, embedder, "Japan")  # so that health and classes have a hub
     camera = CameraConfig(source=str(tmp_path / "gone.avi"), name="door")
@@ -246,6 +277,7 @@ async def test_every_answer_and_event_holds_to_the_contract(
         clear = {"scope": "class", "name": "Brazil"}
         await _json(await client.put("/api/thresholds", json=clear))
         events = await _events_until_cleared(ws)
+    await _detector_found_nothing(serve, built, tmp_path, c)
     kinds = set()
     for event in events:
         kinds.add(event_shape(event))

@@ -3,12 +3,29 @@
 
 from __future__ import annotations
 
+import io
+import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
-from server.engine.project.config import Project
+from PIL import Image
 
-from .conftest import KNOWN_QUERY, UNKNOWN_QUERY, Client, error_of, image_form, query
+from server.engine.project.config import Project, load_project
+from server.engine.workflows.index import build_index
+from server.http import limits
+from tests.conftest import DEMO_REFS
+
+from .conftest import (
+    KNOWN_QUERY,
+    PROJECT_TEXT,
+    UNKNOWN_QUERY,
+    Client,
+    error_of,
+    identify,
+    image_form,
+    query,
+)
 
 MASK_KEYS = {
     "bbox_norm",
@@ -91,3 +108,35 @@ async def test_refs_needs_the_token_like_the_rest(
     name = (await resp.json())["masks"][0]["ref_filename"]
     assert (await client.get(f"/refs/{name}", headers=headers)).status == 200
     assert Path(name).name == name
+
+
+async def test_falcon_refuses_an_oversized_upload_and_a_pixel_bomb(client: Client) -> None:
+    big = b"\xff\xd8" + b"\0" * (limits.MAX_REQUEST_BYTES + 10)
+    resp = await client.post("/api/falcon", data=image_form(big, query="card"))
+    assert await error_of(resp, 413) == "request_entity_too_large"
+    buf = io.BytesIO()
+    Image.new("L", (10_000, 10_000)).save(buf, format="PNG")  # 100 MB once decoded
+    resp = await client.post("/api/falcon", data=image_form(buf.getvalue(), query="card"))
+    assert resp.status in (400, 413, 422), await resp.text()
+    assert (await (await client.get("/api/health")).json())["project"]  # still up
+
+
+async def test_the_rarity_in_a_reference_file_name_is_answered(
+    serve: Callable[..., Awaitable[Client]], tmp_path: Path, embedder: Any
+) -> None:
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    shutil.copy(DEMO_REFS / "Brazil.png", refs / "Brazil_ur.png")  # rarity code "ur"
+    for name in ("Japan", "banana"):
+        shutil.copy(DEMO_REFS / f"{name}.png", refs / f"{name}.png")
+    file = tmp_path / "rare.yaml"
+    file.write_text(PROJECT_TEXT.format(refs=refs, data=tmp_path / "data", extra=""))
+    build_index(load_project(file), embedder)
+    client = await serve(load_project(file))
+    found = await identify(client, query(KNOWN_QUERY))
+    assert (found["objects"][0]["label"], found["objects"][0]["rarity"]) == ("Brazil", "ur")
+    resp = await client.post("/api/falcon", data=image_form(query(KNOWN_QUERY), query="flag"))
+    (mask,) = (await resp.json())["masks"]
+    assert (mask["name"], mask["rarity"]) == ("Brazil", "ur")
+    unknown = await identify(client, query(UNKNOWN_QUERY))
+    assert unknown["objects"][0]["label"] is None and unknown["objects"][0]["rarity"] is None

@@ -115,9 +115,12 @@ def yolo_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
     root = tmp_path_factory.mktemp("yolo")
     yolo = offline_ultralytics(root)
-    files = {"detect": root / "detect.pt", "classify": root / "classify.pt"}
+    files = {kind: root / f"{kind}.pt" for kind in ("detect", "classify", "obb")}
     yolo.YOLO("yolo11n.yaml").save(files["detect"])
     yolo.YOLO("yolo11n-cls.yaml").save(files["classify"])
+    yolo.YOLO("yolo11n-obb.yaml").save(files["obb"])
+    files["definition"] = root / "detect.yaml"
+    files["definition"].write_text("nc: 1\n")
     files["broken"] = root / "broken.pt"
     files["broken"].write_bytes(files["detect"].read_bytes()[:5000])  # truncated
     return files
@@ -145,7 +148,12 @@ def test_a_yolo_model_loads_offline_and_keeps_max_det(
 
 @pytest.mark.parametrize(
     ("which", "message"),
-    [("missing", "no file"), ("broken", "is not a YOLO model"), ("classify", "classify model")],
+    [
+        ("missing", "no file"),
+        ("broken", "is not a YOLO model"),
+        ("classify", "classify model"),
+        ("definition", "model definition with no trained weights"),
+    ],
 )
 def test_a_bad_yolo_file_is_one_clear_error(
     yolo_files: dict[str, Path], tmp_path: Path, which: str, message: str
@@ -153,6 +161,89 @@ def test_a_bad_yolo_file_is_one_clear_error(
     weights = yolo_files.get(which, tmp_path / "missing.pt")
     with pytest.raises(ModelUnavailableError, match=message):
         detectors.make(_yolo(weights), tmp_path)
+
+
+def test_ultralytics_is_kept_offline_with_its_settings_in_the_data_folder(
+    yolo_files: dict[str, Path],
+) -> None:
+    import os
+
+    from ultralytics.data import utils as data_utils
+    from ultralytics.utils import SETTINGS, USER_CONFIG_DIR
+
+    assert os.environ["YOLO_OFFLINE"] == "1" and os.environ["YOLO_AUTOINSTALL"] == "false"
+    assert SETTINGS["sync"] is False
+    config_dir = Path(os.environ["YOLO_CONFIG_DIR"])
+    assert (
+        USER_CONFIG_DIR.is_relative_to(config_dir) and (USER_CONFIG_DIR / "settings.json").is_file()
+    )
+    assert config_dir != Path.home() / ".config" / "Ultralytics"
+    assert data_utils.check_font("Arial.ttf") is None  # no font fetched for plots
+
+
+def test_a_device_that_is_not_there_fails_at_load(
+    yolo_files: dict[str, Path], tmp_path: Path
+) -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(ModelUnavailableError, match="no CUDA GPU"):
+            detectors.make(_yolo(yolo_files["detect"], device="cuda:3"), tmp_path)
+    with pytest.raises(ModelUnavailableError, match="does not run on device 'gpu0'"):
+        detectors.make(_yolo(yolo_files["detect"], device="gpu0"), tmp_path)
+
+
+def test_the_class_filter_and_max_det_hold_even_at_300(
+    yolo_files: dict[str, Path], tmp_path: Path
+) -> None:
+    import torch
+
+    from server.engine.vision.detectors.yolo import offline_ultralytics
+
+    # An untrained model whose class "7" outscores every other everywhere.
+    model = offline_ultralytics(tmp_path).YOLO(str(yolo_files["detect"]))
+    with torch.no_grad():
+        for branch in model.model.model[-1].cv3:
+            branch[-1].bias[7] += 5.0
+    sevens = tmp_path / "sevens.pt"
+    model.save(sevens)
+    picture = np.random.default_rng(1).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+
+    def names(**kw: object) -> list[str | None]:
+        detector = detectors.make(_yolo(sevens, confidence=0.0, max_det=300, **kw), tmp_path)
+        assert detector is not None
+        return [d.name for d in detector.detect(picture)]
+
+    every = names()
+    assert len(every) == 300 and set(every) == {"7"}  # hundreds of boxes, capped at 300
+    assert names(classes=("7", "3")) == every
+    assert names(classes=("0",)) == []
+
+
+def test_an_oriented_box_model_gives_boxes_and_corners(
+    yolo_files: dict[str, Path], tmp_path: Path
+) -> None:
+    detector = detectors.make(_yolo(yolo_files["obb"], confidence=0.0, max_det=20), tmp_path)
+    assert detector is not None
+    found = detector.detect(np.random.default_rng(2).integers(0, 255, (240, 320, 3), np.uint8))
+    assert found and any(d.quad is not None for d in found)
+    for d in found:
+        assert 0 <= d.box[0] < d.box[2] <= 320 and 0 <= d.box[1] < d.box[3] <= 240
+        if d.quad is not None:
+            assert is_usable(d.quad) and np.allclose(order_corners(d.quad), d.quad)
+
+
+def test_a_keypoint_models_corners_are_checked_not_reordered_into_shape() -> None:
+    from server.engine.vision.detectors.yolo import _quad
+
+    square = np.float32([[10, 10], [110, 12], [108, 90], [12, 88]])
+    assert np.allclose(_quad(square), square)  # clockwise from the top left, as given
+    assert np.allclose(_quad(square[::-1]), square)  # the other way round: put clockwise
+    crossed = square[[0, 2, 1, 3]]  # a bow tie: the corners fold over
+    assert _quad(crossed) is None
+    unsure = square.copy()
+    unsure[2] = np.nan  # the model is not sure of one corner
+    assert _quad(unsure) is None
 
 
 def test_a_class_the_yolo_model_lacks_is_named(yolo_files: dict[str, Path], tmp_path: Path) -> None:

@@ -82,6 +82,9 @@ class Camera:
         self.frames_read = 0
         self.reconnects = 0
         self.last_error: str | None = None
+        self.failed_frames = 0
+        """Frames read whose identification failed (see ``identify_error``)."""
+        self.identify_error: str | None = None
 
     @property
     def is_file(self) -> bool:
@@ -113,6 +116,8 @@ class Camera:
             "frames": self.frames_read,
             "reconnects": self.reconnects,
             "error": self.last_error,
+            "failed_frames": self.failed_frames,
+            "identify_error": self.identify_error,
         }
 
     def _run(self) -> None:

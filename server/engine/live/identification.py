@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -72,11 +72,20 @@ class ObjectResult:
     quad: np.ndarray | None = None
     picture: tuple[int, int] = (0, 0)
     """(width, height) of the picture ``bbox`` and ``quad`` are in."""
+    fell_back: bool = False
+    """The project's detector found nothing, so the picture was located instead."""
 
     def to_json(self) -> contract.DetectedObject:
         """The object shape of ``identify match --json``, plus track and review ids."""
         decided = self.decision.to_json(bbox=self.bbox, quad=self.quad)
-        return {**decided, "track_id": self.track_id, "review_id": self.review_id}
+        out: contract.DetectedObject = {
+            **decided,
+            "track_id": self.track_id,
+            "review_id": self.review_id,
+        }
+        if self.fell_back:
+            out["detector_found_nothing"] = True
+        return out
 
 
 class Identification:
@@ -86,6 +95,8 @@ class Identification:
         self.live = live
         self.tracker = Tracker(live.project.config.review, live.project.data_dir)
         self.stats = LiveStats()
+        self._added: set[int] = set()
+        """Review items the picture being decided added (not counted on a waiting one)."""
 
     def warm_up(self) -> None:
         """Run the model once so the first real request does not pay for lazy set-up."""
@@ -116,7 +127,7 @@ class Identification:
         smoothed per track and queued once per track; other images are recorded and
         queued one by one.
         """
-        queued_before = self.stats.queued
+        self._added = set()
         founds = decide_objects(self.live.ident, prepared)
         # What is recorded of a located object is the whole picture (with the box in
         # the result): for a miss the box is only where the picture looked most like
@@ -130,7 +141,8 @@ class Identification:
         for found, ev, track in zip(founds, evidence, tracks, strict=True):
             located = found.detection is None
             if track is not None:
-                objects.append(self._live_object(prepared.image, found, ev, source, track))
+                obj = self._live_object(prepared.image, found, ev, source, track)
+                objects.append(replace(obj, fell_back=prepared.fell_back))
                 continue
             review_id = None
             if record:
@@ -139,11 +151,26 @@ class Identification:
                     prepared.image if located else found.region.image
                 )
                 review_id = self._record(
-                    prepared.image, ev, found.decision, found.region.box, source, None, queue
+                    prepared.image,
+                    ev,
+                    found.decision,
+                    found.region.box,
+                    source,
+                    None,
+                    queue,
+                    _straightened(found),
                 )
             size = (prepared.image.shape[1], prepared.image.shape[0])
             objects.append(
-                ObjectResult(found.decision, found.region.box, None, review_id, found.quad, size)
+                ObjectResult(
+                    found.decision,
+                    found.region.box,
+                    None,
+                    review_id,
+                    found.quad,
+                    size,
+                    prepared.fell_back,
+                )
             )
         self.stats.identified += 1
         self.live.emit(
@@ -157,8 +184,8 @@ class Identification:
         for obj in objects:
             if obj.review_id is not None:
                 # A new item, or the same picture again on a waiting one (its count).
-                grew = self.stats.queued > queued_before
-                action: contract.QueueAction = "added" if grew else "seen_again"
+                new = obj.review_id in self._added
+                action: contract.QueueAction = "added" if new else "seen_again"
                 self.live.emit(
                     {
                         "type": "queue",
@@ -189,6 +216,12 @@ class Identification:
         )
         region, _ = downscale(np.ascontiguousarray(image[y0:y1, x0:x1]), REVIEW_MAX_SIDE)
         data = encode_jpeg(region, REGION_JPEG_QUALITY)
+        return self.live.media.write("crops", content_hash(data), ".jpg", data)
+
+    def _crop_file(self, crop: np.ndarray) -> str:
+        """Keep a straightened thing as it was identified (at most ``REVIEW_MAX_SIDE``).
+        Returns its path."""
+        data = encode_jpeg(downscale(crop, REVIEW_MAX_SIDE)[0], REGION_JPEG_QUALITY)
         return self.live.media.write("crops", content_hash(data), ".jpg", data)
 
     def _tracks(
@@ -223,7 +256,9 @@ class Identification:
             crop = image if located else found.region.image
             if not miss or self._passes_gate(crop, track_gated=track.gated):
                 track.recorded = True
-                review_id = self._record(image, ev, decision, bbox, source, track.id, queue=miss)
+                review_id = self._record(
+                    image, ev, decision, bbox, source, track.id, miss, _straightened(found)
+                )
             else:
                 track.gated = True
         size = (image.shape[1], image.shape[0])
@@ -246,11 +281,14 @@ class Identification:
         source: str,
         track_id: str | None,
         queue: bool,
+        straightened: np.ndarray | None = None,
     ) -> int | None:
         """Store the observation and, with ``queue``, a review item with its picture:
         the whole picture at most ``REVIEW_MAX_SIDE`` px, with the box the object was
-        found in. The same picture from the same source while its item still waits is
-        counted on that item (``seen``) instead of queued again.
+        found in, and the thing's own crop when it was straightened by its corners
+        (``straightened``: what was identified, and what a label makes a reference of).
+        The same picture from the same source while its item still waits is counted on
+        that item (``seen``) instead of queued again.
 
         Returns the review item id, if one was queued (or counted).
         """
@@ -279,7 +317,11 @@ class Identification:
                 ),
                 box=box,
                 region="whole" if box is None else ("verified" if verified else "doubtful"),
-                region_path=self._region_file(image, bbox, box),
+                region_path=(
+                    self._region_file(image, bbox, box)
+                    if straightened is None
+                    else self._crop_file(straightened)
+                ),
             )
         else:
             digest = content_hash(image.tobytes())
@@ -296,4 +338,11 @@ class Identification:
         )
         if recorded.review_id is not None:
             self.stats.queued += 1
+            self._added.add(recorded.review_id)
         return recorded.review_id
+
+
+def _straightened(found: Found) -> np.ndarray | None:
+    """The thing's crop when its corners were known (the straightened picture that was
+    identified), else None."""
+    return found.region.image if found.quad is not None else None

@@ -208,8 +208,9 @@ class DetectorConfig:
     """``yolo``: the side pictures are resized to for the model, in pixels."""
     max_det: int = 20
     """Most things taken from one picture (the best ones)."""
-    device: str = "cpu"
-    """``yolo``: ``cpu``, ``cuda``, ``cuda:1``, ``mps``."""
+    device: str = "auto"
+    """``yolo``: ``auto`` (a CUDA GPU when there is one, else the CPU), ``cpu``,
+    ``cuda``, ``cuda:1``, ``mps``; ``identify detector train`` trains there too."""
     min_area: float = 0.01
     """``quad``: the smallest thing, as a share of the picture's area."""
 

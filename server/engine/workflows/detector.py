@@ -2,18 +2,27 @@
 scenes of the project's own references (``vision.scenes``), since no pretrained detector
 weights can be downloaded and a user's things are rarely COCO classes.
 
-The scenes are written in YOLO's folder format under the data folder, a share held out;
-Ultralytics trains a model built from its ``yolo11n.yaml`` (no weights fetched), offline,
-and its mAP50 on the held-out scenes is recorded. The weights go to the project's models
-folder and the choice into the project file's ``detector:`` block.
+The model is a keypoint (pose) model whose four keypoints are each thing's corners: the
+scenes know every corner exactly, so it learns to give a flat thing's outline where its
+edges are too weak for the quad finder (a covered corner, an edge the colour of the
+table), and each detection is rectified by its corners before it is identified. The
+scenes are written in YOLO's folder format under the data folder, a share held out, on
+the background photos and as many procedural backgrounds, so that the detector learns
+the things rather than a few photos. Ultralytics trains a model built from its
+``yolo11n-pose.yaml`` (no weights fetched), offline, and its box mAP50 on the held-out
+scenes is recorded. The weights go to the project's models folder and the choice into the
+project file's ``detector:`` block.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
+import time
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +30,23 @@ import numpy as np
 
 from server.engine.errors import IdentifyError, NoReferencesError
 from server.engine.project.config import DetectorConfig, Project, write_block
+from server.engine.vision.backdrops import fallback_background
 from server.engine.vision.detectors.yolo import offline_ultralytics
+from server.engine.vision.embedders.torch_common import pick_device
 from server.engine.vision.images import decode_image, encode_jpeg, read_image_bytes
+from server.engine.vision.rectify import order_corners
 from server.engine.vision.scenes import scene
 from server.engine.workflows.common import Stage, open_project, quiet, writer_lock
 from server.engine.workflows.index_stages import scan
 from server.engine.workflows.verify import background_pool
 
-ARCHITECTURE = "yolo11n.yaml"
-"""Ultralytics' smallest current detector, built from its definition."""
+ARCHITECTURE = "yolo11n-pose.yaml"
+"""Ultralytics' smallest current keypoint model, built from its definition."""
+CORNERS = "kpt_shape: [4, 3]\nflip_idx: [1, 0, 3, 2]\n"
+"""The dataset's keypoints: four corners, clockwise from the top left as the picture shows
+them (``rectify.order_corners``), so a mirrored scene swaps left and right."""
+MIN_BACKGROUNDS = 8
+"""Procedural backgrounds drawn, at least, besides the photos (as many as the photos)."""
 HELD_OUT = 0.2
 """Share of the scenes kept out of training to measure the detector on."""
 MAX_REFERENCES = 500
@@ -50,7 +67,9 @@ class DetectorRun:
     epochs: int
     image_size: int
     map50: float
-    """Mean average precision at IoU 0.5 on the held-out scenes."""
+    """Mean average precision of the boxes at IoU 0.5 on the held-out scenes."""
+    corners_map50: float
+    """The same for the corners (keypoint similarity at 0.5)."""
 
 
 def train_detector(
@@ -80,19 +99,33 @@ def train_detector(
     ]
     if not images:
         raise NoReferencesError("no reference image to make scenes of")
-    backgrounds, _ = background_pool(project, rng)
+    photos, _ = background_pool(project, rng)
+    backgrounds = photos + [
+        fallback_background(rng) for _ in range(max(MIN_BACKGROUNDS, len(photos)))
+    ]
     work = project.data_dir / "detector"
     with writer_lock(project, "identify detector train"):
         with stage("making scenes", scenes) as update:
             data = _write_scenes(
                 work / "scenes", images, backgrounds, rng, scenes, image_size, update
             )
+        started = time.monotonic()
         with stage("training", epochs) as update:
-            best, map50 = _train(project, data, work / "runs", epochs, image_size, seed, update)
+            best, metrics = _train(project, data, work / "runs", epochs, image_size, seed, update)
         models = project.data_dir / "models"
         models.mkdir(parents=True, exist_ok=True)
         weights = models / f"detector-{seed}-{scenes}x{epochs}.pt"
         shutil.copyfile(best, weights)
+        run = DetectorRun(
+            project,
+            weights,
+            scenes,
+            epochs,
+            image_size,
+            metrics.get("metrics/mAP50(B)", 0.0),
+            metrics.get("metrics/mAP50(P)", 0.0),
+        )
+        _write_card(run, len(images), len(photos), len(backgrounds) - len(photos), seed, started)
         relative = os.path.relpath(weights, project.file.parent)
         write_block(
             project.file,
@@ -105,7 +138,27 @@ def train_detector(
             },
             "identify detector train",
         )
-    return DetectorRun(project, weights, scenes, epochs, image_size, map50)
+    return run
+
+
+def _write_card(
+    run: DetectorRun, references: int, photos: int, procedural: int, seed: int, started: float
+) -> None:
+    """What the weights are and how well they did, beside them (``<weights>.json``)."""
+    card = {
+        "architecture": ARCHITECTURE,
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "training_s": round(time.monotonic() - started, 1),
+        "seed": seed,
+        "scenes": run.scenes,
+        "held_out": max(2, round(run.scenes * HELD_OUT)),
+        "epochs": run.epochs,
+        "image_size": run.image_size,
+        "references": references,
+        "backgrounds": {"photos": photos, "procedural": procedural},
+        "held_out_map50": {"boxes": round(run.map50, 4), "corners": round(run.corners_map50, 4)},
+    }
+    run.weights.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
 
 
 def _own_settings(project: Project) -> dict[str, Any]:
@@ -129,7 +182,7 @@ def _write_scenes(
     update: Any,
 ) -> Path:
     """``count`` scenes in YOLO's layout (``images/`` and ``labels/``, ``train`` and
-    ``val``), one class ``thing``; returns the dataset file."""
+    ``val``), one class ``thing`` with its four corners; returns the dataset file."""
     shutil.rmtree(root, ignore_errors=True)
     size = (image_size, image_size * 3 // 4)
     held_out = max(2, round(count * HELD_OUT))
@@ -141,20 +194,26 @@ def _write_scenes(
         (root / "images" / split).mkdir(parents=True, exist_ok=True)
         (root / "labels" / split).mkdir(parents=True, exist_ok=True)
         (root / "images" / split / f"{i:05d}.jpg").write_bytes(encode_jpeg(made.frame, 90))
-        lines = [_label_line(t.box, size) for t in made.things if t.visible >= MIN_VISIBLE]
+        lines = [_label_line(t.box, t.quad, size) for t in made.things if t.visible >= MIN_VISIBLE]
         (root / "labels" / split / f"{i:05d}.txt").write_text("\n".join(lines) + "\n")
         update(1)
     data = root / "data.yaml"
-    data.write_text(f"path: {root}\ntrain: images/train\nval: images/val\nnames:\n  0: thing\n")
+    data.write_text(
+        f"path: {root}\ntrain: images/train\nval: images/val\n{CORNERS}names:\n  0: thing\n"
+    )
     return data
 
 
-def _label_line(box: tuple[int, int, int, int], size: tuple[int, int]) -> str:
-    """A box as a line of a YOLO label file: class, centre and size, as shares."""
+def _label_line(box: tuple[int, int, int, int], quad: np.ndarray, size: tuple[int, int]) -> str:
+    """A thing as a line of a YOLO pose label file: class, its visible box's centre and
+    size, then each corner (covered ones too: the model learns where they must be) with
+    its visibility, all as shares; a corner outside the picture is marked absent."""
     (x0, y0, x1, y1), (w, h) = box, size
-    return (
-        f"0 {(x0 + x1) / 2 / w:.6f} {(y0 + y1) / 2 / h:.6f} {(x1 - x0) / w:.6f} {(y1 - y0) / h:.6f}"
-    )
+    fields = [0, (x0 + x1) / 2 / w, (y0 + y1) / 2 / h, (x1 - x0) / w, (y1 - y0) / h]
+    for x, y in order_corners(quad):
+        inside = 0 <= x < w and 0 <= y < h
+        fields += [float(x) / w, float(y) / h, 2] if inside else [0.0, 0.0, 0]
+    return " ".join(f"{v:.6f}" if isinstance(v, float) else str(v) for v in fields)
 
 
 def _train(
@@ -165,13 +224,13 @@ def _train(
     image_size: int,
     seed: int,
     update: Any,
-) -> tuple[Path, float]:
-    """Train from the architecture; the best weights and their held-out mAP50."""
+) -> tuple[Path, dict[str, float]]:
+    """Train from the architecture; the best weights and their held-out metrics."""
     yolo = offline_ultralytics(project.data_dir)
     logging.getLogger("ultralytics").setLevel(logging.WARNING)  # its per-epoch tables
     model = yolo.YOLO(ARCHITECTURE)
     model.add_callback("on_fit_epoch_end", lambda trainer: update(1))
-    device = project.config.detector.device
+    device = pick_device(project.config.detector.device)
     try:
         result = model.train(
             data=str(data),
@@ -183,7 +242,8 @@ def _train(
             seed=seed,
             deterministic=True,
             plots=False,
-            amp=device != "cpu",
+            # Ultralytics' check that mixed precision works on a GPU fetches a model.
+            amp=False,
             pretrained=False,
             project=str(runs),
             name="train",
@@ -196,4 +256,4 @@ def _train(
     if not best.is_file():
         raise IdentifyError(f"training the detector wrote no weights under {runs}")
     metrics = getattr(result, "results_dict", {}) or {}
-    return best, float(metrics.get("metrics/mAP50(B)", 0.0))
+    return best, {key: float(value) for key, value in metrics.items()}

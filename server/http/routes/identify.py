@@ -30,6 +30,7 @@ async def identify(request: web.Request) -> web.Response:
     )
     body: contract.IdentifyResponse = {
         "objects": [o.to_json() for o in objects],
+        "image_size": list(objects[0].picture) if objects else [0, 0],
         "elapsed_ms": round((time.perf_counter() - started) * 1000, 1),
     }
     return web.json_response(body)

@@ -81,6 +81,7 @@ class LiveClient:
                 "type": "result",
                 "frame": seq,
                 "objects": [o.to_json() for o in objects],
+                "image_size": list(objects[0].picture) if objects else [0, 0],
                 "elapsed_ms": round((time.perf_counter() - started) * 1000, 1),
             }
         except IdentifyError as exc:

@@ -23,11 +23,11 @@ def detector() -> None:
 @click.option(
     "--scenes",
     type=click.IntRange(10, 100_000),
-    default=400,
+    default=600,
     show_default=True,
     help="Synthetic scenes to make (a fifth held out to measure on).",
 )
-@click.option("--epochs", type=click.IntRange(1, 1000), default=20, show_default=True)
+@click.option("--epochs", type=click.IntRange(1, 1000), default=30, show_default=True)
 @click.option(
     "--image-size",
     type=click.IntRange(64, 1280),

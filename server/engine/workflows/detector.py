@@ -74,8 +74,8 @@ class DetectorRun:
 
 def train_detector(
     ref: str,
-    scenes: int = 300,
-    epochs: int = 20,
+    scenes: int = 600,
+    epochs: int = 30,
     image_size: int = 320,
     seed: int = 0,
     stage: Stage = quiet,

@@ -189,7 +189,7 @@ def test_a_device_that_is_not_there_fails_at_load(
     if not torch.cuda.is_available():
         with pytest.raises(ModelUnavailableError, match="no CUDA GPU"):
             detectors.make(_yolo(yolo_files["detect"], device="cuda:3"), tmp_path)
-    with pytest.raises(ModelUnavailableError, match="does not run on device 'gpu0'"):
+    with pytest.raises(ModelUnavailableError, match="does not run \\(on device 'gpu0'\\)"):
         detectors.make(_yolo(yolo_files["detect"], device="gpu0"), tmp_path)
 
 
@@ -283,3 +283,31 @@ def test_a_synthetic_scene_knows_where_each_thing_is_and_how_much_shows() -> Non
     assert made.things[-1].visible > 0.99  # nothing is placed over the last one
     again = scene(cards, table, np.random.default_rng(3), strength=0.0)
     assert np.array_equal(again.frame, made.frame)  # seeded
+
+
+@pytest.mark.parametrize(
+    ("size", "truth"),
+    [
+        ((640, 480), [[200, 120], [460, 140], [450, 330], [190, 310]]),  # a tilted card
+        ((1601, 503), [[200, 180], [1400, 200], [1390, 430], [210, 410]]),  # a long sign
+    ],
+)
+def test_rough_corners_are_placed_on_the_things_edges(
+    size: tuple[int, int], truth: list[list[int]]
+) -> None:
+    from server.engine.vision.detectors.quad import refine
+
+    w, h = size
+    picture = np.full((h, w, 3), (40, 90, 60), np.uint8)
+    corners = np.float32(truth)
+    cv2.fillConvexPoly(picture, corners.astype(np.int32), (235, 230, 220))
+    extent = corners.max(axis=0) - corners.min(axis=0)
+    rough = corners + np.random.default_rng(0).uniform(-0.06, 0.06, (4, 2)) * extent
+    placed = refine(picture, order_corners(rough))
+    before = np.linalg.norm(order_corners(rough) - corners, axis=1).mean()
+    after = np.linalg.norm(placed - corners, axis=1).mean()
+    # Within a pixel or two of the search at REFINE_SIDE px, scaled back.
+    diagonal = float(np.linalg.norm(extent))
+    assert after < 0.01 * diagonal < before
+    nothing_there = np.full_like(picture, 128)  # no edges: the rough corners stand
+    assert np.allclose(refine(nothing_there, order_corners(rough)), order_corners(rough))

@@ -99,7 +99,8 @@ def train_detector(
     ]
     if not images:
         raise NoReferencesError("no reference image to make scenes of")
-    photos, _ = background_pool(project, rng)
+    pool, which = background_pool(project, rng)
+    photos = [] if which.startswith("procedural") else pool  # no photos: procedural only
     backgrounds = photos + [
         fallback_background(rng) for _ in range(max(MIN_BACKGROUNDS, len(photos)))
     ]

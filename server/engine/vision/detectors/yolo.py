@@ -128,7 +128,7 @@ class YoloDetector:
             self.detect(np.zeros((64, 64, 3), np.uint8))
         except Exception as exc:  # noqa: BLE001 - torch and Ultralytics raise many kinds
             raise ModelUnavailableError(
-                f"detector: {file} does not run on device {self.device!r} "
+                f"detector: {file} does not run (on device {self.device!r}) "
                 f"({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]})"
             ) from None
 

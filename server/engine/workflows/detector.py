@@ -38,7 +38,7 @@ from server.engine.vision.rectify import order_corners
 from server.engine.vision.scenes import scene
 from server.engine.workflows.common import Stage, open_project, quiet, writer_lock
 from server.engine.workflows.index_stages import scan
-from server.engine.workflows.verify import background_pool
+from server.engine.workflows.verify import background_photos
 
 ARCHITECTURE = "yolo11n-pose.yaml"
 """Ultralytics' smallest current keypoint model, built from its definition."""
@@ -99,8 +99,7 @@ def train_detector(
     ]
     if not images:
         raise NoReferencesError("no reference image to make scenes of")
-    pool, which = background_pool(project, rng)
-    photos = [] if which.startswith("procedural") else pool  # no photos: procedural only
+    photos, _ = background_photos(project, rng)
     backgrounds = photos + [
         fallback_background(rng) for _ in range(max(MIN_BACKGROUNDS, len(photos)))
     ]
@@ -152,7 +151,7 @@ def _write_card(
         "training_s": round(time.monotonic() - started, 1),
         "seed": seed,
         "scenes": run.scenes,
-        "held_out": max(2, round(run.scenes * HELD_OUT)),
+        "held_out": _held_out(run.scenes),
         "epochs": run.epochs,
         "image_size": run.image_size,
         "references": references,
@@ -186,7 +185,7 @@ def _write_scenes(
     ``val``), one class ``thing`` with its four corners; returns the dataset file."""
     shutil.rmtree(root, ignore_errors=True)
     size = (image_size, image_size * 3 // 4)
-    held_out = max(2, round(count * HELD_OUT))
+    held_out = _held_out(count)
     for i in range(count):
         split = "val" if i < held_out else "train"
         picks = rng.choice(len(images), min(len(images), int(rng.integers(2, 6))), replace=False)
@@ -203,6 +202,11 @@ def _write_scenes(
         f"path: {root}\ntrain: images/train\nval: images/val\n{CORNERS}names:\n  0: thing\n"
     )
     return data
+
+
+def _held_out(scenes: int) -> int:
+    """How many of ``scenes`` are kept out of training (the first ones)."""
+    return max(2, round(scenes * HELD_OUT))
 
 
 def _label_line(box: tuple[int, int, int, int], quad: np.ndarray, size: tuple[int, int]) -> str:

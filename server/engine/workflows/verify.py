@@ -69,16 +69,22 @@ class QueryOutcome:
         return self.true_score - self.best_wrong_score
 
 
-def background_pool(project: Project, rng: np.random.Generator) -> tuple[list[np.ndarray], str]:
-    """Photos to put things in front of: ``verify.backgrounds`` (or the packaged
-    folder), else procedural ones; and a line saying which."""
+def background_photos(project: Project, rng: np.random.Generator) -> tuple[list[np.ndarray], Path]:
+    """The photos of ``verify.backgrounds`` (or the packaged folder) to put things in
+    front of, possibly none, and the folder."""
     folder = project.config.verify.backgrounds or BACKGROUNDS_DIR
     paths = (
         sorted(p for p in folder.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
         if folder.is_dir()
         else []
     )
-    photos = backdrops.load_backgrounds(paths, rng=rng)
+    return backdrops.load_backgrounds(paths, rng=rng), folder
+
+
+def background_pool(project: Project, rng: np.random.Generator) -> tuple[list[np.ndarray], str]:
+    """Photos to put things in front of (``background_photos``), else procedural ones;
+    and a line saying which."""
+    photos, folder = background_photos(project, rng)
     if photos:
         return photos, f"{len(photos)} photos from {folder}"
     return [backdrops.fallback_background(rng) for _ in range(8)], "procedural (no photos found)"

@@ -20,6 +20,7 @@ import numpy as np
 from server.engine.errors import ModelUnavailableError, ProjectConfigError
 from server.engine.project.config import DetectorConfig
 from server.engine.vision.detectors.base import Detection
+from server.engine.vision.detectors.quad import refine
 from server.engine.vision.embedders.torch_common import pick_device
 from server.engine.vision.rectify import is_usable, order_corners
 
@@ -146,7 +147,8 @@ class YoloDetector:
             verbose=False,
         )
         found = _detections(result, image.shape[1], image.shape[0])
-        return [d if d.quad is None else replace(d, quad=_placed(image, d.quad)) for d in found]
+        # The model's corners, placed on the thing's edges where the picture shows them.
+        return [d if d.quad is None else replace(d, quad=refine(image, d.quad)) for d in found]
 
 
 def _class_ids(wanted: tuple[str, ...], names: dict[int, str], file: str) -> list[int] | None:
@@ -178,22 +180,12 @@ def _corners(result: Any) -> np.ndarray | None:
     return corners
 
 
-def _placed(image: np.ndarray, quad: np.ndarray) -> np.ndarray:
-    """A model's corners placed on the thing's edges where the picture shows them
-    (``quad.refine``)."""
-    from server.engine.vision.detectors.quad import refine
-
-    placed = refine(image, quad)
-    return placed if is_usable(placed) else quad
-
-
 def _quad(corners: np.ndarray) -> np.ndarray | None:
     """A model's four corners, in its order (around the thing, either way), as a quad
     clockwise from the top left; None when one is missing or they cross or fold."""
     if not np.isfinite(corners).all() or not is_usable(corners):
         return None
-    quad = order_corners(corners)
-    return quad if is_usable(quad) else None
+    return order_corners(corners)  # a convex quad keeps its shape, started at the top left
 
 
 def _detections(result: Any, width: int, height: int) -> list[Detection]:

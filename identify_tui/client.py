@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypedDict, Unpack
@@ -74,6 +75,9 @@ class ApiClient:
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             headers = {"Authorization": f"Bearer {self.config.token}"} if self.config.token else {}
+            reviewer = _reviewer()
+            if reviewer:
+                headers["X-Identify-Reviewer"] = reviewer
             self._session = aiohttp.ClientSession(
                 headers=headers, timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
             )
@@ -223,3 +227,12 @@ class ApiClient:
             margin=margin,
         )
         return body
+
+
+def _reviewer() -> str | None:
+    """The name annotations are recorded under (``local:NAME``): the login name."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        return None
+    return "".join(ch for ch in name if ch.isascii() and ch.isprintable())[:64] or None

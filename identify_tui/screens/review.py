@@ -51,9 +51,9 @@ class Done:
 LIST_CELLS = 29
 """Characters of a queue-list line after its selection mark: the list is 33 columns, less
 its border and the table's cell padding."""
-REASON_MARKS = {"below_threshold": "?", "low_margin": "~"}
+REASON_MARKS = {"below_threshold": "?", "low_margin": "~", "audit": "=", "low_confidence": "="}
 """The list's mark for why an item is queued: ``?`` unknown, ``~`` doubtful (too close
-to a second class)."""
+to a second class), ``=`` an accepted answer to check (a sample, or a thin margin)."""
 
 
 def describe(item: ReviewItem) -> str:
@@ -82,11 +82,12 @@ class ReviewScreen(Screen[None]):
         Binding("8", "confirm(8)", "Pick 8", show=False),
         Binding("9", "confirm(9)", "Pick 9", show=False),
         Binding("c", "correct", "Correct"),
-        Binding("x", "false_positive", "Not it"),
+        Binding("n", "unknown", "None"),
+        Binding("x", "false_positive", "Nothing"),
         Binding("s", "skip", "Skip"),
         Binding("u", "undo", "Undo"),
         Binding("space", "select", "Select"),
-        Binding("w", "whole", "Whole pic"),
+        Binding("w", "whole", "Whole"),
         Binding("r", "reload", "Reload", show=False),
     ]
     app = getters.app(ConnectedApp)
@@ -261,10 +262,14 @@ class ReviewScreen(Screen[None]):
                 if len(items) == 1 and len(cands) >= number
                 else f"candidate {number}"
             )
-            return f"{who}: confirmed as {label}"
+            return f"{who}: labelled {label}"
         if action == "correct":
             return f"{who}: labelled {options['label']}"
-        return f"{who}: {'not it (false positive)' if action == 'false_positive' else 'skipped'}"
+        said = {
+            "unknown": "none of the known classes",
+            "false_positive": "nothing there (false positive)",
+        }
+        return f"{who}: {said.get(action, 'skipped')}"
 
     @work(group="send")
     async def _send(
@@ -295,7 +300,12 @@ class ReviewScreen(Screen[None]):
             return
         self._take("confirm", {"candidate": number})
 
+    def action_unknown(self) -> None:
+        """None of the known classes is right (and it is not worth a class)."""
+        self._take("unknown", {})
+
     def action_false_positive(self) -> None:
+        """Nothing of interest is there (a hard negative)."""
         self._take("false_positive", {})
 
     def action_skip(self) -> None:

@@ -1,14 +1,19 @@
-"""Queue size, decisions per day, the rates to watch, auto-label coverage."""
+"""What the annotations say: the rates to watch against the seeds' levels, drift (this
+week against last), a chart per week, the labels, and auto-label coverage."""
 
 from __future__ import annotations
 
 from typing import ClassVar, Literal
 
+from rich.text import Text
 from textual import getters, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
+
+from server.contract import PeriodCounts, Stats
 
 from ..client import ApiError
 from ..connected import ConnectedApp
@@ -16,16 +21,70 @@ from ..widgets.banner import banner
 from ..widgets.screen_bar import bottom
 
 REFRESH_S = 5.0
-WATCH: dict[Literal["confirmed", "corrected", "false_positive"], str] = {
-    "confirmed": "> 80 % is healthy",
-    "corrected": "> 15 %: thresholds too loose?",
-    "false_positive": "> 10 %: references too alike?",
+TypeName = Literal["confirmed", "corrected", "false_positive", "missed"]
+TYPES: tuple[TypeName, ...] = ("confirmed", "corrected", "false_positive", "missed")
+COLOURS: dict[TypeName, str] = {
+    "confirmed": "green",
+    "corrected": "yellow",
+    "false_positive": "red",
+    "missed": "magenta",
 }
-"""The seed's rates to watch."""
+CHART_WIDTH = 40
+"""Columns of the longest week's bar."""
 
 
 def pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
+
+
+def signed(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:+.0f} pts"
+
+
+def week_chart(weeks: list[PeriodCounts]) -> Text:
+    """One bar per week, as long as its annotations are many, coloured by type."""
+    out = Text()
+    most = max((w["total"] for w in weeks), default=0)
+    for week in weeks:
+        out.append(f"{week['period']:>9} {week['total']:>5} ")
+        if most:
+            for kind in TYPES:
+                cells = round(CHART_WIDTH * week["counts"][kind] / most)
+                out.append("█" * cells, style=COLOURS[kind])
+        out.append("\n")
+    out.append("          ")
+    for kind in TYPES:
+        out.append("█ ", style=COLOURS[kind])
+        out.append(f"{kind.replace('_', ' ')}  ")
+    return out
+
+
+def summary(stats: Stats) -> Text:
+    """The lines above the chart: queue, coverage, the rates to watch, drift."""
+    q, drift = stats["queue"], stats["drift"]
+    out = Text()
+    out.append("queue ", style="bold")
+    out.append(f"{q['pending']} pending   ")
+    out.append("coverage ", style="bold")
+    out.append(
+        f"{pct(stats['coverage'])} auto-labelled "
+        f"({stats['auto_labelled']} of {stats['observations']} identifications)\n"
+    )
+    out.append(f"annotations {stats['annotations']}", style="bold")
+    out.append(f"   last 7 days {drift['this_week']['total']}")
+    out.append(f", 7 days before {drift['last_week']['total']}\n\n")
+    out.append(f"{'':<15} {'7 days':>6} {'before':>6} {'change':>8}\n", style="dim")
+    for watch in stats["watch"]:
+        kind = watch["type"]
+        flag = {"ok": ("ok", "green"), "watch": ("WATCH", "bold red")}.get(
+            watch["status"] or "", ("", "")
+        )
+        out.append(f"{kind.replace('_', ' '):<15} ", style=COLOURS[kind])
+        out.append(f"{pct(watch['rate']):>6} {pct(drift['last_week']['rates'][kind]):>6} ")
+        out.append(f"{signed(drift['change'][kind]):>8}  ")
+        out.append(f"{flag[0]:<6}", style=flag[1])
+        out.append(f" {watch['meaning']}\n", style="dim")
+    return out
 
 
 class StatsScreen(Screen[None]):
@@ -37,13 +96,15 @@ class StatsScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         yield from banner()
-        yield Static("", id="stats-body")
-        yield DataTable(id="per-day", cursor_type="row")
+        with VerticalScroll():
+            yield Static("", id="stats-body")
+            yield Static("", id="week-chart")
+            yield DataTable(id="labels", cursor_type="row")
         yield from bottom("stats")
 
     def on_mount(self) -> None:
         self.query_one(DataTable).add_columns(
-            "day", "confirmed", "corrected", "false positive", "skipped"
+            "label", "total", "confirmed", "corrected", "false positive", "missed"
         )
         self.set_interval(REFRESH_S, self.action_refresh)
         self.action_refresh()
@@ -54,26 +115,10 @@ class StatsScreen(Screen[None]):
             stats = await self.app.api.stats()
         except ApiError:
             return
-        q, rates = stats["queue"], stats["rates"]
-        lines = [
-            f"[b]queue[/b] {q['pending']} pending",
-            (
-                f"[b]coverage[/b] {pct(stats['coverage'])} auto-labelled "
-                f"({stats['auto_labelled']} of {stats['observations']} identifications)"
-            ),
-        ]
-        for key, advice in WATCH.items():
-            lines.append(
-                f"{key.replace('_', ' '):<15} {pct(rates[key]):>5}  ({q[key]})  [dim]{advice}[/dim]"
-            )
-        self.query_one("#stats-body", Static).update("\n".join(lines))
+        self.query_one("#stats-body", Static).update(summary(stats))
+        self.query_one("#week-chart", Static).update(week_chart(stats["per_week"]))
         table = self.query_one(DataTable)
         table.clear()
-        for day in stats["per_day"]:
-            table.add_row(
-                day["day"],
-                str(day["confirmed"]),
-                str(day["corrected"]),
-                str(day["false_positive"]),
-                str(day["skipped"]),
-            )
+        for row in stats["labels"]:
+            counts = row["counts"]
+            table.add_row(row["label"], str(row["total"]), *(str(counts[t]) for t in TYPES))

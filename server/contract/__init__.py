@@ -8,6 +8,20 @@ them) and neither imports the other. ``tests/server/test_contract.py`` holds rea
 of a running server against it: a key added on one side only fails there.
 """
 
+from .annotations import (
+    Annotation,
+    AnnotationPage,
+    BulkResponse,
+    BulkResult,
+    Drift,
+    LabelCounts,
+    PeriodCounts,
+    Provenance,
+    Stats,
+    TypeCounts,
+    TypeRates,
+    Watch,
+)
 from .catalog import (
     ClassesMerged,
     ClassInfo,
@@ -18,6 +32,7 @@ from .catalog import (
     ReferenceInfo,
 )
 from .events import (
+    AnnotationEvent,
     ClassesEvent,
     Event,
     IdentificationEvent,
@@ -50,9 +65,11 @@ from .jobs import (
     JobState,
 )
 from .kinds import (
+    AnnotationType,
     FinalStatus,
     JobStatus,
     QueueAction,
+    QueueReason,
     Reason,
     Region,
     ResolveAction,
@@ -60,12 +77,9 @@ from .kinds import (
     ThresholdScope,
 )
 from .review import (
-    DayCounts,
-    DecisionRates,
     QueueCounts,
     ReviewItem,
     ReviewPage,
-    Stats,
 )
 from .thresholds import (
     ClassSetting,
@@ -80,6 +94,12 @@ from .thresholds import (
 )
 
 __all__ = [
+    "Annotation",
+    "AnnotationEvent",
+    "AnnotationPage",
+    "AnnotationType",
+    "BulkResponse",
+    "BulkResult",
     "CameraStatus",
     "Candidate",
     "ClassInfo",
@@ -91,11 +111,10 @@ __all__ = [
     "ClassesEvent",
     "ClassesMerged",
     "CurvePoint",
-    "DayCounts",
     "Decided",
-    "DecisionRates",
     "DefaultThresholds",
     "DetectedObject",
+    "Drift",
     "ErrorBody",
     "ErrorDetail",
     "Event",
@@ -108,11 +127,15 @@ __all__ = [
     "JobEvent",
     "JobState",
     "JobStatus",
+    "LabelCounts",
     "MediaUsage",
+    "PeriodCounts",
     "ProjectHealth",
+    "Provenance",
     "QueueAction",
     "QueueCounts",
     "QueueEvent",
+    "QueueReason",
     "Reason",
     "ReferenceAdded",
     "ReferenceInfo",
@@ -134,4 +157,7 @@ __all__ = [
     "ThresholdScope",
     "Thresholds",
     "ThresholdsEvent",
+    "TypeCounts",
+    "TypeRates",
+    "Watch",
 ]

@@ -6,7 +6,7 @@ from typing import Literal, NotRequired, TypedDict
 
 from .identification import DetectedObject
 from .jobs import JobState
-from .kinds import QueueAction, ReviewStatus, ThresholdScope
+from .kinds import AnnotationType, QueueAction, ReviewStatus, ThresholdScope
 
 
 class IdentificationEvent(TypedDict):
@@ -30,11 +30,25 @@ class QueueEvent(TypedDict):
     at: float
 
 
+class AnnotationEvent(TypedDict):
+    """An annotation was created, changed or deleted."""
+
+    type: Literal["annotation"]
+    action: Literal["created", "updated", "deleted"]
+    id: int
+    annotation_type: AnnotationType
+    label: str | None
+    """Its true label."""
+    item_id: int | None
+    at: float
+
+
 class ReferencesEvent(TypedDict):
-    """A reference was added or removed."""
+    """A reference was added, removed, or moved to another class (``relabelled``: the
+    annotation that made it was changed)."""
 
     type: Literal["references"]
-    action: Literal["added", "removed"]
+    action: Literal["added", "removed", "relabelled"]
     id: int
     label: str
     at: float
@@ -73,6 +87,12 @@ class JobEvent(JobState):
 
 
 Event = (
-    IdentificationEvent | QueueEvent | ReferencesEvent | ClassesEvent | ThresholdsEvent | JobEvent
+    IdentificationEvent
+    | QueueEvent
+    | AnnotationEvent
+    | ReferencesEvent
+    | ClassesEvent
+    | ThresholdsEvent
+    | JobEvent
 )
 """Any message of the events stream, told apart by ``type`` (and ``action``)."""

@@ -4,6 +4,10 @@ from typing import Literal
 
 Reason = Literal["matched", "below_threshold", "low_margin", "empty_index"]
 """Why an object was accepted or not (a queued miss is never ``matched``)."""
+QueueReason = Literal["below_threshold", "low_margin", "empty_index", "audit", "low_confidence"]
+"""Why a review item is queued: a miss (unknown, too close to a second class, nothing
+indexed), or an accepted answer checked too: a sample (``audit``) or one accepted by a
+thin margin (``low_confidence``)."""
 ReviewStatus = Literal["pending", "confirmed", "corrected", "false_positive", "skipped"]
 """``pending`` until a person acts; the others are final."""
 FinalStatus = Literal["confirmed", "corrected", "false_positive", "skipped"]
@@ -12,8 +16,11 @@ Region = Literal["whole", "verified", "doubtful"]
 """What a review item's picture shows: the whole picture, or the region the object was
 found in, with the reference's geometry found there (``verified``) or not."""
 ThresholdScope = Literal["taxonomy", "class"]
-ResolveAction = Literal["confirm", "correct", "false_positive", "skip"]
-"""What a reviewer may do with a queued item."""
+ResolveAction = Literal["confirm", "correct", "unknown", "false_positive", "skip"]
+"""What a reviewer may do with a queued item: take a candidate, give the right label,
+say it is none of the known classes, say nothing of interest is there, or skip it."""
+AnnotationType = Literal["confirmed", "corrected", "false_positive", "missed"]
+"""What an annotation says of a prediction (see ``server.engine.loop.annotations``)."""
 QueueAction = Literal["added", "seen_again", "resolved", "reopened"]
 """What happened to a review item: queued, its picture came again, decided, reopened."""
 JobStatus = Literal["running", "done", "cancelled", "failed"]

@@ -1,18 +1,18 @@
-"""The review queue: queued items, pages of them, and the decision statistics."""
+"""The review queue: queued items, pages of them, and their counts."""
 
 # No ``from __future__ import annotations``: on Python 3.11 it makes ``TypedDict`` count
 # ``NotRequired`` keys as required (``__required_keys__``), which the contract test reads.
 from typing import TypedDict
 
 from .identification import Candidate
-from .kinds import Reason, Region, ReviewStatus
+from .kinds import QueueReason, Region, ReviewStatus
 
 
 class ReviewItem(TypedDict):
     """A queued miss (``GET /api/review/{id}``, and what resolve and reopen answer)."""
 
     id: int
-    reason: Reason
+    reason: QueueReason
     taxonomy: str | None
     source: str | None
     track_id: str | None
@@ -28,6 +28,9 @@ class ReviewItem(TypedDict):
     box: list[int] | None
     region: Region
     seen: int
+    accepted_label: str | None
+    """The class that was accepted, for an accepted answer queued to be checked; None
+    for a miss (its answer was unknown)."""
 
 
 class ReviewPage(TypedDict):
@@ -45,32 +48,3 @@ class QueueCounts(TypedDict):
     corrected: int
     false_positive: int
     skipped: int
-
-
-class DayCounts(TypedDict):
-    """Items resolved on one day (UTC), per final status."""
-
-    day: str
-    confirmed: int
-    corrected: int
-    false_positive: int
-    skipped: int
-
-
-class DecisionRates(TypedDict):
-    """Share of decided items per decision; None before any decision."""
-
-    confirmed: float | None
-    corrected: float | None
-    false_positive: float | None
-
-
-class Stats(TypedDict):
-    """``GET /api/stats``."""
-
-    queue: QueueCounts
-    per_day: list[DayCounts]
-    rates: DecisionRates
-    observations: int
-    auto_labelled: int
-    coverage: float | None

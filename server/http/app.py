@@ -26,6 +26,7 @@ from .limits import (
     MAX_REQUEST_BYTES,
     SHUTDOWN_GRACE_S,
 )
+from .routes import annotation as annotation_routes
 from .routes import (
     events,
     health,
@@ -43,7 +44,19 @@ from .stats import ServerStats
 
 log = logging.getLogger(__name__)
 
-ROUTE_MODULES = (health, identify, references, review, thresholds, jobs, events, live, pages, seed)
+ROUTE_MODULES = (
+    health,
+    identify,
+    references,
+    review,
+    annotation_routes,
+    thresholds,
+    jobs,
+    events,
+    live,
+    pages,
+    seed,
+)
 """Every part of the API; each module holds its ``routes``."""
 
 EmbedderFactory = Callable[[ServeConfig], Embedder]

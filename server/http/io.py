@@ -19,7 +19,7 @@ class UnsupportedMediaType(IdentifyError):
     code = "unsupported_media_type"
 
 
-async def read_json(request: web.Request) -> dict[str, Any]:
+async def read_json(request: web.Request, limit: int = MAX_JSON_BYTES) -> dict[str, Any]:
     """A JSON object body, read whole (however many segments it arrives in).
 
     Strings must be valid Unicode (no lone surrogates); ``NaN`` and ``Infinity`` are not
@@ -31,13 +31,13 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     """
     if request.content_type != "application/json":
         raise UnsupportedMediaType("send JSON with 'Content-Type: application/json'")
-    if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
-        raise IdentifyError(f"JSON bodies are limited to {MAX_JSON_BYTES} bytes")
+    if request.content_length is not None and request.content_length > limit:
+        raise IdentifyError(f"JSON bodies are limited to {limit} bytes")
     raw = bytearray()
     async for chunk in request.content.iter_any():
         raw.extend(chunk)
-        if len(raw) > MAX_JSON_BYTES:
-            raise IdentifyError(f"JSON bodies are limited to {MAX_JSON_BYTES} bytes")
+        if len(raw) > limit:
+            raise IdentifyError(f"JSON bodies are limited to {limit} bytes")
     try:
         body = json.loads(raw, parse_constant=_no_constant)
         # A lone surrogate ("\ud800") parses, but is not text anything downstream can

@@ -6,6 +6,10 @@ MAX_REQUEST_BYTES = 20 * 1024 * 1024
 """Largest HTTP request body (an upload); larger ones get 413."""
 MAX_JSON_BYTES = 64 * 1024
 """Largest JSON request body (and largest text field of a form)."""
+MAX_BULK_JSON_BYTES = 1024 * 1024
+"""Largest JSON body of a bulk request (its operations are counted apart)."""
+MAX_BULK = 1000
+"""Most operations (or items) one bulk request carries; more are refused whole."""
 MAX_FORM_PARTS = 8
 """Most parts one multipart form may have (an image and a few text fields)."""
 ALLOWED_IMAGE_TYPES = frozenset(

@@ -19,8 +19,10 @@ from typing import TypeVar
 import numpy as np
 
 from server import contract
-from server.engine.catalog.store import ReviewItem
+from server.engine.catalog.store import AnnotationRow, ReviewItem
 from server.engine.errors import BusyError
+from server.engine.live.annotating import AnnotationPlan
+from server.engine.live.catalogue import PreparedReference
 from server.engine.live.service import ObjectResult, Prepared, Service
 from server.engine.vision import threads
 
@@ -170,6 +172,7 @@ class EngineRunner:
         label: object = None,
         candidate: int | None = None,
         region: str | None = None,
+        author: str = "local",
     ) -> ReviewItem:
         """A review decision: checked on the engine thread, the reference it makes (if
         any) prepared on a worker, then committed on the engine thread.
@@ -177,11 +180,31 @@ class EngineRunner:
         Raises:
             NotFoundError, ConflictError, IdentifyError: see ``ReviewDesk.plan``.
         """
+        plan = await self.run(
+            lambda s: s.resolve_plan(item_id, action, label, candidate, region, author)
+        )
+        return await self._prepared(plan, Service.prepare_resolution, Service.resolve_commit)
+
+    async def annotate(self, plan: Callable[[Service], AnnotationPlan]) -> AnnotationRow:
+        """An annotation created or changed: ``plan`` checks it on the engine thread, the
+        reference it makes (if any) is prepared on a worker, then all is committed.
+
+        Raises:
+            NotFoundError, ConflictError, IdentifyError: see ``AnnotationDesk``.
+        """
+        checked = await self.run(plan)
+        return await self._prepared(checked, Service.prepare_annotation, Service.commit_annotation)
+
+    async def _prepared(
+        self,
+        plan: AnnotationPlan,
+        prepare: Callable[[Service, AnnotationPlan], PreparedReference | None],
+        commit: Callable[[Service, AnnotationPlan, PreparedReference | None], T],
+    ) -> T:
         loop = asyncio.get_running_loop()
-        plan = await self.run(lambda s: s.resolve_plan(item_id, action, label, candidate, region))
         async with self._image_in_flight(bounded=False) as service:
-            prepared = await loop.run_in_executor(self.compute, service.prepare_resolution, plan)
-            return await loop.run_in_executor(self.executor, service.resolve_commit, plan, prepared)
+            prepared = await loop.run_in_executor(self.compute, prepare, service, plan)
+            return await loop.run_in_executor(self.executor, commit, service, plan, prepared)
 
     def timing(self) -> contract.StageTiming:
         """Mean milliseconds per identified image in each stage (for health)."""

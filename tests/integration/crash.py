@@ -1,8 +1,8 @@
 """Crash harness: a real ``identify serve`` process takes writes (references added,
-imported, deleted; review labels) from a client that notes each acknowledged one, and is
-killed with SIGKILL at a random moment; after a restart every acknowledged write must be
-there (and every acknowledged delete gone). Used by ``test_crash`` (a few kills) and
-``tests/benchmarks/bench_crash.py`` (25)."""
+imported, deleted; review labels; bulk annotations) from a client that notes each
+acknowledged one, and is killed with SIGKILL at a random moment; after a restart every
+acknowledged write must be there (and every acknowledged delete gone). Used by
+``test_crash`` (a few kills) and ``tests/benchmarks/bench_crash.py`` (25)."""
 
 from __future__ import annotations
 
@@ -35,6 +35,8 @@ class Ledger:
     deleted: set[int] = field(default_factory=set)
     resolved: dict[int, str] = field(default_factory=dict)
     """Review item id -> status."""
+    annotations: dict[int, str] = field(default_factory=dict)
+    """Annotation id -> type, made by a bulk request."""
     writes: int = 0
 
     def present(self) -> dict[int, str]:
@@ -125,7 +127,7 @@ def writer(base: str, ledger: Ledger, folder: Path, seed: int, stop: threading.E
     try:
         while not stop.is_set():
             n += 1
-            kind = rng.choice(["add", "add", "delete", "import", "review"])
+            kind = rng.choice(["add", "add", "delete", "import", "review", "bulk"])
             tag = f"S{seed}N{n}"
             if kind == "add":
                 body, ctype = multipart(photo, label=f"Add {tag}")
@@ -165,11 +167,39 @@ def writer(base: str, ledger: Ledger, folder: Path, seed: int, stop: threading.E
                     if status == 200:
                         ledger.resolved[item] = out["status"]
                         ledger.references[out["reference_id"]] = out["resolved_label"]
+            elif kind == "bulk":
+                bulk_annotations(base, ledger, unknown, tag)
             else:
                 continue
             ledger.writes += 1
     except (OSError, urllib.error.URLError, ValueError):
         return  # killed: the writes in flight were never acknowledged
+
+
+def bulk_annotations(base: str, ledger: Ledger, picture: bytes, tag: str) -> None:
+    """Queue two pictures, then annotate them in one bulk request: a new class, a
+    missed object beside it, and nothing there."""
+    items = []
+    for side in ("a", "b"):
+        status, out = call(base, "POST", f"/api/identify?source={tag}{side}", picture, "image/jpeg")
+        if status != 200 or out["objects"][0]["review_id"] is None:
+            return
+        items.append(out["objects"][0]["review_id"])
+    ops = [
+        {"op": "create", "item_id": items[0], "type": "confirmed", "label": f"Bulk {tag}"},
+        {"op": "create", "item_id": items[0], "type": "missed", "box": [0, 0, 20, 20]},
+        {"op": "create", "item_id": items[1], "type": "false_positive"},
+    ]
+    body = json.dumps({"operations": ops}).encode()
+    status, out = call(base, "POST", "/api/annotations/bulk", body, "application/json")
+    if status != 200:
+        return
+    for result in out["results"]:
+        if result["ok"]:
+            made = result["annotation"]
+            ledger.annotations[made["id"]] = made["type"]
+            if made["reference_id"] is not None:
+                ledger.references[made["reference_id"]] = made["true_label"]
 
 
 def active_references(base: str) -> dict[int, str]:
@@ -195,6 +225,10 @@ def check(base: str, ledger: Ledger) -> list[str]:
         _, got = call(base, "GET", f"/api/review/{item}")
         if got["status"] != status:
             lost.append(f"review item {item}: {got['status']}, acknowledged {status}")
+    for annotation, kind in ledger.annotations.items():
+        status, got = call(base, "GET", f"/api/annotations/{annotation}")
+        if status != 200 or got["type"] != kind:
+            lost.append(f"annotation {annotation} ({kind}): {status}")
     status, _ = call(
         base,
         "POST",

@@ -24,3 +24,4 @@ def test_no_acknowledged_write_is_lost_over_kills(tmp_path: Path, small_refs: Pa
     assert lost == []
     # The rounds did write (of every kind), so the check checked something.
     assert ledger.writes >= 6 and ledger.references and ledger.resolved
+    assert ledger.annotations

@@ -38,7 +38,8 @@ async def test_correcting_an_item_makes_it_a_reference_at_once(client: Client) -
     item = await queue_unknown(client)
     resp = await resolve(client, item, action="correct", label="Germany")
     body = await resp.json()
-    assert resp.status == 200 and body["status"] == "corrected"
+    # "Unknown" was the right answer for a flag nobody indexed: naming it confirms it.
+    assert resp.status == 200 and body["status"] == "confirmed"
     assert body["resolved_label"] == "Germany" and body["reference_id"] is not None
     obj = (await identify(client, query(UNKNOWN_QUERY)))["objects"][0]
     assert obj["label"] == "Germany" and obj["matched"] is True
@@ -50,7 +51,8 @@ async def test_confirming_takes_the_chosen_candidate(client: Client) -> None:
     listed = await (await client.get(f"/api/review/{item}")).json()
     second = listed["candidates"][1]["label"]
     body = await (await resolve(client, item, action="confirm", candidate=2)).json()
-    assert body["status"] == "confirmed" and body["resolved_label"] == second
+    # The answer was unknown for a class that was indexed: a correction.
+    assert body["status"] == "corrected" and body["resolved_label"] == second
     classes = await (await client.get("/api/classes")).json()
     assert {c["label"]: c["references"] for c in classes["classes"]}[second] == 2
 
@@ -176,15 +178,27 @@ async def test_bulk_resolves_each_item_on_its_own(client: Client) -> None:
 async def test_stats_count_decisions_and_coverage(client: Client) -> None:
     await identify(client, query(KNOWN_QUERY))
     a, b = await queue_unknown(client, "a"), await queue_unknown(client, "b")
-    await resolve(client, a, action="correct", label="Germany")
+    c = await queue_unknown(client, "c")
+    await resolve(client, a, action="correct", label="Germany")  # new class: confirmed
     await resolve(client, b, action="false_positive")
+    await resolve(client, c, action="confirm")  # an indexed class: corrected
     stats = await (await client.get("/api/stats")).json()
-    assert stats["queue"]["corrected"] == 1 and stats["queue"]["false_positive"] == 1
-    assert stats["rates"] == {"confirmed": 0.0, "corrected": 0.5, "false_positive": 0.5}
-    assert stats["observations"] == 3 and stats["auto_labelled"] == 1
-    assert abs(stats["coverage"] - 1 / 3) < 1e-9
-    [today] = stats["per_day"]
-    assert today["corrected"] == 1 and today["false_positive"] == 1
+    assert stats["queue"]["confirmed"] == 1 and stats["queue"]["false_positive"] == 1
+    assert stats["counts"] == {"confirmed": 1, "corrected": 1, "false_positive": 1, "missed": 0}
+    assert stats["rates"]["false_positive"] == 1 / 3 and stats["rates"]["missed"] == 0.0
+    assert stats["observations"] == 4 and stats["auto_labelled"] == 1
+    assert abs(stats["coverage"] - 1 / 4) < 1e-9
+    today = stats["per_day"][-1]
+    assert today["total"] == 3 and today["counts"]["corrected"] == 1
+    assert len(stats["per_day"]) == 30 and len(stats["per_week"]) == 12
+    assert stats["per_week"][-1]["total"] == 3
+    assert stats["drift"]["this_week"]["total"] == 3
+    assert stats["drift"]["last_week"]["total"] == 0
+    assert stats["drift"]["change"]["confirmed"] is None  # nothing to compare with
+    watch = {w["type"]: w for w in stats["watch"]}
+    assert watch["confirmed"]["status"] == "watch"  # 33 % < 80 %
+    assert watch["missed"]["status"] == "ok" and watch["corrected"]["status"] == "watch"
+    assert {row["label"] for row in stats["labels"]} >= {"Germany", "(none)"}
 
 
 async def test_threshold_curve_is_counted_on_the_server(client: Client) -> None:

@@ -197,6 +197,39 @@ async def _identify_and_review(client: Client, c: Conformance) -> None:
     c.check(contract.Job, await _json(await client.get(f"/api/jobs/{bulk['job']['id']}")))
 
 
+async def _annotations(client: Client, c: Conformance) -> None:
+    """Annotate a new item (a missed object beside it, then its own decision), change
+    the label (its reference follows), list and read them, and delete in bulk."""
+    resp = await client.post(
+        "/api/identify",
+        data=query(UNKNOWN_QUERY),
+        params={"source": "hall"},
+        headers={"Content-Type": "image/jpeg"},
+    )
+    item = (await _json(resp))["objects"][0]["review_id"]
+    missed = {"item_id": item, "type": "missed", "box": [0, 0, 10, 10]}
+    c.check(
+        contract.Annotation, await _json(await client.post("/api/annotations", json=missed), 201)
+    )
+    named = {"item_id": item, "type": "confirmed", "label": "Deutschland"}
+    made = await _json(await client.post("/api/annotations", json=named), 201)
+    c.check(contract.Annotation, made)
+    change = await client.patch(f"/api/annotations/{made['id']}", json={"label": "Flag of Germany"})
+    c.check(contract.Annotation, await _json(change))
+    c.check(contract.AnnotationPage, await _json(await client.get("/api/annotations")))
+    c.check(contract.Annotation, await _json(await client.get(f"/api/annotations/{made['id']}")))
+    ops = {
+        "operations": [
+            {"op": "update", "id": made["id"], "label": "Germany's flag"},
+            {"op": "delete", "id": made["id"]},
+            {"op": "delete", "id": 10**6},
+        ]
+    }
+    c.check(
+        contract.BulkResponse, await _json(await client.post("/api/annotations/bulk", json=ops))
+    )
+
+
 async def _classes_and_thresholds(client: Client, c: Conformance) -> None:
     """List classes and a hub's references; rename, merge and add a reference; set a
     class's threshold, read the thresholds and a curve."""
@@ -272,6 +305,7 @@ async def test_every_answer_and_event_holds_to_the_contract(
     c = Conformance()
     async with client.ws_connect("/api/events") as ws:
         await _identify_and_review(client, c)
+        await _annotations(client, c)
         await _classes_and_thresholds(client, c)
         c.check(contract.Health, await _json(await client.get("/api/health")))
         clear = {"scope": "class", "name": "Brazil"}

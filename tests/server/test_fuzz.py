@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .conftest import Client
+from .conftest import UNKNOWN_QUERY, Client, identify, query
 
 ROUTES = [
     ("PUT", "/api/thresholds"),
@@ -20,6 +20,9 @@ ROUTES = [
     ("POST", "/api/review/bulk"),
     ("POST", "/api/review/1/resolve"),
     ("POST", "/api/references/import"),
+    ("POST", "/api/annotations"),
+    ("PATCH", "/api/annotations/1"),
+    ("POST", "/api/annotations/bulk"),
 ]
 FIELDS = [
     "scope",
@@ -36,6 +39,12 @@ FIELDS = [
     "region",
     "path",
     "taxonomy",
+    "item_id",
+    "type",
+    "box",
+    "operations",
+    "op",
+    "id",
 ]
 
 scalars = (
@@ -44,7 +53,10 @@ scalars = (
     | st.integers()
     | st.floats(allow_nan=False)
     | st.text(max_size=30)
-    | st.sampled_from(["Brazil", "Japan", "default", "class", "taxonomy", "confirm", "correct"])
+    | st.sampled_from(
+        ["Brazil", "Japan", "default", "class", "taxonomy", "confirm", "correct", "missed"]
+        + ["confirmed", "corrected", "false_positive", "create", "update", "delete"]
+    )
 )
 values = st.recursive(
     scalars,
@@ -57,11 +69,15 @@ bodies = st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=8), values, 
 
 
 async def test_no_json_body_gets_a_5xx(client: Client) -> None:
+    # Item 1 and its annotation 1 exist, so that bodies reach past "no such item".
+    await identify(client, query(UNKNOWN_QUERY))
+    missed = {"item_id": 1, "type": "missed", "box": [0, 0, 8, 8]}
+    assert (await client.post("/api/annotations", json=missed)).status == 201
     port = client.server.port
     seen: list[int] = []
 
     @settings(
-        max_examples=300,
+        max_examples=450,
         deadline=None,
         derandomize=True,
         database=None,
@@ -85,6 +101,6 @@ async def test_no_json_body_gets_a_5xx(client: Client) -> None:
         assert resp.status < 500, (route, body, resp.status)
 
     await asyncio.to_thread(send)
-    assert len(seen) >= 300 and any(400 <= s < 500 for s in seen)
+    assert len(seen) >= 450 and any(400 <= s < 500 for s in seen)
     health = await (await client.get("/api/health")).json()
     assert health["server"]["server_errors"] == 0

@@ -22,7 +22,8 @@ async def test_correcting_by_keys_teaches_the_server(server: Server) -> None:
         await until(pilot, lambda: app.screen.__class__.__name__ == "LabelPrompt")
         await pilot.press(*"Germany", "enter")
         await until(pilot, lambda: review(app).current is None)
-        resolved = await until(pilot, lambda: _status(server, item, "corrected"))
+        # A new class for an unknown answer: the answer was right (see README).
+        resolved = await until(pilot, lambda: _status(server, item, "confirmed"))
         assert resolved["resolved_label"] == "Germany"
     obj = await server.identify(query(UNKNOWN_QUERY), record="0")
     assert obj["label"] == "Germany" and obj["matched"]
@@ -40,9 +41,28 @@ async def test_one_key_confirms_a_candidate_and_the_next_item_shows(server: Serv
         await until(pilot, lambda: review(app).shown_id == second)  # newest first
         await pilot.press("2")
         assert review(app).shown_id == first  # at once, before the server answered
-        item = await until(pilot, lambda: _status(server, second, "confirmed"))
+        # The answer was unknown and the reviewer named an indexed class: a correction.
+        item = await until(pilot, lambda: _status(server, second, "corrected"))
         listed = await server.get(f"/api/review/{first}")
         assert item["resolved_label"] == listed["candidates"][1]["label"]
+
+
+async def test_none_and_nothing_are_annotated_apart(server: Server) -> None:
+    first, second = await server.queue_unknown(), await server.queue_unknown()
+    app = tui(server)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: review(app).shown_id == second)
+        await pilot.press("n")  # none of the known classes: "unknown" was right
+        await until(pilot, lambda: review(app).shown_id == first)
+        await pilot.press("x")  # nothing of interest there
+        await until(pilot, lambda: _status(server, first, "false_positive"))
+        await until(pilot, lambda: _status(server, second, "confirmed"))
+        page = await server.get("/api/annotations")
+        assert {a["item_id"]: a["type"] for a in page["annotations"]} == {
+            second: "confirmed",
+            first: "false_positive",
+        }
+        assert all(a["author"].startswith("local:") for a in page["annotations"])
 
 
 async def test_undo_puts_the_item_back(server: Server) -> None:
@@ -122,7 +142,7 @@ async def test_odd_characters_in_a_label_are_kept_and_an_empty_one_changes_nothi
         await pilot.press("c")
         await until(pilot, lambda: app.screen.__class__.__name__ == "LabelPrompt")
         await pilot.press(*"Flags > Deutschland (schwarz/rot/gold)", "enter")
-        done = await until(pilot, lambda: _status(server, second, "corrected"))
+        done = await until(pilot, lambda: _status(server, second, "confirmed"))
         assert done["resolved_label"] == "Flags > Deutschland (schwarz/rot/gold)"
         # An empty answer changes nothing.
         await until(pilot, lambda: review(app).shown_id == first)
@@ -158,8 +178,8 @@ async def test_a_decision_key_says_what_it_did(server: Server) -> None:
         listed = await server.get(f"/api/review/{item}")
         await pilot.press("y")
         said = [n.message for n in app._notifications]
-        assert f"#{item}: confirmed as {listed['candidates'][0]['label']}" in said
-        await until(pilot, lambda: _status(server, item, "confirmed"))
+        assert f"#{item}: labelled {listed['candidates'][0]['label']}" in said
+        await until(pilot, lambda: _status(server, item, "corrected"))
 
 
 async def test_w_makes_the_whole_picture_the_reference_instead_of_the_box(server: Server) -> None:
@@ -185,7 +205,7 @@ async def test_w_makes_the_whole_picture_the_reference_instead_of_the_box(server
         await pilot.press("w")
         assert "whole picture" in str(app.screen.query_one("#item-info").render())
         await pilot.press("y")
-        done = await until(pilot, lambda: _status(server, item, "confirmed"))
+        done = await until(pilot, lambda: _status(server, item, "corrected"))
     ref = await server.image(f"/api/references/{done['reference_id']}/image")
     picture = await server.image(f"/api/review/{item}/image")
     assert decode_image(ref).shape == decode_image(picture).shape

@@ -120,7 +120,9 @@ async def test_live_screen_shows_identifications_and_counts(server: Server) -> N
         assert app.events.labels == {"Brazil": 1} and app.events.unknown == 1
 
 
-async def test_stats_screen_shows_the_queue(server: Server) -> None:
+async def test_stats_screen_shows_the_rates_to_watch_and_a_chart(server: Server) -> None:
+    decided = await server.queue_unknown()
+    await server.post(f"/api/review/{decided}/resolve", {"action": "false_positive"})
     await server.queue_unknown()
     app = tui(server)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -128,6 +130,14 @@ async def test_stats_screen_shows_the_queue(server: Server) -> None:
         await until(pilot, lambda: isinstance(app.screen, StatsScreen))
         body = app.screen.query_one("#stats-body")
         await until(pilot, lambda: "1 pending" in str(body.render()))
+        text = str(body.render())
+        # One false positive of one annotation: 100 % this week, over its 10 % level.
+        line = next(x for x in text.splitlines() if x.startswith("false positive"))
+        assert "100%" in line and "WATCH" in line and "hard negatives" in line
+        chart = str(app.screen.query_one("#week-chart").render()).splitlines()
+        assert len(chart) == 13  # 12 weeks and the key
+        assert chart[-2].split()[1] == "1" and "█" in chart[-2]
+        assert all(row.split()[1] == "0" for row in chart[:-2])
 
 
 async def test_no_server_says_so_and_how_to_start_one() -> None:

@@ -101,11 +101,12 @@ def test_review_and_stats_in_a_real_terminal(served: str, tmp_path: Path) -> Non
         for key in [
             "y Confirm",
             "c Correct",
-            "x Not it",
+            "n None",
+            "x Nothing",
             "s Skip",
             "u Undo",
             "space Select",
-            "w Whole pic",
+            "w Whole",
         ]:
             assert key in lines[-1], (key, lines[-1])
         tmux("send-keys", "-t", SESSION, "x", socket=socket)

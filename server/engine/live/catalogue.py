@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from server import contract
 from server.engine.catalog.vectors import (
@@ -211,27 +212,56 @@ class Catalogue:
             for f in files
         ]
 
-    def remove(self, ref_id: int) -> None:
+    def remove(self, ref_id: int, also: Callable[[], None] | None = None) -> None:
         """Take a reference out of the index for good (``identify index`` will not bring
-        its file back).
+        its file back); ``also()`` writes more in the same transaction.
 
         Raises:
             NotFoundError: no such active reference.
         """
         live = self.live
-        row = next((r for r in live.store.active_references() if r.id == ref_id), None)
-        if row is None:
+        rows = live.store.references_by_id([ref_id])
+        if ref_id not in rows:
             raise NotFoundError(f"no reference {ref_id}")
-        live.store.delete_reference(ref_id)
-        live.media.forget(row.path, ref_id)
+        with live.store.transaction():
+            live.store.mark_deleted(ref_id)
+            if also is not None:
+                also()
+        live.media.forget(rows[ref_id].path, ref_id)
         live.ident.index.remove([ref_id])
         live.ident.drop_references([ref_id])
-        live.emit(
+        self._emit_reference("removed", ref_id, rows[ref_id].label)
+
+    def relabel(self, ref_id: int, label: str, also: Callable[[], None] | None = None) -> None:
+        """Move one reference to another class (``label``, checked); ``also()`` writes
+        more in the same transaction.
+
+        Raises:
+            NotFoundError: no such active reference.
+        """
+        live = self.live
+        row = live.store.references_by_id([ref_id]).get(ref_id)
+        if row is None:
+            raise NotFoundError(f"no reference {ref_id}")
+        tax = self._taxonomy_for(label, None)
+        with live.store.transaction():
+            live.store.relabel(ref_id, label, tax, row.rarity)
+            if also is not None:
+                also()
+        live.ident.drop_references([ref_id])
+        live.ident.set_reference(ref_id, label, tax, row.rarity)
+        self.thresholds.refresh()
+        self._emit_reference("relabelled", ref_id, label)
+
+    def _emit_reference(
+        self, action: Literal["added", "removed", "relabelled"], ref_id: int, label: str
+    ) -> None:
+        self.live.emit(
             {
                 "type": "references",
-                "action": "removed",
+                "action": action,
                 "id": ref_id,
-                "label": row.label,
+                "label": label,
                 "at": time.time(),
             }
         )

@@ -18,6 +18,7 @@ from server.engine.decide.objects import Found, Sighting, sight
 from server.engine.decide.objects import decide as decide_objects
 from server.engine.decide.tracking import Sighted, Track, Tracker
 from server.engine.live.context import Live
+from server.engine.loop.audit import Auditor, AuditReason
 from server.engine.project.config import DEFAULT_TAXONOMY
 from server.engine.vision.images import (
     MAX_WORK_SIDE,
@@ -44,6 +45,15 @@ model's input size) is also kept as it came, for the reference a label makes of 
 REGION_GROWTH = 0.1
 """A reference made from a review item's box takes this share of the box's size as
 context on each side (the index's references are framed loosely, too)."""
+
+
+def stored_size(width: int, height: int) -> tuple[int, int]:
+    """The size of a review item's stored picture, from the picture's as it came (the
+    arithmetic of ``downscale`` to ``REVIEW_MAX_SIDE``)."""
+    if max(width, height) <= REVIEW_MAX_SIDE:
+        return width, height
+    scale = REVIEW_MAX_SIDE / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 @dataclass
@@ -95,6 +105,8 @@ class Identification:
         self.live = live
         self.tracker = Tracker(live.project.config.review, live.project.data_dir)
         self.stats = LiveStats()
+        review = live.project.config.review
+        self.auditor = Auditor(review.audit_share, review.audit_margin)
         self._added: set[int] = set()
         """Review items the picture being decided added (not counted on a waiting one)."""
 
@@ -146,8 +158,8 @@ class Identification:
                 continue
             review_id = None
             if record:
-                miss = not found.decision.matched
-                queue = miss and self._passes_gate(
+                audit = self._audit(found.decision)
+                queue = (not found.decision.matched or audit is not None) and self._passes_gate(
                     prepared.image if located else found.region.image
                 )
                 review_id = self._record(
@@ -159,6 +171,7 @@ class Identification:
                     None,
                     queue,
                     _straightened(found),
+                    audit,
                 )
             size = (prepared.image.shape[1], prepared.image.shape[0])
             objects.append(
@@ -252,17 +265,37 @@ class Identification:
         if track.frames >= review.min_track_frames and not track.recorded:
             # One observation per appearance, decided on the smoothed scores; a miss
             # waits for a frame that passes the quality gate.
-            miss = not decision.matched
+            audit = self._audit(decision)
+            queue = not decision.matched or audit is not None
             crop = image if located else found.region.image
-            if not miss or self._passes_gate(crop, track_gated=track.gated):
+            if not queue or self._passes_gate(crop, track_gated=track.gated):
                 track.recorded = True
                 review_id = self._record(
-                    image, ev, decision, bbox, source, track.id, miss, _straightened(found)
+                    image, ev, decision, bbox, source, track.id, queue, _straightened(found), audit
                 )
             else:
                 track.gated = True
         size = (image.shape[1], image.shape[0])
         return ObjectResult(decision, bbox, track.id, review_id, found.quad, size)
+
+    def _audit(self, decision: Decision) -> AuditReason | None:
+        """Why an accepted answer is queued too (see ``loop.audit``); None for a miss."""
+        if not decision.matched:
+            return None
+        return self.auditor.pick(decision.margin, decision.margin_threshold)
+
+    def _provenance(self, decision: Decision) -> dict[str, object]:
+        """What produced a decision: the vector space, the detector, the thresholds."""
+        detector = self.live.project.config.detector
+        name: str = detector.kind
+        if detector.weights is not None:
+            name += f":{detector.weights.name}"
+        return {
+            "embedder": self.live.embedder.spec.space_id,
+            "detector": name,
+            "threshold": round(decision.threshold, 4),
+            "margin": round(decision.margin_threshold, 4),
+        }
 
     def _passes_gate(self, crop: np.ndarray, track_gated: bool = False) -> bool:
         """Whether a miss's crop may be queued; rejections are counted (once per
@@ -282,13 +315,15 @@ class Identification:
         track_id: str | None,
         queue: bool,
         straightened: np.ndarray | None = None,
+        audit: AuditReason | None = None,
     ) -> int | None:
         """Store the observation and, with ``queue``, a review item with its picture:
         the whole picture at most ``REVIEW_MAX_SIDE`` px, with the box the object was
         found in, and the thing's own crop when it was straightened by its corners
         (``straightened``: what was identified, and what a label makes a reference of).
         The same picture from the same source while its item still waits is counted on
-        that item (``seen``) instead of queued again.
+        that item (``seen``) instead of queued again. ``audit`` says why an accepted
+        answer is queued.
 
         Returns the review item id, if one was queued (or counted).
         """
@@ -322,6 +357,7 @@ class Identification:
                     if straightened is None
                     else self._crop_file(straightened)
                 ),
+                reason=audit,
             )
         else:
             digest = content_hash(image.tobytes())
@@ -335,6 +371,7 @@ class Identification:
             result=decision.to_json(bbox=bbox),
             kind="crop",
             queue=entry,
+            provenance=self._provenance(decision),
         )
         if recorded.review_id is not None:
             self.stats.queued += 1

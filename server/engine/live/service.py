@@ -13,18 +13,20 @@ saved by ``save`` and brought back in step from the database on the next ``open`
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from server import contract
 from server.engine.catalog.media import Collected
-from server.engine.catalog.store import ReferenceRow, ReviewItem
+from server.engine.catalog.store import AnnotationRow, ReferenceRow, ReviewItem
+from server.engine.live.annotating import AnnotationDesk, AnnotationPlan
 from server.engine.live.catalogue import Catalogue, PreparedReference
 from server.engine.live.context import EventSink, Live
-from server.engine.live.desk import Resolution, ReviewDesk
+from server.engine.live.desk import ReviewDesk
 from server.engine.live.health import HubWatch, health
 from server.engine.live.identification import Identification, ObjectResult, Prepared
 from server.engine.live.thresholds import ThresholdBook
@@ -43,7 +45,8 @@ class Service:
         self._thresholds = ThresholdBook(live)
         self._hubs = HubWatch(live)
         self._catalogue = Catalogue(live, self._thresholds, self._hubs)
-        self._desk = ReviewDesk(live, self._catalogue)
+        self._annotations = AnnotationDesk(live, self._catalogue)
+        self._desk = ReviewDesk(live, self._annotations)
         self._identification = Identification(live)
         self._thresholds.refresh()
 
@@ -158,25 +161,72 @@ class Service:
         label: object = None,
         candidate: int | None = None,
         region: str | None = None,
-    ) -> Resolution:
-        """Check a decision and work out its label (quick)."""
-        return self._desk.plan(item_id, action, label, candidate, region)
+        author: str = "local",
+    ) -> AnnotationPlan:
+        """Check a decision and work out its annotation (quick)."""
+        return self._desk.plan(item_id, action, label, candidate, region, author)
 
-    def prepare_resolution(self, plan: Resolution) -> PreparedReference | None:
+    def prepare_resolution(self, plan: AnnotationPlan) -> PreparedReference | None:
         """The reference a labelling decision makes; worker-safe."""
         return self._desk.prepare(plan)
 
-    def resolve_commit(self, plan: Resolution, prepared: PreparedReference | None) -> ReviewItem:
-        """Apply a decision: commit its reference and resolve the item."""
+    def resolve_commit(
+        self, plan: AnnotationPlan, prepared: PreparedReference | None
+    ) -> ReviewItem:
+        """Apply a decision: commit its annotation and reference, resolve the item."""
         return self._desk.commit(plan, prepared)
 
     def reopen(self, item_id: int) -> ReviewItem:
         """Undo a reviewer's decision (and remove the reference it made)."""
         return self._desk.reopen(item_id)
 
-    def review_stats(self) -> contract.Stats:
-        """Queue size, decisions per day, decision rates and auto-label coverage."""
-        return self._desk.stats()
+    # --- annotations (see ``annotating``) --------------------------------------------
+
+    def annotation(self, annotation_id: int) -> AnnotationRow:
+        """One annotation."""
+        return self._annotations.get(annotation_id)
+
+    def annotations(
+        self, filters: Mapping[str, Any], limit: int = 100, before: int | None = None
+    ) -> tuple[list[AnnotationRow], int]:
+        """Annotations newest first, filtered, and how many match in all."""
+        return self._annotations.find(filters, limit, before)
+
+    def plan_annotation(
+        self,
+        item_id: int,
+        kind: object,
+        label: object = None,
+        box: object = None,
+        region: str | None = None,
+        author: str = "local",
+    ) -> AnnotationPlan:
+        """Check a new annotation of a review item (quick)."""
+        return self._annotations.plan_create(item_id, kind, label, box, region, author)
+
+    def plan_annotation_update(
+        self, annotation_id: int, changes: Mapping[str, object]
+    ) -> AnnotationPlan:
+        """Check a change to an annotation (quick)."""
+        return self._annotations.plan_update(annotation_id, changes)
+
+    def prepare_annotation(self, plan: AnnotationPlan) -> PreparedReference | None:
+        """The reference an annotation makes; worker-safe."""
+        return self._annotations.prepare(plan)
+
+    def commit_annotation(
+        self, plan: AnnotationPlan, prepared: PreparedReference | None
+    ) -> AnnotationRow:
+        """Write an annotation with its item's outcome and reference."""
+        return self._annotations.commit(plan, prepared)
+
+    def delete_annotation(self, annotation_id: int) -> None:
+        """Remove an annotation (its item goes back to the queue, its reference away)."""
+        self._annotations.delete(annotation_id)
+
+    def review_stats(self, label: str | None = None, depth: int | None = None) -> contract.Stats:
+        """Annotation counts and rates over time, levels to watch, drift, coverage."""
+        return self._annotations.stats(label, depth)
 
     def crop_file(self, item_id: int) -> Path:
         """The stored picture of a review item."""

@@ -376,8 +376,18 @@ class ReviewConfig:
     file is deleted and the row (label, scores) stays for stats and thresholds. A label
     already made its own copy a reference. Pending items are always kept; null keeps
     decided ones forever too."""
+    audit_share: float = 0.02
+    """Share of accepted answers queued too (reason ``audit``), so that wrong accepts
+    are found and counted; 0 turns it off."""
+    audit_margin: float | None = None
+    """Accepted answers whose margin is below this are queued too (``low_confidence``);
+    null: twice the margin threshold they were accepted at; 0 turns it off."""
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.audit_share <= 1.0:
+            raise ValueError("review.audit_share must be between 0 and 1")
+        if self.audit_margin is not None and not 0.0 <= self.audit_margin <= 1.0:
+            raise ValueError("review.audit_margin must be between 0 and 1 (or null)")
         if not 0.0 < self.smoothing <= 1.0:
             raise ValueError("review.smoothing must be in (0, 1]")
         if self.min_track_frames < 1:

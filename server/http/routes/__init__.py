@@ -5,6 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from server.engine.errors import IdentifyError, NotFoundError
+from server.engine.loop.annotations import author_of
+
+from ..keys import CONFIG
 
 MAX_ID = 2**63 - 1
 """Row ids are SQLite integers: anything larger names nothing."""
@@ -56,3 +59,11 @@ def query_int(request: web.Request, name: str, default: int | None) -> int | Non
     if not (digits.isascii() and digits.isdigit()) or len(digits) > 19 or abs(int(raw)) > MAX_ID:
         raise IdentifyError(f"query parameter {name!r} must be an integer (at most {MAX_ID})")
     return int(raw)
+
+
+def author(request: web.Request) -> str:
+    """Who a change is by: ``token`` on a server with a token (every request carried
+    it), else ``local``; with ``:name`` when the client names its reviewer
+    (``X-Identify-Reviewer``)."""
+    principal = "token" if request.app[CONFIG].token is not None else "local"
+    return author_of(principal, request.headers.get("X-Identify-Reviewer"))

@@ -12,12 +12,10 @@ from server.engine.errors import IdentifyError
 from ..io import read_json
 from ..jobs import each, wait_for_client
 from ..keys import ENGINE, JOBS
-from . import int_param, is_row_id, query_int
+from ..limits import MAX_BULK
+from . import author, int_param, is_row_id, query_int
 
 routes = web.RouteTableDef()
-
-MAX_BULK = 1000
-"""Most items one bulk request resolves."""
 
 
 @routes.get("/api/review")
@@ -40,8 +38,14 @@ async def list_items(request: web.Request) -> web.Response:
 
 @routes.get("/api/stats")
 async def stats(request: web.Request) -> web.Response:
-    """Queue size, decisions per day, rates, auto-label coverage."""
-    return web.json_response(await request.app[ENGINE].run(lambda s: s.review_stats()))
+    """Annotations by type and label, per day and week, the rates to watch, drift, and
+    auto-label coverage. Query: ``label`` (a class or a level of its path), ``depth``
+    (count labels cut to that many levels)."""
+    label = request.query.get("label") or None
+    depth = query_int(request, "depth", None)
+    if depth is not None and not 1 <= depth <= 16:
+        raise IdentifyError("depth must be between 1 and 16")
+    return web.json_response(await request.app[ENGINE].run(lambda s: s.review_stats(label, depth)))
 
 
 @routes.post("/api/review/bulk")
@@ -61,8 +65,10 @@ async def bulk(request: web.Request) -> web.Response:
         raise IdentifyError("'wait' must be true or false")
     engine, label = request.app[ENGINE], body.get("label")
 
+    who = author(request)
+
     async def resolve_one(item_id: int) -> dict[str, Any]:
-        return {"item": (await engine.resolve(item_id, action, label)).to_json()}
+        return {"item": (await engine.resolve(item_id, action, label, author=who)).to_json()}
 
     job = request.app[JOBS].start(
         "review_bulk", len(ids), each(ids, resolve_one, lambda i: {"id": i})
@@ -104,10 +110,12 @@ async def item_image(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/api/review/{id}/resolve")
 async def resolve(request: web.Request) -> web.Response:
-    """``{"action": "confirm" | "correct" | "false_positive" | "skip", "label": ...,
-    "candidate": n, "region": "box" | "whole"}``. Confirm and correct make the item's
-    picture a reference at once (the region the object was found in, unless ``region``
-    is ``whole``); an item resolved meanwhile gives 409."""
+    """``{"action": "confirm" | "correct" | "unknown" | "false_positive" | "skip",
+    "label": ..., "candidate": n, "region": "box" | "whole"}``: stored as an annotation
+    (see ``/api/annotations``). Confirm and correct make the item's picture a reference
+    at once (the region the object was found in, unless ``region`` is ``whole``);
+    ``unknown``: none of the known classes; ``false_positive``: nothing of interest is
+    there. An item resolved meanwhile gives 409."""
     item_id = int_param(request, "id")
     body = await read_json(request)
     action = body.get("action")
@@ -119,5 +127,7 @@ async def resolve(request: web.Request) -> web.Response:
     region = body.get("region")
     if region is not None and not isinstance(region, str):
         raise IdentifyError("'region' must be 'box' or 'whole'")
-    item = await request.app[ENGINE].resolve(item_id, action, body.get("label"), candidate, region)
+    item = await request.app[ENGINE].resolve(
+        item_id, action, body.get("label"), candidate, region, author(request)
+    )
     return web.json_response(item.to_json())

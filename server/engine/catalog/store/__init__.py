@@ -8,6 +8,7 @@ product lives in this package, one module per kind of row.
 
 from __future__ import annotations
 
+from server.engine.catalog.store.annotations import AnnotationRow, AnnotationRows
 from server.engine.catalog.store.base import now_iso
 from server.engine.catalog.store.files import FileRows
 from server.engine.catalog.store.observations import ObservationRows, QueueEntry, Recorded
@@ -22,6 +23,7 @@ __all__ = [
     "MIGRATIONS",
     "REASONS",
     "STATUSES",
+    "AnnotationRow",
     "QueueEntry",
     "Recorded",
     "ReferenceRow",
@@ -31,5 +33,13 @@ __all__ = [
 ]
 
 
-class Store(ReferenceRows, VectorRows, ObservationRows, ReviewRows, FileRows, ThresholdRows):
+class Store(
+    AnnotationRows,
+    ReferenceRows,
+    VectorRows,
+    ObservationRows,
+    ReviewRows,
+    FileRows,
+    ThresholdRows,
+):
     """Typed access to the project database. One writer at a time (see DESIGN.md)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +37,9 @@ class QueueEntry:
     (only where the picture looked most like something known)."""
     region_path: str | None = None
     """The region at the resolution it came in, when the stored picture is too small."""
+    reason: str | None = None
+    """Why an accepted answer is queued (``audit``, ``low_confidence``); None: a miss,
+    queued for the decision's own reason."""
 
 
 @dataclass(frozen=True)
@@ -87,8 +90,10 @@ class ObservationRows(StoreBase):
         result: contract.Decided,
         kind: str = "query",
         queue: QueueEntry | None = None,
+        provenance: Mapping[str, object] | None = None,
     ) -> Recorded:
-        """Store an image, its embedding, the decision and (for a miss) its review item.
+        """Store an image, its embedding, the decision (with ``provenance``: what made
+        it) and, with ``queue``, its review item.
 
         All rows are written in one transaction: a crash leaves all or none of them.
         """
@@ -113,7 +118,8 @@ class ObservationRows(StoreBase):
             )
             cur = conn.execute(
                 "insert into observations (image_id, model_id, label, score, margin, matched, "
-                "reason, candidates, bbox, created_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "reason, candidates, bbox, created_at, provenance) "
+                "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     image_id,
                     model_id,
@@ -125,35 +131,49 @@ class ObservationRows(StoreBase):
                     candidates,
                     bbox,
                     ts,
+                    None if provenance is None else json.dumps(provenance, default=_jsonable),
                 ],
             )
             observation_id = int(cur.lastrowid or 0)
             if queue is not None:
-                top = result["candidates"][0] if result["candidates"] else None
-                cur = conn.execute(
-                    "insert into review (image_id, observation_id, reason, taxonomy, source, "
-                    "track_id, label, score, margin, candidates, status, created_at, box, "
-                    "region, region_path) values "
-                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
-                    [
-                        image_id,
-                        observation_id,
-                        result.get("reason", ""),
-                        queue.taxonomy,
-                        queue.source,
-                        queue.track_id,
-                        top["label"] if top else None,
-                        float(result["score"]),
-                        float(result["margin"]),
-                        candidates,
-                        ts,
-                        json.dumps(queue.box) if queue.box is not None else None,
-                        queue.region,
-                        queue.region_path,
-                    ],
-                )
-                review_id = int(cur.lastrowid or 0)
+                review_id = self._queue(image_id, observation_id, result, queue, candidates, ts)
         return Recorded(image_id, observation_id, review_id)
+
+    def _queue(
+        self,
+        image_id: int,
+        observation_id: int,
+        result: contract.Decided,
+        queue: QueueEntry,
+        candidates: str,
+        ts: str,
+    ) -> int:
+        """``record``'s review row, inside its transaction; returns its id."""
+        top = result["candidates"][0] if result["candidates"] else None
+        cur = self.db.conn.execute(
+            "insert into review (image_id, observation_id, reason, taxonomy, source, "
+            "track_id, label, score, margin, candidates, status, created_at, box, "
+            "region, region_path, matched_label) values "
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)",
+            [
+                image_id,
+                observation_id,
+                queue.reason or result.get("reason", ""),
+                queue.taxonomy,
+                queue.source,
+                queue.track_id,
+                top["label"] if top else None,
+                float(result["score"]),
+                float(result["margin"]),
+                candidates,
+                ts,
+                json.dumps(queue.box) if queue.box is not None else None,
+                queue.region,
+                queue.region_path,
+                result["label"] if result["matched"] else None,
+            ],
+        )
+        return int(cur.lastrowid or 0)
 
     def recent_scores(self, limit: int) -> list[tuple[str | None, float, float]]:
         """The last ``limit`` observations: (best candidate's label, score, margin)."""

@@ -141,6 +141,10 @@ class ReferenceRows(StoreBase):
             self.db.conn.execute(
                 "delete from threshold_overrides where scope = 'class' and name = ?", [old]
             )
+            for column in ("true_label", "predicted_label", "candidate_label"):
+                self.db.conn.execute(
+                    f"update annotations set {column} = ? where {column} = ?", [new, old]
+                )
             self.db.conn.execute("delete from label_aliases where from_label = ?", [new])
             self.db.conn.execute(
                 "insert or replace into label_aliases (from_label, to_label, created_at) "
@@ -152,11 +156,15 @@ class ReferenceRows(StoreBase):
     def delete_reference(self, image_id: int) -> None:
         """Remove a reference by a person's decision: ``identify index`` will not bring
         the same file back (unlike a file that vanished, which is merely retired)."""
-        self.db.execute(
+        with self.db.conn:
+            self.mark_deleted(image_id)
+
+    def mark_deleted(self, image_id: int) -> None:
+        """``delete_reference``'s write alone, inside the caller's transaction."""
+        self.db.conn.execute(
             "update images set status = 'deleted', updated_at = ? where id = ?",
             [now_iso(), image_id],
         )
-        self.db.conn.commit()
 
     def deleted_files(self) -> set[tuple[str, str]]:
         """(path, content hash) of references a person deleted."""

@@ -18,7 +18,8 @@ from server.engine.errors import ConflictError, IdentifyError, NotFoundError
 FINAL: tuple[contract.FinalStatus, ...] = ("confirmed", "corrected", "false_positive", "skipped")
 STATUSES: tuple[contract.ReviewStatus, ...] = ("pending", *FINAL)
 """``pending`` until a person acts; the others are final."""
-REASONS = ("below_threshold", "low_margin", "empty_index")
+REASONS = ("below_threshold", "low_margin", "empty_index", "audit", "low_confidence")
+"""Why an item is queued: a miss (the first three), or an accepted answer checked too."""
 MAX_PAGE = 500
 """Most items one listing returns."""
 
@@ -29,7 +30,7 @@ class ReviewItem:
 
     id: int
     image_id: int
-    reason: contract.Reason
+    reason: contract.QueueReason
     taxonomy: str | None
     source: str | None
     track_id: str | None
@@ -51,6 +52,9 @@ class ReviewItem:
     """Times this picture from this source came while the item waited."""
     region_path: str | None
     """The region at the resolution it came in (see ``store.QueueEntry``), or None."""
+    observation_id: int | None
+    accepted_label: str | None
+    """The class that was accepted (an audited answer); None: the answer was unknown."""
     crop_path: str
 
     def to_json(self) -> contract.ReviewItem:
@@ -73,13 +77,15 @@ class ReviewItem:
             "box": self.box,
             "region": self.region or "whole",
             "seen": self.seen,
+            "accepted_label": self.accepted_label,
         }
 
 
 _SELECT = (
     "select r.id, r.image_id, r.reason, r.taxonomy, r.source, r.track_id, r.label, r.score, "
     "r.margin, r.candidates, r.status, r.resolved_label, r.reference_id, r.created_at, "
-    "r.resolved_at, r.box, r.region, r.seen, r.region_path, i.path "
+    "r.resolved_at, r.box, r.region, r.seen, r.region_path, r.observation_id, "
+    "r.matched_label, i.path "
     "from review r join images i on i.id = r.image_id"
 )
 
@@ -90,7 +96,6 @@ _FIELDS = [f.name for f in fields(ReviewItem)]
 
 _STATUS: dict[object, contract.ReviewStatus] = {s: s for s in STATUSES}
 """A status read back from the database (which holds only ``STATUSES``), typed."""
-_FINAL: dict[object, contract.FinalStatus] = {s: s for s in FINAL}
 
 
 def _item(row: tuple[Any, ...]) -> ReviewItem:
@@ -191,44 +196,48 @@ class ReviewRows(StoreBase):
             ConflictError: it is still pending.
         """
         with self.db.conn:
-            cur = self.db.conn.execute(
-                "update review set status = 'pending', resolved_label = null, "
-                "reference_id = null, resolved_at = null where id = ? and status != 'pending'",
-                [item_id],
-            )
+            self.mark_reopened(item_id)
+        return self.review_item(item_id)
+
+    def mark_reopened(self, item_id: int) -> None:
+        """``reopen_item``'s write alone, inside the caller's transaction.
+
+        Raises:
+            NotFoundError: no such item.
+            ConflictError: it is still pending.
+        """
+        cur = self.db.conn.execute(
+            "update review set status = 'pending', resolved_label = null, "
+            "reference_id = null, resolved_at = null where id = ? and status != 'pending'",
+            [item_id],
+        )
         if cur.rowcount == 0:
             self.review_item(item_id)
             raise ConflictError(f"review item {item_id} is still pending")
-        return self.review_item(item_id)
+
+    def restatus_item(
+        self, item_id: int, status: str, label: str | None, reference_id: int | None
+    ) -> None:
+        """Change a decided item's outcome (its annotation changed); inside the caller's
+        transaction."""
+        self.db.conn.execute(
+            "update review set status = ?, resolved_label = ?, reference_id = ? where id = ?",
+            [status, label, reference_id, item_id],
+        )
 
     def review_outcomes(
         self,
     ) -> list[tuple[str | None, float, float, str | None, str, str | None]]:
-        """Every reviewed item: (taxonomy, score, margin, top label, status, resolved
-        label); skipped items tell nothing and are left out."""
+        """Every judged prediction: (taxonomy, score, margin, best candidate, annotation
+        type, true label), audited accepts included; missed objects had no prediction."""
         rows = self.db.execute(
-            "select taxonomy, score, margin, label, status, resolved_label from review "
-            "where status in ('confirmed', 'corrected', 'false_positive')"
+            "select taxonomy, score, margin, candidate_label, type, true_label from annotations "
+            "where type != 'missed' and score is not null"
         )
         return [
-            (tax, float(score), float(mar), top, str(st), final)
-            for tax, score, mar, top, st, final in rows
+            (tax, float(score), float(mar), top, str(kind), final)
+            for tax, score, mar, top, kind, final in rows
         ]
-
-    def resolved_per_day(self, days: int = 30) -> list[contract.DayCounts]:
-        """Items resolved per day (UTC), by status, for the last ``days`` days."""
-        rows = self.db.execute(
-            "select substr(resolved_at, 1, 10) as day, status, count(*) from review "
-            "where status != 'pending' and resolved_at is not null "
-            "group by day, status order by day desc"
-        ).fetchall()
-        out: dict[str, contract.DayCounts] = {}
-        for day, status, n in rows:
-            entry = out.setdefault(
-                day, {"day": day, "confirmed": 0, "corrected": 0, "false_positive": 0, "skipped": 0}
-            )
-            entry[_FINAL[status]] = int(n)
-        return list(out.values())[:days]
 
     def pending_count(self) -> int:
         """Items waiting for a person."""

@@ -131,5 +131,73 @@ def _m5(db: sqlite_utils.Database) -> None:
     db.table("observations").create_index(["model_id", "id"])
 
 
-MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (_m1, _m2, _m3, _m4, _m5)
+def _m6(db: sqlite_utils.Database) -> None:
+    # Every decision about a prediction, with the seeds' meaning (see ``loop.annotations``).
+    db.table("annotations").create(
+        {
+            "id": int,
+            "type": str,
+            "image_id": int,
+            "observation_id": int,
+            "review_id": int,
+            "predicted_label": str,
+            "candidate_label": str,
+            "true_label": str,
+            "taxonomy": str,
+            "box": str,
+            "image_width": int,
+            "image_height": int,
+            "score": float,
+            "margin": float,
+            "reference_id": int,
+            "author": str,
+            "provenance": str,
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+        not_null={"type", "image_id", "author", "created_at", "updated_at"},
+        foreign_keys=[
+            ("image_id", "images", "id"),
+            ("observation_id", "observations", "id"),
+            ("review_id", "review", "id"),
+        ],
+    )
+    db.table("annotations").create_index(["created_at"])
+    db.table("annotations").create_index(["review_id"])
+    db.table("annotations").create_index(["type", "created_at"])
+    db.table("images").create_index(["label", "created_at"])
+    # What produced each prediction: embedder space, detector, thresholds in force.
+    db.table("observations").add_column("provenance", str)
+    # A queued accepted answer (an audit) keeps what was accepted.
+    db.table("review").add_column("matched_label", str)
+    # Decisions made before annotations existed become annotations. Every queued item
+    # was a miss (its prediction: unknown), so a label of a class known then corrects it
+    # and a new class (or the old "none of these", now ``unknown``) confirms it.
+    db.execute(
+        "insert into annotations (type, image_id, observation_id, review_id, "
+        "predicted_label, candidate_label, true_label, taxonomy, box, score, margin, "
+        "reference_id, author, provenance, created_at, updated_at) "
+        "select case when r.resolved_label is not null and exists (select 1 from images i "
+        "where i.kind = 'reference' and i.label = r.resolved_label "
+        "and i.created_at <= r.created_at) then 'corrected' else 'confirmed' end, "
+        "r.image_id, r.observation_id, r.id, null, r.label, r.resolved_label, r.taxonomy, "
+        "r.box, r.score, r.margin, r.reference_id, 'local', '{\"migrated\": true}', "
+        "coalesce(r.resolved_at, r.created_at), coalesce(r.resolved_at, r.created_at) "
+        "from review r where r.status in ('confirmed', 'corrected', 'false_positive')"
+    )
+    db.execute(
+        "update review set status = (select a.type from annotations a where a.review_id = "
+        "review.id) where status in ('confirmed', 'corrected', 'false_positive')"
+    )
+
+
+MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (
+    _m1,
+    _m2,
+    _m3,
+    _m4,
+    _m5,
+    _m6,
+)
 """Schema migrations in order; ``PRAGMA user_version`` counts those applied."""

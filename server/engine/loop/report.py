@@ -1,0 +1,129 @@
+"""What the annotations add up to, in the API's shapes: the statistics of
+``GET /api/stats`` (see ``loop.stats``) and each annotation as the API shows it."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from server import contract
+from server.engine.catalog.store import AnnotationRow, Store
+from server.engine.loop.annotations import TYPES, AnnotationType, label_matches, type_of
+from server.engine.loop.stats import LEVELS, Annotated, by_label, drift, rates, series, watch
+
+
+def stats(store: Store, label: str | None, depth: int | None, now: datetime) -> contract.Stats:
+    """Counts by type and label, rates per day and week, the levels to watch and
+    drift (see ``loop.stats``); ``label`` keeps a class or a level of its path."""
+    rows = [
+        Annotated(type_of(kind), datetime.fromisoformat(at), name)
+        for kind, at, name in store.annotation_log()
+        if label is None or label_matches(name, label)
+    ]
+    counts = Counter(r.type for r in rows)
+    this, last = drift(rows, now)
+    this_rates, last_rates = rates(this), rates(last)
+    observed, accepted = store.observation_counts()
+    labelled = sorted(by_label(rows, depth).items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))
+    return {
+        "queue": store.review_counts(),
+        "annotations": len(rows),
+        "counts": type_counts(counts),
+        "rates": type_rates(rates(counts)),
+        "per_day": [period(k, c) for k, c in series(rows, now, "day")],
+        "per_week": [period(k, c) for k, c in series(rows, now, "week")],
+        "watch": [
+            {
+                "type": t,
+                "level": level.above,
+                "healthy_above": level.healthy_above,
+                "rate": this_rates[t],
+                "status": watch(this_rates[t], t),
+                "meaning": level.meaning,
+            }
+            for t, level in LEVELS.items()
+        ],
+        "drift": {
+            "this_week": period("last 7 days", this),
+            "last_week": period("7 days before", last),
+            "change": type_rates({t: _change(this_rates[t], last_rates[t]) for t in TYPES}),
+        },
+        "labels": [
+            {"label": name, "total": sum(c.values()), "counts": type_counts(c)}
+            for name, c in labelled[:100]
+        ],
+        "observations": observed,
+        "auto_labelled": accepted,
+        "coverage": (accepted / observed) if observed else None,
+    }
+
+
+def type_counts(counts: Mapping[Any, int]) -> contract.TypeCounts:
+    return {
+        "confirmed": counts.get("confirmed", 0),
+        "corrected": counts.get("corrected", 0),
+        "false_positive": counts.get("false_positive", 0),
+        "missed": counts.get("missed", 0),
+    }
+
+
+def type_rates(rates: Mapping[AnnotationType, float | None]) -> contract.TypeRates:
+    return {
+        "confirmed": rates["confirmed"],
+        "corrected": rates["corrected"],
+        "false_positive": rates["false_positive"],
+        "missed": rates["missed"],
+    }
+
+
+def period(name: str, counts: Mapping[Any, int]) -> contract.PeriodCounts:
+    shares = rates(Counter({t: counts.get(t, 0) for t in TYPES}))
+    return {
+        "period": name,
+        "total": sum(counts.values()),
+        "counts": type_counts(counts),
+        "rates": type_rates(shares),
+    }
+
+
+def provenance(recorded: Mapping[str, Any]) -> contract.Provenance:
+    """The provenance an annotation carries, from its observation's."""
+    return {
+        "embedder": recorded.get("embedder"),
+        "detector": recorded.get("detector"),
+        "threshold": recorded.get("threshold"),
+        "margin": recorded.get("margin"),
+    }
+
+
+def annotation_json(row: AnnotationRow) -> contract.Annotation:
+    """The API shape."""
+    size = (
+        None
+        if row.image_width is None or row.image_height is None
+        else [row.image_width, row.image_height]
+    )
+    return {
+        "id": row.id,
+        "type": type_of(row.type),
+        "item_id": row.review_id,
+        "predicted_label": row.predicted_label,
+        "candidate_label": row.candidate_label,
+        "true_label": row.true_label,
+        "taxonomy": row.taxonomy,
+        "box": row.box,
+        "image_size": size,
+        "score": row.score,
+        "margin": row.margin,
+        "reference_id": row.reference_id,
+        "author": row.author,
+        "provenance": provenance(row.provenance),
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+    }
+
+
+def _change(now: float | None, before: float | None) -> float | None:
+    return None if now is None or before is None else now - before

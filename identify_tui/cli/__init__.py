@@ -16,6 +16,7 @@ from identify_tui.cli import detector as _detector
 from identify_tui.cli import match as _match
 from identify_tui.cli import project as _project
 from identify_tui.cli import serve as _serve
+from identify_tui.cli import stats as _stats
 from identify_tui.cli import verify as _verify
 
 
@@ -47,6 +48,7 @@ for command in (
     _detector.detector,
     _serve.serve,
     _serve.tui,
+    _stats.stats,
     _project.gc,
     _project.models,
 ):

@@ -84,6 +84,19 @@ def summary(stats: Stats) -> Text:
         out.append(f"{signed(drift['change'][kind]):>8}  ")
         out.append(f"{flag[0]:<6}", style=flag[1])
         out.append(f" {watch['meaning']}\n", style="dim")
+    real = stats["reality"]
+    predicted = "-" if real["predicted"] is None else f"{real['predicted']:.2f}"
+    out.append("\nopen-set accuracy ", style="bold")
+    if real["reviewed"] is None:
+        waiting = ", ".join(real["waiting_for"]) or "any review"
+        out.append(f"verify {predicted}, reviewed: waiting for {waiting}\n")
+    else:
+        out.append(
+            f"verify {predicted}, reviewed {real['reviewed']:.2f} "
+            f"({real['low']:.2f}-{real['high']:.2f}, {real['reviews']} reviews)\n"
+        )
+    if real["warning"]:
+        out.append(f"{real['warning']}\n", style="bold red")
     return out
 
 

@@ -132,6 +132,25 @@ class LabelCounts(TypedDict):
     counts: TypeCounts
 
 
+class Reality(TypedDict):
+    """Open-set accuracy as reviewers found it, beside ``verify``'s prediction (see
+    ``server.engine.loop.estimate``)."""
+
+    reviewed: float | None
+    """None until every kind of answer (unknown, thin-margin and other accepts) has a
+    review."""
+    low: float | None
+    high: float | None
+    """The 95 % interval."""
+    reviews: int
+    waiting_for: list[str]
+    """The kinds of answers with none reviewed yet."""
+    predicted: float | None
+    """``verify``'s prediction from synthetic photos (None before verify)."""
+    warning: str | None
+    """Set when the two differ by more than 10 points."""
+
+
 class Stats(TypedDict):
     """``GET /api/stats`` (``?label=`` keeps a class or a level of its path, ``?depth=``
     counts labels cut to that many levels)."""
@@ -145,6 +164,7 @@ class Stats(TypedDict):
     watch: list[Watch]
     drift: Drift
     labels: list[LabelCounts]
+    reality: Reality
     observations: int
     auto_labelled: int
     coverage: float | None

@@ -4,6 +4,7 @@
 # ``NotRequired`` keys as required (``__required_keys__``), which the contract test reads.
 from typing import TypedDict
 
+from .annotations import Reality
 from .review import QueueCounts
 from .thresholds import DefaultThresholds
 
@@ -52,6 +53,8 @@ class ProjectHealth(TypedDict):
     uptime_s: float
     storage: Storage
     hubs: list[Hub]
+    reality: Reality
+    """Open-set accuracy as reviewers found it, beside ``verify``'s prediction."""
 
 
 class ServerCounters(TypedDict):

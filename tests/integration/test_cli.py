@@ -422,6 +422,22 @@ def test_gc_applies_the_retention_policy_and_says_what_it_freed(
     assert not orphan.exists()
 
 
+def test_stats_reads_the_database_and_says_what_the_estimate_waits_for(
+    tmp_path: Path, small_refs: Path
+) -> None:
+    project = write_project(tmp_path, small_refs)
+    code, _, err = run("stats", "--project", str(project))
+    assert code == 2 and "run identify index first" in err
+    assert run("index", "--project", str(project))[0] == 0
+    code, out, _ = run("stats", "--project", str(project))
+    assert code == 0, out
+    assert out.startswith("annotations 0 (last 7 days 0, 7 days before 0); queue 0 pending")
+    assert "reviewed: not yet (0 reviews; waiting for any review)" in out
+    code, out, _ = run("stats", "--project", str(project), "--json")
+    body = json.loads(out)
+    assert body["annotations"] == 0 and body["reality"]["reviewed"] is None
+
+
 @pytest.fixture()
 def no_model_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     """Any model load fails the test: what is checked must be checked before."""

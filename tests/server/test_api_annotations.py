@@ -265,3 +265,29 @@ async def test_renaming_a_class_renames_its_annotations(client: Client) -> None:
     assert resp.status == 200
     [row] = (await (await client.get("/api/annotations")).json())["annotations"]
     assert row["true_label"] == "Deutschland"
+
+
+async def test_reviews_estimate_accuracy_beside_verify_and_warn_when_they_differ(
+    serve: Callable[..., Awaitable[Client]], make_project: Callable[[str], Project]
+) -> None:
+    """One accepted answer (audited: it was wrong) and one unknown (rightly): half
+    right, where verify predicted 0.95."""
+    calibration = (
+        "calibration:\n  threshold: 0.8\n  margin: 0.05\n  predicted_open_set_accuracy: 0.95\n"
+    )
+    client = await serve(make_project("  audit_share: 1.0\n  audit_margin: 0\n" + calibration))
+    before = (await (await client.get("/api/stats")).json())["reality"]
+    assert before["reviewed"] is None and before["predicted"] == 0.95
+    accepted = (await identify(client, query(KNOWN_QUERY)))["objects"][0]
+    rejected = (await identify(client, query(UNKNOWN_QUERY)))["objects"][0]
+    waiting = (await (await client.get("/api/stats")).json())["reality"]
+    assert set(waiting["waiting_for"]) == {"unknown answers", "other accepts (audits)"}
+    await client.post(
+        f"/api/review/{accepted['review_id']}/resolve", json={"action": "correct", "label": "Japan"}
+    )
+    await client.post(f"/api/review/{rejected['review_id']}/resolve", json={"action": "unknown"})
+    real = (await (await client.get("/api/stats")).json())["reality"]
+    assert real["reviewed"] == 0.5 and real["reviews"] == 2 and real["waiting_for"] == []
+    assert "verify predicted 0.95" in real["warning"]
+    health = await (await client.get("/api/health")).json()
+    assert health["reality"] == real

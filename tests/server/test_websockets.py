@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from aiohttp import WSMsgType
 
+from server.engine.project.config import Project
 from server.http import limits
 from server.http.keys import STATS
 
@@ -76,6 +78,24 @@ async def test_unknown_on_live_video_is_queued_once_per_track(client: Client) ->
     assert review_ids[3:] == [None, None, None]
     listing = await (await client.get("/api/review")).json()
     assert listing["total"] == 1 and listing["items"][0]["source"].startswith("browser-")
+
+
+async def test_an_audited_answer_on_live_video_is_queued_once_per_track(
+    serve: Callable[..., Awaitable[Client]], make_project: Callable[[str], Project]
+) -> None:
+    client = await serve(make_project("  audit_share: 1.0\n  audit_margin: 0\n"))
+    async with client.ws_connect("/api/live") as ws:
+        await next_of(ws, "hello")
+        review_ids = []
+        for _ in range(6):
+            await send_paced(ws, query(KNOWN_QUERY))
+            obj = (await next_of(ws, "result"))["objects"][0]
+            assert obj["label"] == "Brazil"
+            review_ids.append(obj["review_id"])
+    assert review_ids[:2] == [None, None] and review_ids[2] is not None
+    assert review_ids[3:] == [None, None, None]
+    [item] = (await (await client.get("/api/review")).json())["items"]
+    assert (item["reason"], item["accepted_label"]) == ("audit", "Brazil")
 
 
 async def test_frames_sent_while_one_is_in_flight_are_dropped_not_queued(client: Client) -> None:

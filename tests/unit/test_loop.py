@@ -15,6 +15,7 @@ from server.engine.catalog.store import MIGRATIONS, Store
 from server.engine.errors import IdentifyError
 from server.engine.loop.annotations import Prediction, author_of, check, derive, label_matches
 from server.engine.loop.audit import Auditor
+from server.engine.loop.estimate import Stratum, disagreement, estimate
 from server.engine.loop.stats import Annotated, by_label, drift, rates, series, watch
 
 INDEXED = {"seven of clubs", "eight of clubs"}
@@ -182,3 +183,40 @@ def test_decisions_made_before_annotations_become_annotations(tmp_path: Path) ->
         assert store.schema_version == len(MIGRATIONS)
     finally:
         store.close()
+
+
+def test_the_reviewed_estimate_weighs_each_stratum_by_its_share() -> None:
+    """900 accepted answers (100 of them thin-margin, all reviewed; 16 of the other 800
+    audited), 100 rejected (50 reviewed)."""
+    found = estimate(
+        [
+            Stratum("unknown answers", 100, 50, 40),  # 0.8 right
+            Stratum("thin-margin accepts", 100, 100, 60),  # 0.6, a census
+            Stratum("other accepts", 800, 16, 15),  # 0.9375
+        ]
+    )
+    assert found.accuracy == pytest.approx(0.1 * 0.8 + 0.1 * 0.6 + 0.8 * 0.9375)
+    assert found.reviews == 166 and found.missing == ()
+    assert found.low is not None and found.high is not None
+    assert found.low < found.accuracy < found.high
+    # The census adds no spread; the small audit dominates it.
+    sampled = 0.8**2 * 0.9375 * 0.0625 / 16 * (800 - 16) / 799 + 0.1**2 * 0.16 / 50 * 50 / 99
+    assert found.high - found.accuracy == pytest.approx(1.96 * sampled**0.5, rel=1e-6)
+
+
+def test_the_estimate_waits_for_every_kind_of_answer() -> None:
+    found = estimate([Stratum("unknown answers", 10, 5, 5), Stratum("other accepts", 90, 0, 0)])
+    assert found.accuracy is None and found.missing == ("other accepts",)
+    # A kind with no answers at all needs no review.
+    assert estimate([Stratum("a", 10, 5, 5), Stratum("b", 0, 0, 0)]).accuracy == 1.0
+
+
+def test_a_plain_warning_when_reviews_and_verify_disagree() -> None:
+    far = estimate([Stratum("all", 1000, 200, 48)])  # 0.24 right
+    warning = disagreement(far, 0.88)
+    assert warning is not None and "0.24" in warning and "0.88" in warning
+    near = estimate([Stratum("all", 1000, 200, 170)])  # 0.85
+    assert disagreement(near, 0.88) is None
+    assert disagreement(estimate([Stratum("all", 10, 0, 0)]), 0.88) is None
+    # Few reviews: an interval wide enough to reach the prediction says nothing yet.
+    assert disagreement(estimate([Stratum("all", 1000, 3, 2)]), 0.9) is None

@@ -368,7 +368,14 @@ class AnnotationDesk:
     ) -> contract.Stats:
         """Counts by type and label, rates per day and week, the levels to watch and
         drift (see ``loop.report``); ``label`` keeps a class or a level of its path."""
-        return report.stats(self.live.store, label, depth, now or datetime.now(UTC))
+        return report.stats(
+            self.live.store, label, depth, now or datetime.now(UTC), self.predicted()
+        )
+
+    def predicted(self) -> float | None:
+        """``verify``'s predicted open-set accuracy (None before verify)."""
+        calibration = self.live.project.config.calibration
+        return None if calibration is None else calibration.predicted_open_set_accuracy
 
 
 def reference_bytes(item: ReviewItem, box: list[int] | None, region: str | None) -> bytes:

@@ -9,6 +9,7 @@ from server import contract
 from server.engine.decide.hubs import Hub, find_hubs
 from server.engine.live.context import Live
 from server.engine.live.identification import Identification
+from server.engine.loop import report
 
 HUB_WINDOW = 2000
 """Recent observations the hub check looks at."""
@@ -62,7 +63,11 @@ def _size(path: Path) -> int:
 
 
 def health(
-    live: Live, ident: Identification, thresholds: contract.Thresholds, hubs: list[contract.Hub]
+    live: Live,
+    ident: Identification,
+    thresholds: contract.Thresholds,
+    hubs: list[contract.Hub],
+    predicted: float | None,
 ) -> contract.ProjectHealth:
     """Model, index, classes, the default thresholds, queue, counters, disk use, hubs."""
     stats = ident.stats
@@ -81,4 +86,5 @@ def health(
         "uptime_s": round(time.monotonic() - stats.started, 1),
         "storage": storage(live),
         "hubs": hubs,
+        "reality": report.reality(live.store, predicted),
     }

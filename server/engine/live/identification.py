@@ -265,13 +265,22 @@ class Identification:
         if track.frames >= review.min_track_frames and not track.recorded:
             # One observation per appearance, decided on the smoothed scores; a miss
             # waits for a frame that passes the quality gate.
-            audit = self._audit(decision)
-            queue = not decision.matched or audit is not None
             crop = image if located else found.region.image
-            if not queue or self._passes_gate(crop, track_gated=track.gated):
+            straightened = _straightened(found)
+            if decision.matched:
+                # An accepted answer is recorded at once; it is queued too when audited
+                # and its crop is worth a look (drawn once per appearance, so the audit
+                # share counts answers, not frames).
+                audit = self._audit(decision)
+                queue = audit is not None and self._passes_gate(crop, track_gated=track.gated)
                 track.recorded = True
                 review_id = self._record(
-                    image, ev, decision, bbox, source, track.id, queue, _straightened(found), audit
+                    image, ev, decision, bbox, source, track.id, queue, straightened, audit
+                )
+            elif self._passes_gate(crop, track_gated=track.gated):
+                track.recorded = True
+                review_id = self._record(
+                    image, ev, decision, bbox, source, track.id, True, straightened
                 )
             else:
                 track.gated = True

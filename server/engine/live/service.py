@@ -267,4 +267,10 @@ class Service:
 
     def health(self) -> contract.ProjectHealth:
         """Model, index, classes, thresholds, queue, counters, disk use and hubs."""
-        return health(self.live, self._identification, self.thresholds(), self._hubs.hubs())
+        return health(
+            self.live,
+            self._identification,
+            self.thresholds(),
+            self._hubs.hubs(),
+            self._annotations.predicted(),
+        )

@@ -11,10 +11,47 @@ from typing import Any
 from server import contract
 from server.engine.catalog.store import AnnotationRow, Store
 from server.engine.loop.annotations import TYPES, AnnotationType, label_matches, type_of
+from server.engine.loop.estimate import Stratum, disagreement, estimate
 from server.engine.loop.stats import LEVELS, Annotated, by_label, drift, rates, series, watch
 
 
-def stats(store: Store, label: str | None, depth: int | None, now: datetime) -> contract.Stats:
+def reality(store: Store, predicted: float | None) -> contract.Reality:
+    """The reviewed estimate of open-set accuracy beside ``verify``'s prediction."""
+    outcomes = store.reviewed_outcomes()
+    observed, accepted = store.observation_counts()
+
+    def of(*reasons: str) -> tuple[int, int, int]:
+        rows = [outcomes.get(r, (0, 0, 0)) for r in reasons]
+        return sum(r[0] for r in rows), sum(r[1] for r in rows), sum(r[2] for r in rows)
+
+    _, miss_judged, miss_right = of("below_threshold", "low_margin", "empty_index")
+    thin, thin_judged, thin_right = of("low_confidence")
+    _, audit_judged, audit_right = of("audit")
+    found = estimate(
+        [
+            Stratum("unknown answers", observed - accepted, miss_judged, miss_right),
+            Stratum("thin-margin accepts", thin, thin_judged, thin_right),
+            Stratum("other accepts (audits)", max(0, accepted - thin), audit_judged, audit_right),
+        ]
+    )
+    return {
+        "reviewed": found.accuracy,
+        "low": found.low,
+        "high": found.high,
+        "reviews": found.reviews,
+        "waiting_for": list(found.missing),
+        "predicted": predicted,
+        "warning": disagreement(found, predicted),
+    }
+
+
+def stats(
+    store: Store,
+    label: str | None,
+    depth: int | None,
+    now: datetime,
+    predicted: float | None = None,
+) -> contract.Stats:
     """Counts by type and label, rates per day and week, the levels to watch and
     drift (see ``loop.stats``); ``label`` keeps a class or a level of its path."""
     rows = [
@@ -54,6 +91,7 @@ def stats(store: Store, label: str | None, depth: int | None, now: datetime) -> 
             {"label": name, "total": sum(c.values()), "counts": type_counts(c)}
             for name, c in labelled[:100]
         ],
+        "reality": reality(store, predicted),
         "observations": observed,
         "auto_labelled": accepted,
         "coverage": (accepted / observed) if observed else None,

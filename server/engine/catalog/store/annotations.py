@@ -151,6 +151,22 @@ class AnnotationRows(StoreBase):
         ).fetchall()
         return [(str(t), str(at), label) for t, at, label in rows]
 
+    def reviewed_outcomes(self) -> dict[str, tuple[int, int, int]]:
+        """Per reason an item was queued for: (items queued, of them judged right or
+        wrong, of those right). A judged item has a confirmed or corrected annotation;
+        false positives (no object) and skips are left out."""
+        out: dict[str, tuple[int, int, int]] = {}
+        rows = self.db.execute(
+            "select r.reason, count(*), "
+            "sum(case when a.type in ('confirmed', 'corrected') then 1 else 0 end), "
+            "sum(case when a.type = 'confirmed' then 1 else 0 end) "
+            "from review r left join annotations a on a.review_id = r.id "
+            "and a.type != 'missed' group by r.reason"
+        )
+        for reason, queued, judged, right in rows:
+            out[str(reason)] = (int(queued), int(judged or 0), int(right or 0))
+        return out
+
     def label_known_at(self, label: str, at: str) -> bool:
         """Whether a class had a reference (active or not now) at time ``at``."""
         row = self.db.execute(

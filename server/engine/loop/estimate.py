@@ -1,0 +1,95 @@
+"""Open-set accuracy estimated from what reviewers said, next to what ``verify``
+predicted from synthetic photos of the references (which cannot see how live things
+really look).
+
+The reviewed items are not a random sample of the answers, so the estimate weighs them
+by how they were drawn (a stratified estimate):
+
+- answers rejected as unknown: every miss that passes the quality gate is queued, so
+  the reviewed ones stand for all rejected answers (correct: "unknown" was right);
+- accepted answers by a thin margin (``low_confidence``): all of them are queued, so
+  their reviewed ones stand for that stratum;
+- the other accepted answers: a systematic sample is queued (``audit``), which stands
+  for the rest.
+
+Each stratum's share of all answers comes from the recorded observations. A false
+positive (nothing of interest there) is no object and counts in no stratum; nor does a
+skip. The 95 % interval adds the strata's binomial variances, weighted by their shares
+squared; a stratum with answers and no review leaves the estimate open (None).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+Z95 = 1.96
+DISAGREE = 0.10
+"""The reviewed and the predicted accuracy differ by more than this: say so plainly."""
+
+
+@dataclass(frozen=True)
+class Stratum:
+    """One way answers reach a reviewer: how many answers it holds, and of its reviewed
+    ones how many were right."""
+
+    name: str
+    answers: int
+    reviewed: int
+    right: int
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The reviewed estimate of open-set accuracy."""
+
+    accuracy: float | None
+    low: float | None
+    high: float | None
+    reviews: int
+    """Reviewed answers it rests on."""
+    missing: tuple[str, ...]
+    """Strata with answers but no review yet (the estimate waits for them)."""
+
+
+def estimate(strata: list[Stratum]) -> Estimate:
+    """Weigh each stratum's share right by its share of the answers (see the module
+    docstring)."""
+    total = sum(s.answers for s in strata)
+    reviews = sum(s.reviewed for s in strata)
+    missing = tuple(s.name for s in strata if s.answers and not s.reviewed)
+    if not total or missing or not reviews:
+        return Estimate(None, None, None, reviews, missing)
+    accuracy = variance = 0.0
+    for s in strata:
+        if not s.answers:
+            continue
+        weight = s.answers / total
+        p = s.right / s.reviewed
+        accuracy += weight * p
+        # A stratum reviewed whole has no sampling error; else the binomial one, with
+        # the finite-population correction, and never below a single review's worth.
+        fpc = max(0.0, (s.answers - s.reviewed) / max(1, s.answers - 1))
+        spread = max(p * (1 - p), 1 / (4 * (s.reviewed + 1)))
+        variance += weight**2 * spread / s.reviewed * fpc
+    half = Z95 * math.sqrt(variance)
+    return Estimate(
+        accuracy, max(0.0, accuracy - half), min(1.0, accuracy + half), reviews, missing
+    )
+
+
+def disagreement(reviewed: Estimate, predicted: float | None) -> str | None:
+    """A plain warning when the reviewed and the predicted accuracy differ by more than
+    ``DISAGREE`` (and the interval does not reach the prediction); None otherwise."""
+    if reviewed.accuracy is None or predicted is None:
+        return None
+    gap = reviewed.accuracy - predicted
+    assert reviewed.low is not None and reviewed.high is not None
+    if abs(gap) <= DISAGREE or reviewed.low <= predicted <= reviewed.high:
+        return None
+    return (
+        f"reviewed answers say open-set accuracy is {reviewed.accuracy:.2f} "
+        f"({reviewed.low:.2f}-{reviewed.high:.2f}, {reviewed.reviews} reviews), verify "
+        f"predicted {predicted:.2f}: live things do not look like the synthetic photos; "
+        "add references that look like them, and re-tune thresholds from reviews"
+    )

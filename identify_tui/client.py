@@ -6,6 +6,7 @@ import getpass
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypedDict, Unpack
+from urllib.parse import quote
 
 import aiohttp
 
@@ -182,6 +183,12 @@ class ApiClient:
         unless ``label``), waiting until they are in."""
         body = {"path": path} if label is None else {"path": path, "label": label}
         await self.post("/api/references/import", body)
+
+    async def promote(self, taxonomy: str) -> int:
+        """Promote a separate taxonomy's labels (its promote_confidence and up, and every
+        reviewer's); returns how many became references."""
+        body = await self.post(f"/api/taxonomies/{quote(taxonomy, safe='')}/promote", {})
+        return int(body["promoted"])
 
     async def rename_class(self, old: str, new: str) -> None:
         await self.post("/api/classes/rename", {"from": old, "to": new})

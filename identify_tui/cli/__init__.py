@@ -15,6 +15,7 @@ import click
 from identify_tui.cli import detector as _detector
 from identify_tui.cli import match as _match
 from identify_tui.cli import project as _project
+from identify_tui.cli import promote as _promote
 from identify_tui.cli import serve as _serve
 from identify_tui.cli import stats as _stats
 from identify_tui.cli import verify as _verify
@@ -49,6 +50,7 @@ for command in (
     _serve.serve,
     _serve.tui,
     _stats.stats,
+    _promote.promote,
     _project.gc,
     _project.models,
 ):

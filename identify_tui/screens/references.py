@@ -39,6 +39,7 @@ class ReferencesScreen(Screen[None]):
         Binding("n", "rename", "Rename"),
         Binding("m", "merge", "Merge"),
         Binding("d", "remove", "Remove ref"),
+        Binding("p", "promote", "Promote"),
         Binding("r", "reload", "Reload"),
     ]
     app = getters.app(ConnectedApp)
@@ -169,3 +170,21 @@ class ReferencesScreen(Screen[None]):
         )
         if answer == "yes":
             await self._call(f"removed #{ref['id']}", self.app.api.remove_reference(ref["id"]))
+
+    @work(group="prompt")
+    async def action_promote(self) -> None:
+        """Promote a separate taxonomy's labels (at or above its promote_confidence, and
+        every reviewer's) into its references."""
+        taxonomies = sorted({c["taxonomy"] for c in self.class_rows})
+        current = next((c["taxonomy"] for c in self.class_rows if c["label"] == self.label), "")
+        name = await self.app.push_screen_wait(
+            LabelPrompt("Promote the labels of taxonomy:", taxonomies, current)
+        )
+        if not name:
+            return
+        try:
+            done = await self.app.api.promote(name)
+            self.notify(f"{name}: {done} answer(s) promoted to references")
+        except ApiError as exc:
+            self.notify(f"promote {name}: {exc.message}", severity="error")
+        self.action_reload()

@@ -11,6 +11,8 @@ of a running server against it: a key added on one side only fails there.
 from .annotations import (
     Annotation,
     AnnotationPage,
+    AutoLabel,
+    AutoLabelPage,
     BulkResponse,
     BulkResult,
     Drift,
@@ -99,6 +101,8 @@ __all__ = [
     "AnnotationEvent",
     "AnnotationPage",
     "AnnotationType",
+    "AutoLabel",
+    "AutoLabelPage",
     "BulkResponse",
     "BulkResult",
     "CameraStatus",

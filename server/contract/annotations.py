@@ -132,6 +132,34 @@ class LabelCounts(TypedDict):
     counts: TypeCounts
 
 
+class AutoLabel(TypedDict):
+    """One labelled answer of a separate taxonomy (``GET /api/taxonomies/{name}/labels``):
+    what was decided, or what a reviewer said of it."""
+
+    id: int
+    """The answer's id (what ``promote`` takes in ``ids``)."""
+    label: str
+    matched: bool
+    """Whether the system accepted it (False: it said unknown and a reviewer named it)."""
+    confidence: float
+    """The answer's score (a reviewer's label passes any ``min_confidence``)."""
+    source_reference_id: int | None
+    """The reference it matched."""
+    taxonomy: str
+    model: str
+    """The vector space (model, and ``+head``) it was decided in."""
+    reviewed: bool
+    item_id: int | None
+    promoted_reference_id: int | None
+    picture_kept: bool
+    created_at: str
+
+
+class AutoLabelPage(TypedDict):
+    labels: list[AutoLabel]
+    total: int
+
+
 class Reality(TypedDict):
     """Open-set accuracy as reviewers found it, beside ``verify``'s prediction (see
     ``server.engine.loop.estimate``)."""

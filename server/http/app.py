@@ -37,6 +37,7 @@ from .routes import (
     references,
     review,
     seed,
+    taxonomies,
     thresholds,
 )
 from .runner import EngineRunner
@@ -50,6 +51,7 @@ ROUTE_MODULES = (
     references,
     review,
     annotation_routes,
+    taxonomies,
     thresholds,
     jobs,
     events,

@@ -19,10 +19,10 @@ from typing import TypeVar
 import numpy as np
 
 from server import contract
+from server.engine.catalog.making import PreparedReference
 from server.engine.catalog.store import AnnotationRow, ReviewItem
 from server.engine.errors import BusyError
 from server.engine.live.annotating import AnnotationPlan
-from server.engine.live.catalogue import PreparedReference
 from server.engine.live.service import ObjectResult, Prepared, Service
 from server.engine.vision import threads
 

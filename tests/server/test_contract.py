@@ -228,6 +228,9 @@ async def _annotations(client: Client, c: Conformance) -> None:
     c.check(
         contract.BulkResponse, await _json(await client.post("/api/annotations/bulk", json=ops))
     )
+    page = await _json(await client.get("/api/taxonomies/default/labels"))
+    assert page["labels"], "the accepted Brazil is labelled"
+    c.check(contract.AutoLabelPage, page)
 
 
 async def _classes_and_thresholds(client: Client, c: Conformance) -> None:

@@ -23,6 +23,7 @@ ROUTES = [
     ("POST", "/api/annotations"),
     ("PATCH", "/api/annotations/1"),
     ("POST", "/api/annotations/bulk"),
+    ("POST", "/api/taxonomies/fruit/promote"),
 ]
 FIELDS = [
     "scope",
@@ -45,6 +46,7 @@ FIELDS = [
     "operations",
     "op",
     "id",
+    "min_confidence",
 ]
 
 scalars = (

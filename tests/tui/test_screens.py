@@ -203,3 +203,42 @@ async def test_a_class_flagged_as_a_hub_is_marked_and_explained(
         info = screen.query_one("#ref-info")
         await until(pilot, lambda: "do not look alike" in str(info.render()))
         assert " !" in str(info.render()).split("references of the things")[1]  # which one
+
+
+async def test_promote_a_separate_taxonomy_by_keys(
+    aiohttp_server: Any, built: Any, tmp_path: Any, embedder: Any
+) -> None:
+    import shutil
+
+    from server.engine.project.config import load_project
+    from tests.server.conftest import PROJECT_TEXT
+
+    shutil.copytree(built / "data", tmp_path / "data")
+    text = PROJECT_TEXT.format(refs=built / "refs", data=tmp_path / "data", extra="")
+    file = tmp_path / "p.yaml"
+    file.write_text(text.replace("    margin: 0.05\n", "    margin: 0.05\n    mode: separate\n", 1))
+    project = load_project(file)
+    srv = await aiohttp_server(
+        create_app(ServeConfig(project=project), embedder=lambda c: embedder)
+    )
+    server = Server(f"http://127.0.0.1:{srv.port}")
+    item = await server.queue_unknown()
+    await server.post(f"/api/review/{item}/resolve", {"action": "correct", "label": "Germany"})
+    assert "Germany" not in {c["label"] for c in (await server.get("/api/classes"))["classes"]}
+    app = tui(server)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f2")
+        await until(
+            pilot, lambda: isinstance(app.screen, ReferencesScreen) and app.screen.class_rows
+        )
+        await pilot.press("p")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "LabelPrompt")
+        await pilot.press("enter")  # the highlighted class's taxonomy: default
+
+        async def promoted() -> bool:
+            classes = {
+                c["label"]: c["references"] for c in (await server.get("/api/classes"))["classes"]
+            }
+            return classes.get("Germany") == 1
+
+        await until(pilot, promoted)

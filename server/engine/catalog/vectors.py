@@ -38,7 +38,7 @@ VIEW_SIZE = (320, 320)
 a 320-pixel frame renders in a third of the time of a 448-pixel one."""
 
 
-LIVE_SOURCES = frozenset({"api", "review"})
+LIVE_SOURCES = frozenset({"api", "review", "promote"})
 """``images.source`` of references added while the server runs; they have no file in a
 reference folder, so ``identify index`` must not retire them."""
 

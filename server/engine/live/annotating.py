@@ -13,17 +13,15 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-
 from server import contract
+from server.engine.catalog.making import PreparedReference, reference_bytes
 from server.engine.catalog.store import AnnotationRow, ReviewItem
-from server.engine.errors import ConflictError, IdentifyError, NotFoundError
-from server.engine.live.catalogue import Catalogue, PreparedReference
+from server.engine.errors import ConflictError, IdentifyError
+from server.engine.live.catalogue import Catalogue
 from server.engine.live.context import Live
-from server.engine.live.identification import REGION_GROWTH, stored_size
+from server.engine.live.identification import stored_size
 from server.engine.loop import report
 from server.engine.loop.annotations import (
     AnnotationType,
@@ -31,9 +29,8 @@ from server.engine.loop.annotations import (
     check,
     type_of,
 )
+from server.engine.project.config import DEFAULT_TAXONOMY
 from server.engine.project.naming import clean_label
-from server.engine.vision.images import decode_image, encode_jpeg
-from server.engine.vision.locate import to_box
 
 Op = Literal["create", "update"]
 _STATUS: dict[str, contract.ReviewStatus] = {
@@ -138,7 +135,7 @@ class AnnotationDesk:
             checked_box,
             author,
             region,
-            make_reference=annotation_type != "missed" and true is not None,
+            make_reference=annotation_type != "missed" and self.unified(true, item),
         )
 
     def plan_update(self, annotation_id: int, changes: Mapping[str, object]) -> AnnotationPlan:
@@ -180,8 +177,19 @@ class AnnotationDesk:
             box,
             row.author,
             existing=row,
-            make_reference=(new_type != "missed" and true is not None and row.reference_id is None),
+            make_reference=(
+                new_type != "missed" and self.unified(true, item) and row.reference_id is None
+            ),
         )
+
+    def unified(self, label: str | None, item: ReviewItem) -> bool:
+        """Whether a label makes a reference at once: its class's taxonomy (a new
+        class's: the item's) is in ``unified`` mode. In ``separate`` mode the label is
+        stored and waits to be promoted."""
+        if label is None:
+            return False
+        taxonomy = self.live.ident.taxonomy_of.get(label) or item.taxonomy or DEFAULT_TAXONOMY
+        return self.live.project.config.taxonomy(taxonomy).mode == "unified"
 
     def prediction(self, item: ReviewItem) -> Prediction:
         """What an annotation of ``item`` judges: the answer given when it was queued."""
@@ -376,32 +384,3 @@ class AnnotationDesk:
         """``verify``'s predicted open-set accuracy (None before verify)."""
         calibration = self.live.project.config.calibration
         return None if calibration is None else calibration.predicted_open_set_accuracy
-
-
-def reference_bytes(item: ReviewItem, box: list[int] | None, region: str | None) -> bytes:
-    """What a label makes a reference of: the region the object was found in (or the
-    box the reviewer gave), grown by ``REGION_GROWTH``, or with ``region="whole"`` the
-    whole stored picture.
-
-    Raises:
-        NotFoundError: the item's picture is gone.
-    """
-    own_box = box == item.box
-    if box is not None and region != "whole" and own_box and item.region_path:
-        try:
-            return Path(item.region_path).read_bytes()  # the region as it came
-        except OSError:
-            pass  # gone: cut it from the stored picture instead
-    try:
-        data = Path(item.crop_path).read_bytes()
-    except OSError:
-        raise NotFoundError(f"the picture of review item {item.id} is missing") from None
-    if box is None or region == "whole":
-        return data
-    picture = decode_image(data, f"review item {item.id}")
-    h, w = picture.shape[:2]
-    x0, y0, x1, y1 = box
-    gx0, gy0, gx1, gy1 = to_box((x0 / w, y0 / h, x1 / w, y1 / h), w, h, REGION_GROWTH)
-    if gx1 - gx0 < 2 or gy1 - gy0 < 2:
-        return data
-    return encode_jpeg(np.ascontiguousarray(picture[gy0:gy1, gx0:gx1]), 95)

@@ -5,53 +5,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from server import contract
-from server.engine.catalog.vectors import (
-    LIVE_SOURCES,
-    ReferenceEvidence,
-    embed_reference,
-    reference_vector_id,
-    view_backgrounds,
-)
-from server.engine.errors import ConflictError, IdentifyError, ImageRejected, NotFoundError
+from server.engine.catalog.making import PreparedReference, prepare, write
+from server.engine.catalog.vectors import LIVE_SOURCES, view_backgrounds
+from server.engine.errors import ConflictError, IdentifyError, NotFoundError
 from server.engine.live.context import Live
 from server.engine.live.health import HubWatch
 from server.engine.live.thresholds import ThresholdBook
 from server.engine.project.config import DEFAULT_TAXONOMY
 from server.engine.project.naming import clean_label, label_from_name
 from server.engine.project.references import IMAGE_SUFFIXES
-from server.engine.vision.images import (
-    MAX_WORK_SIDE,
-    content_hash,
-    decode_image,
-    flatten_alpha,
-    stored_form,
-)
-from server.engine.vision.quality import gate
 
 MAX_IMPORT_FILES = 1000
 """Most files one import adds."""
 MAX_PATH_CHARS = 4096
 """Longest path an import takes (Linux's PATH_MAX)."""
-
-
-@dataclass(frozen=True)
-class PreparedReference:
-    """A reference ready to be committed (see ``Catalogue.prepare``)."""
-
-    label: str
-    taxonomy: str | None
-    """As asked; None: the class's own, or the default, decided when committed."""
-    digest: str
-    stored: bytes
-    """The file kept under ``media/references`` (see ``images.stored_form``)."""
-    suffix: str
-    size: tuple[int, int]
-    evidence: ReferenceEvidence
 
 
 class Catalogue:
@@ -111,39 +82,18 @@ class Catalogue:
         return path
 
     def prepare(self, data: bytes, label: object, taxonomy: str | None = None) -> PreparedReference:
-        """The heavy, read-only half of adding a reference: check the label, decode, pass
-        the quality gate, embed the plain image and its synthetic views, find its local
-        features. Touches neither the database nor the index, so it runs on a worker
-        while the engine thread goes on identifying.
+        """The heavy, read-only half of adding a reference (see ``making.prepare``):
+        touches neither the database nor the index, so it runs on a worker while the
+        engine thread goes on identifying.
 
         Raises:
             ImageRejected: not a usable image, or one the quality gate refuses.
             IdentifyError: a bad label or an undeclared taxonomy.
         """
-        name = clean_label(label)
         if taxonomy is not None:
             self._declared_taxonomy(taxonomy)
-        image = decode_image(data, "reference", keep_alpha=True, max_side=MAX_WORK_SIDE)
-        review = self.live.project.config.review
-        why_not = gate(flatten_alpha(image), review)
-        if why_not is not None:
-            setting = {
-                "too_small": f"review.min_crop_side {review.min_crop_side} px",
-                "noise": f"review.min_pixel_correlation {review.min_pixel_correlation}",
-                "blurry": f"review.min_sharpness {review.min_sharpness}",
-            }[why_not]
-            raise ImageRejected(
-                f"the reference is {why_not.replace('_', ' ')} ({setting}): a poor "
-                "reference would attract wrong matches"
-            )
-        digest = content_hash(data)
-        evidence = embed_reference(
-            self.live.project, self.live.embedder, image, digest, self._backgrounds
-        )
-        stored, suffix = stored_form(data, image)
-        return PreparedReference(
-            name, taxonomy, digest, stored, suffix, (image.shape[1], image.shape[0]), evidence
-        )
+        live = self.live
+        return prepare(live.project, live.embedder, data, label, taxonomy, self._backgrounds)
 
     def commit(
         self,
@@ -155,39 +105,14 @@ class Catalogue:
         vector to the index; searchable by the very next query. ``also(reference id)``
         writes more in the same transaction (a review label); if it raises, nothing of
         the reference is written either."""
-        live, name, size = self.live, prepared.label, prepared.size
+        live, name = self.live, prepared.label
         tax = self._taxonomy_for(name, prepared.taxonomy)
-        path = live.media.write("references", prepared.digest, prepared.suffix, prepared.stored)
-        try:
-            with live.store.transaction():
-                ref_id = live.store.add_reference(
-                    path=path,
-                    content_hash=prepared.digest,
-                    label=name,
-                    taxonomy=tax,
-                    rarity=None,
-                    source=source,
-                    width=size[0],
-                    height=size[1],
-                )
-                vector_id = reference_vector_id(live.project, live.embedder)
-                prepared.evidence.save(live.store, ref_id, vector_id, size)
-                if also is not None:
-                    also(ref_id)
-        except BaseException:
-            live.media.forget(path, -1)  # rolled back: the file too, unless shared
-            raise
+        ref_id = write(
+            live.project, live.embedder, live.store, live.media, prepared, tax, source, also
+        )
         live.ident.index.add([ref_id], prepared.evidence.vector[None, :])
         live.ident.set_reference(ref_id, name, tax)
-        live.emit(
-            {
-                "type": "references",
-                "action": "added",
-                "id": ref_id,
-                "label": name,
-                "at": time.time(),
-            }
-        )
+        self._emit_reference("added", ref_id, name)
         return {"id": ref_id, "label": name, "taxonomy": tax}
 
     def import_plan(self, path: str, label: object = None) -> list[tuple[Path, object]]:

@@ -10,10 +10,10 @@ from typing import Literal
 import cv2
 
 from server import contract
+from server.engine.catalog.making import PreparedReference
 from server.engine.catalog.store import ReviewItem
 from server.engine.errors import ConflictError, IdentifyError, NotFoundError
 from server.engine.live.annotating import AnnotationDesk, AnnotationPlan
-from server.engine.live.catalogue import PreparedReference
 from server.engine.live.context import Live
 from server.engine.loop.annotations import derive
 from server.engine.project.naming import clean_label
@@ -108,7 +108,14 @@ class ReviewDesk:
             return AnnotationPlan("create", None, item, None, None, author)
         kind = derive(self.annotations.prediction(item), final, action == "false_positive")
         return AnnotationPlan(
-            "create", kind, item, final, item.box, author, region, make_reference=final is not None
+            "create",
+            kind,
+            item,
+            final,
+            item.box,
+            author,
+            region,
+            make_reference=self.annotations.unified(final, item),
         )
 
     def prepare(self, plan: AnnotationPlan) -> PreparedReference | None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from server import contract
+from server.engine.catalog.making import REGION_GROWTH
 from server.engine.catalog.store import QueueEntry
 from server.engine.decide.decision import Decision, decide
 from server.engine.decide.identifier import Evidence
@@ -42,9 +43,6 @@ REGION_JPEG_QUALITY = 80
 REGION_MIN_SIDE = 224
 """A box the stored picture holds at fewer pixels than this (on its longer side, the
 model's input size) is also kept as it came, for the reference a label makes of it."""
-REGION_GROWTH = 0.1
-"""A reference made from a review item's box takes this share of the box's size as
-context on each side (the index's references are framed loosely, too)."""
 
 
 def stored_size(width: int, height: int) -> tuple[int, int]:
@@ -306,6 +304,27 @@ class Identification:
             "margin": round(decision.margin_threshold, 4),
         }
 
+    def _separate(self, label: str | None) -> bool:
+        """Whether a class belongs to a taxonomy in ``separate`` mode."""
+        taxonomy = self.live.ident.taxonomy_of.get(label or "", DEFAULT_TAXONOMY)
+        return self.live.project.config.taxonomy(taxonomy).mode == "separate"
+
+    def _label_picture(
+        self, image: np.ndarray, bbox: Sequence[int] | None, straightened: np.ndarray | None
+    ) -> str:
+        """The picture an auto-label keeps (what a promotion makes a reference of): the
+        straightened thing, the region it was found in (grown by ``REGION_GROWTH``), or
+        the whole picture; at most ``REVIEW_MAX_SIDE``. Returns its path."""
+        if straightened is not None:
+            return self._crop_file(straightened)
+        if bbox is not None:
+            h, w = image.shape[:2]
+            x0, y0, x1, y1 = to_box(
+                (bbox[0] / w, bbox[1] / h, bbox[2] / w, bbox[3] / h), w, h, REGION_GROWTH
+            )
+            return self._crop_file(np.ascontiguousarray(image[y0:y1, x0:x1]))
+        return self._crop_file(image)
+
     def _passes_gate(self, crop: np.ndarray, track_gated: bool = False) -> bool:
         """Whether a miss's crop may be queued; rejections are counted (once per
         track for live video)."""
@@ -370,6 +389,10 @@ class Identification:
             )
         else:
             digest = content_hash(image.tobytes())
+            if decision.matched and self._separate(decision.label):
+                # A separate taxonomy's auto-label keeps its picture, to be promoted.
+                path = self._label_picture(image, bbox, straightened)
+        top_label = decision.candidates[0].label if decision.candidates else ""
         recorded = self.live.store.record(
             path=path,
             content_hash=digest,
@@ -381,6 +404,7 @@ class Identification:
             kind="crop",
             queue=entry,
             provenance=self._provenance(decision),
+            taxonomy=self.live.ident.taxonomy_of.get(top_label, DEFAULT_TAXONOMY),
         )
         if recorded.review_id is not None:
             self.stats.queued += 1

@@ -21,14 +21,16 @@ from typing import Any
 import numpy as np
 
 from server import contract
+from server.engine.catalog.making import PreparedReference
 from server.engine.catalog.media import Collected
-from server.engine.catalog.store import AnnotationRow, ReferenceRow, ReviewItem
+from server.engine.catalog.store import AnnotationRow, AutoLabel, ReferenceRow, ReviewItem
 from server.engine.live.annotating import AnnotationDesk, AnnotationPlan
-from server.engine.live.catalogue import Catalogue, PreparedReference
+from server.engine.live.catalogue import Catalogue
 from server.engine.live.context import EventSink, Live
 from server.engine.live.desk import ReviewDesk
 from server.engine.live.health import HubWatch, health
 from server.engine.live.identification import Identification, ObjectResult, Prepared
+from server.engine.live.promotion import Promoter, Promotion
 from server.engine.live.thresholds import ThresholdBook
 from server.engine.project.config import Project
 from server.engine.vision.embedders import Embedder
@@ -47,6 +49,7 @@ class Service:
         self._catalogue = Catalogue(live, self._thresholds, self._hubs)
         self._annotations = AnnotationDesk(live, self._catalogue)
         self._desk = ReviewDesk(live, self._annotations)
+        self._promoter = Promoter(live, self._catalogue)
         self._identification = Identification(live)
         self._thresholds.refresh()
 
@@ -235,6 +238,34 @@ class Service:
     def crop_with_box(self, item_id: int) -> bytes:
         """A review item's picture with its box drawn on it (JPEG)."""
         return self._desk.picture_with_box(item_id)
+
+    # --- separate taxonomies (see ``promotion``) --------------------------------------
+
+    def auto_labels(
+        self,
+        taxonomy: str,
+        limit: int = 100,
+        before: int | None = None,
+        min_confidence: float | None = None,
+    ) -> tuple[list[AutoLabel], int]:
+        """A separate taxonomy's labelled answers, newest first."""
+        return self._promoter.labels(taxonomy, limit, before, min_confidence)
+
+    def promotion_plan(
+        self, taxonomy: str, min_confidence: float | None = None, ids: Sequence[int] | None = None
+    ) -> list[Promotion]:
+        """The answers a promotion takes (quick)."""
+        return self._promoter.plan(taxonomy, min_confidence, ids)
+
+    def prepare_promotion(self, step: Promotion) -> PreparedReference:
+        """One answer's picture, embedded; worker-safe."""
+        return self._promoter.prepare(step)
+
+    def commit_promotion(
+        self, step: Promotion, prepared: PreparedReference
+    ) -> contract.ReferenceAdded:
+        """One answer made a reference, and marked promoted."""
+        return self._promoter.commit(step, prepared)
 
     # --- thresholds (see ``thresholds``) --------------------------------------------
 

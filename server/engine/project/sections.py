@@ -186,6 +186,7 @@ class LocateConfig:
 
 
 DetectorKind = Literal["locate", "none", "quad", "yolo"]
+TaxonomyMode = Literal["unified", "separate"]
 
 
 @dataclass(frozen=True)
@@ -308,6 +309,17 @@ class Taxonomy:
     """Minimum gap to the best other class; None uses the calibrated value."""
     classes: Mapping[str, ClassThreshold] = field(default_factory=_empty)
     """Per-class overrides, keyed by label."""
+    mode: TaxonomyMode = "unified"
+    """``unified``: a reviewer's label becomes a reference at once. ``separate``: the
+    references are a curated set; reviewers' labels and accepted answers are stored
+    (with their pictures), not made references, until promoted."""
+    promote_confidence: float = 0.85
+    """``separate``: accepted answers scoring at least this are promoted by default
+    (reviewers' labels always are)."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.promote_confidence <= 2.0:
+            raise ValueError(f"taxonomy {self.name}: promote_confidence must be 0 to 2")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from server.engine.catalog.store.annotations import AnnotationRow, AnnotationRows
 from server.engine.catalog.store.base import now_iso
 from server.engine.catalog.store.files import FileRows
+from server.engine.catalog.store.labels import AutoLabel, LabelRows
 from server.engine.catalog.store.observations import ObservationRows, QueueEntry, Recorded
 from server.engine.catalog.store.references import ReferenceRow, ReferenceRows
 from server.engine.catalog.store.review import MAX_PAGE, REASONS, STATUSES, ReviewItem, ReviewRows
@@ -24,6 +25,7 @@ __all__ = [
     "REASONS",
     "STATUSES",
     "AnnotationRow",
+    "AutoLabel",
     "QueueEntry",
     "Recorded",
     "ReferenceRow",
@@ -35,6 +37,7 @@ __all__ = [
 
 class Store(
     AnnotationRows,
+    LabelRows,
     ReferenceRows,
     VectorRows,
     ObservationRows,

@@ -91,6 +91,7 @@ class ObservationRows(StoreBase):
         kind: str = "query",
         queue: QueueEntry | None = None,
         provenance: Mapping[str, object] | None = None,
+        taxonomy: str | None = None,
     ) -> Recorded:
         """Store an image, its embedding, the decision (with ``provenance``: what made
         it) and, with ``queue``, its review item.
@@ -118,8 +119,8 @@ class ObservationRows(StoreBase):
             )
             cur = conn.execute(
                 "insert into observations (image_id, model_id, label, score, margin, matched, "
-                "reason, candidates, bbox, created_at, provenance) "
-                "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "reason, candidates, bbox, created_at, provenance, taxonomy, reference_id) "
+                "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     image_id,
                     model_id,
@@ -132,6 +133,8 @@ class ObservationRows(StoreBase):
                     bbox,
                     ts,
                     None if provenance is None else json.dumps(provenance, default=_jsonable),
+                    taxonomy,
+                    result.get("reference_id"),
                 ],
             )
             observation_id = int(cur.lastrowid or 0)

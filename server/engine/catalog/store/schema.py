@@ -192,6 +192,15 @@ def _m6(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m7(db: sqlite_utils.Database) -> None:
+    # What each answer was decided in and against (its auto-label), and the reference a
+    # promotion made of it (separate taxonomies).
+    db.table("observations").add_column("taxonomy", str)
+    db.table("observations").add_column("reference_id", int)
+    db.table("observations").add_column("promoted_id", int)
+    db.table("observations").create_index(["taxonomy", "matched"])
+
+
 MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (
     _m1,
     _m2,
@@ -199,5 +208,6 @@ MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (
     _m4,
     _m5,
     _m6,
+    _m7,
 )
 """Schema migrations in order; ``PRAGMA user_version`` counts those applied."""

@@ -1,6 +1,6 @@
 """Crash safety: ``identify serve`` killed with SIGKILL N times while a client adds,
-imports and deletes references and labels review items; after each restart, how many
-acknowledged writes are missing (target: none).
+imports and deletes references, labels review items and annotates in bulk; after each
+restart, how many acknowledged writes are missing (target: none).
 
     python -m tests.benchmarks.bench_crash [--kills 25] [--seed 0]
 """
@@ -46,6 +46,7 @@ def main() -> None:
         "references_acknowledged": len(ledger.references),
         "deletes_acknowledged": len(ledger.deleted),
         "review_labels_acknowledged": len(ledger.resolved),
+        "bulk_annotations_acknowledged": len(ledger.annotations),
         "lost": lost,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

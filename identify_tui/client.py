@@ -15,6 +15,8 @@ from server.contract import (
     ClassList,
     ClassReferences,
     Health,
+    Job,
+    Reapplication,
     ReferenceInfo,
     ResolveAction,
     ReviewItem,
@@ -189,6 +191,22 @@ class ApiClient:
         reviewer's); returns how many became references."""
         body = await self.post(f"/api/taxonomies/{quote(taxonomy, safe='')}/promote", {})
         return int(body["promoted"])
+
+    async def reapply_start(self) -> Job:
+        """Start a re-application of every stored answer (409 while one runs); its job."""
+        body = await self.post("/api/reapply", {"wait": False})
+        job: Job = body["job"]
+        return job
+
+    async def job(self, job_id: int) -> Job:
+        body: Job = await self.get(f"/api/jobs/{job_id}")
+        return body
+
+    async def reapplication(self) -> Reapplication | None:
+        """The newest re-application as it stands (None before the first)."""
+        body = await self.get("/api/reapply")
+        run: Reapplication | None = body["reapplication"]
+        return run
 
     async def rename_class(self, old: str, new: str) -> None:
         await self.post("/api/classes/rename", {"from": old, "to": new})

@@ -13,9 +13,11 @@ import os
 import click
 
 from identify_tui.cli import detector as _detector
+from identify_tui.cli import label as _label
 from identify_tui.cli import match as _match
 from identify_tui.cli import project as _project
 from identify_tui.cli import promote as _promote
+from identify_tui.cli import reapply as _reapply
 from identify_tui.cli import serve as _serve
 from identify_tui.cli import stats as _stats
 from identify_tui.cli import verify as _verify
@@ -45,12 +47,14 @@ for command in (
     _project.index,
     _verify.verify,
     _match.match,
+    _label.label,
     _verify.train,
     _detector.detector,
     _serve.serve,
     _serve.tui,
     _stats.stats,
     _promote.promote,
+    _reapply.reapply,
     _project.gc,
     _project.models,
 ):

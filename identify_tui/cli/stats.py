@@ -7,6 +7,7 @@ import json
 import click
 
 from identify_tui.cli.common import project_option, user_errors
+from identify_tui.wording import threshold_advice
 from server import contract
 from server.engine.workflows.stats import review_stats
 
@@ -44,6 +45,9 @@ def describe(stats: contract.Stats) -> list[str]:
             f"open-set accuracy: verify predicted {predicted}; reviewed {real['reviewed']:.2f} "
             f"(95 % {real['low']:.2f}-{real['high']:.2f}, {real['reviews']} reviews)"
         )
+    advice = threshold_advice(real["recommended"])
+    if advice is not None:
+        lines.append(advice)
     if real["warning"]:
         lines.append(f"WARNING: {real['warning']}")
     return lines

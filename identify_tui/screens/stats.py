@@ -3,6 +3,7 @@ week against last), a chart per week, the labels, and auto-label coverage."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import ClassVar, Literal
 
 from rich.text import Text
@@ -19,8 +20,10 @@ from ..client import ApiError
 from ..connected import ConnectedApp
 from ..widgets.banner import banner
 from ..widgets.screen_bar import bottom
+from ..wording import threshold_advice
 
 REFRESH_S = 5.0
+REAPPLY_POLL_S = 0.5
 TypeName = Literal["confirmed", "corrected", "false_positive", "missed"]
 TYPES: tuple[TypeName, ...] = ("confirmed", "corrected", "false_positive", "missed")
 COLOURS: dict[TypeName, str] = {
@@ -95,6 +98,9 @@ def summary(stats: Stats) -> Text:
             f"verify {predicted}, reviewed {real['reviewed']:.2f} "
             f"({real['low']:.2f}-{real['high']:.2f}, {real['reviews']} reviews)\n"
         )
+    advice = threshold_advice(real["recommended"])
+    if advice is not None:
+        out.append(f"{advice}\n")
     if real["warning"]:
         out.append(f"{real['warning']}\n", style="bold red")
     return out
@@ -103,13 +109,17 @@ def summary(stats: Stats) -> Text:
 class StatsScreen(Screen[None]):
     """Numbers from ``/api/stats``."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("r", "refresh", "Refresh")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("r", "refresh", "Refresh"),
+        Binding("a", "reapply", "Re-apply"),
+    ]
     app = getters.app(ConnectedApp)
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield from banner()
         with VerticalScroll():
+            yield Static("", id="reapply")
             yield Static("", id="stats-body")
             yield Static("", id="week-chart")
             yield DataTable(id="labels", cursor_type="row")
@@ -135,3 +145,32 @@ class StatsScreen(Screen[None]):
         for row in stats["labels"]:
             counts = row["counts"]
             table.add_row(row["label"], str(row["total"]), *(str(counts[t]) for t in TYPES))
+
+    @work(exclusive=True, group="reapply")
+    async def action_reapply(self) -> None:
+        """Decide every stored answer again against the references and thresholds in
+        force now (after adding references or moving a threshold), with its progress
+        above the numbers; what moved is told when it ends."""
+        line = self.query_one("#reapply", Static)
+        try:
+            job = await self.app.api.reapply_start()
+            while job["status"] == "running":
+                line.update(f"re-applying: {job['done']} of {job['total']} answers")
+                await asyncio.sleep(REAPPLY_POLL_S)
+                job = await self.app.api.job(job["id"])
+            run = await self.app.api.reapplication()
+        except ApiError as exc:
+            line.update("")
+            self.notify(f"re-apply: {exc.message}", severity="error")
+            return
+        line.update("")
+        if job["status"] != "done" or run is None:
+            self.notify(f"re-apply {job['status']}", severity="warning")
+            return
+        c = run["counts"]
+        self.notify(
+            f"re-applied to {c['seen']} answers: {c['newly_labelled']} newly labelled, "
+            f"{c['relabelled']} relabelled, {c['unlabelled']} unlabelled; "
+            f"{c['resolved']} queued resolved"
+        )
+        self.action_refresh()

@@ -160,6 +160,22 @@ class AutoLabelPage(TypedDict):
     total: int
 
 
+class ThresholdAdvice(TypedDict):
+    """The thresholds under which the reviewed answers come out best (each re-decided
+    there, weighed as the reviewed estimate weighs it), beside those in force."""
+
+    threshold: float
+    margin: float
+    reviewed: float | None
+    """The reviewed open-set accuracy there, and its 95 % interval."""
+    low: float | None
+    high: float | None
+    reviews: int
+    current_threshold: float
+    current_margin: float
+    current_reviewed: float | None
+
+
 class Reality(TypedDict):
     """Open-set accuracy as reviewers found it, beside ``verify``'s prediction (see
     ``server.engine.loop.estimate``)."""
@@ -177,6 +193,8 @@ class Reality(TypedDict):
     """``verify``'s prediction from synthetic photos (None before verify)."""
     warning: str | None
     """Set when the two differ by more than 10 points."""
+    recommended: ThresholdAdvice | None
+    """None until 30 answers are judged (and every kind of answer has a review)."""
 
 
 class Stats(TypedDict):

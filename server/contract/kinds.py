@@ -8,10 +8,12 @@ QueueReason = Literal["below_threshold", "low_margin", "empty_index", "audit", "
 """Why a review item is queued: a miss (unknown, too close to a second class, nothing
 indexed), or an accepted answer checked too: a sample (``audit``) or one accepted by a
 thin margin (``low_confidence``)."""
-ReviewStatus = Literal["pending", "confirmed", "corrected", "false_positive", "skipped"]
-"""``pending`` until a person acts; the others are final."""
-FinalStatus = Literal["confirmed", "corrected", "false_positive", "skipped"]
-"""What a person decided about a review item."""
+ReviewStatus = Literal["pending", "confirmed", "corrected", "false_positive", "skipped", "auto"]
+"""``pending`` until a person acts (or a re-application finds it matches now: ``auto``);
+the others are final."""
+FinalStatus = Literal["confirmed", "corrected", "false_positive", "skipped", "auto"]
+"""What a person decided about a review item, or ``auto``: a re-application found that
+it matches now."""
 Region = Literal["whole", "verified", "doubtful"]
 """What a review item's picture shows: the whole picture, or the region the object was
 found in, with the reference's geometry found there (``verified``) or not."""

@@ -48,3 +48,5 @@ class QueueCounts(TypedDict):
     corrected: int
     false_positive: int
     skipped: int
+    auto: int
+    """Resolved by a re-application: the miss matches now."""

@@ -56,9 +56,9 @@ class Job:
         """No more steps will run."""
         return self.status != "running"
 
-    def step_done(self) -> None:
-        """Count a finished step and tell the events stream."""
-        self.done += 1
+    def step_done(self, n: int = 1) -> None:
+        """Count ``n`` finished steps (or items) and tell the events stream."""
+        self.done += n
         self._publish()
 
     def state(self) -> contract.JobState:

@@ -1,6 +1,8 @@
 """Crash safety: ``identify serve`` killed with SIGKILL N times while a client adds,
-imports and deletes references, labels review items and annotates in bulk; after each
-restart, how many acknowledged writes are missing (target: none).
+imports and deletes references, labels review items, annotates in bulk, labels a
+folder and re-applies over 20,000 stored answers; after each restart, how many
+acknowledged writes are missing (target: none) and how many cut-short re-applications
+resumed.
 
     python -m tests.benchmarks.bench_crash [--kills 25] [--seed 0]
 """
@@ -16,8 +18,10 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from identify_tui.cli import main as cli
+from server.engine.project.config import load_project
+from server.engine.vision.embedders import project_embedder
 from tests.conftest import DEMO_REFS, REPO, write_project
-from tests.integration.crash import run_kills
+from tests.integration.crash import run_kills, seed_answers
 from tests.integration.test_serve_cli import free_port
 
 
@@ -25,6 +29,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kills", type=int, default=25)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--answers", type=int, default=20_000, help="stored answers to re-apply")
     parser.add_argument("--out", type=Path, default=REPO / ".bench" / "results" / "crash.json")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-crash-"))
@@ -37,6 +42,8 @@ def main() -> None:
             work, refs, "taxonomies:\n  - name: default\n    threshold: 1.5\n    margin: 0.05\n"
         )
         assert CliRunner().invoke(cli, ["index", "--project", str(project)]).exit_code == 0
+        spec = project_embedder(load_project(project).config).spec
+        seed_answers(load_project(project).db_path, spec.space_id, spec.dim, args.answers)
         ledger, lost = run_kills(project, free_port(), work, args.kills, args.seed)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -47,6 +54,9 @@ def main() -> None:
         "deletes_acknowledged": len(ledger.deleted),
         "review_labels_acknowledged": len(ledger.resolved),
         "bulk_annotations_acknowledged": len(ledger.annotations),
+        "files_labelled_acknowledged": len(ledger.labelled),
+        "reapplications_started": len(ledger.reapplications),
+        "reapplications_resumed": ledger.resumed,
         "lost": lost,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -150,11 +150,14 @@ def build_cards(
     queries_per_class: int = 3,
     seed: int = 0,
     decks_dir: Path = DECKS_DIR,
+    query_deck: str | None = None,
 ) -> dict[str, Any]:
     """Write the card dataset into ``out`` (``dataset.py``'s layout) and return its manifest.
 
     ``unknown_cards`` of the other deck's 52 (a seeded choice) are the unknowns: with
-    the defaults a third of the queries, as in the accuracy benchmark.
+    the defaults a third of the queries, as in the accuracy benchmark. With
+    ``query_deck``, the known cards' queries are photos of that deck's cards (the same
+    cards drawn otherwise: queries that look different from the references).
     """
     rng_cards, rng_views = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     known = render_deck(deck, decks_dir)
@@ -162,12 +165,15 @@ def build_cards(
     chosen = sorted(rng_cards.choice(len(other), size=unknown_cards, replace=False).tolist())
     unknown = {card_label(c, unknown_deck): other[c] for i, c in enumerate(other) if i in chosen}
     references = {card_label(c): im for c, im in known.items()}
+    drawn = references
+    if query_deck is not None:
+        drawn = {card_label(c): im for c, im in render_deck(query_deck, decks_dir).items()}
     config = DatasetConfig(out=out, queries_per_class=queries_per_class, seed=seed)
     _, bench_half = background_split(background_paths(BACKGROUND_DIRS))
     prepare_out(out)
     manifest: dict[str, Any] = {
         "seed": seed,
-        "decks": {"references": deck, "unknowns": unknown_deck},
+        "decks": {"references": deck, "unknowns": unknown_deck, "queries": query_deck or deck},
         "classes": sorted(references),
         "unknown_classes": sorted(unknown),
         "queries": [],
@@ -184,7 +190,8 @@ def build_cards(
             write_image(out / rel, image)
             manifest["references"][label] = rel
             manifest["sources"][label] = "cards"
-            jobs += [(label, image)] * queries_per_class
+            shown = drawn[label] if folder == "references" else image
+            jobs += [(label, shown)] * queries_per_class
     views = render_views(config, [image for _, image in jobs], bench_half, rng_views)
     for (label, _), view in zip(jobs, views, strict=True):
         head = {"id": view["id"], "label": label, "known": label in references}
@@ -203,6 +210,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--queries-per-class", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--decks-dir", type=Path, default=DECKS_DIR)
+    parser.add_argument(
+        "--query-deck", default=None, help="draw the known cards' queries from this deck"
+    )
     args = parser.parse_args(argv)
     try:
         manifest = build_cards(
@@ -213,6 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.queries_per_class,
             args.seed,
             args.decks_dir,
+            args.query_deck,
         )
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

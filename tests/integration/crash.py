@@ -1,8 +1,10 @@
 """Crash harness: a real ``identify serve`` process takes writes (references added,
-imported, deleted; review labels; bulk annotations) from a client that notes each
-acknowledged one, and is killed with SIGKILL at a random moment; after a restart every
-acknowledged write must be there (and every acknowledged delete gone). Used by
-``test_crash`` (a few kills) and ``tests/benchmarks/bench_crash.py`` (25)."""
+imported, deleted; review labels; bulk annotations; folders labelled; re-applications
+over many stored answers) from a client that notes each acknowledged one, and is killed
+with SIGKILL at a random moment; after a restart every acknowledged write must be there
+(and every acknowledged delete gone), and a re-application the kill cut short resumes
+where it stopped and counts each answer once. Used by ``test_crash`` (a few kills) and
+``tests/benchmarks/bench_crash.py`` (25)."""
 
 from __future__ import annotations
 
@@ -37,6 +39,12 @@ class Ledger:
     """Review item id -> status."""
     annotations: dict[int, str] = field(default_factory=dict)
     """Annotation id -> type, made by a bulk request."""
+    labelled: set[str] = field(default_factory=set)
+    """Files a label job acknowledged."""
+    reapplications: set[int] = field(default_factory=set)
+    """Re-applications started (their rows)."""
+    resumed: int = 0
+    """Re-applications a kill cut short, resumed after the restart."""
     writes: int = 0
 
     def present(self) -> dict[int, str]:
@@ -127,7 +135,9 @@ def writer(base: str, ledger: Ledger, folder: Path, seed: int, stop: threading.E
     try:
         while not stop.is_set():
             n += 1
-            kind = rng.choice(["add", "add", "delete", "import", "review", "bulk"])
+            kind = rng.choice(
+                ["add", "add", "delete", "import", "review", "bulk", "label", "reapply"]
+            )
             tag = f"S{seed}N{n}"
             if kind == "add":
                 body, ctype = multipart(photo, label=f"Add {tag}")
@@ -169,6 +179,17 @@ def writer(base: str, ledger: Ledger, folder: Path, seed: int, stop: threading.E
                         ledger.references[out["reference_id"]] = out["resolved_label"]
             elif kind == "bulk":
                 bulk_annotations(base, ledger, unknown, tag)
+            elif kind == "label":
+                body = json.dumps({"paths": [str(folder.parent / "photos")]}).encode()
+                status, out = call(base, "POST", "/api/label", body, "application/json")
+                if status == 200:
+                    ledger.labelled.update(r["path"] for r in out["results"] if r["ok"])
+            elif kind == "reapply":
+                body = json.dumps({"wait": False}).encode()
+                status, _ = call(base, "POST", "/api/reapply", body, "application/json")
+                if status == 202:
+                    _, state = call(base, "GET", "/api/reapply")
+                    ledger.reapplications.add(state["reapplication"]["id"])
             else:
                 continue
             ledger.writes += 1
@@ -229,6 +250,7 @@ def check(base: str, ledger: Ledger) -> list[str]:
         status, got = call(base, "GET", f"/api/annotations/{annotation}")
         if status != 200 or got["type"] != kind:
             lost.append(f"annotation {annotation} ({kind}): {status}")
+    lost += check_runs(base, ledger)
     status, _ = call(
         base,
         "POST",
@@ -239,6 +261,61 @@ def check(base: str, ledger: Ledger) -> list[str]:
     if status != 200:
         lost.append(f"identify after restart: {status}")
     return lost
+
+
+def check_runs(base: str, ledger: Ledger) -> list[str]:
+    """Labelled files are known by their content after the restart; a re-application
+    the kill cut short resumes (same run) and counts each answer once."""
+    lost = []
+    if ledger.labelled:
+        body = json.dumps({"paths": [str(Path(p)) for p in sorted(ledger.labelled)]}).encode()
+        _, out = call(base, "POST", "/api/label", body, "application/json", timeout=300)
+        lost += [
+            f"labelled file {r['path']} labelled again" for r in out["results"] if not r["already"]
+        ]
+    _, state = call(base, "GET", "/api/reapply")
+    run = state["reapplication"]
+    if ledger.reapplications and (run is None or run["id"] < max(ledger.reapplications)):
+        lost.append(f"re-application {max(ledger.reapplications)} is gone")
+    elif run is not None and run["status"] == "interrupted":
+        body = json.dumps({"wait": True}).encode()
+        status, out = call(base, "POST", "/api/reapply", body, "application/json", timeout=300)
+        again = out.get("reapplication") if status == 200 else None
+        if again is None or not out["resumed"] or again["id"] != run["id"]:
+            lost.append(f"re-application {run['id']} did not resume: {status} {out}")
+        elif again["status"] != "done" or again["done"] != again["total"]:
+            lost.append(f"re-application {run['id']} resumed to {again}")
+        else:
+            ledger.resumed += 1
+    return lost
+
+
+def seed_answers(db: Path, space: str, dim: int, n: int, seed: int = 0) -> None:
+    """``n`` stored answers (random unit vectors), so that a re-application runs long
+    enough for a kill to land in it."""
+    import numpy as np
+
+    from server.engine.catalog.store import Store
+
+    rng = np.random.default_rng(seed)
+    vectors = rng.normal(size=(n, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    store = Store(db)
+    try:
+        with store.transaction():
+            for v in vectors:
+                store.record(
+                    path="",
+                    content_hash="seeded",
+                    width=8,
+                    height=8,
+                    model_id=space,
+                    embedding=v,
+                    result={"label": None, "score": 0.0, "margin": 0.0, "matched": False,
+                            "reason": "below_threshold", "candidates": []},
+                )  # fmt: skip
+    finally:
+        store.close()
 
 
 def run_kills(
@@ -255,6 +332,10 @@ def run_kills(
     folder.mkdir(exist_ok=True)
     for name in ("kiwi.png", "lemon.png"):
         (folder / name).write_bytes((DEMO_REFS / name).read_bytes())
+    photos = work / "photos"
+    photos.mkdir(exist_ok=True)
+    for name in ("known-brazil.jpg", "known-japan.jpg", "unknown-orange.jpg"):
+        (photos / name).write_bytes((DEMO_QUERIES / name).read_bytes())
     ledger, lost = Ledger(), []
     rng = random.Random(seed)
     server = Server(project, port)

@@ -8,7 +8,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from server.engine.live.identification import REVIEW_MAX_SIDE
+from server.engine.loop.recording import REVIEW_MAX_SIDE
 from server.engine.project.config import Project
 from server.engine.vision.images import decode_image, encode_jpeg
 from tests.conftest import DEMO_QUERIES, DEMO_REFS
@@ -71,6 +71,7 @@ async def test_false_positive_and_skip_add_no_reference(client: Client) -> None:
         "corrected": 0,
         "false_positive": 1,
         "skipped": 1,
+        "auto": 0,
     }
     done = await (await client.get("/api/review", params={"status": "skipped"})).json()
     assert [i["id"] for i in done["items"]] == [second]

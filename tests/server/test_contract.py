@@ -30,6 +30,7 @@ import numpy as np
 import pytest
 
 from server import contract
+from server.engine.catalog.store import QueueEntry, Store
 from server.engine.project.config import CameraConfig, Project, load_project
 from server.engine.vision.images import encode_jpeg
 
@@ -271,6 +272,78 @@ async def _events_until_cleared(ws: Any) -> list[dict[str, Any]]:
             return events
 
 
+def seed_judged(project: Project, embedder: Any, n: int = 30) -> None:
+    """``n`` reviewed misses (rightly unknown) and one reviewed audit of an accepted
+    answer, written as the review desk writes them, so that the reviews recommend
+    thresholds (``ThresholdAdvice`` is sent)."""
+    store = Store(project.db_path)
+    rng = np.random.default_rng(3)
+    ref = next(r for r in store.active_references() if r.label == "Brazil")
+    try:
+        for i in range(n + 1):
+            audit = i == n
+            score = 0.9 if audit else 0.3 + 0.01 * i
+            top = {"label": "Brazil", "score": score, "cosine": score, "reference_id": ref.id}
+            result = {
+                "label": "Brazil" if audit else None,
+                "score": score,
+                "margin": 0.2,
+                "matched": audit,
+                "reason": "matched" if audit else "below_threshold",
+                "candidates": [top],
+            }
+            vector = rng.normal(size=embedder.spec.dim)
+            with store.transaction():
+                made = store.record(
+                    path="",
+                    content_hash=f"judged-{i}",
+                    width=64,
+                    height=64,
+                    model_id=embedder.spec.space_id,
+                    embedding=vector / np.linalg.norm(vector),
+                    result=result,  # type: ignore[arg-type]
+                    queue=QueueEntry("seed", "default", reason="audit" if audit else None),
+                    provenance={"threshold": 0.8, "margin": 0.05},
+                )
+                assert made.review_id is not None
+                store.insert_annotation(
+                    {
+                        "type": "confirmed",
+                        "image_id": made.image_id,
+                        "observation_id": made.observation_id,
+                        "review_id": made.review_id,
+                        "predicted_label": result["label"],
+                        "candidate_label": "Brazil",
+                        "true_label": result["label"],
+                        "taxonomy": "default",
+                        "score": score,
+                        "margin": 0.2,
+                        "author": "local",
+                        "provenance": {},
+                    }
+                )
+                store.mark_resolved(made.review_id, "confirmed", result["label"], None)
+    finally:
+        store.close()
+
+
+async def _label_and_reapply(client: Client, c: Conformance, tmp_path: Path) -> None:
+    """Label a folder (a junk file in it), then re-apply; their jobs' events too."""
+    folder = tmp_path / "to-label"
+    folder.mkdir()
+    (folder / "a.jpg").write_bytes(query(KNOWN_QUERY))
+    (folder / "junk.jpg").write_bytes(b"junk")
+    body = await _json(await client.post("/api/label", json={"paths": [str(folder)]}))
+    c.check(contract.LabelSummary, body["summary"])
+    for result in body["results"]:
+        if result["ok"]:
+            c.check(contract.LabelledFile, result)
+    ran = await _json(await client.post("/api/reapply", json={}))
+    c.check(contract.Reapplication, ran["reapplication"])
+    state = await _json(await client.get("/api/reapply"))
+    c.check(contract.Reapplication, state["reapplication"])
+
+
 async def _detector_found_nothing(
     serve: Callable[..., Awaitable[Client]], built: Path, tmp_path: Path, c: Conformance
 ) -> None:
@@ -303,6 +376,7 @@ async def test_every_answer_and_event_holds_to_the_contract(
     built: Path,
 ) -> None:
     seed_hub_history(project, embedder, "Japan")  # so that health and classes have a hub
+    seed_judged(project, embedder)  # so that the reviews recommend thresholds
     camera = CameraConfig(source=str(tmp_path / "gone.avi"), name="door")
     client = await serve(project, cameras=(camera,))
     c = Conformance()
@@ -310,6 +384,7 @@ async def test_every_answer_and_event_holds_to_the_contract(
         await _identify_and_review(client, c)
         await _annotations(client, c)
         await _classes_and_thresholds(client, c)
+        await _label_and_reapply(client, c, tmp_path)
         c.check(contract.Health, await _json(await client.get("/api/health")))
         clear = {"scope": "class", "name": "Brazil"}
         await _json(await client.put("/api/thresholds", json=clear))

@@ -140,6 +140,24 @@ async def test_stats_screen_shows_the_rates_to_watch_and_a_chart(server: Server)
         assert all(row.split()[1] == "0" for row in chart[:-2])
 
 
+async def test_stats_screen_reapplies_stored_answers_after_a_threshold_moves(
+    server: Server,
+) -> None:
+    known = await server.identify(query("known-brazil.jpg"))
+    assert known["matched"]
+    await server.put_threshold(1.99)  # now nothing passes
+    app = tui(server)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await pilot.press("f5")
+        await until(pilot, lambda: isinstance(app.screen, StatsScreen))
+        await pilot.press("a")
+        await until(pilot, lambda: any("re-applied" in n.message for n in app._notifications))
+        [note] = [n.message for n in app._notifications if "re-applied" in n.message]
+        assert "re-applied to 1 answers: 0 newly labelled, 0 relabelled, 1 unlabelled" in note
+    run = (await server.get("/api/reapply"))["reapplication"]
+    assert run["status"] == "done" and run["counts"]["unlabelled"] == 1
+
+
 async def test_no_server_says_so_and_how_to_start_one() -> None:
     app = make_tui(TuiConfig(server="http://127.0.0.1:9", project_hint="projects/demo.yaml"))
     async with app.run_test(size=(80, 24)) as pilot:

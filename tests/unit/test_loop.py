@@ -15,7 +15,7 @@ from server.engine.catalog.store import MIGRATIONS, Store
 from server.engine.errors import IdentifyError
 from server.engine.loop.annotations import Prediction, author_of, check, derive, label_matches
 from server.engine.loop.audit import Auditor
-from server.engine.loop.estimate import Stratum, disagreement, estimate
+from server.engine.loop.estimate import Judged, Stratum, disagreement, estimate, recommend
 from server.engine.loop.stats import Annotated, by_label, drift, rates, series, watch
 
 INDEXED = {"seven of clubs", "eight of clubs"}
@@ -220,3 +220,42 @@ def test_a_plain_warning_when_reviews_and_verify_disagree() -> None:
     assert disagreement(estimate([Stratum("all", 10, 0, 0)]), 0.88) is None
     # Few reviews: an interval wide enough to reach the prediction says nothing yet.
     assert disagreement(estimate([Stratum("all", 1000, 3, 2)]), 0.9) is None
+
+
+def judged(n: int, score: float, right_class: bool, stratum: str = "unknown answers") -> list:
+    """``n`` judged answers at ``score``: of an indexed class their top candidate names
+    (``right_class``), or of a class nobody indexed."""
+    return [
+        Judged(stratum, score, 0.1, "Cat", "Cat" if right_class else None, right_class)
+        for _ in range(n)
+    ]
+
+
+def test_reviews_recommend_the_threshold_that_separates_right_from_wrong() -> None:
+    # Unknown things score about 0.6, known ones 0.75: the thresholds in force (0.8)
+    # reject both, so reviewers found every known one wrongly rejected.
+    answers = judged(20, 0.6, False) + judged(20, 0.75, True)
+    found = recommend(answers, {"unknown answers": 40}, (0.8, 0.02))
+    assert found is not None
+    assert 0.6 < found.threshold <= 0.75 and found.margin <= 0.1
+    assert found.estimate.accuracy == 1.0 and found.current.accuracy == 0.5
+    assert found.estimate.reviews == 40
+    # Nothing to gain: the thresholds in force are kept (the nearest best pair).
+    kept = recommend(answers, {"unknown answers": 40}, (0.7, 0.02))
+    assert kept is not None and (kept.threshold, kept.margin) == (0.7, 0.02)
+
+
+def test_a_recommendation_weighs_strata_and_waits_for_reviews() -> None:
+    answers = judged(20, 0.6, False) + judged(9, 0.75, True)
+    assert recommend(answers, {"unknown answers": 29}, (0.8, 0.02)) is None  # too few
+    # Audited accepts that were right, standing for 900 answers, against 100 unknowns:
+    # a threshold that rejects them would cost far more than it gains.
+    audits = judged(15, 0.9, True, "other accepts (audits)")
+    rejected = judged(15, 0.95, False)
+    found = recommend(
+        audits + rejected, {"unknown answers": 100, "other accepts (audits)": 900}, (0.85, 0.02)
+    )
+    assert found is not None and found.threshold <= 0.9
+    assert found.estimate.accuracy == pytest.approx(0.9)
+    missing = recommend(judged(40, 0.9, True), {"unknown answers": 5, "thin": 3}, (0.8, 0.0))
+    assert missing is None  # a stratum with answers and no review

@@ -18,6 +18,7 @@ from server.engine.decide.decision import (
     aggregate,
     decide,
     resolve_thresholds,
+    with_overrides,
 )
 from server.engine.decide.second_stage import Evidence, SecondStage
 from server.engine.errors import NotIndexedError
@@ -66,7 +67,11 @@ class Identifier(SecondStage):
         self.rarity = {r.id: r.rarity for r in refs if r.rarity}
         """Rarity codes the naming rules split off reference file names, by reference."""
         self.taxonomy_of = {r.label: r.taxonomy for r in refs}
-        self.thresholds = thresholds or resolve_thresholds(project.config, embedder.spec)
+        # The project's thresholds with the overrides set through the API, so that a
+        # command (match, label, reapply) decides as the server would.
+        self.thresholds = thresholds or with_overrides(
+            resolve_thresholds(project.config, embedder.spec), store.threshold_overrides()
+        )
         self._ref_features: dict[int, LocalFeatures] = {}
         self._ref_layouts: dict[int, appearance.Layout | None] = {}
         self._ref_flats: dict[int, aligned.Flat | None] = {}

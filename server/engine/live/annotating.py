@@ -21,7 +21,6 @@ from server.engine.catalog.store import AnnotationRow, ReviewItem
 from server.engine.errors import ConflictError, IdentifyError
 from server.engine.live.catalogue import Catalogue
 from server.engine.live.context import Live
-from server.engine.live.identification import stored_size
 from server.engine.loop import report
 from server.engine.loop.annotations import (
     AnnotationType,
@@ -29,6 +28,7 @@ from server.engine.loop.annotations import (
     check,
     type_of,
 )
+from server.engine.loop.recording import stored_size
 from server.engine.project.config import DEFAULT_TAXONOMY
 from server.engine.project.naming import clean_label
 
@@ -377,7 +377,12 @@ class AnnotationDesk:
         """Counts by type and label, rates per day and week, the levels to watch and
         drift (see ``loop.report``); ``label`` keeps a class or a level of its path."""
         return report.stats(
-            self.live.store, label, depth, now or datetime.now(UTC), self.predicted()
+            self.live.store,
+            label,
+            depth,
+            now or datetime.now(UTC),
+            self.predicted(),
+            self.live.ident.thresholds.default,
         )
 
     def predicted(self) -> float | None:

@@ -86,5 +86,5 @@ def health(
         "uptime_s": round(time.monotonic() - stats.started, 1),
         "storage": storage(live),
         "hubs": hubs,
-        "reality": report.reality(live.store, predicted),
+        "reality": report.reality(live.store, predicted, live.ident.thresholds.default),
     }

@@ -23,7 +23,13 @@ import numpy as np
 from server import contract
 from server.engine.catalog.making import PreparedReference
 from server.engine.catalog.media import Collected
-from server.engine.catalog.store import AnnotationRow, AutoLabel, ReferenceRow, ReviewItem
+from server.engine.catalog.store import (
+    AnnotationRow,
+    AutoLabel,
+    Reapplication,
+    ReferenceRow,
+    ReviewItem,
+)
 from server.engine.live.annotating import AnnotationDesk, AnnotationPlan
 from server.engine.live.catalogue import Catalogue
 from server.engine.live.context import EventSink, Live
@@ -32,8 +38,11 @@ from server.engine.live.health import HubWatch, health
 from server.engine.live.identification import Identification, ObjectResult, Prepared
 from server.engine.live.promotion import Promoter, Promotion
 from server.engine.live.thresholds import ThresholdBook
+from server.engine.loop import reapply
+from server.engine.loop.labelling import file_result, label_files
 from server.engine.project.config import Project
 from server.engine.vision.embedders import Embedder
+from server.engine.vision.images import content_hash, read_image_bytes
 
 __all__ = ["ObjectResult", "Prepared", "Service"]
 
@@ -89,6 +98,30 @@ class Service:
         return self._identification.identify_prepared(
             prepared, source=source, live=live, record=record
         )
+
+    def label_plan(self, paths: Sequence[str]) -> list[Path]:
+        """The image files under ``paths`` (see ``loop.labelling.label_files``); reads
+        no image and no row, so it may run on a worker."""
+        return label_files(paths)
+
+    def read_for_label(self, path: Path) -> tuple[bytes, str]:
+        """A file's bytes and content hash; worker-safe.
+
+        Raises:
+            ImageRejected: it cannot be read, or is too big.
+        """
+        data = read_image_bytes(path)
+        return data, content_hash(data)
+
+    def labelled_before(self, digest: str, path: str) -> contract.LabelledFile | None:
+        """The result of a file an earlier run labelled (by content), else None."""
+        if not self.live.store.labelled([digest]):
+            return None
+        return file_result(path, self.live.store, digest, already=True)
+
+    def label_prepared(self, prepared: Prepared, digest: str, path: str) -> contract.LabelledFile:
+        """Auto-label a prepared file: decided, recorded, misses queued, marked labelled."""
+        return self._identification.label(prepared, digest, path)
 
     def forget_source(self, source: str) -> None:
         """Drop the tracks of a live source that went away."""
@@ -266,6 +299,47 @@ class Service:
     ) -> contract.ReferenceAdded:
         """One answer made a reference, and marked promoted."""
         return self._promoter.commit(step, prepared)
+
+    # --- re-application (see ``loop.reapply``) ---------------------------------------
+
+    def reapply_start(self) -> tuple[Reapplication, bool, int]:
+        """The re-application to run (one a crash stopped, resumed; else a new one over
+        every answer recorded so far), whether it is resumed, and what it has left."""
+        store = self.live.store
+        run, resumed = reapply.start(store, self.live.embedder.spec.space_id)
+        return run, resumed, reapply.remaining(store, run)
+
+    def reapply_step(self, run: Reapplication) -> tuple[Reapplication, reapply.Step]:
+        """Re-decide the next batch of ``run``; each review item it resolves is told."""
+        store = self.live.store
+        run, step = reapply.apply_batch(
+            self.live.ident,
+            run,
+            reapply.kept_picture(store),
+            self.live.project.config.review.reapply_resolves,
+            size=reapply.LIVE_BATCH,
+        )
+        for item_id, label in step.resolved:
+            self.live.emit(
+                {
+                    "type": "queue",
+                    "action": "resolved",
+                    "item_id": item_id,
+                    "pending": store.pending_count(),
+                    "status": "auto",
+                    "label": label,
+                    "at": time.time(),
+                }
+            )
+        return run, step
+
+    def reapplication(self, running_here: bool) -> contract.Reapplication | None:
+        """The newest re-application, as it stands."""
+        store = self.live.store
+        run = store.last_reapplication()
+        if run is None:
+            return None
+        return reapply.to_json(run, reapply.remaining(store, run), running_here)
 
     # --- thresholds (see ``thresholds``) --------------------------------------------
 

@@ -23,6 +23,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 Z95 = 1.96
 DISAGREE = 0.10
 """The reviewed and the predicted accuracy differ by more than this: say so plainly."""
@@ -93,3 +95,91 @@ def disagreement(reviewed: Estimate, predicted: float | None) -> str | None:
         f"predicted {predicted:.2f}: live things do not look like the synthetic photos; "
         "add references that look like them, and re-tune thresholds from reviews"
     )
+
+
+MIN_REVIEWS = 30
+"""Judged answers a threshold recommendation needs at least (fewer: none is made)."""
+MARGINS = (0.0, 0.01, 0.02, 0.03, 0.05, 0.08, 0.12)
+"""Margin thresholds tried beside the one in force."""
+MAX_SCORES = 200
+"""Score thresholds tried at most."""
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A reviewed answer, as re-deciding it needs."""
+
+    stratum: str
+    score: float
+    margin: float
+    top: str | None
+    """The best candidate's label."""
+    truth: str | None
+    indexed: bool
+    """The true class was indexed when it was answered (else "unknown" was right)."""
+
+    def right_at(self, threshold: float, margin: float) -> bool:
+        """Whether the answer would have been right at these thresholds."""
+        if self.score >= threshold and self.margin >= margin:
+            return self.indexed and self.top == self.truth
+        return not self.indexed
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """The thresholds under which the reviewed answers come out best."""
+
+    threshold: float
+    margin: float
+    estimate: Estimate
+    """The reviewed accuracy there, with its interval and the reviews it rests on."""
+    current: Estimate
+    """The reviewed accuracy at the thresholds in force."""
+
+
+def recommend(
+    judged: list[Judged], answers: dict[str, int], current: tuple[float, float]
+) -> Recommendation | None:
+    """The (score, margin) thresholds that maximise the stratified reviewed accuracy
+    (each judged answer re-decided there, weighed as ``estimate`` weighs it;
+    ``answers``: how many answers each stratum holds). Scores tried are the judged
+    answers' own (a threshold between two of them decides the same; at most
+    ``MAX_SCORES`` of them, by quantile); ties go to the pair nearest the thresholds in
+    force. None with fewer than ``MIN_REVIEWS`` judged answers, or while a stratum with
+    answers has none."""
+    if len(judged) < MIN_REVIEWS:
+        return None
+    names = list(dict.fromkeys([*answers, *(j.stratum for j in judged)]))
+    stratum = np.array([names.index(j.stratum) for j in judged])
+    score = np.array([j.score for j in judged])
+    margin = np.array([j.margin for j in judged])
+    top_right = np.array([j.indexed and j.top == j.truth for j in judged])
+    unknown_right = np.array([not j.indexed for j in judged])
+    reviewed = np.bincount(stratum, minlength=len(names))
+
+    def at(threshold: float, margin_at: float) -> Estimate:
+        accepted = (score >= threshold) & (margin >= margin_at)
+        right = np.where(accepted, top_right, unknown_right)
+        counts = np.bincount(stratum, weights=right, minlength=len(names))
+        return estimate(
+            [
+                Stratum(n, answers.get(n, 0), int(reviewed[i]), int(counts[i]))
+                for i, n in enumerate(names)
+            ]
+        )
+
+    now = at(*current)
+    if now.accuracy is None:
+        return None
+    scores = np.unique(np.round(score, 4))
+    if len(scores) > MAX_SCORES:
+        scores = np.unique(np.quantile(score, np.linspace(0, 1, MAX_SCORES)).round(4))
+    tried = []
+    for margin_at in sorted(set(MARGINS) | {round(current[1], 4)}):
+        for threshold in [*scores.tolist(), round(current[0], 4)]:
+            accuracy = at(threshold, margin_at).accuracy
+            assert accuracy is not None
+            distance = abs(threshold - current[0]) + abs(margin_at - current[1])
+            tried.append((round(accuracy, 9), -distance, threshold, margin_at))
+    _, _, threshold, margin_at = max(tried)
+    return Recommendation(float(threshold), float(margin_at), at(threshold, margin_at), now)

@@ -11,12 +11,25 @@ from typing import Any
 from server import contract
 from server.engine.catalog.store import AnnotationRow, Store
 from server.engine.loop.annotations import TYPES, AnnotationType, label_matches, type_of
-from server.engine.loop.estimate import Stratum, disagreement, estimate
+from server.engine.loop.estimate import Judged, Stratum, disagreement, estimate, recommend
 from server.engine.loop.stats import LEVELS, Annotated, by_label, drift, rates, series, watch
 
+STRATA = {
+    "below_threshold": "unknown answers",
+    "low_margin": "unknown answers",
+    "empty_index": "unknown answers",
+    "low_confidence": "thin-margin accepts",
+    "audit": "other accepts (audits)",
+}
+"""The stratum of the answers queued for each reason (see ``loop.estimate``)."""
 
-def reality(store: Store, predicted: float | None) -> contract.Reality:
-    """The reviewed estimate of open-set accuracy beside ``verify``'s prediction."""
+
+def reality(
+    store: Store, predicted: float | None, current: tuple[float, float] | None = None
+) -> contract.Reality:
+    """The reviewed estimate of open-set accuracy beside ``verify``'s prediction, and
+    the thresholds the reviewed answers recommend (``current``: the score and margin
+    thresholds in force; None: those of the newest answer)."""
     outcomes = store.reviewed_outcomes()
     observed, accepted = store.observation_counts()
 
@@ -27,13 +40,12 @@ def reality(store: Store, predicted: float | None) -> contract.Reality:
     _, miss_judged, miss_right = of("below_threshold", "low_margin", "empty_index")
     thin, thin_judged, thin_right = of("low_confidence")
     _, audit_judged, audit_right = of("audit")
-    found = estimate(
-        [
-            Stratum("unknown answers", observed - accepted, miss_judged, miss_right),
-            Stratum("thin-margin accepts", thin, thin_judged, thin_right),
-            Stratum("other accepts (audits)", max(0, accepted - thin), audit_judged, audit_right),
-        ]
-    )
+    strata = [
+        Stratum("unknown answers", observed - accepted, miss_judged, miss_right),
+        Stratum("thin-margin accepts", thin, thin_judged, thin_right),
+        Stratum("other accepts (audits)", max(0, accepted - thin), audit_judged, audit_right),
+    ]
+    found = estimate(strata)
     return {
         "reviewed": found.accuracy,
         "low": found.low,
@@ -42,6 +54,33 @@ def reality(store: Store, predicted: float | None) -> contract.Reality:
         "waiting_for": list(found.missing),
         "predicted": predicted,
         "warning": disagreement(found, predicted),
+        "recommended": _advice(store, strata, current or store.latest_thresholds()),
+    }
+
+
+def _advice(
+    store: Store, strata: list[Stratum], current: tuple[float, float] | None
+) -> contract.ThresholdAdvice | None:
+    """The thresholds the judged answers come out best at (see ``loop.estimate``)."""
+    if current is None:
+        return None
+    judged = [
+        Judged(STRATA.get(reason, "unknown answers"), score, margin, top, truth, indexed)
+        for reason, score, margin, top, truth, indexed in store.judged_answers()
+    ]
+    found = recommend(judged, {s.name: s.answers for s in strata}, current)
+    if found is None:
+        return None
+    return {
+        "threshold": round(found.threshold, 4),
+        "margin": round(found.margin, 4),
+        "reviewed": found.estimate.accuracy,
+        "low": found.estimate.low,
+        "high": found.estimate.high,
+        "reviews": found.estimate.reviews,
+        "current_threshold": round(current[0], 4),
+        "current_margin": round(current[1], 4),
+        "current_reviewed": found.current.accuracy,
     }
 
 
@@ -51,6 +90,7 @@ def stats(
     depth: int | None,
     now: datetime,
     predicted: float | None = None,
+    current: tuple[float, float] | None = None,
 ) -> contract.Stats:
     """Counts by type and label, rates per day and week, the levels to watch and
     drift (see ``loop.stats``); ``label`` keeps a class or a level of its path."""
@@ -91,7 +131,7 @@ def stats(
             {"label": name, "total": sum(c.values()), "counts": type_counts(c)}
             for name, c in labelled[:100]
         ],
-        "reality": reality(store, predicted),
+        "reality": reality(store, predicted, current),
         "observations": observed,
         "auto_labelled": accepted,
         "coverage": (accepted / observed) if observed else None,

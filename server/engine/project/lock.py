@@ -14,6 +14,25 @@ from server.engine.errors import ConflictError
 LOCK_NAME = ".writer.lock"
 
 
+def holder(data_dir: Path) -> str | None:
+    """Who holds the project's lock now (what it wrote: ``identify serve on URL (pid
+    N)``...), or None when nobody does."""
+    path = data_dir / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return os.pread(fd, 512, 0).decode("utf-8", "replace").strip() or "another process"
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
 class ProjectLock:
     """An exclusive, non-blocking ``flock`` on ``<data_dir>/.writer.lock``.
 

@@ -394,6 +394,9 @@ class ReviewConfig:
     audit_margin: float | None = None
     """Accepted answers whose margin is below this are queued too (``low_confidence``);
     null: twice the margin threshold they were accepted at; 0 turns it off."""
+    reapply_resolves: bool = True
+    """A re-application resolves a pending miss that now matches as ``auto`` (its new
+    answer accepted without a person); false leaves it in the queue."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.audit_share <= 1.0:

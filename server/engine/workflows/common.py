@@ -9,7 +9,7 @@ from typing import Protocol
 
 from server.engine.catalog.store import Store
 from server.engine.project.config import Project, load_project
-from server.engine.project.lock import ProjectLock
+from server.engine.project.lock import ProjectLock, holder
 
 Progress = Callable[[int], None]
 """Called with the number of items just processed."""
@@ -53,3 +53,15 @@ def reference_count(project: Project) -> int:
         return len(store.active_references())
     finally:
         store.close()
+
+
+def serving_url(ref: str) -> str | None:
+    """The address of the server that holds the project, if one does (a CLI run would
+    be a second writer: it goes through the server's API instead)."""
+    project = open_project(ref)
+    who = holder(project.data_dir) or ""
+    prefix = "identify serve on "
+    if not who.startswith(prefix):
+        return None
+    url = who[len(prefix) :].split(" ", 1)[0]
+    return url.replace("//0.0.0.0:", "//127.0.0.1:").replace("//[::]:", "//127.0.0.1:")

@@ -15,6 +15,7 @@ from server.engine.catalog.store.labels import AutoLabel, LabelRows
 from server.engine.catalog.store.observations import ObservationRows, QueueEntry, Recorded
 from server.engine.catalog.store.references import ReferenceRow, ReferenceRows
 from server.engine.catalog.store.review import MAX_PAGE, REASONS, STATUSES, ReviewItem, ReviewRows
+from server.engine.catalog.store.runs import LabelledObject, Reapplication, RunRows, StoredDecision
 from server.engine.catalog.store.schema import MIGRATIONS
 from server.engine.catalog.store.thresholds import ThresholdRows
 from server.engine.catalog.store.vectors import VectorRows
@@ -26,11 +27,14 @@ __all__ = [
     "STATUSES",
     "AnnotationRow",
     "AutoLabel",
+    "LabelledObject",
     "QueueEntry",
+    "Reapplication",
     "Recorded",
     "ReferenceRow",
     "ReviewItem",
     "Store",
+    "StoredDecision",
     "now_iso",
 ]
 
@@ -44,5 +48,6 @@ class Store(
     ReviewRows,
     FileRows,
     ThresholdRows,
+    RunRows,
 ):
     """Typed access to the project database. One writer at a time (see DESIGN.md)."""

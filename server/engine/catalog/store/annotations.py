@@ -167,6 +167,40 @@ class AnnotationRows(StoreBase):
             out[str(reason)] = (int(queued), int(judged or 0), int(right or 0))
         return out
 
+    def judged_answers(self) -> list[tuple[str, float, float, str | None, str | None, bool]]:
+        """Every reviewed answer judged right or wrong, as re-deciding it at other
+        thresholds needs: (reason it was queued for, score, margin, the best
+        candidate's label, the true class, whether that class was indexed when the
+        answer was given)."""
+        rows = self.db.execute(
+            "select r.reason, a.score, a.margin, a.candidate_label, a.predicted_label, "
+            "a.type, a.true_label, r.created_at from annotations a "
+            "join review r on r.id = a.review_id "
+            "where a.type in ('confirmed', 'corrected') and a.score is not null"
+        ).fetchall()
+        out = []
+        for reason, score, margin, top, predicted, kind, true_label, at in rows:
+            if predicted is None:  # answered unknown
+                truth, indexed = (None, False) if kind == "confirmed" else (true_label, True)
+            elif kind == "confirmed":
+                truth, indexed = predicted, True
+            else:
+                truth = true_label
+                indexed = truth is not None and self.label_known_at(truth, at)
+            out.append((str(reason), float(score), float(margin or 0.0), top, truth, indexed))
+        return out
+
+    def latest_thresholds(self) -> tuple[float, float] | None:
+        """The score and margin thresholds the newest recorded answer was decided at."""
+        row = self.db.execute(
+            "select provenance from observations where provenance is not null "
+            "order by id desc limit 1"
+        ).fetchone()
+        made = json.loads(row[0]) if row else {}
+        if made.get("threshold") is None or made.get("margin") is None:
+            return None
+        return float(made["threshold"]), float(made["margin"])
+
     def label_known_at(self, label: str, at: str) -> bool:
         """Whether a class had a reference (active or not now) at time ``at``."""
         row = self.db.execute(

@@ -35,6 +35,8 @@ class StoreBase:
         except (sqlite3.DatabaseError, OSError) as exc:
             raise IdentifyError(f"database {path} is unreadable: {exc}") from None
         self.path = path
+        self._depth = 0
+        """Transactions open (``transaction`` nests: only the outermost commits)."""
 
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
@@ -71,6 +73,19 @@ class StoreBase:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """One transaction: everything written inside commits together, or nothing does."""
-        with self.db.conn:
-            yield
+        """One transaction: everything written inside commits together, or nothing does.
+        Nested, the inner ones join the outermost (a file's observations and the mark
+        that it was labelled commit together)."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self._depth = 1
+        try:
+            with self.db.conn:
+                yield
+        finally:
+            self._depth = 0

@@ -41,7 +41,7 @@ class FileRows(StoreBase):
 
     def forget_picture(self, image_id: int) -> None:
         """Record that an image's files are no longer kept (its rows stay)."""
-        with self.db.conn:
+        with self.transaction():
             self.db.conn.execute(
                 "update images set path = '', updated_at = ? where id = ?", [now_iso(), image_id]
             )

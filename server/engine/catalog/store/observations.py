@@ -92,9 +92,11 @@ class ObservationRows(StoreBase):
         queue: QueueEntry | None = None,
         provenance: Mapping[str, object] | None = None,
         taxonomy: str | None = None,
+        decided: np.ndarray | None = None,
     ) -> Recorded:
         """Store an image, its embedding, the decision (with ``provenance``: what made
-        it) and, with ``queue``, its review item.
+        it, and ``decided``: the vector it was decided on when that is not
+        ``embedding``) and, with ``queue``, its review item.
 
         All rows are written in one transaction: a crash leaves all or none of them.
         """
@@ -106,7 +108,7 @@ class ObservationRows(StoreBase):
         vector = np.asarray(embedding, np.float32).tobytes()
         conn = self.db.conn
         review_id: int | None = None
-        with conn:
+        with self.transaction():
             cur = conn.execute(
                 "insert into images (kind, path, content_hash, width, height, source, status, "
                 "created_at, updated_at) values (?, ?, ?, ?, ?, ?, 'active', ?, ?)",
@@ -119,8 +121,8 @@ class ObservationRows(StoreBase):
             )
             cur = conn.execute(
                 "insert into observations (image_id, model_id, label, score, margin, matched, "
-                "reason, candidates, bbox, created_at, provenance, taxonomy, reference_id) "
-                "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "reason, candidates, bbox, created_at, provenance, taxonomy, reference_id, "
+                "decided_vector) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     image_id,
                     model_id,
@@ -135,6 +137,7 @@ class ObservationRows(StoreBase):
                     None if provenance is None else json.dumps(provenance, default=_jsonable),
                     taxonomy,
                     result.get("reference_id"),
+                    None if decided is None else np.asarray(decided, np.float32).tobytes(),
                 ],
             )
             observation_id = int(cur.lastrowid or 0)

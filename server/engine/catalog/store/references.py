@@ -127,7 +127,7 @@ class ReferenceRows(StoreBase):
         The class's threshold override moves along, unless ``new`` (a merge) has its
         own, which wins. Returns the number of references moved."""
         ts = now_iso()
-        with self.db.conn:
+        with self.transaction():
             cur = self.db.conn.execute(
                 "update images set label = ?, updated_at = ? where kind = 'reference' "
                 "and status = 'active' and label = ?",
@@ -156,7 +156,7 @@ class ReferenceRows(StoreBase):
     def delete_reference(self, image_id: int) -> None:
         """Remove a reference by a person's decision: ``identify index`` will not bring
         the same file back (unlike a file that vanished, which is merely retired)."""
-        with self.db.conn:
+        with self.transaction():
             self.mark_deleted(image_id)
 
     def mark_deleted(self, image_id: int) -> None:

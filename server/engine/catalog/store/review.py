@@ -15,7 +15,13 @@ from server import contract
 from server.engine.catalog.store.base import StoreBase, now_iso
 from server.engine.errors import ConflictError, IdentifyError, NotFoundError
 
-FINAL: tuple[contract.FinalStatus, ...] = ("confirmed", "corrected", "false_positive", "skipped")
+FINAL: tuple[contract.FinalStatus, ...] = (
+    "confirmed",
+    "corrected",
+    "false_positive",
+    "skipped",
+    "auto",
+)
 STATUSES: tuple[contract.ReviewStatus, ...] = ("pending", *FINAL)
 """``pending`` until a person acts; the others are final."""
 REASONS = ("below_threshold", "low_margin", "empty_index", "audit", "low_confidence")
@@ -165,7 +171,7 @@ class ReviewRows(StoreBase):
             NotFoundError: no such item.
             ConflictError: someone resolved it meanwhile.
         """
-        with self.db.conn:
+        with self.transaction():
             self.mark_resolved(item_id, status, label, reference_id)
         return self.review_item(item_id)
 
@@ -195,7 +201,7 @@ class ReviewRows(StoreBase):
             NotFoundError: no such item.
             ConflictError: it is still pending.
         """
-        with self.db.conn:
+        with self.transaction():
             self.mark_reopened(item_id)
         return self.review_item(item_id)
 
@@ -253,6 +259,7 @@ class ReviewRows(StoreBase):
             "corrected": 0,
             "false_positive": 0,
             "skipped": 0,
+            "auto": 0,
         }
         for status, n in self.db.execute("select status, count(*) from review group by status"):
             out[_STATUS[status]] = int(n)
@@ -273,5 +280,5 @@ class ReviewRows(StoreBase):
 
     def seen_again(self, review_id: int) -> None:
         """Count one more sighting of a pending item's picture (a duplicate)."""
-        with self.db.conn:
+        with self.transaction():
             self.db.conn.execute("update review set seen = seen + 1 where id = ?", [review_id])

@@ -201,6 +201,32 @@ def _m7(db: sqlite_utils.Database) -> None:
     db.table("observations").create_index(["taxonomy", "matched"])
 
 
+def _m8(db: sqlite_utils.Database) -> None:
+    # The files ``identify label`` has decided (by content: a second run skips them),
+    # and re-applications, resumable from their cursor after a crash.
+    db.table("labelled").create(
+        {"content_hash": str, "path": str, "observations": str, "queued": int, "labelled_at": str},
+        pk="content_hash",
+    )
+    db.table("reapplications").create(
+        {
+            "id": int,
+            "status": str,
+            "space": str,
+            "cursor": int,
+            "upto": int,
+            "counts": str,
+            "started_at": str,
+            "finished_at": str,
+        },
+        pk="id",
+        not_null={"status", "space", "cursor", "upto", "started_at"},
+    )
+    # The vector an answer was decided on, when it is not the stored embedding (a
+    # located object: the window that matched, where the whole picture is stored).
+    db.table("observations").add_column("decided_vector", bytes)
+
+
 MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (
     _m1,
     _m2,
@@ -209,5 +235,6 @@ MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (
     _m5,
     _m6,
     _m7,
+    _m8,
 )
 """Schema migrations in order; ``PRAGMA user_version`` counts those applied."""

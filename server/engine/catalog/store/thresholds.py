@@ -22,7 +22,7 @@ class ThresholdRows(StoreBase):
         self, scope: str, name: str, threshold: float | None, margin: float | None
     ) -> None:
         """Set (or, with both values None, clear) one override."""
-        with self.db.conn:
+        with self.transaction():
             if threshold is None and margin is None:
                 self.db.conn.execute(
                     "delete from threshold_overrides where scope = ? and name = ?", [scope, name]

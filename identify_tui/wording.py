@@ -1,0 +1,28 @@
+"""Sentences the command line and the terminal UI both say (plain data in, text out; no
+engine, no Textual)."""
+
+from __future__ import annotations
+
+from server import contract
+
+
+def threshold_advice(advice: contract.ThresholdAdvice | None) -> str | None:
+    """The thresholds the reviewed answers recommend, beside those in force."""
+    if advice is None or advice["reviewed"] is None:
+        return None
+    now = "-" if advice["current_reviewed"] is None else f"{advice['current_reviewed']:.2f}"
+    same = (
+        advice["threshold"] == advice["current_threshold"]
+        and advice["margin"] == advice["current_margin"]
+    )
+    head = (
+        "thresholds from reviews: the ones in force are best"
+        if same
+        else f"thresholds from reviews: score >= {advice['threshold']:.2f}, "
+        f"margin >= {advice['margin']:.2f}"
+    )
+    return (
+        f"{head}: reviewed {advice['reviewed']:.2f} (95 % {advice['low']:.2f}-"
+        f"{advice['high']:.2f}, {advice['reviews']} reviews); in force score >= "
+        f"{advice['current_threshold']:.2f}, margin >= {advice['current_margin']:.2f}: {now}"
+    )

@@ -30,11 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from server.engine.live.service import Service
+from server.engine.errors import ImageRejected
+from server.engine.live.service import ObjectResult, Service
 from server.engine.project.config import DEFAULT_TAXONOMY, Project, load_project
 from server.engine.vision import detectors
 from server.engine.vision.embedders import project_embedder
 from server.engine.vision.images import load_image
+from server.engine.vision.locate import iou
 from server.engine.workflows.index import build_index
 from server.engine.workflows.verify import run_verify
 from tests.benchmarks.bench_accuracy import benchmark_queries
@@ -72,8 +74,9 @@ def correct(answer: str | None, truth: str, indexed: set[str]) -> bool:
     return answer == truth if truth in indexed else answer is None
 
 
-def review(service: Service, truth: dict[str, str]) -> int:
-    """Label every pending item from the truth; returns how many."""
+def review(service: Service, truth: dict[str, str], stray: set[int]) -> int:
+    """Label every pending item from the truth (``stray``: items of a detection that
+    covers no thing, which the reviewer calls nothing there); returns how many."""
     done = 0
     while True:
         items, _ = service.review_items("pending", limit=200)
@@ -81,11 +84,24 @@ def review(service: Service, truth: dict[str, str]) -> int:
             return done
         for item in items:
             right = truth[str(item.source)]
-            confirm = item.accepted_label is not None and item.accepted_label == right
-            plan = service.resolve_plan(
-                item.id, "confirm" if confirm else "correct", None if confirm else right
-            )
-            service.resolve_commit(plan, service.prepare_resolution(plan))
+            if item.id in stray:
+                action, label = "false_positive", None
+            elif item.accepted_label is not None and item.accepted_label == right:
+                action, label = "confirm", None
+            else:
+                action, label = "correct", right
+            # As a person would: where the region is too poor a picture for a reference
+            # (refused), the whole picture ('w'); where that is refused too, skip it.
+            for region in (None, "whole"):
+                plan = service.resolve_plan(item.id, action, label, region=region)
+                try:
+                    service.resolve_commit(plan, service.prepare_resolution(plan))
+                    break
+                except ImageRejected:
+                    continue
+            else:
+                plan = service.resolve_plan(item.id, "skip")
+                service.resolve_commit(plan, None)
             done += 1
 
 
@@ -122,6 +138,7 @@ def run_mode(
     project = load_project(project_file)
     service = Service.open(project, embedder)
     truth: dict[str, str] = {}
+    stray: set[int] = set()
     half = len(queries) // 2
     size = max(1, half // batches)
     parts = [queries[i : i + size] for i in range(0, half, size)]
@@ -141,14 +158,25 @@ def run_mode(
                 truth[source] = q["label"]
                 indexed = set(service.live.ident.labels.values())
                 prepared = service.prepare((data / q[kind]).read_bytes(), source)
-                [obj] = service.identify_prepared(prepared, source=source)[:1]
+                objects = service.identify_prepared(prepared, source=source)
+                if not objects:  # nothing found (a detector): answered as unknown
+                    ok = correct(None, q["label"], indexed)
+                    right, unknown = right + ok, unknown + 1
+                    answered.append((0, q["label"], ok))
+                    continue
+                obj = max(objects, key=lambda o: overlap(o, q, kind))
+                stray |= {
+                    o.review_id
+                    for o in objects
+                    if o is not obj and o.review_id is not None and overlap(o, q, kind) < 0.3
+                }
                 ok = correct(obj.decision.label, q["label"], indexed)
                 right += ok
                 unknown += obj.decision.label is None
                 answered.append((obj.observation_id or 0, q["label"], ok))
             seconds = time.perf_counter() - started
             shown += len(part)
-            reviewed = review(service, truth) if reviewing else 0
+            reviewed = review(service, truth, stray) if reviewing else 0
             promoted = promote(service) if reviewing and mode == "separate" else 0
             reviews += reviewed
             reality = service.review_stats()["reality"]
@@ -215,6 +243,14 @@ def run_mode(
             "counts": run.counts,
         },
     }
+
+
+def overlap(obj: ObjectResult, query: dict[str, Any], kind: str) -> float:
+    """How well an object found covers the query's thing (a crop is the thing)."""
+    if kind == "crop" or "bbox" not in query:
+        return 1.0
+    width, height = obj.picture
+    return iou(obj.bbox or (0, 0, width, height), query["bbox"])
 
 
 def stored_accuracy(service: Service, answered: list[tuple[int, str, bool]]) -> float:

@@ -131,7 +131,7 @@ def test_label_reports_garbage_files_and_keeps_the_rest(tmp_path: Path, small_re
     assert code == 2 and "no image files" in err
 
 
-def test_label_goes_through_the_server_that_holds_the_project(
+def test_label_reapply_and_promote_go_through_the_server_that_holds_the_project(
     tmp_path: Path, small_refs: Path
 ) -> None:
     file = write_project(tmp_path, small_refs)
@@ -151,5 +151,11 @@ def test_label_goes_through_the_server_that_holds_the_project(
         assert health["queue"]["pending"] == summary["queued"]
         code, out, _ = run("label", "--project", str(file), "--json", str(folder))
         assert code == 0 and json.loads(out)["labelled"] == 0
+        # The other commands that write go through it too.
+        code, out, err = run("reapply", "--project", str(file), "--json")
+        assert code == 0 and "re-applying through" in err, err
+        assert json.loads(out)["counts"]["seen"] == 4
+        code, _, err = run("promote", "--project", str(file), "--taxonomy", "default")
+        assert code == 2 and "promoting through" in err and "unified" in err
     finally:
         server.stop()

@@ -52,9 +52,15 @@ async def test_label_a_folder_as_a_job_with_progress_events(client: Client, tmp_
     item = await (await client.get(f"/api/review/{germany['review_id']}")).json()
     assert item["source"] == "label"
 
+    # A missed object annotated beside Germany's item is not Germany's label.
+    missed = {"item_id": germany["review_id"], "type": "missed", "box": [0, 0, 20, 20]}
+    resp = await client.post("/api/annotations", json={**missed, "label": "Japan"})
+    assert resp.status == 201, await resp.text()
     again = await (await client.post("/api/label", json={"paths": [str(folder)]})).json()
     assert again["summary"]["labelled"] == 0 and again["summary"]["already_labelled"] == 3
     assert again["summary"]["classes"] == summary["classes"]
+    by_name = {Path(r["path"]).name: r for r in again["results"]}
+    assert by_name[UNKNOWN_QUERY]["objects"][0]["label"] is None
 
 
 async def test_label_refuses_bad_paths(client: Client, tmp_path: Path) -> None:

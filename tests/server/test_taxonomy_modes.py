@@ -109,6 +109,32 @@ async def test_promote_by_default_takes_the_confident_answers_only(
     assert (await resp.json())["promoted"] == 1
 
 
+async def test_an_audited_answer_is_promotable_only_as_its_reviewer_judged_it(
+    serve: Serve, built: Path, tmp_path: Path
+) -> None:
+    shutil.copytree(built / "data", tmp_path / "data")
+    text = PROJECT_TEXT.format(
+        refs=built / "refs", data=tmp_path / "data", extra="  audit_share: 1.0\n"
+    )
+    text = text.replace("    margin: 0.05\n", "    margin: 0.05\n    mode: separate\n", 1)
+    (tmp_path / "p.yaml").write_text(text)
+    client = await serve(load_project(tmp_path / "p.yaml"))
+    first = (await identify(client, query(KNOWN_QUERY), source="a"))["objects"][0]
+    second = (await identify(client, query(KNOWN_QUERY), source="b"))["objects"][0]
+    assert first["matched"] and first["review_id"] and second["review_id"]
+    # Waiting for its reviewer, an audited answer is no label yet.
+    assert (await labels(client))["total"] == 0
+    await client.post(
+        f"/api/review/{first['review_id']}/resolve", json={"action": "false_positive"}
+    )
+    await client.post(f"/api/review/{second['review_id']}/resolve", json={"action": "confirm"})
+    # Nothing there: no label (it must never become a reference); confirmed: its label.
+    body = await labels(client)
+    assert [(x["item_id"], x["label"], x["reviewed"]) for x in body["labels"]] == [
+        (second["review_id"], "Brazil", True)
+    ]
+
+
 async def test_promote_is_refused_where_it_means_nothing(
     serve: Serve, make_project: Callable[[str], Project]
 ) -> None:

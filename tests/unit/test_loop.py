@@ -218,8 +218,10 @@ def test_a_plain_warning_when_reviews_and_verify_disagree() -> None:
     near = estimate([Stratum("all", 1000, 200, 170)])  # 0.85
     assert disagreement(near, 0.88) is None
     assert disagreement(estimate([Stratum("all", 10, 0, 0)]), 0.88) is None
-    # Few reviews: an interval wide enough to reach the prediction says nothing yet.
-    assert disagreement(estimate([Stratum("all", 1000, 3, 2)]), 0.9) is None
+    assert "do not look like the synthetic photos" in warning
+    # Few reviews: an interval wide enough to reach the prediction says it is not sure.
+    unsure = disagreement(estimate([Stratum("all", 1000, 3, 2)]), 0.9)
+    assert unsure is not None and "not sure yet" in unsure and "3 reviews" in unsure
 
 
 def judged(n: int, score: float, right_class: bool, stratum: str = "unknown answers") -> list:

@@ -304,7 +304,17 @@ class AnnotationDesk:
         store, row = self.live.store, plan.existing
         assert row is not None and plan.type is not None
         current = store.annotation(row.id)
-        if current.updated_at != row.updated_at or current.type != row.type:
+        # Times are kept to the second: two changes within one would look the same by
+        # time alone, so what a change touches is compared too.
+        seen = (row.updated_at, row.type, row.true_label, row.box, row.reference_id)
+        now = (
+            current.updated_at,
+            current.type,
+            current.true_label,
+            current.box,
+            current.reference_id,
+        )
+        if now != seen:
             raise ConflictError(f"annotation {row.id} changed meanwhile; read it again")
         store.update_annotation(
             row.id,

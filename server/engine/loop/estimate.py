@@ -82,18 +82,24 @@ def estimate(strata: list[Stratum]) -> Estimate:
 
 def disagreement(reviewed: Estimate, predicted: float | None) -> str | None:
     """A plain warning when the reviewed and the predicted accuracy differ by more than
-    ``DISAGREE`` (and the interval does not reach the prediction); None otherwise."""
+    ``DISAGREE``; it says so when the interval still reaches the prediction (too few
+    reviews to be sure). None otherwise."""
     if reviewed.accuracy is None or predicted is None:
         return None
     gap = reviewed.accuracy - predicted
     assert reviewed.low is not None and reviewed.high is not None
-    if abs(gap) <= DISAGREE or reviewed.low <= predicted <= reviewed.high:
+    if abs(gap) <= DISAGREE:
         return None
-    return (
+    said = (
         f"reviewed answers say open-set accuracy is {reviewed.accuracy:.2f} "
         f"({reviewed.low:.2f}-{reviewed.high:.2f}, {reviewed.reviews} reviews), verify "
-        f"predicted {predicted:.2f}: live things do not look like the synthetic photos; "
-        "add references that look like them, and re-tune thresholds from reviews"
+        f"predicted {predicted:.2f}"
+    )
+    if reviewed.low <= predicted <= reviewed.high:
+        return said + ": not sure yet (the interval still reaches verify's figure); review more"
+    return (
+        said + ": live things do not look like the synthetic photos; add references that "
+        "look like them, and re-tune thresholds from reviews"
     )
 
 

@@ -235,6 +235,7 @@ def apply_batch(
                     row.id,
                     decision.to_json(bbox=row.bbox),
                     ident.taxonomy_of.get(top, DEFAULT_TAXONOMY),
+                    (decision.threshold, decision.margin_threshold),
                 )
             if (
                 resolve

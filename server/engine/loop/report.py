@@ -31,7 +31,7 @@ def reality(
     the thresholds the reviewed answers recommend (``current``: the score and margin
     thresholds in force; None: those of the newest answer)."""
     outcomes = store.reviewed_outcomes()
-    observed, accepted = store.observation_counts()
+    observed, accepted = store.answer_counts()
 
     def of(*reasons: str) -> tuple[int, int, int]:
         rows = [outcomes.get(r, (0, 0, 0)) for r in reasons]

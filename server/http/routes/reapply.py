@@ -4,6 +4,7 @@ here while a server holds the project)."""
 
 from __future__ import annotations
 
+import asyncio
 from functools import partial
 
 from aiohttp import web
@@ -53,10 +54,17 @@ async def start(request: web.Request) -> web.Response:
     if running is not None:
         raise ConflictError(f"a re-application is running (job {running.id}); wait for it")
     engine = request.app[ENGINE]
-    first, resumed, left = await engine.run(lambda s: s.reapply_start())
+    started: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
 
     async def body_(job: Job) -> None:
-        run: Reapplication = first
+        # The job exists before its first await, so a second request sees it (409).
+        try:
+            run, resumed, job.total = await engine.run(lambda s: s.reapply_start())
+        except BaseException as exc:
+            why = exc if isinstance(exc, Exception) else ConflictError("the server is stopping")
+            started.set_exception(why)
+            raise
+        started.set_result(resumed)
         while run.status == "running":
             if job.cancel_requested:
                 return
@@ -65,7 +73,8 @@ async def start(request: web.Request) -> web.Response:
         final = await engine.run(lambda s: s.reapplication(False))
         job.results.append({"reapplication": final, "resumed": resumed})
 
-    job = request.app[JOBS].start(KIND, left, body_)
+    job = request.app[JOBS].start(KIND, 0, body_)
+    resumed = await asyncio.shield(started)
     if not wait:
         return web.json_response({"job": job.to_json(results=False)}, status=202)
     await wait_for_client(request, job)

@@ -190,6 +190,16 @@ class AnnotationRows(StoreBase):
             out.append((str(reason), float(score), float(margin or 0.0), top, truth, indexed))
         return out
 
+    def answer_counts(self) -> tuple[int, int]:
+        """Answers recorded and of them accepted, leaving out those a reviewer said
+        hold nothing (a false positive is no object, so no answer to be right about)."""
+        row = self.db.execute(
+            "select count(*), coalesce(sum(o.matched), 0) from observations o "
+            "where not exists (select 1 from review r join annotations a on a.review_id = r.id "
+            "where r.observation_id = o.id and a.type = 'false_positive')"
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
     def latest_thresholds(self) -> tuple[float, float] | None:
         """The score and margin thresholds the newest recorded answer was decided at."""
         row = self.db.execute(

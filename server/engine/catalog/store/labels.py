@@ -12,18 +12,22 @@ from server.engine.catalog.store.base import StoreBase
 from server.engine.errors import ConflictError
 
 _LABELLED = (
-    "select o.id, coalesce(a.true_label, case when o.matched = 1 then o.label end) as label, "
+    "select o.id, case when a.id is not null then "
+    "case when a.type in ('confirmed', 'corrected') then a.true_label end "
+    "when r.status = 'pending' then null "
+    "when o.matched = 1 then o.label end as label, "
     "o.matched, o.score as confidence, "
     "o.reference_id, o.taxonomy, o.model_id, a.id is not null as reviewed, r.id as item_id, "
     "o.promoted_id, i.path, o.created_at from observations o "
     "join images i on i.id = o.image_id "
     "left join review r on r.observation_id = o.id "
-    "left join annotations a on a.review_id = r.id and a.type in ('confirmed', 'corrected') "
-    "and a.true_label is not null "
+    "left join annotations a on a.review_id = r.id and a.type != 'missed' "
     "where o.taxonomy = ?"
 )
-"""Every answer of a taxonomy with the label it carries: a reviewer's, else the
-accepted one; answers with neither are left out by the callers."""
+"""Every answer of a taxonomy with the label it carries: a reviewer's when one judged
+it (none when the reviewer said it is no known class, or nothing there), else the
+accepted one unless it waits for a person (an audit); answers with no label are left
+out by the callers."""
 
 
 @dataclass(frozen=True)

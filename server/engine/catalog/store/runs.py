@@ -220,11 +220,20 @@ class RunRows(StoreBase):
         ).fetchone()
         return int(row[0]), int(row[1])
 
-    def redecide(self, observation_id: int, result: contract.Decided, taxonomy: str | None) -> None:
-        """Replace an observation's decision, inside the caller's transaction."""
+    def redecide(
+        self,
+        observation_id: int,
+        result: contract.Decided,
+        taxonomy: str | None,
+        thresholds: tuple[float, float],
+    ) -> None:
+        """Replace an observation's decision (and the thresholds its provenance says
+        it was decided at), inside the caller's transaction."""
         self.db.conn.execute(
             "update observations set label = ?, score = ?, margin = ?, matched = ?, "
-            "reason = ?, candidates = ?, reference_id = ?, taxonomy = ? where id = ?",
+            "reason = ?, candidates = ?, reference_id = ?, taxonomy = ?, "
+            "provenance = json_set(coalesce(provenance, '{}'), '$.threshold', ?, "
+            "'$.margin', ?, '$.reapplied_at', ?) where id = ?",
             [
                 result["label"],
                 float(result["score"]),
@@ -234,6 +243,9 @@ class RunRows(StoreBase):
                 json.dumps(result["candidates"], default=_jsonable),
                 result.get("reference_id"),
                 taxonomy,
+                round(thresholds[0], 4),
+                round(thresholds[1], 4),
+                now_iso(),
                 observation_id,
             ],
         )
@@ -242,10 +254,12 @@ class RunRows(StoreBase):
 _RUN_COLUMNS = "id, status, space, cursor, upto, counts, started_at, finished_at"
 
 _OBJECT = (
-    "select o.id, o.bbox, coalesce(a.true_label, case when o.matched = 1 then o.label end), "
+    "select o.id, o.bbox, case when a.id is not null then "
+    "case when a.type in ('confirmed', 'corrected') then a.true_label end "
+    "when o.matched = 1 then o.label end, "
     "o.matched, o.score, o.margin, o.taxonomy, r.id, coalesce(r.status, 'auto') "
     "from observations o left join review r on r.observation_id = o.id "
-    "left join annotations a on a.review_id = r.id and a.true_label is not null "
+    "left join annotations a on a.review_id = r.id and a.type != 'missed' "
     "where o.id = ?"
 )
 

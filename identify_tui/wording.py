@@ -15,12 +15,19 @@ def threshold_advice(advice: contract.ThresholdAdvice | None) -> str | None:
         advice["threshold"] == advice["current_threshold"]
         and advice["margin"] == advice["current_margin"]
     )
-    head = (
-        "thresholds from reviews: the ones in force are best"
-        if same
-        else f"thresholds from reviews: score >= {advice['threshold']:.2f}, "
-        f"margin >= {advice['margin']:.2f}"
-    )
+    if same and advice["gain"] > 0:
+        head = (
+            "thresholds from reviews: keep the ones in force (another pair would gain "
+            f"{100 * advice['gain']:.0f} points, within the noise of these reviews)"
+        )
+    elif same:
+        head = "thresholds from reviews: the ones in force are best"
+    else:
+        head = (
+            f"thresholds from reviews: score >= {advice['threshold']:.2f}, "
+            f"margin >= {advice['margin']:.2f} (+{100 * advice['gain']:.0f} points, at "
+            f"least +{100 * advice['gain_low']:.0f})"
+        )
     return (
         f"{head}: reviewed {advice['reviewed']:.2f} (95 % {advice['low']:.2f}-"
         f"{advice['high']:.2f}, {advice['reviews']} reviews); in force score >= "

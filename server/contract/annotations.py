@@ -174,6 +174,11 @@ class ThresholdAdvice(TypedDict):
     current_threshold: float
     current_margin: float
     current_reviewed: float | None
+    gain: float
+    """What the best pair found would gain over the thresholds in force on the same
+    reviews; a change is recommended only when ``gain_low`` (its 95 % low end) is above
+    zero, else ``threshold`` and ``margin`` are those in force."""
+    gain_low: float
 
 
 class Reality(TypedDict):

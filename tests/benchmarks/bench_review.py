@@ -4,8 +4,12 @@ The project indexes one reference per known class; the stream (shuffled, seeded)
 queries of those classes and of classes nobody indexed. The first half is shown in
 batches; after each batch the reviewer labels every queued item from the truth (a miss
 of an indexed class is corrected to it, a thing of an unindexed class is named as a
-new class, an audited answer is confirmed or corrected), and in a ``separate`` taxonomy
-the labels are then promoted. The second half is shown with nobody reviewing. Each
+new class, an audited answer is confirmed or corrected, a detection of nothing is a
+false positive; where the item's box misses the thing, the thing's own box is given, as
+a person would draw it through ``POST /api/annotations``), and in a ``separate``
+taxonomy the labels are then promoted. When the first half is reviewed, the thresholds its
+reviews recommend are taken (``--keep-thresholds``: not). The second half is shown with
+nobody reviewing. Each
 batch's open-set accuracy and unknown rate (against the classes indexed when it was
 answered), the reviewed estimate beside the measured accuracy so far, and at the end
 a re-application over everything stored (its throughput, and the stored answers'
@@ -25,6 +29,7 @@ import json
 import random
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +37,7 @@ import numpy as np
 
 from server.engine.errors import ImageRejected
 from server.engine.live.service import ObjectResult, Service
+from server.engine.loop.recording import stored_size
 from server.engine.project.config import DEFAULT_TAXONOMY, Project, load_project
 from server.engine.vision import detectors
 from server.engine.vision.embedders import project_embedder
@@ -74,17 +80,46 @@ def correct(answer: str | None, truth: str, indexed: set[str]) -> bool:
     return answer == truth if truth in indexed else answer is None
 
 
-def review(service: Service, truth: dict[str, str], stray: set[int]) -> int:
-    """Label every pending item from the truth (``stray``: items of a detection that
-    covers no thing, which the reviewer calls nothing there); returns how many."""
+@dataclass
+class Truth:
+    """What the reviewer knows of the queries."""
+
+    label: dict[str, str] = field(default_factory=dict)
+    """By source: the query's class."""
+    indexed: dict[str, bool] = field(default_factory=dict)
+    """By source: its class was indexed when it was answered."""
+    stray: set[int] = field(default_factory=set)
+    """Items of a detection that covers no thing: the reviewer says nothing is there."""
+    boxes: dict[int, list[int]] = field(default_factory=dict)
+    """Items whose box misses the thing: the thing's box in the item's picture, which
+    the reviewer gives instead."""
+
+
+def review(service: Service, truth: Truth) -> int:
+    """Label every pending item from the truth; returns how many."""
     done = 0
     while True:
         items, _ = service.review_items("pending", limit=200)
         if not items:
             return done
         for item in items:
-            right = truth[str(item.source)]
-            if item.id in stray:
+            source = str(item.source)
+            right = truth.label[source]
+            box = truth.boxes.get(item.id)
+            if box is not None and item.id not in truth.stray:
+                # The box missed the thing: annotated with the thing's own box.
+                was = item.accepted_label
+                ok = was == right if was is not None else not truth.indexed[source]
+                plan = service.plan_annotation(
+                    item.id, "confirmed" if ok else "corrected", right, box
+                )
+                try:
+                    service.commit_annotation(plan, service.prepare_annotation(plan))
+                    done += 1
+                    continue
+                except ImageRejected:
+                    pass
+            if item.id in truth.stray:
                 action, label = "false_positive", None
             elif item.accepted_label is not None and item.accepted_label == right:
                 action, label = "confirm", None
@@ -109,8 +144,11 @@ def promote(service: Service) -> int:
     """A separate taxonomy's labels (reviewers' and confident answers) made references."""
     made = 0
     for step in service.promotion_plan(DEFAULT_TAXONOMY):
-        service.commit_promotion(step, service.prepare_promotion(step))
-        made += 1
+        try:  # as the promote job does: an answer whose picture is refused stays out
+            service.commit_promotion(step, service.prepare_promotion(step))
+            made += 1
+        except ImageRejected:
+            continue
     return made
 
 
@@ -123,6 +161,7 @@ def run_mode(
     limit: int,
     seed: int,
     audit_share: float,
+    apply_advice: bool,
 ) -> dict[str, Any]:
     """One taxonomy mode over the whole stream."""
     shutil.rmtree(work, ignore_errors=True)
@@ -137,8 +176,9 @@ def run_mode(
     verify = run_verify(project, embedder)
     project = load_project(project_file)
     service = Service.open(project, embedder)
-    truth: dict[str, str] = {}
-    stray: set[int] = set()
+    truth = Truth()
+    log: list[dict[str, Any]] = []
+    """Every query's answer (the best-covering object's)."""
     half = len(queries) // 2
     size = max(1, half // batches)
     parts = [queries[i : i + size] for i in range(0, half, size)]
@@ -155,9 +195,10 @@ def run_mode(
             started = time.perf_counter()
             for q in part:
                 source = f"q{q['id']}"
-                truth[source] = q["label"]
                 indexed = set(service.live.ident.labels.values())
                 prepared = service.prepare((data / q[kind]).read_bytes(), source)
+                truth.label[source] = q["label"]
+                truth.indexed[source] = q["label"] in indexed
                 objects = service.identify_prepared(prepared, source=source)
                 if not objects:  # nothing found (a detector): answered as unknown
                     ok = correct(None, q["label"], indexed)
@@ -165,21 +206,43 @@ def run_mode(
                     answered.append((0, q["label"], ok))
                     continue
                 obj = max(objects, key=lambda o: overlap(o, q, kind))
-                stray |= {
+                truth.stray |= {
                     o.review_id
                     for o in objects
                     if o is not obj and o.review_id is not None and overlap(o, q, kind) < 0.3
                 }
+                if obj.review_id is not None and overlap(obj, q, kind) < 0.5:
+                    truth.boxes[obj.review_id] = stored_box(q["bbox"], obj.picture)
                 ok = correct(obj.decision.label, q["label"], indexed)
+                log.append(
+                    {
+                        "truth": q["label"],
+                        "indexed": q["label"] in indexed,
+                        "answer": obj.decision.label,
+                        "best": obj.decision.candidates[0].label
+                        if obj.decision.candidates
+                        else None,
+                        "score": round(obj.decision.score, 4),
+                        "half": "first" if reviewing else "second",
+                    }
+                )
                 right += ok
                 unknown += obj.decision.label is None
                 answered.append((obj.observation_id or 0, q["label"], ok))
             seconds = time.perf_counter() - started
             shown += len(part)
-            reviewed = review(service, truth, stray) if reviewing else 0
+            reviewed = review(service, truth) if reviewing else 0
             promoted = promote(service) if reviewing and mode == "separate" else 0
             reviews += reviewed
             reality = service.review_stats()["reality"]
+            applied = None
+            advice = reality["recommended"]
+            if apply_advice and reviewing and shown >= half and advice is not None:
+                # The first half reviewed: take the thresholds the reviews recommend.
+                service.set_threshold(
+                    "taxonomy", DEFAULT_TAXONOMY, advice["threshold"], advice["margin"]
+                )
+                applied = {"threshold": advice["threshold"], "margin": advice["margin"]}
             so_far = float(np.mean([ok for _, _, ok in answered]))
             rows.append(
                 {
@@ -198,6 +261,8 @@ def run_mode(
                     "estimate_high": reality["high"],
                     "predicted": reality["predicted"],
                     "warning": reality["warning"] is not None,
+                    "recommended": advice,
+                    "applied": applied,
                     "seconds_per_query": seconds / len(part),
                 }
             )
@@ -221,6 +286,7 @@ def run_mode(
         "kind": kind,
         "detector": project.config.detector.kind,
         "audit_share": audit_share,
+        "apply_recommended": apply_advice,
         "queries": len(queries),
         "unknown_share": unknown_share,
         "references": len(json.loads((data / "manifest.json").read_text())["classes"]),
@@ -242,7 +308,22 @@ def run_mode(
             "answers_per_second": run.counts.get("seen", 0) / reapply_s if reapply_s else None,
             "counts": run.counts,
         },
+        "answers": log,
     }
+
+
+def stored_box(box: list[int], picture: tuple[int, int]) -> list[int]:
+    """A box of the picture as it came, in the review item's stored picture."""
+    width, height = picture
+    scaled = stored_size(width, height)
+    sx, sy = scaled[0] / width, scaled[1] / height
+    x0, y0, x1, y1 = box
+    return [
+        max(0, round(x0 * sx)),
+        max(0, round(y0 * sy)),
+        min(scaled[0], max(round(x0 * sx) + 1, round(x1 * sx))),
+        min(scaled[1], max(round(y0 * sy) + 1, round(y1 * sy))),
+    ]
 
 
 def overlap(obj: ObjectResult, query: dict[str, Any], kind: str) -> float:
@@ -307,23 +388,30 @@ def main() -> None:
         default=0.1,
         help="accepted answers audited (review.audit_share)",
     )
+    parser.add_argument(
+        "--keep-thresholds",
+        action="store_true",
+        help="do not take the thresholds the first half's reviews recommend",
+    )
     args = parser.parse_args()
-    results = [
-        run_mode(
-            args.data,
-            args.work / f"{args.name}-{mode}",
-            mode,
-            args.batches,
-            args.kind,
-            args.limit,
-            args.seed,
-            args.audit_share,
-        )
-        for mode in args.modes.split(",")
-    ]
     out = REPO / ".bench" / "results" / f"review-{args.name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
+    results = []
+    for mode in args.modes.split(","):
+        results.append(
+            run_mode(
+                args.data,
+                args.work / f"{args.name}-{mode}",
+                mode,
+                args.batches,
+                args.kind,
+                args.limit,
+                args.seed,
+                args.audit_share,
+                not args.keep_thresholds,
+            )
+        )
+        out.write_text(json.dumps(results, indent=2))  # each mode as it ends
     plot(results, args.name, BENCH / f"review-{args.name}.png")
     for res in results:
         print(

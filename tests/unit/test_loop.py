@@ -261,3 +261,14 @@ def test_a_recommendation_weighs_strata_and_waits_for_reviews() -> None:
     assert found.estimate.accuracy == pytest.approx(0.9)
     missing = recommend(judged(40, 0.9, True), {"unknown answers": 5, "thin": 3}, (0.8, 0.0))
     assert missing is None  # a stratum with answers and no review
+
+
+def test_a_gain_within_the_noise_keeps_the_thresholds_in_force() -> None:
+    # One answer of thirty would come out right at a lower threshold: the best pair
+    # claims 3 points, which thirty reviews cannot tell from chance.
+    answers = judged(29, 0.6, False) + judged(1, 0.75, True)
+    found = recommend(answers, {"unknown answers": 30}, (0.8, 0.02))
+    assert found is not None
+    assert (found.threshold, found.margin) == (0.8, 0.02)
+    assert found.gain == pytest.approx(1 / 30) and found.gain_low < 0
+    assert found.estimate.accuracy == found.current.accuracy

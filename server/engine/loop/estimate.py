@@ -141,6 +141,11 @@ class Recommendation:
     """The reviewed accuracy there, with its interval and the reviews it rests on."""
     current: Estimate
     """The reviewed accuracy at the thresholds in force."""
+    gain: float
+    """What the best pair found gains over the thresholds in force, on the same
+    reviewed answers (0 when they are kept)."""
+    gain_low: float
+    """The low end of the gain's 95 % interval (paired: each answer against itself)."""
 
 
 def recommend(
@@ -151,8 +156,15 @@ def recommend(
     ``answers``: how many answers each stratum holds). Scores tried are the judged
     answers' own (a threshold between two of them decides the same; at most
     ``MAX_SCORES`` of them, by quantile); ties go to the pair nearest the thresholds in
-    force. None with fewer than ``MIN_REVIEWS`` judged answers, or while a stratum with
-    answers has none."""
+    force.
+
+    The best of many pairs looks better than it is (each pair's accuracy is noisy, and
+    the largest of many noisy numbers is high by chance), so a change is recommended
+    only when its gain over the thresholds in force, judged answer by answer on the same
+    reviews, is above zero at the low end of its 95 % interval; otherwise the
+    thresholds in force are kept, with the gain the best pair would claim. None with
+    fewer than ``MIN_REVIEWS`` judged answers, or while a stratum with answers has
+    none."""
     if len(judged) < MIN_REVIEWS:
         return None
     names = list(dict.fromkeys([*answers, *(j.stratum for j in judged)]))
@@ -163,10 +175,12 @@ def recommend(
     unknown_right = np.array([not j.indexed for j in judged])
     reviewed = np.bincount(stratum, minlength=len(names))
 
-    def at(threshold: float, margin_at: float) -> Estimate:
+    def right_at(threshold: float, margin_at: float) -> np.ndarray:
         accepted = (score >= threshold) & (margin >= margin_at)
-        right = np.where(accepted, top_right, unknown_right)
-        counts = np.bincount(stratum, weights=right, minlength=len(names))
+        return np.where(accepted, top_right, unknown_right)
+
+    def at(threshold: float, margin_at: float) -> Estimate:
+        counts = np.bincount(stratum, weights=right_at(threshold, margin_at), minlength=len(names))
         return estimate(
             [
                 Stratum(n, answers.get(n, 0), int(reviewed[i]), int(counts[i]))
@@ -188,4 +202,22 @@ def recommend(
             distance = abs(threshold - current[0]) + abs(margin_at - current[1])
             tried.append((round(accuracy, 9), -distance, threshold, margin_at))
     _, _, threshold, margin_at = max(tried)
-    return Recommendation(float(threshold), float(margin_at), at(threshold, margin_at), now)
+    diff = right_at(threshold, margin_at).astype(float) - right_at(*current).astype(float)
+    total = sum(answers.get(n, 0) for n in names)
+    gain = variance = 0.0
+    for i, name in enumerate(names):
+        rows, held = diff[stratum == i], answers.get(name, 0)
+        if not held or not len(rows):
+            continue
+        # Answers to come are what the thresholds are for: no finite-population
+        # correction here, and never less spread than a single review's worth.
+        weight = held / total
+        gain += weight * float(rows.mean())
+        spread = max(float(rows.var(ddof=1)) if len(rows) > 1 else 1.0, 1 / (4 * (len(rows) + 1)))
+        variance += weight**2 * spread / len(rows)
+    low = gain - Z95 * math.sqrt(variance)
+    if low <= 0:
+        threshold, margin_at = current
+    return Recommendation(
+        float(threshold), float(margin_at), at(threshold, margin_at), now, gain, low
+    )

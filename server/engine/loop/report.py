@@ -81,6 +81,8 @@ def _advice(
         "current_threshold": round(current[0], 4),
         "current_margin": round(current[1], 4),
         "current_reviewed": found.current.accuracy,
+        "gain": round(found.gain, 4),
+        "gain_low": round(found.gain_low, 4),
     }
 
 

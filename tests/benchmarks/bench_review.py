@@ -347,7 +347,8 @@ def stored_accuracy(service: Service, answered: list[tuple[int, str, bool]]) -> 
 
 
 def plot(results: list[dict[str, Any]], name: str, path: Path) -> None:
-    """Open-set accuracy and unknown rate per batch, one line per mode."""
+    """Open-set accuracy and unknown rate per batch, one line per mode, and the stored
+    answers' accuracy after the re-application (a star)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -360,6 +361,10 @@ def plot(results: list[dict[str, Any]], name: str, path: Path) -> None:
         unk = [r["unknown_rate"] for r in res["batches"]]
         ax.plot(x, acc, marker="o", label=f"open-set accuracy ({res['mode']})")
         ax.plot(x, unk, marker="x", linestyle="--", label=f"unknown rate ({res['mode']})")
+        stored = res["reapply"]["stored_accuracy_after"]
+        ax.scatter(
+            [x[-1]], [stored], marker="*", s=120, label=f"all stored, re-applied ({res['mode']})"
+        )
     half = results[0]["queries"] // 2
     ax.axvline(half, color="grey", linewidth=0.8)
     ax.text(half, 1.01, " reviewing stops", fontsize=8, color="grey")
@@ -370,6 +375,12 @@ def plot(results: list[dict[str, Any]], name: str, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def replot(name: str) -> None:
+    """Draw the curve again from saved results."""
+    results = json.loads((REPO / ".bench" / "results" / f"review-{name}.json").read_text())
+    plot(results, name, BENCH / f"review-{name}.png")
 
 
 def main() -> None:

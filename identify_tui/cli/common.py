@@ -84,3 +84,12 @@ project_option = click.option(
     metavar="NAME|FILE",
     help="Project name under ./projects/ or a path to a project YAML file.",
 )
+
+server_token_option = click.option(
+    "--token",
+    envvar="IDENTIFY_TOKEN",
+    default=None,
+    help="The server's token, when one holds the project (or $IDENTIFY_TOKEN).",
+)
+"""For the commands that write: while a server holds the project they go through its
+API, with this token when it has one."""

@@ -11,7 +11,14 @@ from typing import Any
 import click
 
 from identify_tui.cli import remote
-from identify_tui.cli.common import EXIT_ERROR, note, project_option, stage, user_errors
+from identify_tui.cli.common import (
+    EXIT_ERROR,
+    note,
+    project_option,
+    server_token_option,
+    stage,
+    user_errors,
+)
 from server.engine.workflows.common import serving_url
 from server.engine.workflows.label import label as run_label
 from server.engine.workflows.label import summary_of, write_export
@@ -26,12 +33,7 @@ from server.engine.workflows.label import summary_of, write_export
     default=None,
     help="Write every object's label to this .csv or .jsonl file.",
 )
-@click.option(
-    "--token",
-    envvar="IDENTIFY_TOKEN",
-    default=None,
-    help="The server's token, when one holds the project (or $IDENTIFY_TOKEN).",
-)
+@server_token_option
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @user_errors
 def label(

@@ -7,7 +7,7 @@ from urllib.parse import quote
 import click
 
 from identify_tui.cli import remote
-from identify_tui.cli.common import note, project_option, stage, user_errors
+from identify_tui.cli.common import note, project_option, server_token_option, stage, user_errors
 from server.engine.workflows.common import serving_url
 from server.engine.workflows.promote import promote as run_promote
 
@@ -23,12 +23,7 @@ from server.engine.workflows.promote import promote as run_promote
     "reviewers' labels are always taken.",
 )
 @click.option("--id", "ids", type=int, multiple=True, help="Promote these answers only.")
-@click.option(
-    "--token",
-    envvar="IDENTIFY_TOKEN",
-    default=None,
-    help="The server's token, when one holds the project (or $IDENTIFY_TOKEN).",
-)
+@server_token_option
 @user_errors
 def promote(
     project: str,

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from identify_tui.cli import remote
-from identify_tui.cli.common import note, project_option, stage, user_errors
+from identify_tui.cli.common import note, project_option, server_token_option, stage, user_errors
 from server.engine.workflows.common import serving_url
 from server.engine.workflows.reapply import reapply as run_reapply
 
@@ -17,12 +17,7 @@ from server.engine.workflows.reapply import reapply as run_reapply
 @click.command()
 @project_option
 @click.option("--json", "as_json", is_flag=True, help="Print what was done as one JSON object.")
-@click.option(
-    "--token",
-    envvar="IDENTIFY_TOKEN",
-    default=None,
-    help="The server's token, when one holds the project (or $IDENTIFY_TOKEN).",
-)
+@server_token_option
 @user_errors
 def reapply(project: str, as_json: bool, token: str | None) -> None:
     """Decide every stored answer again, from its stored vector, against the references

@@ -53,14 +53,10 @@ EXPORT_COLUMNS = (
 
 @dataclass
 class Labelled:
-    """What a run did: one result per file, in order, and their summary."""
+    """What a run did: one result per file, in order (``summary_of`` adds them up)."""
 
     project: Project
     results: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def summary(self) -> contract.LabelSummary:
-        return summary_of(self.results)
 
 
 def summary_of(results: Sequence[dict[str, Any]]) -> contract.LabelSummary:

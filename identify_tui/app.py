@@ -11,11 +11,10 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
-from server.contract import Health
-
 from .client import ApiError, TuiConfig, Unreachable
 from .connected import ConnectedApp
 from .events import follow
+from .screens.clusters import ClustersScreen
 from .screens.live import LiveScreen
 from .screens.references import ReferencesScreen
 from .screens.review import ReviewScreen
@@ -23,6 +22,7 @@ from .screens.stats import StatsScreen
 from .screens.thresholds import ThresholdsScreen
 from .widgets.banner import ConnectionBanner
 from .widgets.screen_bar import SCREENS
+from .wording import outreach_notice
 
 HEALTH_POLL_S = 2.0
 
@@ -38,6 +38,7 @@ class IdentifyApp(ConnectedApp):
         "thresholds": ThresholdsScreen,
         "live": LiveScreen,
         "stats": StatsScreen,
+        "clusters": ClustersScreen,
     }
     DEFAULT_MODE = "review"
     # The F-keys and q show in each screen's ScreenBar, not in the footer, so that the
@@ -50,7 +51,6 @@ class IdentifyApp(ConnectedApp):
 
     def __init__(self, config: TuiConfig) -> None:
         super().__init__(config)
-        self.health: Health | None = None
         self.problem: str | None = None
 
     def on_mount(self) -> None:
@@ -88,9 +88,13 @@ class IdentifyApp(ConnectedApp):
             )
         except ApiError as exc:
             self.problem = f"{self.config.server}: {exc.message}"
+        # A lost connection first; else the alerts raised and webhooks in trouble.
+        notice = self.problem
+        if notice is None and self.health is not None:
+            notice = outreach_notice(self.health)
         for banner in self.screen.query(ConnectionBanner):
-            banner.update(self.problem or "")
-            banner.display = self.problem is not None
+            banner.update(notice or "")
+            banner.display = notice is not None
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         """Every key binding of the app and of the current screen, in the palette."""

@@ -14,8 +14,11 @@ from server.contract import (
     ClassInfo,
     ClassList,
     ClassReferences,
+    Cluster,
+    Clusters,
     Health,
     Job,
+    MapPointInfo,
     Reapplication,
     ReferenceInfo,
     ResolveAction,
@@ -197,6 +200,52 @@ class ApiClient:
         body = await self.post("/api/reapply", {"wait": False})
         job: Job = body["job"]
         return job
+
+    async def resend_dead_letters(self) -> int:
+        """Send every webhook's dead letters again; how many."""
+        body = await self.post("/api/webhooks/resend", {})
+        return int(body["resend"])
+
+    async def clusters(self) -> Clusters:
+        """The newest grouping's open clusters."""
+        body: Clusters = await self.get("/api/clusters")
+        return body
+
+    async def cluster(self, cluster_id: int) -> Cluster:
+        """One cluster with all its members."""
+        body: Cluster = await self.get(f"/api/clusters/{cluster_id}")
+        return body
+
+    async def cluster_map(self) -> list[MapPointInfo]:
+        """The newest grouping's items on the 2-D map."""
+        body = await self.get("/api/clusters/map")
+        points: list[MapPointInfo] = body["points"]
+        return points
+
+    async def regroup(self) -> Clusters:
+        """Group the pending unknowns now."""
+        body: Clusters = await self.post("/api/clusters/regroup", {})
+        return body
+
+    async def label_cluster(self, cluster_id: int, label: str, merge: bool) -> Job:
+        """Start naming a cluster as a new class, or merging it into a known one
+        (``merge``): a job, a member a step."""
+        verb = "merge" if merge else "name"
+        body = await self.post(
+            f"/api/clusters/{cluster_id}/{verb}", {"label": label, "wait": False}
+        )
+        job: Job = body["job"]
+        return job
+
+    async def drop_members(self, cluster_id: int, items: list[int]) -> Cluster:
+        """Take members out of a cluster (they stay in the queue)."""
+        body: Cluster = await self.post(f"/api/clusters/{cluster_id}/drop", {"items": items})
+        return body
+
+    async def dismiss_cluster(self, cluster_id: int) -> Cluster:
+        """Hide a cluster (its members stay in the queue)."""
+        body: Cluster = await self.post(f"/api/clusters/{cluster_id}/dismiss", {})
+        return body
 
     async def job(self, job_id: int) -> Job:
         body: Job = await self.get(f"/api/jobs/{job_id}")

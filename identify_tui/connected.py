@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from textual.app import App
 
+from server.contract import Health
+
 from .client import ApiClient, TuiConfig
 from .events import EventBuffer
 from .images import ImageCache
@@ -24,3 +26,5 @@ class ConnectedApp(App[None]):
         self.api = ApiClient(config)
         self.images = ImageCache(self.api)
         self.events = EventBuffer()
+        self.health: Health | None = None
+        """The server's latest health (polled by the app)."""

@@ -33,3 +33,34 @@ def threshold_advice(advice: contract.ThresholdAdvice | None) -> str | None:
         f"{advice['high']:.2f}, {advice['reviews']} reviews); in force score >= "
         f"{advice['current_threshold']:.2f}, margin >= {advice['current_margin']:.2f}: {now}"
     )
+
+
+def outreach_notice(health: contract.Health) -> str | None:
+    """What a banner says of the alerts raised and the webhooks in trouble (None: all
+    is well)."""
+    lines = [f"ALERT {a['name'].replace('_', ' ')}: {a['message']}" for a in health["alerts"]]
+    for hook in health["webhooks"]:
+        if hook["state"] == "no_secret":
+            lines.append(f"webhook {hook['name']}: its secret is not set; events wait")
+        elif hook["dead_letters"]:
+            lines.append(
+                f"webhook {hook['name']}: {hook['dead_letters']} event(s) not delivered "
+                "(Stats: w re-sends)"
+            )
+        elif hook["attempts"]:
+            lines.append(
+                f"webhook {hook['name']}: retrying ({hook['attempts']} failed): "
+                f"{hook['last_error']}"
+            )
+    return "\n".join(lines) or None
+
+
+def webhook_line(hook: contract.WebhookStatus) -> str:
+    """One webhook as the Stats screen lists it."""
+    line = (
+        f"webhook {hook['name']} ({hook['url']}): {hook['state']}, {hook['delivered']} "
+        f"delivered, {hook['waiting']} waiting, {hook['dead_letters']} dead letter(s)"
+    )
+    if hook["last_error"]:
+        line += f"; last error: {hook['last_error']}"
+    return line

@@ -12,6 +12,7 @@ import os
 
 import click
 
+from identify_tui.cli import clusters as _clusters
 from identify_tui.cli import detector as _detector
 from identify_tui.cli import label as _label
 from identify_tui.cli import match as _match
@@ -21,6 +22,7 @@ from identify_tui.cli import reapply as _reapply
 from identify_tui.cli import serve as _serve
 from identify_tui.cli import stats as _stats
 from identify_tui.cli import verify as _verify
+from identify_tui.cli import webhooks as _webhooks
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True)
@@ -55,6 +57,8 @@ for command in (
     _stats.stats,
     _promote.promote,
     _reapply.reapply,
+    _webhooks.webhooks,
+    _clusters.clusters,
     _project.gc,
     _project.models,
 ):

@@ -20,7 +20,7 @@ from ..client import ApiError
 from ..connected import ConnectedApp
 from ..widgets.banner import banner
 from ..widgets.screen_bar import bottom
-from ..wording import threshold_advice
+from ..wording import threshold_advice, webhook_line
 
 REFRESH_S = 5.0
 REAPPLY_POLL_S = 0.5
@@ -112,6 +112,7 @@ class StatsScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "refresh", "Refresh"),
         Binding("a", "reapply", "Re-apply"),
+        Binding("w", "resend", "Re-send"),
     ]
     app = getters.app(ConnectedApp)
 
@@ -120,6 +121,7 @@ class StatsScreen(Screen[None]):
         yield from banner()
         with VerticalScroll():
             yield Static("", id="reapply")
+            yield Static("", id="webhooks")
             yield Static("", id="stats-body")
             yield Static("", id="week-chart")
             yield DataTable(id="labels", cursor_type="row")
@@ -139,12 +141,25 @@ class StatsScreen(Screen[None]):
         except ApiError:
             return
         self.query_one("#stats-body", Static).update(summary(stats))
+        hooks = [] if self.app.health is None else self.app.health["webhooks"]
+        self.query_one("#webhooks", Static).update("\n".join(webhook_line(h) for h in hooks))
         self.query_one("#week-chart", Static).update(week_chart(stats["per_week"]))
         table = self.query_one(DataTable)
         table.clear()
         for row in stats["labels"]:
             counts = row["counts"]
             table.add_row(row["label"], str(row["total"]), *(str(counts[t]) for t in TYPES))
+
+    @work(exclusive=True, group="resend")
+    async def action_resend(self) -> None:
+        """Send every webhook's dead letters (events not taken after the last retry)
+        again, one attempt each."""
+        try:
+            count = await self.app.api.resend_dead_letters()
+        except ApiError as exc:
+            self.notify(f"re-send: {exc.message}", severity="error")
+            return
+        self.notify(f"{count} dead letter(s) being sent again" if count else "no dead letters")
 
     @work(exclusive=True, group="reapply")
     async def action_reapply(self) -> None:

@@ -14,12 +14,13 @@ SCREENS = (
     ("f3", "thresholds", "Thresh"),
     ("f4", "live", "Live"),
     ("f5", "stats", "Stats"),
+    ("f6", "clusters", "Clust"),
 )
 """(key, mode, name) of every screen, in F-key order."""
 
 
 class ScreenBar(Static):
-    """``F1 Review  F2 Refs  F3 Thresh  F4 Live  F5 Stats  q Quit``."""
+    """``F1 Review  F2 Refs  F3 Thresh  F4 Live  F5 Stats  F6 Clust  q Quit``."""
 
     DEFAULT_CSS = """
     ScreenBar { height: 1; background: $panel; color: $text-muted; }

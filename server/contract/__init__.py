@@ -35,13 +35,18 @@ from .catalog import (
     ReferenceAdded,
     ReferenceInfo,
 )
+from .clusters import Cluster, ClusterNamed, ClusterRun, Clusters, ClusterStatus, MapPointInfo
 from .events import (
+    AlertEvent,
     AnnotationEvent,
     ClassesEvent,
+    ClassEvent,
+    ClusterEvent,
     Event,
     IdentificationEvent,
     JobEvent,
     QueueEvent,
+    ReapplyEvent,
     ReferencesEvent,
     ThresholdsEvent,
 )
@@ -69,6 +74,7 @@ from .jobs import (
     JobState,
 )
 from .kinds import (
+    AlertName,
     AnnotationType,
     FinalStatus,
     JobStatus,
@@ -88,6 +94,14 @@ from .loop import (
     Reapplication,
     ReapplyCounts,
 )
+from .outreach import (
+    AlertStatus,
+    DeadLetterInfo,
+    HookStateName,
+    Resent,
+    Webhooks,
+    WebhookStatus,
+)
 from .review import (
     QueueCounts,
     ReviewItem,
@@ -106,6 +120,9 @@ from .thresholds import (
 )
 
 __all__ = [
+    "AlertEvent",
+    "AlertName",
+    "AlertStatus",
     "Annotation",
     "AnnotationEvent",
     "AnnotationPage",
@@ -116,6 +133,7 @@ __all__ = [
     "BulkResult",
     "CameraStatus",
     "Candidate",
+    "ClassEvent",
     "ClassInfo",
     "ClassList",
     "ClassReferences",
@@ -124,7 +142,14 @@ __all__ = [
     "ClassThresholds",
     "ClassesEvent",
     "ClassesMerged",
+    "Cluster",
+    "ClusterEvent",
+    "ClusterNamed",
+    "ClusterRun",
+    "ClusterStatus",
+    "Clusters",
     "CurvePoint",
+    "DeadLetterInfo",
     "Decided",
     "DefaultThresholds",
     "DetectedObject",
@@ -134,6 +159,7 @@ __all__ = [
     "Event",
     "FinalStatus",
     "Health",
+    "HookStateName",
     "Hub",
     "IdentificationEvent",
     "IdentifyResponse",
@@ -146,6 +172,7 @@ __all__ = [
     "LabelSummary",
     "LabelledFile",
     "LabelledObject",
+    "MapPointInfo",
     "MediaUsage",
     "PeriodCounts",
     "ProjectHealth",
@@ -157,11 +184,13 @@ __all__ = [
     "Reality",
     "Reapplication",
     "ReapplyCounts",
+    "ReapplyEvent",
     "Reason",
     "ReferenceAdded",
     "ReferenceInfo",
     "ReferencesEvent",
     "Region",
+    "Resent",
     "ResolveAction",
     "ReviewItem",
     "ReviewPage",
@@ -182,4 +211,6 @@ __all__ = [
     "TypeCounts",
     "TypeRates",
     "Watch",
+    "WebhookStatus",
+    "Webhooks",
 ]

@@ -6,7 +6,8 @@ from typing import Literal, NotRequired, TypedDict
 
 from .identification import DetectedObject
 from .jobs import JobState
-from .kinds import AnnotationType, QueueAction, ReviewStatus, ThresholdScope
+from .kinds import AlertName, AnnotationType, QueueAction, ReviewStatus, ThresholdScope
+from .loop import ReapplyCounts
 
 
 class IdentificationEvent(TypedDict):
@@ -79,6 +80,53 @@ class ThresholdsEvent(TypedDict):
     at: float
 
 
+class ClassEvent(TypedDict):
+    """A class was created: a reference was added under a label no reference had."""
+
+    type: Literal["class"]
+    action: Literal["created"]
+    label: str
+    taxonomy: str
+    at: float
+
+
+class ReapplyEvent(TypedDict):
+    """A re-application finished."""
+
+    type: Literal["reapply"]
+    action: Literal["finished"]
+    id: int
+    counts: ReapplyCounts
+    at: float
+
+
+class AlertEvent(TypedDict):
+    """An alert was raised (a rate crossed its level) or cleared (it came back)."""
+
+    type: Literal["alert"]
+    action: Literal["raised", "cleared"]
+    name: AlertName
+    value: float
+    """The rate now."""
+    level: float
+    """The level it crossed (raised) or came back past (cleared)."""
+    message: str
+    """What it means, in a sentence."""
+    at: float
+
+
+class ClusterEvent(TypedDict):
+    """A grouping of the queue found a cluster."""
+
+    type: Literal["cluster"]
+    action: Literal["found"]
+    id: int
+    size: int
+    nearest_label: str | None
+    nearest_score: float | None
+    at: float
+
+
 class JobEvent(JobState):
     """A job started, finished a step, or ended (without its results)."""
 
@@ -93,6 +141,10 @@ Event = (
     | ReferencesEvent
     | ClassesEvent
     | ThresholdsEvent
+    | ClassEvent
+    | ReapplyEvent
+    | AlertEvent
+    | ClusterEvent
     | JobEvent
 )
 """Any message of the events stream, told apart by ``type`` (and ``action``)."""

@@ -5,6 +5,7 @@
 from typing import TypedDict
 
 from .annotations import Reality
+from .outreach import AlertStatus, WebhookStatus
 from .review import QueueCounts
 from .thresholds import DefaultThresholds
 
@@ -55,6 +56,8 @@ class ProjectHealth(TypedDict):
     hubs: list[Hub]
     reality: Reality
     """Open-set accuracy as reviewers found it, beside ``verify``'s prediction."""
+    alerts: list[AlertStatus]
+    """Alerts raised and not cleared (``alerts:`` in the project file)."""
 
 
 class ServerCounters(TypedDict):
@@ -104,3 +107,5 @@ class Health(ProjectHealth):
 
     server: ServerHealth
     cameras: list[CameraStatus]
+    webhooks: list[WebhookStatus]
+    """Each webhook's delivery (see ``GET /api/webhooks``)."""

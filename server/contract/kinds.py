@@ -27,3 +27,7 @@ QueueAction = Literal["added", "seen_again", "resolved", "reopened"]
 """What happened to a review item: queued, its picture came again, decided, reopened."""
 JobStatus = Literal["running", "done", "cancelled", "failed"]
 """``running``, then one of the others."""
+
+AlertName = Literal["unknown_rate", "confirmed_drop"]
+"""``unknown_rate``: too many unknowns among the latest answers; ``confirmed_drop``: the
+share of answers reviewers confirm fell against last week."""

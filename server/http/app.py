@@ -10,7 +10,12 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import WSCloseCode, web
 
+from server import contract
+from server.engine.errors import ConflictError
 from server.engine.live.service import Service
+from server.engine.loop.alerts import CHECK_EVERY_S
+from server.engine.loop.outbox import TOLD
+from server.engine.loop.webhooks import Deliverer
 from server.engine.project.lock import ProjectLock
 from server.engine.vision.embedders import Embedder, project_embedder
 
@@ -19,7 +24,7 @@ from .camera_feed import cameras_ctx
 from .config import ServeConfig
 from .events import EventHub
 from .jobs import Jobs
-from .keys import CAMERAS, CONFIG, ENGINE, EVENTS, JOBS, SOCKETS, STATS
+from .keys import CAMERAS, CONFIG, DELIVERER, ENGINE, EVENTS, GROUPING, JOBS, SOCKETS, STATS
 from .limits import (
     COLLECT_INTERVAL_S,
     INDEX_SAVE_INTERVAL_S,
@@ -27,6 +32,7 @@ from .limits import (
     SHUTDOWN_GRACE_S,
 )
 from .routes import annotation as annotation_routes
+from .routes import clusters as cluster_routes
 from .routes import (
     events,
     health,
@@ -41,6 +47,7 @@ from .routes import (
     seed,
     taxonomies,
     thresholds,
+    webhooks,
 )
 from .runner import EngineRunner
 from .stats import ServerStats
@@ -57,6 +64,8 @@ ROUTE_MODULES = (
     label,
     reapply,
     thresholds,
+    webhooks,
+    cluster_routes,
     jobs,
     events,
     live,
@@ -95,58 +104,87 @@ def create_app(
     app[STATS] = ServerStats()
     app[CAMERAS] = []
     app[SOCKETS] = weakref.WeakSet()
+    app[GROUPING] = asyncio.Lock()
     for module in ROUTE_MODULES:
         app.add_routes(module.routes)
 
     async def engine_ctx(app: web.Application) -> AsyncIterator[None]:
-        app[EVENTS] = EventHub(asyncio.get_running_loop())
+        hub = app[EVENTS] = EventHub(asyncio.get_running_loop())
         app[JOBS] = Jobs(app[EVENTS])
         project = config.project
+        deliverer = app[DELIVERER] = Deliverer(project)
+
+        def sink(event: contract.Event) -> None:
+            hub.publish_threadsafe(event)
+            if event["type"] in TOLD:
+                deliverer.wake()
+
         # One writer: `identify index` and friends are refused while this runs.
         lock = ProjectLock(
             project.data_dir, f"identify serve on http://{config.host}:{config.port}"
         ).acquire()
         runner = EngineRunner(config.workers)
         try:
-            await runner.open(
-                lambda: Service.open(project, embedder(config), app[EVENTS].publish_threadsafe)
-            )
+            await runner.open(lambda: Service.open(project, embedder(config), sink))
             app[ENGINE] = runner
+            deliverer.start()  # after the engine brought the database's schema up to date
             yield
         finally:
+            await asyncio.to_thread(deliverer.stop)
             await app[JOBS].close()
             await runner.close()
             lock.release()
 
-    async def saver_ctx(app: web.Application) -> AsyncIterator[None]:
-        """Save a changed index every few seconds; apply the storage retention policy at
-        start and every ``COLLECT_INTERVAL_S``."""
-
-        async def loop() -> None:
-            collected_at = -COLLECT_INTERVAL_S
-            while True:
-                now = asyncio.get_running_loop().time()
-                if now - collected_at >= COLLECT_INTERVAL_S:
-                    collected_at = now
-                    try:
-                        done = await app[ENGINE].run(lambda s: s.collect())
-                    except Exception:  # a file it may not delete: saving goes on
-                        log.exception("storage collection failed; retried in an hour")
-                    else:
-                        if done.pictures_expired or done.orphans:
-                            log.info("storage: %s", done.to_json())
-                await asyncio.sleep(INDEX_SAVE_INTERVAL_S)
-                await app[ENGINE].run(lambda s: s.save())
-
-        task = asyncio.create_task(loop(), name="index-saver")
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
     app.cleanup_ctx.extend([engine_ctx, saver_ctx, cameras_ctx])
     app.on_shutdown.append(_close_sockets)
     return app
+
+
+async def saver_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Save a changed index every few seconds; apply the storage retention policy
+    (pictures, and events every webhook has passed) at start and every
+    ``COLLECT_INTERVAL_S``; look at the alerts every ``CHECK_EVERY_S``, and group the
+    queue again when it has grown by ``clusters.regroup_growth``."""
+    tasks = [
+        asyncio.create_task(_saving(app), name="index-saver"),
+        asyncio.create_task(_watching(app), name="alerts"),
+    ]
+    yield
+    for running in tasks:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+
+
+async def _saving(app: web.Application) -> None:
+    collected_at = -COLLECT_INTERVAL_S
+    while True:
+        now = asyncio.get_running_loop().time()
+        if now - collected_at >= COLLECT_INTERVAL_S:
+            collected_at = now
+            try:
+                done = await app[ENGINE].run(lambda s: s.collect())
+                await app[ENGINE].run(lambda s: s.prune_outbox())
+            except Exception:  # a file it may not delete: saving goes on
+                log.exception("storage collection failed; retried in an hour")
+            else:
+                if done.pictures_expired or done.orphans:
+                    log.info("storage: %s", done.to_json())
+        await asyncio.sleep(INDEX_SAVE_INTERVAL_S)
+        await app[ENGINE].run(lambda s: s.save())
+
+
+async def _watching(app: web.Application) -> None:
+    while True:
+        await asyncio.sleep(CHECK_EVERY_S)
+        try:
+            await app[ENGINE].run(lambda s: s.check_alerts())
+            if await app[ENGINE].run(lambda s: s.clusters.due()):
+                await cluster_routes.regroup(app)
+        except ConflictError:
+            pass  # grouped on request right now
+        except Exception:  # never stops identification; tried again shortly
+            log.exception("checking alerts or grouping the queue failed")
 
 
 async def _close_sockets(app: web.Application) -> None:

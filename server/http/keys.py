@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import weakref
 
 from aiohttp import web
 
 from server.engine.live.cameras import Camera
+from server.engine.loop.webhooks import Deliverer
 
 from .config import ServeConfig
 from .events import EventHub
@@ -21,3 +23,6 @@ JOBS = web.AppKey("jobs", Jobs)
 STATS = web.AppKey("stats", ServerStats)
 CAMERAS = web.AppKey("cameras", list[Camera])
 SOCKETS = web.AppKey("sockets", weakref.WeakSet[web.WebSocketResponse])
+DELIVERER = web.AppKey("deliverer", Deliverer)
+GROUPING = web.AppKey("grouping", asyncio.Lock)
+"""Held while the queue is being grouped into clusters (one grouping at a time)."""

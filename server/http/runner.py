@@ -76,6 +76,15 @@ class EngineRunner:
         finally:
             self.pending -= 1
 
+    async def run_worker(self, fn: Callable[[Service], T]) -> T:
+        """``fn(service)`` on a worker (for work that reads neither the database nor
+        the index, such as grouping a snapshot of the queue), so the engine thread
+        goes on identifying meanwhile."""
+        service = self.service
+        if service is None:
+            raise RuntimeError("the engine is not open")
+        return await asyncio.get_running_loop().run_in_executor(self.compute, fn, service)
+
     async def identify(
         self,
         image: bytes | np.ndarray,

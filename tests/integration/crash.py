@@ -318,6 +318,34 @@ def seed_answers(db: Path, space: str, dim: int, n: int, seed: int = 0) -> None:
         store.close()
 
 
+def writer_folders(work: Path) -> Path:
+    """The folders ``writer`` imports (returned) and labels (``photos`` beside it)."""
+    folder = work / "import"
+    folder.mkdir(exist_ok=True)
+    for name in ("kiwi.png", "lemon.png"):
+        (folder / name).write_bytes((DEMO_REFS / name).read_bytes())
+    photos = work / "photos"
+    photos.mkdir(exist_ok=True)
+    for name in ("known-brazil.jpg", "known-japan.jpg", "unknown-orange.jpg"):
+        (photos / name).write_bytes((DEMO_QUERIES / name).read_bytes())
+    return folder
+
+
+def write_until_killed(
+    server: Server, ledger: Ledger, folder: Path, seed: int, wait_s: float
+) -> None:
+    """Start the server, write to it from a client (``writer``), and SIGKILL it after
+    ``wait_s`` seconds, whatever it is doing."""
+    server.start()
+    stop = threading.Event()
+    thread = threading.Thread(target=writer, args=(server.base, ledger, folder, seed, stop))
+    thread.start()
+    time.sleep(wait_s)
+    server.kill()
+    stop.set()
+    thread.join(120)
+
+
 def run_kills(
     project: Path,
     port: int,
@@ -328,28 +356,12 @@ def run_kills(
     max_s: float = 4.0,
 ) -> tuple[Ledger, list[str]]:
     """``kills`` rounds of: start, write, SIGKILL at a random moment, restart, check."""
-    folder = work / "import"
-    folder.mkdir(exist_ok=True)
-    for name in ("kiwi.png", "lemon.png"):
-        (folder / name).write_bytes((DEMO_REFS / name).read_bytes())
-    photos = work / "photos"
-    photos.mkdir(exist_ok=True)
-    for name in ("known-brazil.jpg", "known-japan.jpg", "unknown-orange.jpg"):
-        (photos / name).write_bytes((DEMO_QUERIES / name).read_bytes())
+    folder = writer_folders(work)
     ledger, lost = Ledger(), []
     rng = random.Random(seed)
     server = Server(project, port)
     for k in range(kills):
-        server.start()
-        stop = threading.Event()
-        thread = threading.Thread(
-            target=writer, args=(server.base, ledger, folder, seed * 1000 + k, stop)
-        )
-        thread.start()
-        time.sleep(rng.uniform(min_s, max_s))
-        server.kill()
-        stop.set()
-        thread.join(120)
+        write_until_killed(server, ledger, folder, seed * 1000 + k, rng.uniform(min_s, max_s))
         server.start()
         lost += check(server.base, ledger)
         server.stop()

@@ -35,6 +35,7 @@ from server.engine.project.config import CameraConfig, Project, load_project
 from server.engine.vision.images import encode_jpeg
 
 from .conftest import KNOWN_QUERY, PROJECT_TEXT, UNKNOWN_QUERY, Client, query
+from .test_clusters import variants
 from .test_hubs import seed_hub_history
 
 Shape = Any
@@ -344,6 +345,52 @@ async def _label_and_reapply(client: Client, c: Conformance, tmp_path: Path) -> 
     c.check(contract.Reapplication, state["reapplication"])
 
 
+OUTREACH = (
+    "alerts:\n  unknown_rate: 0.5\n  window: 6\n  min_answers: 3\n"
+    "webhooks:\n  - name: gone\n    url: http://127.0.0.1:9/refused\n"
+    "    secret: a-secret-of-sixteen-chars\n    attempts: 1\n    events: [queue.added]\n"
+)
+"""An alert soon raised, and a webhook whose receiver refuses: a dead letter."""
+
+
+async def _until(check: Callable[[], Awaitable[bool]]) -> None:
+    for _ in range(400):
+        if await check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+async def _clusters_alerts_webhooks(client: Client, c: Conformance) -> None:
+    """Queue a new thing six times over (an alert is raised: mostly unknowns), group
+    it, see it, name it; the webhook's dead letters, sent again."""
+    for n, data in enumerate(variants(UNKNOWN_QUERY, 6)):
+        params = {"source": f"cam{n}"}
+        headers = {"Content-Type": "image/jpeg"}
+        await _json(await client.post("/api/identify", data=data, params=params, headers=headers))
+    grouped = await _json(await client.post("/api/clusters/regroup"))
+    c.check(contract.Clusters, grouped)
+    [cluster] = grouped["clusters"]
+    c.check(contract.Cluster, await _json(await client.get(f"/api/clusters/{cluster['id']}")))
+    c.check(contract.Clusters, await _json(await client.get("/api/clusters")))
+    points = (await _json(await client.get("/api/clusters/map")))["points"]
+    for point in points:
+        c.check(contract.MapPointInfo, point)
+    named = await client.post(f"/api/clusters/{cluster['id']}/name", json={"label": "Neuland"})
+    c.check(contract.ClusterNamed, await _json(named))
+
+    async def raised() -> bool:
+        return bool((await _json(await client.get("/api/health")))["alerts"])
+
+    async def dead() -> bool:
+        return bool((await _json(await client.get("/api/webhooks")))["dead_letters"])
+
+    await _until(raised)
+    await _until(dead)
+    c.check(contract.Webhooks, await _json(await client.get("/api/webhooks")))
+    c.check(contract.Resent, await _json(await client.post("/api/webhooks/resend", json={})))
+
+
 async def _detector_found_nothing(
     serve: Callable[..., Awaitable[Client]], built: Path, tmp_path: Path, c: Conformance
 ) -> None:
@@ -370,11 +417,12 @@ async def _detector_found_nothing(
 
 async def test_every_answer_and_event_holds_to_the_contract(
     serve: Callable[..., Awaitable[Client]],
-    project: Project,
+    make_project: Callable[[str], Project],
     embedder: Any,
     tmp_path: Path,
     built: Path,
 ) -> None:
+    project = make_project(OUTREACH)
     seed_hub_history(project, embedder, "Japan")  # so that health and classes have a hub
     seed_judged(project, embedder)  # so that the reviews recommend thresholds
     camera = CameraConfig(source=str(tmp_path / "gone.avi"), name="door")
@@ -383,6 +431,7 @@ async def test_every_answer_and_event_holds_to_the_contract(
     async with client.ws_connect("/api/events") as ws:
         await _identify_and_review(client, c)
         await _annotations(client, c)
+        await _clusters_alerts_webhooks(client, c)
         await _classes_and_thresholds(client, c)
         await _label_and_reapply(client, c, tmp_path)
         c.check(contract.Health, await _json(await client.get("/api/health")))

@@ -35,10 +35,12 @@ async def send_paced(ws: Any, data: bytes) -> None:
 async def test_events_stream_identifications_and_queue_changes(client: Client) -> None:
     async with client.ws_connect("/api/events") as ws:
         await identify(client, query(UNKNOWN_QUERY), source="door")
-        event = await next_of(ws, "identification")
-        assert event["source"] == "door" and event["objects"][0]["matched"] is False
+        # The item is told as it is written, before the identification that queued it.
         queued = await next_of(ws, "queue")
         assert queued["action"] == "added" and queued["pending"] == 1
+        event = await next_of(ws, "identification")
+        assert event["source"] == "door" and event["objects"][0]["matched"] is False
+        assert event["objects"][0]["review_id"] == queued["item_id"]
         await client.post(
             f"/api/review/{queued['item_id']}/resolve",
             json={"action": "correct", "label": "Germany"},

@@ -260,3 +260,80 @@ async def test_promote_a_separate_taxonomy_by_keys(
             return classes.get("Germany") == 1
 
         await until(pilot, promoted)
+
+
+async def test_banner_says_alerts_and_undelivered_events_and_stats_resends_them(
+    aiohttp_server: Any, make_project: Callable[[str], Project], embedder: Any
+) -> None:
+    from tests.receiver import webhook_yaml
+
+    project = make_project(
+        "alerts:\n  unknown_rate: 0.5\n  window: 4\n  min_answers: 2\n"
+        "webhooks:\n"
+        + webhook_yaml("http://127.0.0.1:9/refused", name="ops", extra="    attempts: 1\n")
+    )
+    srv = await aiohttp_server(
+        create_app(ServeConfig(project=project), embedder=lambda c: embedder)
+    )
+    server = Server(f"http://127.0.0.1:{srv.port}")
+    for _ in range(2):
+        await server.queue_unknown()
+    app = tui(server)
+    async with app.run_test(size=(80, 24)) as pilot:
+        banner = app.screen.query_one(ConnectionBanner)
+
+        def says() -> bool:
+            text = str(banner.render())
+            return banner.display and "ALERT unknown rate" in text and "not delivered" in text
+
+        await until(pilot, says, timeout=30)
+        assert "webhook ops: " in str(banner.render())
+        await pilot.press("f5")
+        await until(pilot, lambda: isinstance(app.screen, StatsScreen))
+        hooks = app.screen.query_one("#webhooks")
+        await until(
+            pilot, lambda: "webhook ops (http://127.0.0.1:9/refused)" in str(hooks.render())
+        )
+        before = (await server.get("/api/webhooks"))["dead_letters"]
+        await pilot.press("w")
+
+        async def tried_again() -> bool:
+            after = (await server.get("/api/webhooks"))["dead_letters"]
+            return bool(after and after[0]["attempts"] > before[0]["attempts"])
+
+        await until(pilot, tried_again)
+
+
+async def test_clusters_screen_groups_the_queue_and_names_a_cluster(
+    aiohttp_server: Any, make_project: Callable[[str], Project], embedder: Any
+) -> None:
+    from identify_tui.screens.clusters import ClustersScreen
+    from tests.server.test_clusters import CLUSTERS, variants
+
+    project = make_project(CLUSTERS)
+    srv = await aiohttp_server(
+        create_app(ServeConfig(project=project), embedder=lambda c: embedder)
+    )
+    server = Server(f"http://127.0.0.1:{srv.port}")
+    await server.put_threshold(1.99)
+    for n, data in enumerate(variants("unknown-germany.jpg", 6)):
+        await server.identify(data, source=f"g{n}")
+    app = tui(server)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await pilot.press("f6")
+        screen = await until(pilot, lambda: isinstance(app.screen, ClustersScreen) and app.screen)
+        await pilot.press("g")
+        await until(pilot, lambda: screen.rows)
+        assert screen.rows[0]["size"] >= 4
+        assert "0" in str(screen.query_one("#cluster-map").render())
+        await until(pilot, lambda: "medoid" in str(screen.query_one("#cluster-info").render()))
+        await pilot.press("n")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "LabelPrompt")
+        await pilot.press(*"Flag of Germany", "enter")
+
+        async def named() -> bool:
+            classes = await server.get("/api/classes")
+            return any(c["label"] == "Flag of Germany" for c in classes["classes"])
+
+        await until(pilot, named, timeout=30)
+        await until(pilot, lambda: not screen.rows)  # named: no longer open

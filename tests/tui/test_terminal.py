@@ -97,7 +97,7 @@ def test_review_and_stats_in_a_real_terminal(served: str, tmp_path: Path) -> Non
         assert f"{item} ? " in shown and "below_threshold" in shown and "Correct" in shown
         # At 80x24 nothing is cut: every key of the screen, every screen's F-key, Quit.
         lines = shown.splitlines()
-        assert "F1 Review  F2 Refs  F3 Thresh  F4 Live  F5 Stats  q Quit" in lines[-2]
+        assert "F1 Review  F2 Refs  F3 Thresh  F4 Live  F5 Stats  F6 Clust  q Quit" in lines[-2]
         for key in [
             "y Confirm",
             "c Correct",

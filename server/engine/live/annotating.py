@@ -28,6 +28,7 @@ from server.engine.loop.annotations import (
     check,
     type_of,
 )
+from server.engine.loop.outbox import queue_event
 from server.engine.loop.recording import stored_size
 from server.engine.project.config import DEFAULT_TAXONOMY
 from server.engine.project.naming import clean_label
@@ -226,10 +227,15 @@ class AnnotationDesk:
         written: list[int] = []
 
         def write(ref_id: int | None) -> None:
+            # Inside the change's transaction, so what is told of it holds with it.
             if plan.op == "create":
                 written.append(self._insert(plan, ref_id))
             else:
                 written.append(self._update(plan, ref_id))
+            row = store.annotation(written[0])
+            self._tell("created" if plan.op == "create" else "updated", row)
+            if plan.op == "create" and plan.resolves:
+                self._tell_queue("resolved", plan.item.id, row)
 
         existing = plan.existing
         old_ref = None if existing is None else existing.reference_id
@@ -243,11 +249,7 @@ class AnnotationDesk:
         else:
             with store.transaction():
                 write(old_ref)
-        row = store.annotation(written[0])
-        self._emit("created" if plan.op == "create" else "updated", row)
-        if plan.op == "create" and plan.resolves:
-            self._queue_event("resolved", plan.item.id, row)
-        return row
+        return store.annotation(written[0])
 
     def delete(self, annotation_id: int) -> None:
         """Remove an annotation. One that decided a review item puts the item back in
@@ -261,17 +263,16 @@ class AnnotationDesk:
 
         def write() -> None:
             store.delete_annotation(annotation_id)
+            self._tell("deleted", row)
             if row.review_id is not None and row.type != "missed":
                 store.mark_reopened(row.review_id)
+                self._tell_queue("reopened", row.review_id)
 
         if row.reference_id is not None and store.references_by_id([row.reference_id]):
             self.catalogue.remove(row.reference_id, also=write)
         else:
             with store.transaction():
                 write()
-        self._emit("deleted", row)
-        if row.review_id is not None and row.type != "missed":
-            self._queue_event("reopened", row.review_id)
 
     def _insert(self, plan: AnnotationPlan, ref_id: int | None) -> int:
         store, item = self.live.store, plan.item
@@ -350,8 +351,8 @@ class AnnotationDesk:
         width, height = self.live.store.image_size(item.image_id)
         return stored_size(width, height)
 
-    def _emit(self, action: Literal["created", "updated", "deleted"], row: AnnotationRow) -> None:
-        self.live.emit(
+    def _tell(self, action: Literal["created", "updated", "deleted"], row: AnnotationRow) -> None:
+        self.live.tell(
             {
                 "type": "annotation",
                 "action": action,
@@ -363,23 +364,17 @@ class AnnotationDesk:
             }
         )
 
-    def _queue_event(
+    def _tell_queue(
         self,
         action: Literal["resolved", "reopened"],
         item_id: int,
         row: AnnotationRow | None = None,
     ) -> None:
-        event: contract.QueueEvent = {
-            "type": "queue",
-            "action": action,
-            "item_id": item_id,
-            "pending": self.live.store.pending_count(),
-            "at": time.time(),
-        }
         if row is not None and row.type != "missed":
-            event["status"] = _STATUS[row.type]
-            event["label"] = row.true_label
-        self.live.emit(event)
+            event = queue_event(self.live.store, action, item_id, _STATUS[row.type], row.true_label)
+        else:
+            event = queue_event(self.live.store, action, item_id)
+        self.live.tell(event)
 
     def stats(
         self, label: str | None = None, depth: int | None = None, now: datetime | None = None

@@ -15,6 +15,7 @@ from server.engine.errors import ConflictError, IdentifyError, NotFoundError
 from server.engine.live.context import Live
 from server.engine.live.health import HubWatch
 from server.engine.live.thresholds import ThresholdBook
+from server.engine.loop.outbox import tell_added
 from server.engine.project.config import DEFAULT_TAXONOMY
 from server.engine.project.naming import clean_label, label_from_name
 from server.engine.project.references import IMAGE_SUFFIXES
@@ -107,12 +108,18 @@ class Catalogue:
         the reference is written either."""
         live, name = self.live, prepared.label
         tax = self._taxonomy_for(name, prepared.taxonomy)
+        new_class = name not in live.ident.taxonomy_of
+
+        def and_tell(ref_id: int) -> None:
+            tell_added(live.store, ref_id, name, tax, new_class, live.emit)
+            if also is not None:
+                also(ref_id)
+
         ref_id = write(
-            live.project, live.embedder, live.store, live.media, prepared, tax, source, also
+            live.project, live.embedder, live.store, live.media, prepared, tax, source, and_tell
         )
         live.ident.index.add([ref_id], prepared.evidence.vector[None, :])
         live.ident.set_reference(ref_id, name, tax)
-        self._emit_reference("added", ref_id, name)
         return {"id": ref_id, "label": name, "taxonomy": tax}
 
     def import_plan(self, path: str, label: object = None) -> list[tuple[Path, object]]:
@@ -150,12 +157,12 @@ class Catalogue:
             raise NotFoundError(f"no reference {ref_id}")
         with live.store.transaction():
             live.store.mark_deleted(ref_id)
+            self._tell_reference("removed", ref_id, rows[ref_id].label)
             if also is not None:
                 also()
         live.media.forget(rows[ref_id].path, ref_id)
         live.ident.index.remove([ref_id])
         live.ident.drop_references([ref_id])
-        self._emit_reference("removed", ref_id, rows[ref_id].label)
 
     def relabel(self, ref_id: int, label: str, also: Callable[[], None] | None = None) -> None:
         """Move one reference to another class (``label``, checked); ``also()`` writes
@@ -171,17 +178,17 @@ class Catalogue:
         tax = self._taxonomy_for(label, None)
         with live.store.transaction():
             live.store.relabel(ref_id, label, tax, row.rarity)
+            self._tell_reference("relabelled", ref_id, label)
             if also is not None:
                 also()
         live.ident.drop_references([ref_id])
         live.ident.set_reference(ref_id, label, tax, row.rarity)
         self.thresholds.refresh()
-        self._emit_reference("relabelled", ref_id, label)
 
-    def _emit_reference(
+    def _tell_reference(
         self, action: Literal["added", "removed", "relabelled"], ref_id: int, label: str
     ) -> None:
-        self.live.emit(
+        self.live.tell(
             {
                 "type": "references",
                 "action": action,
@@ -204,12 +211,19 @@ class Catalogue:
             raise NotFoundError(f"no class {old!r}")
         if name in labels and name != old:
             raise ConflictError(f"class {name!r} exists; merge {old!r} into it instead")
-        moved = self.live.store.rename_label(old, name)
+        with self.live.store.transaction():
+            moved = self.live.store.rename_label(old, name)
+            self.live.tell(
+                {
+                    "type": "references",
+                    "action": "renamed",
+                    "from": old,
+                    "to": name,
+                    "at": time.time(),
+                }
+            )
         self.live.ident.rename_class(old, name)
         self.thresholds.refresh()
-        self.live.emit(
-            {"type": "references", "action": "renamed", "from": old, "to": name, "at": time.time()}
-        )
         return {"label": name, "references": moved}
 
     def merge_classes(self, sources: Sequence[str], into: str) -> contract.ClassesMerged:
@@ -223,20 +237,23 @@ class Catalogue:
         if missing:
             raise NotFoundError(f"no class {missing[0]!r}")
         moved = 0
+        with self.live.store.transaction():
+            for old in sources:
+                if old != into:
+                    moved += self.live.store.rename_label(old, into)
+            self.live.tell(
+                {
+                    "type": "references",
+                    "action": "merged",
+                    "from": list(sources),
+                    "to": into,
+                    "at": time.time(),
+                }
+            )
         for old in sources:
             if old != into:
-                moved += self.live.store.rename_label(old, into)
                 self.live.ident.rename_class(old, into)
         self.thresholds.refresh()
-        self.live.emit(
-            {
-                "type": "references",
-                "action": "merged",
-                "from": list(sources),
-                "to": into,
-                "at": time.time(),
-            }
-        )
         return {"label": into, "moved": moved}
 
     def _labels(self) -> set[str]:

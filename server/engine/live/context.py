@@ -13,14 +13,11 @@ from server.engine.catalog.media import Media
 from server.engine.catalog.store import Store
 from server.engine.catalog.vectors import sync_index
 from server.engine.decide.identifier import Identifier
+from server.engine.loop.outbox import EventSink, tell
 from server.engine.project.config import DEFAULT_TAXONOMY, Project
 from server.engine.vision import detectors
 from server.engine.vision.detectors import Detector
 from server.engine.vision.embedders import Embedder
-
-EventSink = Callable[[contract.Event], None]
-"""Receives events (identifications, queue and reference changes); called on the
-engine thread, so it must only hand the event over."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +68,12 @@ class Live:
             return False
         index.save()
         return True
+
+    def tell(self, event: contract.Event) -> None:
+        """Write an event worth telling to the outbox, in the transaction of its change
+        (call it inside that ``store.transaction()``), and hand it to ``emit`` once that
+        commits (see ``loop.outbox``)."""
+        tell(self.store, event, self.emit)
 
     def close(self) -> None:
         """Save the index if it changed and close the database."""

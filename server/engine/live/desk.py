@@ -3,19 +3,17 @@ reference a label makes of its picture), an undo, and the queue's pictures."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Literal
 
 import cv2
 
-from server import contract
 from server.engine.catalog.making import PreparedReference
 from server.engine.catalog.store import ReviewItem
 from server.engine.errors import ConflictError, IdentifyError, NotFoundError
 from server.engine.live.annotating import AnnotationDesk, AnnotationPlan
 from server.engine.live.context import Live
 from server.engine.loop.annotations import derive
+from server.engine.loop.outbox import queue_event
 from server.engine.project.naming import clean_label
 from server.engine.vision.images import decode_image, encode_jpeg
 
@@ -133,13 +131,9 @@ class ReviewDesk:
         if plan.type is not None:
             self.annotations.commit(plan, prepared)  # tells the events stream too
             return store.review_item(item_id)
-        resolved = store.resolve_item(item_id, "skipped", None, None)
-        event: contract.QueueEvent = {
-            **self._queue_event("resolved", item_id),
-            "status": resolved.status,
-            "label": None,
-        }
-        self.live.emit(event)
+        with store.transaction():
+            resolved = store.resolve_item(item_id, "skipped", None, None)
+            self.live.tell(queue_event(store, "resolved", item_id, resolved.status, None))
         return resolved
 
     def reopen(self, item_id: int) -> ReviewItem:
@@ -158,8 +152,9 @@ class ReviewDesk:
         if annotation is not None:
             self.annotations.delete(annotation.id)
         else:
-            store.reopen_item(item_id)
-            self.live.emit(self._queue_event("reopened", item_id))
+            with store.transaction():
+                store.reopen_item(item_id)
+                self.live.tell(queue_event(store, "reopened", item_id))
         return store.review_item(item_id)
 
     def picture(self, item_id: int) -> Path:
@@ -197,15 +192,3 @@ class ReviewDesk:
         width = max(1, round(max(picture.shape[:2]) / 160))
         cv2.rectangle(picture, (x0, y0), (max(x0, x1 - 1), max(y0, y1 - 1)), colour, width)
         return encode_jpeg(picture, 90)
-
-    def _queue_event(
-        self, action: Literal["resolved", "reopened"], item_id: int
-    ) -> contract.QueueEvent:
-        pending = self.live.store.pending_count()
-        return {
-            "type": "queue",
-            "action": action,
-            "item_id": item_id,
-            "pending": pending,
-            "at": time.time(),
-        }

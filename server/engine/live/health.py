@@ -9,7 +9,7 @@ from server import contract
 from server.engine.decide.hubs import Hub, find_hubs
 from server.engine.live.context import Live
 from server.engine.live.identification import Identification
-from server.engine.loop import report
+from server.engine.loop import alerts, report
 
 HUB_WINDOW = 2000
 """Recent observations the hub check looks at."""
@@ -87,4 +87,5 @@ def health(
         "storage": storage(live),
         "hubs": hubs,
         "reality": report.reality(live.store, predicted, live.ident.thresholds.default),
+        "alerts": alerts.to_json(live.store),
     }

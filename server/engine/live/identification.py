@@ -78,6 +78,7 @@ class Identification:
             live.ident,
             live.media,
             self.stats,
+            live.emit,
         )
 
     def warm_up(self) -> None:
@@ -109,7 +110,6 @@ class Identification:
         smoothed per track and queued once per track; other images are recorded and
         queued one by one.
         """
-        self.recorder.added.clear()
         founds = decide_objects(self.live.ident, prepared)
         # What is recorded of a located object is the whole picture (with the box in
         # the result): for a miss the box is only where the picture looked most like
@@ -150,20 +150,6 @@ class Identification:
                 "at": time.time(),
             }
         )
-        for obj in objects:
-            if obj.review_id is not None:
-                # A new item, or the same picture again on a waiting one (its count).
-                new = obj.review_id in self.recorder.added
-                action: contract.QueueAction = "added" if new else "seen_again"
-                self.live.emit(
-                    {
-                        "type": "queue",
-                        "action": action,
-                        "item_id": obj.review_id,
-                        "pending": self.live.store.pending_count(),
-                        "at": time.time(),
-                    }
-                )
         return objects
 
     def label(self, prepared: Prepared, digest: str, path: str) -> contract.LabelledFile:
@@ -173,19 +159,8 @@ class Identification:
         store = self.live.store
         if store.labelled([digest]):
             return file_result(path, store, digest, already=True)
-        self.recorder.added.clear()
         label_picture(self.live.ident, self.recorder, prepared, digest, path)
         self.stats.identified += 1
-        for review_id in sorted(self.recorder.added):
-            self.live.emit(
-                {
-                    "type": "queue",
-                    "action": "added",
-                    "item_id": review_id,
-                    "pending": store.pending_count(),
-                    "at": time.time(),
-                }
-            )
         return file_result(path, store, digest, already=False)
 
     def _tracks(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +32,16 @@ from server.engine.catalog.store import (
 )
 from server.engine.live.annotating import AnnotationDesk, AnnotationPlan
 from server.engine.live.catalogue import Catalogue
-from server.engine.live.context import EventSink, Live
+from server.engine.live.clustering import ClusterDesk
+from server.engine.live.context import Live
 from server.engine.live.desk import ReviewDesk
 from server.engine.live.health import HubWatch, health
 from server.engine.live.identification import Identification, ObjectResult, Prepared
 from server.engine.live.promotion import Promoter, Promotion
 from server.engine.live.thresholds import ThresholdBook
-from server.engine.loop import reapply
+from server.engine.loop import alerts, outbox, reapply, webhooks
 from server.engine.loop.labelling import file_result, label_files
+from server.engine.loop.outbox import EventSink
 from server.engine.project.config import Project
 from server.engine.vision.embedders import Embedder
 from server.engine.vision.images import content_hash, read_image_bytes
@@ -60,6 +62,7 @@ class Service:
         self._desk = ReviewDesk(live, self._annotations)
         self._promoter = Promoter(live, self._catalogue)
         self._identification = Identification(live)
+        self._clusters = ClusterDesk(live)
         self._thresholds.refresh()
 
     @classmethod
@@ -318,19 +321,8 @@ class Service:
             reapply.kept_picture(store),
             self.live.project.config.review.reapply_resolves,
             size=reapply.LIVE_BATCH,
+            sink=self.live.emit,
         )
-        for item_id, label in step.resolved:
-            self.live.emit(
-                {
-                    "type": "queue",
-                    "action": "resolved",
-                    "item_id": item_id,
-                    "pending": store.pending_count(),
-                    "status": "auto",
-                    "label": label,
-                    "at": time.time(),
-                }
-            )
         return run, step
 
     def reapplication(self, running_here: bool) -> contract.Reapplication | None:
@@ -363,12 +355,37 @@ class Service:
         """What moving a taxonomy's or a class's threshold would do."""
         return self._thresholds.curve(taxonomy, label, threshold, margin)
 
+    # --- clusters of unknowns (see ``clustering``) ------------------------------------
+
+    @property
+    def clusters(self) -> ClusterDesk:
+        """Group the pending unknowns, name, merge, drop, dismiss (see ``clustering``)."""
+        return self._clusters
+
     # --- storage and health ---------------------------------------------------------
 
     def collect(self, now: datetime | None = None) -> Collected:
         """Apply the retention policy (``review.keep_days``, counted back from ``now``)
         and remove orphan files."""
         return self.live.media.collect(self.live.project.config.review.keep_days, now)
+
+    def prune_outbox(self) -> int:
+        """Delete events every webhook has passed, once old (see ``loop.outbox``)."""
+        hooks = [w.name for w in self.live.project.config.webhooks]
+        return outbox.prune(self.live.store, hooks)
+
+    def check_alerts(self) -> list[contract.AlertEvent]:
+        """Raise or clear alerts as the watched rates stand now (see ``loop.alerts``)."""
+        cfg = self.live.project.config.alerts
+        return alerts.check(self.live.store, cfg, datetime.now(UTC), self.live.emit)
+
+    def dead_letters(self) -> list[contract.DeadLetterInfo]:
+        """Events a webhook did not take, not sent since (see ``loop.webhooks``)."""
+        return webhooks.dead_letter_info(self.live.store)
+
+    def resend(self, ids: object = None, webhook: object = None) -> int:
+        """Mark dead letters to be sent again; how many (see ``loop.webhooks``)."""
+        return webhooks.request_resend(self.live.store, self.live.project, ids, webhook)
 
     def health(self) -> contract.ProjectHealth:
         """Model, index, classes, thresholds, queue, counters, disk use and hubs."""

@@ -102,18 +102,19 @@ class ThresholdBook:
             raise NotFoundError(f"no {scope} {name!r}")
         thr = checked(threshold, "threshold", THRESHOLD_RANGE)
         mar = checked(margin, "margin", MARGIN_RANGE)
-        self.live.store.set_threshold_override(scope, name, thr, mar)
+        with self.live.store.transaction():
+            self.live.store.set_threshold_override(scope, name, thr, mar)
+            self.live.tell(
+                {
+                    "type": "thresholds",
+                    "scope": checked_scope,
+                    "name": name,
+                    "threshold": thr,
+                    "margin": mar,
+                    "at": time.time(),
+                }
+            )
         self.refresh()
-        self.live.emit(
-            {
-                "type": "thresholds",
-                "scope": checked_scope,
-                "name": name,
-                "threshold": thr,
-                "margin": mar,
-                "at": time.time(),
-            }
-        )
         return self.describe()
 
     def curve(

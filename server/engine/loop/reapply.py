@@ -16,6 +16,8 @@ left as they were and counted.
 
 from __future__ import annotations
 
+import time
+import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,6 +30,7 @@ from server.engine.catalog.store import Reapplication, Store, StoredDecision, no
 from server.engine.decide.decision import Candidate, Decision, aggregate, decide, with_scores
 from server.engine.decide.identifier import Identifier
 from server.engine.errors import IdentifyError
+from server.engine.loop.outbox import EventSink, queue_event, tell
 from server.engine.project.config import DEFAULT_TAXONOMY
 from server.engine.vision.images import decode_image, flatten_alpha
 
@@ -210,11 +213,14 @@ def apply_batch(
     picture_of: PictureOf,
     resolve: bool,
     size: int = BATCH,
+    sink: EventSink | None = None,
 ) -> tuple[Reapplication, Step]:
     """Re-decide the next ``size`` observations of ``run`` and write what changed, the
     resolved items (``resolve``: pending misses that now match, as ``auto``) and the
-    run's cursor, in one transaction: a crash loses at most this batch, which the next
-    run does again. Returns the run as it stands and what the batch did."""
+    run's cursor, in one transaction, with what is told of it (each item resolved, and
+    the run's end; ``sink`` hears of them once written): a crash loses at most this
+    batch, which the next run does again. Returns the run as it stands and what the
+    batch did."""
     store = ident.store
     rows = store.stored_decisions(run.space, run.cursor, run.upto, size)
     counts = {k: int(run.counts.get(k, 0)) for k in COUNTS}
@@ -247,9 +253,20 @@ def apply_batch(
                 store.mark_resolved(row.review_id, "auto", decision.label, None)
                 counts["resolved"] += 1
                 resolved.append((row.review_id, str(decision.label)))
+                event = queue_event(store, "resolved", row.review_id, "auto", decision.label)
+                tell(store, event, sink)
         cursor = rows[-1].id if rows else run.upto
         done = not rows or len(rows) < size
         store.advance_reapplication(run.id, cursor, counts, done=done)
+        if done:
+            finished: contract.ReapplyEvent = {
+                "type": "reapply",
+                "action": "finished",
+                "id": run.id,
+                "counts": typing.cast(contract.ReapplyCounts, dict(counts)),
+                "at": time.time(),
+            }
+            tell(store, finished, sink)
     run = replace(
         run,
         cursor=cursor,

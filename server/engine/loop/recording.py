@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from server.contract import QueueAction
 from server.engine.catalog.making import REGION_GROWTH
 from server.engine.catalog.media import Media
 from server.engine.catalog.store import QueueEntry, Store
@@ -21,6 +22,7 @@ from server.engine.decide.decision import Decision
 from server.engine.decide.identifier import Evidence, Identifier
 from server.engine.decide.objects import Found
 from server.engine.loop.audit import Auditor, AuditReason
+from server.engine.loop.outbox import EventSink, queue_event, tell
 from server.engine.project.config import DEFAULT_TAXONOMY, Project
 from server.engine.vision.images import content_hash, downscale, encode_jpeg
 from server.engine.vision.locate import to_box
@@ -72,15 +74,16 @@ class Recorder:
         ident: Identifier,
         media: Media,
         counts: Counts | None = None,
+        sink: EventSink | None = None,
     ) -> None:
         self.project, self.space, self.store = project, embedder_space, store
         self.ident, self.media = ident, media
         self.counts = counts or Counts()
+        self.sink = sink
+        """Where the queue's changes are told once written (they go to the outbox with
+        the item either way)."""
         review = project.config.review
         self.auditor = Auditor(review.audit_share, review.audit_margin)
-        self.added: set[int] = set()
-        """Review items added since ``added`` was last cleared (not those counted on a
-        waiting one)."""
 
     def found(
         self, image: np.ndarray, found: Found, ev: Evidence, source: str
@@ -171,7 +174,9 @@ class Recorder:
             box = None if bbox is None else [round(v * scale) for v in bbox]
             duplicate = self.store.pending_duplicate(digest, source, box)
             if duplicate is not None:
-                self.store.seen_again(duplicate)
+                with self.store.transaction():
+                    self.store.seen_again(duplicate)
+                    self._tell("seen_again", duplicate)
                 return duplicate, 0
             path = self.media.write("crops", digest, ".jpg", data)
             entry = self._entry(image, decision, bbox, box, source, track_id, straight, audit)
@@ -181,24 +186,29 @@ class Recorder:
                 # A separate taxonomy's auto-label keeps its picture, to be promoted.
                 path = self._label_picture(image, bbox, straight)
         top_label = decision.candidates[0].label if decision.candidates else ""
-        recorded = self.store.record(
-            path=path,
-            content_hash=digest,
-            width=image.shape[1],
-            height=image.shape[0],
-            model_id=self.space,
-            embedding=ev.vector,
-            result=decision.to_json(bbox=bbox),
-            kind="crop",
-            queue=entry,
-            provenance=self.provenance(decision, located),
-            taxonomy=self.ident.taxonomy_of.get(top_label, DEFAULT_TAXONOMY),
-            decided=decided,
-        )
+        with self.store.transaction():
+            recorded = self.store.record(
+                path=path,
+                content_hash=digest,
+                width=image.shape[1],
+                height=image.shape[0],
+                model_id=self.space,
+                embedding=ev.vector,
+                result=decision.to_json(bbox=bbox),
+                kind="crop",
+                queue=entry,
+                provenance=self.provenance(decision, located),
+                taxonomy=self.ident.taxonomy_of.get(top_label, DEFAULT_TAXONOMY),
+                decided=decided,
+            )
+            if recorded.review_id is not None:
+                self._tell("added", recorded.review_id)
         if recorded.review_id is not None:
             self.counts.queued += 1
-            self.added.add(recorded.review_id)
         return recorded.review_id, recorded.observation_id
+
+    def _tell(self, action: QueueAction, item_id: int) -> None:
+        tell(self.store, queue_event(self.store, action, item_id), self.sink)
 
     def separate(self, label: str | None) -> bool:
         """Whether a class belongs to a taxonomy in ``separate`` mode."""

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from server.engine.errors import ProjectConfigError
+from server.engine.project.outreach import AlertsConfig, ClustersConfig, WebhookConfig
 from server.engine.project.sections import (
     DEFAULT_RARITY_SUFFIXES,
     DEFAULT_TAXONOMY,
@@ -127,6 +128,12 @@ class ProjectConfig:
     """``identify serve`` defaults."""
     train: TrainConfig = field(default_factory=TrainConfig)
     """``identify train`` settings."""
+    webhooks: tuple[WebhookConfig, ...] = ()
+    """Receivers of the project's events (see the README, Webhooks)."""
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    """When to raise an alert (an event, and a banner in the TUI)."""
+    clusters: ClustersConfig = field(default_factory=ClustersConfig)
+    """Grouping the pending unknowns into clusters."""
     projection: Projection | None = None
     """Written by ``identify train``: the projection head applied after the model."""
     calibration: Calibration | None = None
@@ -145,6 +152,9 @@ class ProjectConfig:
                 raise ValueError(
                     f"references: taxonomy '{ref.taxonomy}' is not declared under 'taxonomies'"
                 )
+        hooks = [w.name for w in self.webhooks]
+        if len(set(hooks)) != len(hooks):
+            raise ValueError("webhook names must be unique")
 
     def taxonomy(self, name: str) -> Taxonomy:
         """The taxonomy called ``name`` (``default`` exists even when not declared)."""

@@ -10,9 +10,10 @@ from functools import partial
 
 from server.engine.catalog import making
 from server.engine.catalog.media import Media
-from server.engine.catalog.store import Store
+from server.engine.catalog.store import AutoLabel, Store
 from server.engine.catalog.vectors import sync_index, view_backgrounds
 from server.engine.errors import IdentifyError, NotIndexedError
+from server.engine.loop.outbox import tell_added
 from server.engine.loop.promote import picture, promotable
 from server.engine.project.config import Project
 from server.engine.vision.embedders import project_embedder
@@ -58,6 +59,7 @@ def promote(
                 return out
             embedder = project_embedder(project.config)
             media, backgrounds = Media(project.data_dir, store), view_backgrounds()
+            labels = {label for label, _, _ in store.class_counts()}
             with stage("promote", len(rows)) as advance:
                 for row in rows:
                     try:
@@ -72,8 +74,9 @@ def promote(
                             prepared,
                             row.taxonomy,
                             "promote",
-                            also=partial(_mark, store, row.id),
+                            also=partial(_mark, store, row, row.label not in labels),
                         )
+                        labels.add(row.label)
                         out.references.append((row.id, ref_id, row.label))
                     except IdentifyError as exc:
                         out.failed.append((row.id, exc.message))
@@ -85,5 +88,7 @@ def promote(
     return out
 
 
-def _mark(store: Store, answer: int, reference: int) -> None:
-    store.mark_promoted(answer, reference)
+def _mark(store: Store, answer: AutoLabel, new_class: bool, reference: int) -> None:
+    """The answer marked promoted, and the reference told of, with the reference."""
+    store.mark_promoted(answer.id, reference)
+    tell_added(store, reference, answer.label, answer.taxonomy, new_class)

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from server import contract
 
-from ..keys import CAMERAS, ENGINE, EVENTS, STATS
+from ..keys import CAMERAS, DELIVERER, ENGINE, EVENTS, STATS
 
 routes = web.RouteTableDef()
 
@@ -30,5 +30,6 @@ async def health(request: web.Request) -> web.Response:
         **project,
         "server": server,
         "cameras": [c.status() for c in request.app[CAMERAS]],
+        "webhooks": [w.to_json() for w in request.app[DELIVERER].states()],
     }
     return web.json_response(body)

@@ -10,9 +10,17 @@ from __future__ import annotations
 
 from server.engine.catalog.store.annotations import AnnotationRow, AnnotationRows
 from server.engine.catalog.store.base import now_iso
+from server.engine.catalog.store.clusters import ClusterRow, ClusterRows, ClusterRunRow, MapPoint
 from server.engine.catalog.store.files import FileRows
 from server.engine.catalog.store.labels import AutoLabel, LabelRows
 from server.engine.catalog.store.observations import ObservationRows, QueueEntry, Recorded
+from server.engine.catalog.store.outbox import (
+    DeadLetter,
+    OutboxEvent,
+    OutboxRows,
+    RaisedAlert,
+    WebhookCursor,
+)
 from server.engine.catalog.store.references import ReferenceRow, ReferenceRows
 from server.engine.catalog.store.review import MAX_PAGE, REASONS, STATUSES, ReviewItem, ReviewRows
 from server.engine.catalog.store.runs import LabelledObject, Reapplication, RunRows, StoredDecision
@@ -27,14 +35,21 @@ __all__ = [
     "STATUSES",
     "AnnotationRow",
     "AutoLabel",
+    "ClusterRow",
+    "ClusterRunRow",
+    "DeadLetter",
     "LabelledObject",
+    "MapPoint",
+    "OutboxEvent",
     "QueueEntry",
+    "RaisedAlert",
     "Reapplication",
     "Recorded",
     "ReferenceRow",
     "ReviewItem",
     "Store",
     "StoredDecision",
+    "WebhookCursor",
     "now_iso",
 ]
 
@@ -49,5 +64,7 @@ class Store(
     FileRows,
     ThresholdRows,
     RunRows,
+    OutboxRows,
+    ClusterRows,
 ):
     """Typed access to the project database. One writer at a time (see DESIGN.md)."""

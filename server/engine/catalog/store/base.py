@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +37,8 @@ class StoreBase:
         self.path = path
         self._depth = 0
         """Transactions open (``transaction`` nests: only the outermost commits)."""
+        self._after: list[Callable[[], None]] = []
+        """Called once the open transaction commits (see ``after_commit``)."""
 
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
@@ -87,5 +89,19 @@ class StoreBase:
         try:
             with self.db.conn:
                 yield
+        except BaseException:
+            self._after.clear()
+            raise
         finally:
             self._depth = 0
+        after, self._after = self._after, []
+        for call in after:
+            call()
+
+    def after_commit(self, call: Callable[[], None]) -> None:
+        """Call ``call`` once the transaction open now commits (never, if it rolls back);
+        with none open, at once. What is told of a change is told only when it holds."""
+        if self._depth:
+            self._after.append(call)
+        else:
+            call()

@@ -181,6 +181,15 @@ class ObservationRows(StoreBase):
         )
         return int(cur.lastrowid or 0)
 
+    def recent_unknowns(self, limit: int) -> tuple[int, int]:
+        """Of the last ``limit`` observations: how many, and how many were unknown."""
+        row = self.db.execute(
+            "select count(*), coalesce(sum(matched = 0), 0) from"
+            " (select matched from observations order by id desc limit ?)",
+            [limit],
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
     def recent_scores(self, limit: int) -> list[tuple[str | None, float, float]]:
         """The last ``limit`` observations: (best candidate's label, score, margin)."""
         rows = self.db.execute(

@@ -227,6 +227,91 @@ def _m8(db: sqlite_utils.Database) -> None:
     db.table("observations").add_column("decided_vector", bytes)
 
 
+def _m9(db: sqlite_utils.Database) -> None:
+    # Events worth telling, written with the change they report (the outbox); per
+    # webhook, the last event it was given and the retry in progress; events a webhook
+    # never took (dead letters); alerts raised and not yet cleared.
+    db.execute(
+        "create table outbox (id integer primary key autoincrement, type text not null,"
+        " action text, body text not null, created_at text not null)"
+    )
+    db.table("webhook_cursors").create(
+        {
+            "webhook": str,
+            "cursor": int,
+            "attempts": int,
+            "next_at": float,
+            "last_error": str,
+            "delivered": int,
+            "updated_at": str,
+        },
+        pk="webhook",
+        not_null={"cursor", "attempts", "delivered"},
+        defaults={"attempts": 0, "delivered": 0},
+    )
+    db.table("dead_letters").create(
+        {
+            "id": int,
+            "webhook": str,
+            "event_id": int,
+            "attempts": int,
+            "error": str,
+            "created_at": str,
+            "resend": int,
+            "delivered_at": str,
+        },
+        pk="id",
+        not_null={"webhook", "event_id", "attempts", "created_at"},
+        defaults={"resend": 0},
+    )
+    db.table("dead_letters").create_index(["webhook", "event_id"], unique=True)
+    db.table("alerts").create(
+        {"name": str, "value": float, "level": float, "raised_at": str, "message": str},
+        pk="name",
+    )
+
+
+def _m10(db: sqlite_utils.Database) -> None:
+    # Groupings of the pending unknowns: each run, its clusters, and where each item it
+    # grouped lies on the 2-D map (``cluster_id`` null: it fell in no cluster).
+    db.table("cluster_runs").create(
+        {
+            "id": int,
+            "created_at": str,
+            "items": int,
+            "clusters": int,
+            "noise": int,
+            "seconds": float,
+            "dims": int,
+            "min_cluster_size": int,
+            "pending": int,
+        },
+        pk="id",
+    )
+    db.table("clusters").create(
+        {
+            "id": int,
+            "run_id": int,
+            "medoid_item_id": int,
+            "mean_similarity": float,
+            "nearest_label": str,
+            "nearest_score": float,
+            "status": str,
+            "label": str,
+            "created_at": str,
+        },
+        pk="id",
+        not_null={"run_id", "medoid_item_id", "status"},
+        foreign_keys=[("run_id", "cluster_runs", "id")],
+    )
+    db.table("cluster_points").create(
+        {"run_id": int, "item_id": int, "cluster_id": int, "x": float, "y": float, "dropped": int},
+        not_null={"run_id", "item_id", "x", "y", "dropped"},
+    )
+    db.table("cluster_points").create_index(["cluster_id"])
+    db.table("cluster_points").create_index(["run_id"])
+
+
 MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (
     _m1,
     _m2,
@@ -236,5 +321,7 @@ MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (
     _m6,
     _m7,
     _m8,
+    _m9,
+    _m10,
 )
 """Schema migrations in order; ``PRAGMA user_version`` counts those applied."""

@@ -26,6 +26,9 @@ from ..widgets.thumbnail import Thumbnail
 from .prompt import LabelPrompt
 
 THUMB_CELLS = (26, 9)
+SMALL_CELLS = (8, 4)
+"""Each of the few other members shown beside the medoid."""
+SMALL = 3
 MAP_CELLS = (46, 7)
 POLL_S = 0.5
 MARKS = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -92,6 +95,9 @@ class ClustersScreen(Screen[None]):
                 yield Static("", id="cluster-map")
             with Vertical(id="cluster-side"):
                 yield Thumbnail(*THUMB_CELLS, id="cluster-thumb")
+                with Horizontal(id="cluster-members"):
+                    for n in range(SMALL):
+                        yield Thumbnail(*SMALL_CELLS, id=f"cluster-member-{n}")
                 yield Static("", id="cluster-info")
         yield from bottom("clusters")
 
@@ -127,7 +133,8 @@ class ClustersScreen(Screen[None]):
             )
         self.query_one("#cluster-map", Static).update(map_text(points, self.rows, *MAP_CELLS))
         if not self.rows:
-            self.query_one(Thumbnail).clear()
+            for thumb in self.query(Thumbnail):
+                thumb.clear()
             self.query_one("#cluster-info", Static).update(body["message"] or "")
             return
         self.show_cluster()
@@ -152,9 +159,17 @@ class ClustersScreen(Screen[None]):
                 f"{which}: item #{item}\n←/→ other members"
             )
             picture = await self.app.images.picture(f"/api/review/{item}/image", *THUMB_CELLS)
-            self.query_one(Thumbnail).show(picture)
+            self.query_one("#cluster-thumb", Thumbnail).show(picture)
+            others = [m for m in self.members if m != item][:SMALL]
+            for n in range(SMALL):
+                small = self.query_one(f"#cluster-member-{n}", Thumbnail)
+                if n < len(others):
+                    path = f"/api/review/{others[n]}/image"
+                    small.show(await self.app.images.picture(path, *SMALL_CELLS))
+                else:
+                    small.clear()
         except (ApiError, ValueError):
-            self.query_one(Thumbnail).clear("no image")
+            self.query_one("#cluster-thumb", Thumbnail).clear("no image")
 
     def action_next_member(self) -> None:
         if self.members:

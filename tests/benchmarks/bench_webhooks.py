@@ -101,6 +101,7 @@ def main() -> None:
         "events": run.events,
         "undelivered_at_kills": sum(run.undelivered_at_kill),
         "lost": len(run.missing),
+        "acknowledged_changes_untold": len(run.untold),
         "unsigned": run.unsigned,
         "arrivals": run.arrivals,
         "delivered_twice": run.duplicates,

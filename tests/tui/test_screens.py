@@ -327,6 +327,11 @@ async def test_clusters_screen_groups_the_queue_and_names_a_cluster(
         assert screen.rows[0]["size"] >= 4
         assert "0" in str(screen.query_one("#cluster-map").render())
         await until(pilot, lambda: "medoid" in str(screen.query_one("#cluster-info").render()))
+        # The medoid, and a few other members beside it.
+        from identify_tui.widgets.thumbnail import Thumbnail
+
+        thumbs = list(screen.query(Thumbnail))
+        await until(pilot, lambda: sum(t.picture is not None for t in thumbs) == 4)
         await pilot.press("n")
         await until(pilot, lambda: app.screen.__class__.__name__ == "LabelPrompt")
         await pilot.press(*"Flag of Germany", "enter")

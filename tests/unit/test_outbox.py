@@ -81,6 +81,8 @@ def test_one_attempt_follows_no_redirect_reads_little_and_survives_refusals() ->
     ("entry", "message"),
     [
         ("url: ftp://host/x\n    secret_env: S", "is not http"),
+        ("url: 'http://host:99999/x'\n    secret_env: S", "is not http"),
+        ("url: 'http://host:abc/x'\n    secret_env: S", "is not http"),
         ("url: 'http://'\n    secret_env: S", "is not http"),
         ("url: http://u:p@host/\n    secret_env: S", "no user or password"),
         ("url: http://host/", "exactly one of secret_env"),

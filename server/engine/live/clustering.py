@@ -8,11 +8,10 @@ from __future__ import annotations
 import numpy as np
 
 from server import contract
-from server.engine.catalog.store import ClusterRow
+from server.engine.catalog.store import ClusterRow, MapPoint
 from server.engine.errors import ConflictError, IdentifyError, NotFoundError
 from server.engine.live.context import Live
 from server.engine.loop import clusters
-from server.engine.loop.cluster_map import draw_map
 from server.engine.project.naming import clean_label
 
 ACTIONABLE = clusters.ACTIONABLE
@@ -23,6 +22,9 @@ class ClusterDesk:
 
     def __init__(self, live: Live) -> None:
         self.live = live
+        self._png: tuple[int, bytes] | None = None
+        """The newest grouping's map, once drawn: (its run id, the PNG)."""
+        live.store.reopen_naming()  # a naming a crash cut short can be done again
 
     @property
     def space(self) -> str:
@@ -77,10 +79,19 @@ class ClusterDesk:
             for p in self.live.store.map_points(run.id)
         ]
 
-    def map_png(self) -> bytes:
-        """The newest grouping's map as a PNG."""
+    def map_picture(self) -> tuple[int, bytes | None, list[MapPoint]]:
+        """The newest grouping's id (0: none), its map as a PNG when drawn before, and
+        otherwise its points, to be drawn on a worker (``draw_map``)."""
         run = self.live.store.latest_cluster_run()
-        return draw_map([] if run is None else self.live.store.map_points(run.id))
+        if run is None:
+            return 0, None, []
+        if self._png is not None and self._png[0] == run.id:
+            return run.id, self._png[1], []
+        return run.id, None, self.live.store.map_points(run.id)
+
+    def keep_picture(self, run_id: int, png: bytes) -> None:
+        """Keep a grouping's map, drawn once."""
+        self._png = (run_id, png)
 
     def begin_naming(self, cluster_id: int, label: object, merge: bool) -> tuple[list[int], str]:
         """Check a name (a new class) or a merge (into a known one) and mark the cluster
@@ -113,9 +124,20 @@ class ClusterDesk:
             raise ConflictError(f"cluster {cluster_id} is being named already")
         return members, name
 
-    def end_naming(self, cluster_id: int, label: str, merge: bool) -> contract.Cluster:
-        """The cluster named (or merged) once its members were labelled."""
-        self.live.store.set_cluster_status(cluster_id, "merged" if merge else "named", label)
+    def end_naming(
+        self, cluster_id: int, label: str, merge: bool, labelled: list[int]
+    ) -> contract.Cluster:
+        """After its members were labelled (``labelled``: those that were): named (or
+        merged) when every member was; else open again without the labelled ones, to
+        be named again (or looked at)."""
+        store = self.live.store
+        members = store.cluster_members(cluster_id)
+        if set(members) <= set(labelled):
+            store.set_cluster_status(cluster_id, "merged" if merge else "named", label, "naming")
+        else:
+            if labelled:
+                store.drop_members(cluster_id, labelled)
+            store.set_cluster_status(cluster_id, ACTIONABLE, None, "naming")
         return self.get(cluster_id)
 
     def drop(self, cluster_id: int, item_ids: object) -> contract.Cluster:

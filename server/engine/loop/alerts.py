@@ -100,6 +100,16 @@ def check(
     docstring); the events told."""
     raised = store.raised_alerts()
     told: list[contract.AlertEvent] = []
+    for name, alert in raised.items():
+        if getattr(cfg, name, None) is None:  # its rule was turned off since
+            off = Reading(
+                "unknown_rate" if name == "unknown_rate" else "confirmed_drop",
+                alert.value,
+                alert.level,
+                "",
+                f"alerts.{name} is turned off",
+            )
+            told.append(_change(store, None, "cleared", off, sink))
     for reading in readings(store, cfg, now):
         up = reading.name in raised
         if not up and reading.value > reading.level:

@@ -54,9 +54,9 @@ def draw_map(points: Sequence[MapPoint]) -> bytes:
     for p, (x, y) in zip(points, where, strict=True):
         rgb = NOISE if p.cluster_id is None else colour(p.cluster_id)
         cv2.circle(canvas, (round(x), round(y)), 3, rgb[::-1], -1, cv2.LINE_AA)
-    for cluster_id in sorted({p.cluster_id for p in points if p.cluster_id is not None}):
-        mine = where[[p.cluster_id == cluster_id for p in points]]
-        cx, cy = mine.mean(axis=0)
+    ids = np.array([-1 if p.cluster_id is None else p.cluster_id for p in points])
+    for cluster_id in np.unique(ids[ids >= 0]).tolist():
+        cx, cy = where[ids == cluster_id].mean(axis=0)
         origin = (round(cx) + 6, round(cy) - 6)
         cv2.putText(
             canvas,

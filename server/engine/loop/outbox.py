@@ -87,11 +87,30 @@ def tell_added(
         sink,
     )
     if new_class:
-        created: contract.ClassEvent = {
-            "type": "class",
-            "action": "created",
-            "label": label,
-            "taxonomy": taxonomy,
-            "at": at,
-        }
-        tell(store, created, sink)
+        tell_added_class(store, label, taxonomy, sink)
+
+
+def tell_added_class(
+    store: Store, label: str, taxonomy: str, sink: EventSink | None = None
+) -> None:
+    """Tell of a class created (inside its transaction)."""
+    created: contract.ClassEvent = {
+        "type": "class",
+        "action": "created",
+        "label": label,
+        "taxonomy": taxonomy,
+        "at": time.time(),
+    }
+    tell(store, created, sink)
+
+
+def tell_removed(store: Store, ref_id: int, label: str, sink: EventSink | None = None) -> None:
+    """Tell of a reference removed (inside its transaction)."""
+    event: contract.ReferencesEvent = {
+        "type": "references",
+        "action": "removed",
+        "id": ref_id,
+        "label": label,
+        "at": time.time(),
+    }
+    tell(store, event, sink)

@@ -45,8 +45,12 @@ MAX_ANSWER_BYTES = 64 * 1024
 POLL_S = 1.0
 """How often a webhook looks for events it was not woken for (written by a command
 while no server ran, or retries falling due)."""
+FAILED_WAIT_S = 5.0
+"""Wait after something unexpected failed in a webhook's own loop."""
 BATCH = 100
 """Events read from the outbox at once."""
+MAX_LISTED = 100
+"""Dead letters listed at most (``GET /api/webhooks``)."""
 MAX_RESEND = 1000
 """Dead letters one re-send request names at most."""
 REPLAY_TOLERANCE_S = 300
@@ -120,7 +124,10 @@ def post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> O
     """POST ``body`` once; redirects are not followed, the answer is read only up to
     ``MAX_ANSWER_BYTES``. Never raises for what a receiver or the network does."""
     parts = urlsplit(url)
-    port = parts.port
+    try:
+        port = parts.port
+    except ValueError:
+        return Outcome(False, None, f"not a usable port in {shown_url(url)!r}")
     conn: http.client.HTTPConnection
     if parts.scheme == "https":
         context = ssl.create_default_context()
@@ -220,6 +227,8 @@ class HookWorker:
         store: Store | None = None
         try:
             while not self.stopping.is_set():
+                # Cleared before the work, so a wake that comes during it is not lost.
+                self.wake.clear()
                 try:
                     if store is None:
                         store = Store(self.project.db_path)
@@ -227,8 +236,11 @@ class HookWorker:
                 except sqlite3.Error as exc:  # locked for longer than its timeout
                     log.warning("webhook %s: database busy (%s); retrying", self.hook.name, exc)
                     wait = POLL_S
+                except Exception as exc:  # never dies: says why, and tries again
+                    log.exception("webhook %s failed; retrying", self.hook.name)
+                    self.state = replace(self.state, state="retrying", last_error=str(exc)[:200])
+                    wait = FAILED_WAIT_S
                 self.wake.wait(wait)
-                self.wake.clear()
         finally:
             self.state = replace(self.state, state="stopped")
             if store is not None:
@@ -252,10 +264,12 @@ class HookWorker:
             if event is None:
                 self._show(store, "idle")
                 return POLL_S
-            self._show(store, "sending")
+            self.state = replace(self.state, state="sending")
             outcome = self.send(event, secret)
             if outcome.ok:
                 store.advance_cursor(self.hook.name, event.id, delivered=True)
+                done = self.state.delivered + 1
+                self.state = replace(self.state, cursor=event.id, delivered=done, attempts=0)
             else:
                 attempts = cursor.attempts + 1
                 if attempts >= self.hook.attempts:
@@ -322,7 +336,7 @@ class HookWorker:
             cursor.next_at,
             cursor.last_error,
             cursor.delivered,
-            len(store.dead_letters(self.hook.name)),
+            store.dead_letter_count(self.hook.name),
         )
 
 
@@ -371,9 +385,10 @@ class Deliverer:
 
 
 def dead_letter_info(store: Store) -> list[contract.DeadLetterInfo]:
-    """The dead letters not taken since, oldest first, as the API shows them."""
+    """The newest ``MAX_LISTED`` dead letters not taken since, oldest first, as the API
+    shows them (each webhook's count is in its state)."""
     out: list[contract.DeadLetterInfo] = []
-    for letter in store.dead_letters():
+    for letter in store.dead_letters(limit=MAX_LISTED):
         event = store.outbox_event(letter.event_id)
         kind = "gone" if event is None else f"{event.type}.{event.action or ''}".rstrip(".")
         out.append(

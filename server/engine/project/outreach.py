@@ -59,8 +59,14 @@ class WebhookConfig:
                 f"webhook name {self.name[:80]!r} may hold only letters, digits, '_', '-', '.'"
             )
         parts = urlsplit(self.url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"webhook {self.name}: url {self.url[:200]!r} is not http(s)://host/…")
+        try:
+            port = parts.port  # out of range or not a number: ValueError
+        except ValueError:
+            port = -1
+        if parts.scheme not in ("http", "https") or not parts.hostname or port == -1:
+            raise ValueError(
+                f"webhook {self.name}: url {self.url[:200]!r} is not http(s)://host[:port]/…"
+            )
         if parts.username or parts.password:
             raise ValueError(f"webhook {self.name}: put no user or password in the url")
         if (self.secret is None) == (self.secret_env is None):
@@ -73,7 +79,7 @@ class WebhookConfig:
         if self.secret_env is not None and not ENV_NAME_RE.match(self.secret_env):
             raise ValueError(f"webhook {self.name}: {self.secret_env!r} is not a variable name")
         for kind in self.events:
-            if kind.split(".", 1)[0] not in EVENT_TYPES:
+            if kind.split(".", 1)[0] not in EVENT_TYPES or kind.endswith("."):
                 raise ValueError(
                     f"webhook {self.name}: unknown event {kind!r} (known: {', '.join(EVENT_TYPES)})"
                 )
@@ -120,6 +126,10 @@ class AlertsConfig:
             raise ValueError("alerts.min_reviews must be at least 1")
         if not 0.0 <= self.hysteresis < 0.5:
             raise ValueError("alerts.hysteresis must be in [0, 0.5)")
+        for name in ("unknown_rate", "confirmed_drop"):
+            value = getattr(self, name)
+            if value is not None and self.hysteresis >= value:
+                raise ValueError(f"alerts.hysteresis must be below alerts.{name} ({value})")
 
 
 @dataclass(frozen=True)

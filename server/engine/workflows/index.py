@@ -16,6 +16,7 @@ from pathlib import Path
 from server.engine.catalog.store import Store
 from server.engine.catalog.vectors import reference_vector_id, view_backgrounds
 from server.engine.errors import NoReferencesError
+from server.engine.loop.outbox import tell_removed
 from server.engine.project.config import Project
 from server.engine.project.references import ReferenceFile
 from server.engine.vision import threads
@@ -121,6 +122,7 @@ def _write_references(
     known = Known.load(project, store, vector_id)
     backgrounds = view_backgrounds()
     writer = Writer(store, known, vector_id, summary, progress)
+    writer.labels.update(r.label for r in store.active_references())
     batch_size = project.config.model.batch_size
 
     def prepare(ref: ReferenceFile) -> Embedded:
@@ -144,6 +146,9 @@ def _write_references(
         raise NoReferencesError(nothing_readable(summary.skipped, project.file.parent))
     with store.transaction():
         store.retire(gone)
+        for path, row in known.existing.items():
+            if path not in seen:
+                tell_removed(store, row.id, row.label)
     writer.retired.extend(gone)
     summary.retired = len(writer.retired)
     # After a change of vector space (a new head, another number of views) the

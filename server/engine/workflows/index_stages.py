@@ -5,12 +5,14 @@ diff says is needed, write it (``Writer``), and bring the vector index in step
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
+from server import contract
 from server.engine.catalog.store import ReferenceRow, Store
 from server.engine.catalog.vector_index import VectorIndex
 from server.engine.catalog.vectors import (
@@ -23,6 +25,7 @@ from server.engine.catalog.vectors import (
     reference_vector_id,
 )
 from server.engine.errors import IdentifyError, ImageRejected
+from server.engine.loop.outbox import tell, tell_added, tell_added_class, tell_removed
 from server.engine.project.config import Project
 from server.engine.project.references import ReferenceFile, scan_references
 from server.engine.vision import appearance
@@ -185,6 +188,8 @@ class Writer:
     keys: list[int] = field(default_factory=list)
     vectors: list[np.ndarray] = field(default_factory=list)
     retired: list[int] = field(default_factory=list)
+    labels: set[str] = field(default_factory=set)
+    """Labels some reference has (a reference of another makes a new class, told)."""
 
     def take(self, item: Embedded, batch_size: int) -> None:
         """Count or write one file."""
@@ -210,6 +215,23 @@ class Writer:
                 self.store.put_layout(row.id, item.layout.to_bytes(), item.layout.aspect)
             if (row.label, row.taxonomy, row.rarity) != (ref.label, ref.taxonomy, ref.rarity):
                 self.store.relabel(row.id, ref.label, ref.taxonomy, ref.rarity)
+                self._tell_moved(row.id, row.label, ref.label, ref.taxonomy)
+
+    def _tell_moved(self, row_id: int, old: str, label: str, taxonomy: str) -> None:
+        """Tell of a reference that moved to another class (inside its transaction)."""
+        if old == label:
+            return
+        event: contract.ReferencesEvent = {
+            "type": "references",
+            "action": "relabelled",
+            "id": row_id,
+            "label": label,
+            "at": time.time(),
+        }
+        tell(self.store, event)
+        if label not in self.labels:
+            tell_added_class(self.store, label, taxonomy)
+            self.labels.add(label)
 
     def flush(self) -> None:
         """Write the batch of new or changed references in one transaction."""
@@ -230,10 +252,12 @@ class Writer:
         if old is not None and old.content_hash == item.digest:
             row_id = old.id
             store.relabel(row_id, ref.label, ref.taxonomy, ref.rarity)
+            self._tell_moved(row_id, old.label, ref.label, ref.taxonomy)
         else:
             if old is not None:
                 store.retire([old.id])
                 self.retired.append(old.id)
+                tell_removed(store, old.id, old.label)
             row_id = store.add_reference(
                 path=str(ref.path),
                 content_hash=item.digest,
@@ -244,6 +268,8 @@ class Writer:
                 width=item.size[0],
                 height=item.size[1],
             )
+            tell_added(store, row_id, ref.label, ref.taxonomy, ref.label not in self.labels)
+            self.labels.add(ref.label)
         item.evidence.save(store, row_id, self.vector_id, item.size)
         self.keys.append(row_id)
         self.vectors.append(item.evidence.vector)

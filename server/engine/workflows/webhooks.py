@@ -26,7 +26,7 @@ def webhook_status(ref: str) -> contract.Webhooks:
         last = store.last_event_id()
         hooks: list[contract.WebhookStatus] = []
         for hook in project.config.webhooks:
-            cursor = store.webhook_cursor(hook.name, start=last)
+            cursor = store.webhook_cursor(hook.name, start=last, create=False)
             hooks.append(
                 {
                     "name": hook.name,
@@ -38,7 +38,7 @@ def webhook_status(ref: str) -> contract.Webhooks:
                     "next_at": cursor.next_at,
                     "last_error": cursor.last_error,
                     "delivered": cursor.delivered,
-                    "dead_letters": len(store.dead_letters(hook.name)),
+                    "dead_letters": store.dead_letter_count(hook.name),
                 }
             )
         return {"webhooks": hooks, "dead_letters": dead_letter_info(store)}

@@ -11,6 +11,7 @@ from aiohttp import web
 from server import contract
 from server.engine.errors import ConflictError, IdentifyError
 from server.engine.live.service import Service
+from server.engine.loop.cluster_map import draw_map
 
 from ..io import read_json
 from ..jobs import Job, wait_for_client
@@ -62,8 +63,16 @@ async def map_points(request: web.Request) -> web.Response:
 @routes.get("/api/clusters/map.png")
 async def map_png(request: web.Request) -> web.Response:
     """The same map as a picture."""
-    data = await request.app[ENGINE].run(lambda s: s.clusters.map_png())
-    return web.Response(body=data, content_type="image/png")
+    engine = request.app[ENGINE]
+    run_id, png, points = await engine.run(lambda s: s.clusters.map_picture())
+    if png is None:
+        # Drawn on a worker, once per grouping: a page that asks for it in a loop (an
+        # <img> of another site carries no Origin) costs identification nothing.
+        png = await engine.run_worker(lambda s: draw_map(points))
+        if run_id:
+            drawn = png
+            await engine.run(lambda s: s.clusters.keep_picture(run_id, drawn))
+    return web.Response(body=png, content_type="image/png")
 
 
 @routes.get(r"/api/clusters/{id:\d+}")
@@ -102,19 +111,23 @@ async def _label_members(request: web.Request, merge: bool) -> web.Response:
     members, clean = await engine.run(begin)
 
     async def work(job: Job) -> None:
+        labelled: list[int] = []
         try:
             for item_id in members:
                 if job.cancel_requested:
                     break
                 try:
                     await engine.resolve(item_id, "correct", clean, author=who)
+                    labelled.append(item_id)
                     job.results.append({"id": item_id, "ok": True})
                 except IdentifyError as exc:
                     error = {"code": exc.code, "message": exc.message}
                     job.results.append({"id": item_id, "ok": False, "error": error})
                 job.step_done()
         finally:
-            cluster = await engine.run(lambda s: s.clusters.end_naming(cluster_id, clean, merge))
+            cluster = await engine.run(
+                lambda s: s.clusters.end_naming(cluster_id, clean, merge, labelled)
+            )
             job.results.append({"cluster": cluster})
 
     job = request.app[JOBS].start(KIND, len(members), work)

@@ -82,7 +82,9 @@ class ClusterRows(StoreBase):
             "join observations o on o.id = r.observation_id "
             "join embeddings e on e.image_id = o.image_id and e.model_id = o.model_id "
             "where r.status = 'pending' and r.reason not in ('audit', 'low_confidence') "
-            "and o.model_id = ? order by r.id desc limit ?",
+            "and o.model_id = ? and r.id not in (select p.item_id from cluster_points p "
+            "join clusters c on c.id = p.cluster_id where c.status = 'naming' and p.dropped = 0) "
+            "order by r.id desc limit ?",
             [space, limit],
         ).fetchall()
         ids = [int(r[0]) for r in rows]
@@ -98,11 +100,10 @@ class ClusterRows(StoreBase):
     ) -> tuple[int, list[int]]:
         """Store a run, its clusters (each with ``members`` index into ``points``'
         cluster numbers) and the map's points, inside the caller's transaction; the
-        open clusters of earlier runs are superseded. Returns the run id and the new
+        open clusters of earlier runs are superseded (one being named is not: its
+        members were left out of the grouping). Returns the run id and the new
         clusters' ids, in order."""
-        self.db.conn.execute(
-            "update clusters set status = 'superseded' where status in ('open', 'naming')"
-        )
+        self.db.conn.execute("update clusters set status = 'superseded' where status = 'open'")
         run_id = self._insert("cluster_runs", {**run, "created_at": now_iso()})
         ids = []
         for c in clusters:
@@ -204,6 +205,14 @@ class ClusterRows(StoreBase):
         with self.transaction():
             cur = self.db.conn.execute(sql, args)
         return bool(cur.rowcount)
+
+    def reopen_naming(self) -> int:
+        """Clusters left ``naming`` by a crash are open again; how many."""
+        with self.transaction():
+            cur = self.db.conn.execute(
+                "update clusters set status = 'open' where status = 'naming'"
+            )
+        return int(cur.rowcount or 0)
 
     def pending_among(self, item_ids: Sequence[int]) -> set[int]:
         """Which of ``item_ids`` are still pending."""

@@ -136,12 +136,15 @@ class OutboxRows(StoreBase):
 
     # --- webhooks' places ---------------------------------------------------------
 
-    def webhook_cursor(self, webhook: str, start: int) -> WebhookCursor:
+    def webhook_cursor(self, webhook: str, start: int, create: bool = True) -> WebhookCursor:
         """Where ``webhook`` stands; a webhook seen for the first time starts after
-        event ``start`` (it is told what happens from when it was configured)."""
+        event ``start`` (it is told what happens from when it was configured), written
+        down unless ``create`` is false (a look that changes nothing)."""
         row = self.db.execute(
             f"select {_CURSOR_COLS} from webhook_cursors where webhook = ?", [webhook]
         ).fetchone()
+        if row is None and not create:
+            return WebhookCursor(webhook, start, 0, None, None, 0, None)
         if row is None:
             with self.transaction():
                 self._insert(
@@ -193,8 +196,19 @@ class OutboxRows(StoreBase):
             )
             self.advance_cursor(webhook, event_id, delivered=False)
 
-    def dead_letters(self, webhook: str | None = None, waiting: bool = True) -> list[DeadLetter]:
-        """Dead letters, oldest first; ``waiting``: only those not taken since."""
+    def dead_letter_count(self, webhook: str) -> int:
+        """Dead letters of ``webhook`` not taken since."""
+        row = self.db.execute(
+            "select count(*) from dead_letters where webhook = ? and delivered_at is null",
+            [webhook],
+        ).fetchone()
+        return int(row[0])
+
+    def dead_letters(
+        self, webhook: str | None = None, waiting: bool = True, limit: int = 10_000
+    ) -> list[DeadLetter]:
+        """Dead letters, oldest first (the newest ``limit``); ``waiting``: only those not
+        taken since."""
         where, args = [], []
         if webhook is not None:
             where.append("webhook = ?")
@@ -204,7 +218,8 @@ class OutboxRows(StoreBase):
         sql = f"select {_DEAD_COLS} from dead_letters"
         if where:
             sql += " where " + " and ".join(where)
-        rows = self.db.execute(sql + " order by id", args).fetchall()
+        rows = self.db.execute(sql + " order by id desc limit ?", [*args, limit]).fetchall()
+        rows.reverse()
         return [
             DeadLetter(
                 int(r[0]), str(r[1]), int(r[2]), int(r[3]), str(r[4]), str(r[5]), bool(r[6]), r[7]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import sqlite3
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -137,3 +138,36 @@ async def test_unknowns_are_grouped_mapped_and_named_once(
     with sqlite3.connect(project.db_path) as conn:
         found = conn.execute("select count(*) from outbox where type = 'cluster'").fetchone()[0]
     assert found >= 3  # each cluster found was told
+
+
+def test_a_naming_is_not_undone_by_a_regroup_and_a_partial_one_reopens(
+    make_project: Callable[[str], Project], embedder: Any
+) -> None:
+    from server.engine.live.service import Service
+
+    service = Service.open(make_project(CLUSTERS), embedder)
+    try:
+        for taxonomy in ("default", "fruit"):
+            service.set_threshold("taxonomy", taxonomy, 1.99, None)
+        for n, data in enumerate(variants("unknown-germany.jpg", 6)):
+            service.identify_prepared(service.prepare(data), source=f"g{n}")
+        desk = service.clusters
+        [cluster] = desk.store(desk.compute(*desk.snapshot()))["clusters"]
+        members, label = desk.begin_naming(cluster["id"], "Germany", merge=False)
+        # A regroup while it is being named: its members are left out, it stays.
+        ids, _ = desk.snapshot()
+        assert not set(ids) & set(members)
+        desk.store(desk.compute(*desk.snapshot()))
+        assert desk.get(cluster["id"])["status"] == "naming"
+        # Only two members got labelled: open again, without them.
+        again = desk.end_naming(cluster["id"], label, False, members[:2])
+        assert again["status"] == "open" and again["size"] == len(members) - 2
+        # A crash mid-naming: the next open reopens it.
+        desk.begin_naming(cluster["id"], "Germany", merge=False)
+    finally:
+        service.close()
+    service = Service.open(make_project(CLUSTERS), embedder)
+    try:
+        assert service.clusters.get(cluster["id"])["status"] == "open"
+    finally:
+        service.close()

@@ -92,6 +92,8 @@ class IdentifyApp(ConnectedApp):
         notice = self.problem
         if notice is None and self.health is not None:
             notice = outreach_notice(self.health)
+        if not self.screen_stack:
+            return  # the app is closing: no screen to tell
         for banner in self.screen.query(ConnectionBanner):
             banner.update(notice or "")
             banner.display = notice is not None

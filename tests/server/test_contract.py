@@ -386,6 +386,8 @@ async def _clusters_alerts_webhooks(client: Client, c: Conformance) -> None:
         return bool((await _json(await client.get("/api/webhooks")))["dead_letters"])
 
     await _until(raised)
+    # Health while the alert is up (later answers may clear it).
+    c.check(contract.Health, await _json(await client.get("/api/health")))
     await _until(dead)
     c.check(contract.Webhooks, await _json(await client.get("/api/webhooks")))
     c.check(contract.Resent, await _json(await client.post("/api/webhooks/resend", json={})))

@@ -26,7 +26,7 @@ def test_alike_things_are_grouped_and_scattered_ones_left_out() -> None:
     done = compute(list(range(100, 175)), x, 5)
     assert len(done.clusters) == 3
     for c in done.clusters:
-        assert 100 <= int(c["medoid_item_id"]) < 160 and float(c["mean_similarity"]) > 0.75
+        assert 100 <= c.medoid_item_id < 160 and c.mean_similarity > 0.75
 
 
 def test_structureless_directions_make_no_group_and_too_few_nothing() -> None:

@@ -130,14 +130,25 @@ def silhouette(vectors: np.ndarray, members: np.ndarray) -> float:
 
 
 @dataclass(frozen=True)
+class Group:
+    """One group HDBSCAN found, described."""
+
+    number: int
+    members: np.ndarray
+    """Indices into the snapshot."""
+    medoid_item_id: int
+    mean_similarity: float
+    direction: np.ndarray
+    """The members' mean, a unit vector."""
+
+
+@dataclass(frozen=True)
 class Computed:
     """A grouping of a snapshot of the queue, before it is stored."""
 
     item_ids: list[int]
     grouping: Grouping
-    clusters: list[dict[str, object]]
-    """Per cluster: its ``members`` (indices), ``medoid_item_id``, ``mean_similarity``
-    and ``direction`` (the members' mean, a unit vector)."""
+    clusters: list[Group]
     seconds: float
 
 
@@ -154,13 +165,13 @@ def compute(item_ids: list[int], vectors: np.ndarray, min_cluster_size: int) -> 
         mean_to_others = (sims.sum(axis=1) - np.diag(sims)) / max(1, len(x) - 1)
         direction = x.mean(axis=0)
         clusters.append(
-            {
-                "number": n,
-                "members": members,
-                "medoid_item_id": item_ids[int(members[int(np.argmax(mean_to_others))])],
-                "mean_similarity": round(float(mean_to_others.mean()), 4),
-                "direction": direction / max(float(np.linalg.norm(direction)), 1e-12),
-            }
+            Group(
+                n,
+                members,
+                item_ids[int(members[int(np.argmax(mean_to_others))])],
+                round(float(mean_to_others.mean()), 4),
+                direction / max(float(np.linalg.norm(direction)), 1e-12),
+            )
         )
     return Computed(item_ids, grouping, clusters, time.perf_counter() - started)
 
@@ -184,12 +195,19 @@ def store_run(
     still = store.pending_among(computed.item_ids)
     order: dict[int, int] = {}
     clusters: list[dict[str, object]] = []
-    for c in computed.clusters:
-        if c["medoid_item_id"] not in still:
+    for g in computed.clusters:
+        if g.medoid_item_id not in still:
             continue
-        order[int(c["number"])] = len(clusters)  # type: ignore[call-overload]
-        label, score = nearest(ident, c["direction"])  # type: ignore[arg-type]
-        clusters.append({**c, "nearest_label": label, "nearest_score": score})
+        order[g.number] = len(clusters)
+        label, score = nearest(ident, g.direction)
+        clusters.append(
+            {
+                "medoid_item_id": g.medoid_item_id,
+                "mean_similarity": g.mean_similarity,
+                "nearest_label": label,
+                "nearest_score": score,
+            }
+        )
     points = [
         (item, order.get(int(n)), float(xy[0]), float(xy[1]))
         for item, n, xy in zip(

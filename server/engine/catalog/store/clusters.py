@@ -98,8 +98,9 @@ class ClusterRows(StoreBase):
         clusters: Sequence[dict[str, object]],
         points: Sequence[tuple[int, int | None, float, float]],
     ) -> tuple[int, list[int]]:
-        """Store a run, its clusters (each with ``members`` index into ``points``'
-        cluster numbers) and the map's points, inside the caller's transaction; the
+        """Store a run, its clusters (``medoid_item_id``, ``mean_similarity``,
+        ``nearest_label``, ``nearest_score``) and the map's points (item, the index of
+        its cluster in ``clusters`` or None, x, y), inside the caller's transaction; the
         open clusters of earlier runs are superseded (one being named is not: its
         members were left out of the grouping). Returns the run id and the new
         clusters' ids, in order."""

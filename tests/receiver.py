@@ -34,7 +34,8 @@ def verified(secret: bytes, header: str, body: bytes) -> bool:
 
 
 Behaviour = str
-"""``ok``, ``500``, ``hang``, ``close``, ``redirect``, ``huge``."""
+"""``ok``, ``500``, ``hang``, ``close``, ``redirect``, ``huge``, ``trickle`` (a 200
+sent a byte every ``trickle_s``, so no single read waits long)."""
 
 
 @dataclass
@@ -54,6 +55,7 @@ class Receiver:
     plan: Callable[[int], Behaviour] = lambda n: "ok"
     secret: str = SECRET
     hang_s: float = 3.0
+    trickle_s: float = 0.2
     arrivals: list[Arrival] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
@@ -98,6 +100,17 @@ class Receiver:
                 if behaviour == "close":
                     self.close_connection = True
                     self.connection.close()
+                    return
+                if behaviour == "trickle":
+                    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+                    try:
+                        for byte in answer:
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                            time.sleep(receiver.trickle_s)
+                    except OSError:
+                        pass  # the sender gave up at its deadline
+                    self.close_connection = True
                     return
                 if behaviour == "redirect":
                     self.send_response(307)

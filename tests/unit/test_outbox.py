@@ -14,7 +14,8 @@ import pytest
 from server.engine.catalog.store import Store
 from server.engine.errors import ProjectConfigError
 from server.engine.loop.outbox import tell
-from server.engine.loop.webhooks import backoff, post, sign, verify_signature
+from server.engine.loop.webhook_attempt import post
+from server.engine.loop.webhooks import backoff, sign, verify_signature
 from server.engine.project.config import load_project
 from server.engine.project.outreach import WebhookConfig
 from tests.receiver import Receiver
@@ -75,6 +76,19 @@ def test_one_attempt_follows_no_redirect_reads_little_and_survives_refusals() ->
         port = s.getsockname()[1]
     refused = post(f"http://127.0.0.1:{port}/", b"{}", {}, 2.0)
     assert not refused.ok and refused.error == "connection refused"
+
+
+def test_an_answer_trickled_byte_by_byte_is_cut_off_at_the_attempts_deadline() -> None:
+    # 46 bytes at one per 0.2 s: ~9 s in all, though no single read waits over 0.2 s.
+    receiver = Receiver(plan=lambda n: "trickle").start()
+    try:
+        started = time.monotonic()
+        outcome = post(receiver.url, b"{}", {}, 1.0)
+        took = time.monotonic() - started
+    finally:
+        receiver.stop()
+    assert not outcome.ok and outcome.error == "no whole answer within 1 s"
+    assert took < 3.0, took
 
 
 @pytest.mark.parametrize(

@@ -17,22 +17,20 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import http.client
 import json
 import logging
 import os
 import random
 import sqlite3
-import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from urllib.parse import urlsplit
 
 from server import contract
 from server.engine.catalog.store import OutboxEvent, Store
 from server.engine.errors import IdentifyError, NotFoundError
+from server.engine.loop.webhook_attempt import Outcome, post, shown_url
 from server.engine.project.config import Project
 from server.engine.project.outreach import WebhookConfig
 
@@ -40,8 +38,6 @@ log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Identify-Signature"
 EVENT_ID_HEADER = "X-Identify-Event-Id"
-MAX_ANSWER_BYTES = 64 * 1024
-"""Of a receiver's answer, only this much is read (its body is not used)."""
 POLL_S = 1.0
 """How often a webhook looks for events it was not woken for (written by a command
 while no server ran, or retries falling due)."""
@@ -112,53 +108,6 @@ def payload(event: OutboxEvent, project: str, hook: WebhookConfig) -> bytes:
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """What one attempt gave."""
-
-    ok: bool
-    status: int | None = None
-    error: str = ""
-
-
-def post(url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> Outcome:
-    """POST ``body`` once; redirects are not followed, the answer is read only up to
-    ``MAX_ANSWER_BYTES``. Never raises for what a receiver or the network does."""
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        return Outcome(False, None, f"not a usable port in {shown_url(url)!r}")
-    conn: http.client.HTTPConnection
-    if parts.scheme == "https":
-        context = ssl.create_default_context()
-        conn = http.client.HTTPSConnection(
-            parts.hostname or "", port, timeout=timeout, context=context
-        )
-    else:
-        conn = http.client.HTTPConnection(parts.hostname or "", port, timeout=timeout)
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    try:
-        conn.request("POST", target, body, dict(headers))
-        answer = conn.getresponse()
-        answer.read(MAX_ANSWER_BYTES)
-        status = answer.status
-        if 200 <= status < 300:
-            return Outcome(True, status)
-        if 300 <= status < 400:
-            where = (answer.getheader("Location") or "")[:200]
-            return Outcome(False, status, f"HTTP {status} redirect to {where!r}, not followed")
-        return Outcome(False, status, f"HTTP {status} {answer.reason}"[:200])
-    except TimeoutError:
-        return Outcome(False, None, f"no answer within {timeout:g} s")
-    except ConnectionRefusedError:
-        return Outcome(False, None, "connection refused")
-    except (OSError, http.client.HTTPException, ValueError) as exc:
-        return Outcome(False, None, f"{type(exc).__name__}: {exc}"[:200])
-    finally:
-        conn.close()
-
-
-@dataclass(frozen=True)
 class HookState:
     """Where a webhook stands, for health and the TUI."""
 
@@ -190,12 +139,6 @@ class HookState:
             "delivered": self.delivered,
             "dead_letters": self.dead_letters,
         }
-
-
-def shown_url(url: str) -> str:
-    """A webhook's address without its query (which may hold a token)."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
 class HookWorker:

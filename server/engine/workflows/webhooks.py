@@ -7,7 +7,8 @@ from __future__ import annotations
 from server import contract
 from server.engine.catalog.store import Store
 from server.engine.errors import NotIndexedError
-from server.engine.loop.webhooks import dead_letter_info, request_resend, shown_url
+from server.engine.loop.webhook_attempt import shown_url
+from server.engine.loop.webhooks import dead_letter_info, request_resend
 from server.engine.workflows.common import open_project, writer_lock
 
 

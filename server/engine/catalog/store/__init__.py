@@ -26,6 +26,7 @@ from server.engine.catalog.store.review import MAX_PAGE, REASONS, STATUSES, Revi
 from server.engine.catalog.store.runs import LabelledObject, Reapplication, RunRows, StoredDecision
 from server.engine.catalog.store.schema import MIGRATIONS
 from server.engine.catalog.store.thresholds import ThresholdRows
+from server.engine.catalog.store.training import TrainingRow, TrainingRows, VersionRow
 from server.engine.catalog.store.vectors import VectorRows
 
 __all__ = [
@@ -49,6 +50,8 @@ __all__ = [
     "ReviewItem",
     "Store",
     "StoredDecision",
+    "TrainingRow",
+    "VersionRow",
     "WebhookCursor",
     "now_iso",
 ]
@@ -66,5 +69,6 @@ class Store(
     RunRows,
     OutboxRows,
     ClusterRows,
+    TrainingRows,
 ):
     """Typed access to the project database. One writer at a time (see DESIGN.md)."""

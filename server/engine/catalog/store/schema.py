@@ -312,6 +312,35 @@ def _m10(db: sqlite_utils.Database) -> None:
     db.table("cluster_points").create_index(["run_id"])
 
 
+def _m11(db: sqlite_utils.Database) -> None:
+    # The model registry: each embedder, projection head and detector the project made
+    # or used, as a version with its file's content hash, where it came from and how it
+    # did; and every switch of the live version (a rollback goes back along them).
+    db.table("model_versions").create(
+        {
+            "id": int,
+            "kind": str,
+            "name": str,
+            "path": str,
+            "content_hash": str,
+            "parent_id": int,
+            "created_at": str,
+            "training": str,
+            "metrics": str,
+        },
+        pk="id",
+        not_null={"kind", "name", "content_hash", "created_at"},
+        foreign_keys=[("parent_id", "model_versions", "id")],
+    )
+    db.table("model_versions").create_index(["kind", "content_hash"], unique=True)
+    db.table("model_switches").create(
+        {"id": int, "kind": str, "version_id": int, "switched_at": str, "reason": str},
+        pk="id",
+        not_null={"kind", "version_id", "switched_at"},
+        foreign_keys=[("version_id", "model_versions", "id")],
+    )
+
+
 MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (
     _m1,
     _m2,
@@ -323,5 +352,6 @@ MIGRATIONS: Sequence[Callable[[sqlite_utils.Database], None]] = (
     _m8,
     _m9,
     _m10,
+    _m11,
 )
 """Schema migrations in order; ``PRAGMA user_version`` counts those applied."""

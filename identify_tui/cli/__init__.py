@@ -23,6 +23,7 @@ from identify_tui.cli import reapply as _reapply
 from identify_tui.cli import serve as _serve
 from identify_tui.cli import stats as _stats
 from identify_tui.cli import verify as _verify
+from identify_tui.cli import versions as _versions
 from identify_tui.cli import webhooks as _webhooks
 
 
@@ -63,5 +64,6 @@ for command in (
     _clusters.clusters,
     _project.gc,
     _project.models,
+    _versions.versions,
 ):
     main.add_command(command)

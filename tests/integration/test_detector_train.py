@@ -77,6 +77,13 @@ def test_a_detector_is_trained_on_scenes_and_becomes_the_projects(
     assert detector is not None and detector.kind == "yolo"
     assert detector.model.task == "pose" and list(detector.model.model.kpt_shape) == [4, 3]
     assert tried == []
+    # A version in the registry, live, with the detector it replaced kept to roll back to.
+    listed = CliRunner().invoke(
+        main, ["versions", "list", "--project", str(project), "--kind", "detector"]
+    )
+    live = next(ln for ln in listed.stdout.splitlines() if ln.startswith("*"))
+    assert cfg.weights.stem in live and "map50_synthetic" in live
+    assert "builtin:locate" in listed.stdout
 
 
 def test_too_few_scenes_or_a_bad_size_is_refused(tmp_path: Path) -> None:

@@ -67,6 +67,7 @@ __all__ = [
     "VerifyConfig",
     "default_data_dir",
     "load_project",
+    "remove_block",
     "resolve_project_path",
     "write_block",
     "write_calibration",
@@ -283,6 +284,34 @@ def write_projection(file: Path, projection: Projection) -> None:
     write_block(file, "projection", payload, "identify train")
 
 
+def remove_block(file: Path, key: str) -> None:
+    """Remove one top-level block of a project file (if there is one), as ``write_block``
+    rewrites one: the rest kept as it is, atomically, never leaving a file that would not
+    load."""
+    text = file.read_text(encoding="utf-8")
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, ln in enumerate(lines) if re.match(rf"^{key}\s*:", ln)), None)
+    if start is None:
+        return
+    end = _block_end(lines, start)
+    new_text = "".join(lines[:start] + lines[end:])
+    load_yaml_as(ProjectConfig, new_text, str(file))
+    tmp = file.with_name(f".{file.name}.tmp")
+    tmp.write_text(new_text, encoding="utf-8")
+    tmp.replace(file)
+
+
+def _block_end(lines: list[str], start: int) -> int:
+    """The line after the block that starts at ``start`` (a trailing comment that belongs
+    to the next top-level key stays with it)."""
+    end = start + 1
+    while end < len(lines) and (lines[end][:1] in (" ", "\t", "\n", "#") or not lines[end].strip()):
+        end += 1
+    while end > start + 1 and lines[end - 1].startswith("#"):
+        end -= 1
+    return end
+
+
 def write_block(file: Path, key: str, payload: dict[str, Any], writer: str) -> None:
     """Replace (or append) one top-level block of a project file.
 
@@ -294,15 +323,7 @@ def write_block(file: Path, key: str, payload: dict[str, Any], writer: str) -> N
     lines = text.splitlines(keepends=True)
     start = next((i for i, ln in enumerate(lines) if re.match(rf"^{key}\s*:", ln)), None)
     if start is not None:
-        end = start + 1
-        while end < len(lines) and (
-            lines[end][:1] in (" ", "\t", "\n", "#") or not lines[end].strip()
-        ):
-            end += 1
-        # Keep a trailing comment that belongs to the next top-level key.
-        while end > start + 1 and lines[end - 1].startswith("#"):
-            end -= 1
-        del lines[start:end]
+        del lines[start : _block_end(lines, start)]
     else:
         start = len(lines)
         if lines and not lines[-1].endswith("\n"):

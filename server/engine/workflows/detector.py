@@ -28,8 +28,10 @@ from typing import Any
 
 import numpy as np
 
+from server.engine.catalog.store import Store, VersionRow
 from server.engine.errors import IdentifyError, NoReferencesError
 from server.engine.project.config import DetectorConfig, Project, write_block
+from server.engine.training.registry import Identity, file_hash, register, register_adopted
 from server.engine.vision.backdrops import fallback_background
 from server.engine.vision.detectors.yolo import offline_ultralytics
 from server.engine.vision.embedders.torch_common import pick_device
@@ -114,7 +116,9 @@ def train_detector(
             best, metrics = _train(project, data, work / "runs", epochs, image_size, seed, update)
         models = project.data_dir / "models"
         models.mkdir(parents=True, exist_ok=True)
-        weights = models / f"detector-{seed}-{scenes}x{epochs}.pt"
+        # Named by content too: a registered version's file is never overwritten.
+        digest = file_hash(best)
+        weights = models / f"detector-{seed}-{scenes}x{epochs}-{digest[:8]}.pt"
         shutil.copyfile(best, weights)
         run = DetectorRun(
             project,
@@ -131,14 +135,42 @@ def train_detector(
             project.file,
             "detector",
             {
-                **_own_settings(project),
+                **own_detector_settings(project),
                 "kind": "yolo",
                 "weights": relative,
                 "image_size": image_size,
             },
             "identify detector train",
         )
+        card = json.loads(weights.with_suffix(".json").read_text())
+        _register(project, weights, digest, card, "identify detector train")
     return run
+
+
+def _register(
+    project: Project,
+    weights: Path,
+    digest: str,
+    card: dict[str, Any],
+    reason: str,
+    parent: int | None = None,
+    live: bool = True,
+) -> VersionRow:
+    """Put a detector the project now has in the registry (with the switch to it, when
+    it went live)."""
+    store = Store(project.db_path)
+    try:
+        identity = Identity("detector", weights.stem, weights, digest)
+        held_out = card.pop("held_out_map50", {})
+        metrics = {
+            "map50_synthetic": held_out.get("boxes"),
+            "corners_map50_synthetic": held_out.get("corners"),
+        }
+        if live:
+            return register_adopted(store, project, identity, parent, card, metrics, reason)
+        return register(store, project, identity, parent, card, metrics)
+    finally:
+        store.close()
 
 
 def _write_card(
@@ -161,7 +193,7 @@ def _write_card(
     run.weights.with_suffix(".json").write_text(json.dumps(card, indent=2) + "\n")
 
 
-def _own_settings(project: Project) -> dict[str, Any]:
+def own_detector_settings(project: Project) -> dict[str, Any]:
     """The project's detector settings that differ from the defaults (kept when the
     block is rewritten), as YAML can hold them."""
     current, default = asdict(project.config.detector), asdict(DetectorConfig())

@@ -35,6 +35,12 @@ from server.engine.catalog.store import ReferenceRow, Store
 from server.engine.catalog.vectors import VIEW_SIZE
 from server.engine.errors import ImageRejected, NoReferencesError, NotIndexedError
 from server.engine.project.config import Project, Projection, write_projection
+from server.engine.training.registry import (
+    Identity,
+    file_hash,
+    register_adopted,
+    register_live,
+)
 from server.engine.vision import backdrops, synth, threads
 from server.engine.vision.embedders import Embedder, create_embedder, project_embedder
 from server.engine.vision.images import flatten_alpha, load_image
@@ -405,8 +411,27 @@ def train_project(ref: str, force: bool = False, stage: Stage = quiet) -> TrainR
             return TrainRun(report, before)
         with stage("re-indexing", count) as update:
             summary = adopt(project, plain, report, update)
+        _register(project, report)
         project = open_project(ref)
         tested = min(count, project.config.verify.max_references)
         with stage("re-verifying", tested) as update:
             checked = run_verify(project, project_embedder(project.config), progress=update)
     return TrainRun(report, before, summary, checked, needs_force(project))
+
+
+def _register(before: Project, report: TrainReport) -> None:
+    """Put the adopted head in the registry, made for the live embedder, with the switch
+    to it (``before``: the project as it was, whose head is registered first)."""
+    assert report.head_file is not None
+    store = Store(before.db_path)
+    try:
+        embedder = register_live(store, before, "embedder")
+        identity = Identity("head", report.head.id, report.head_file, file_hash(report.head_file))
+        metrics = {
+            "validation_top1": round(report.validation_top1, 4),
+            "validation_top1_plain": round(report.validation_top1_plain, 4),
+        }
+        training = {"method": before.config.train.method, "data": "synthetic views"}
+        register_adopted(store, before, identity, embedder.id, training, metrics, "identify train")
+    finally:
+        store.close()

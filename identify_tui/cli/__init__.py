@@ -14,6 +14,7 @@ import click
 
 from identify_tui.cli import clusters as _clusters
 from identify_tui.cli import detector as _detector
+from identify_tui.cli import evaluate as _evaluate
 from identify_tui.cli import export as _export
 from identify_tui.cli import label as _label
 from identify_tui.cli import match as _match
@@ -55,6 +56,7 @@ for command in (
     _verify.train,
     _detector.detector,
     _export.export,
+    _evaluate.evaluate,
     _serve.serve,
     _serve.tui,
     _stats.stats,

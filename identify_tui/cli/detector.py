@@ -6,6 +6,7 @@ import click
 
 from identify_tui.cli.common import project_option, stage, user_errors
 from server.engine.workflows.detector import train_detector
+from server.engine.workflows.finetune import finetune_detector
 
 
 @click.group()
@@ -58,4 +59,63 @@ def train(project: str, scenes: int, epochs: int, image_size: int, seed: int) ->
         f"epochs at {run.image_size} px: mAP50 {run.map50:.3f} on the held-out scenes "
         f"(corners {run.corners_map50:.3f}); weights {run.weights} (and what they are, "
         f"in {run.weights.with_suffix('.json').name})"
+    )
+
+
+@detector.command()
+@project_option
+@click.option(
+    "--from",
+    "base",
+    type=int,
+    default=None,
+    help="The registry version to start from (default: the live detector).",
+)
+@click.option("--epochs", type=click.IntRange(1, 1000), default=20, show_default=True)
+@click.option(
+    "--image-size",
+    type=click.IntRange(64, 1280),
+    default=None,
+    help="Training picture side, a multiple of 32 (default: the base's).",
+)
+@click.option(
+    "--replay/--no-replay",
+    default=True,
+    show_default=True,
+    help="Train on the synthetic scenes too, so that few corrections do not make it forget.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@user_errors
+def finetune(
+    project: str, base: int | None, epochs: int, image_size: int | None, replay: bool, seed: int
+) -> None:
+    """Fine-tune the detector on the reviewed boxes (confirmed, corrected, missed; false
+    positives as background pictures), held-out pictures kept to measure on.
+
+    The result is a new version in the registry, not live: compare it with
+    identify evaluate, then make it live with identify versions use.
+
+    \b
+    Example:
+      identify detector finetune --project projects/cards.yaml --epochs 20
+      identify evaluate --project projects/cards.yaml live 7
+      identify versions use 7 --project projects/cards.yaml
+    """
+    if image_size is not None and image_size % 32:
+        raise click.BadParameter("must be a multiple of 32", param_hint="--image-size")
+    done = finetune_detector(project, base, epochs, image_size, replay, seed, stage)
+    before = "-" if done.base_map50 is None else f"{done.base_map50:.3f}"
+    base_recall = "-" if done.base_recall is None else f"{done.base_recall:.3f}"
+    click.echo(
+        f"fine-tuned {done.base} on {done.pictures['train']} reviewed picture(s), "
+        f"{done.epochs} epochs at {done.image_size} px: version {done.version.id} "
+        f"({done.version.name})"
+    )
+    click.echo(
+        f"on {done.pictures['val']} held-out reviewed picture(s): mAP50 {done.map50:.3f} "
+        f"(base {before}), recall {done.recall:.3f} (base {base_recall})"
+    )
+    click.echo(
+        f"not live yet: identify evaluate --project {project} live {done.version.id}, then "
+        f"identify versions use {done.version.id} --project {project}"
     )

@@ -33,7 +33,11 @@ def versions() -> None:
 
 
 def _metrics(values: dict[str, object]) -> str:
-    shown = [f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items()]
+    shown = [
+        f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+        for k, v in values.items()
+        if v is not None
+    ]
     return ", ".join(shown) or "-"
 
 

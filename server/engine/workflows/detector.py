@@ -268,6 +268,28 @@ def _train(
     model = yolo.YOLO(ARCHITECTURE)
     model.add_callback("on_fit_epoch_end", lambda trainer: update(1))
     device = pick_device(project.config.detector.device)
+    return fit_yolo(
+        model, data, runs, epochs, image_size, device, seed, False, "training the detector"
+    )
+
+
+def fit_yolo(
+    model: Any,
+    data: Path,
+    runs: Path,
+    epochs: int,
+    image_size: int,
+    device: str,
+    seed: int,
+    pretrained: bool,
+    what: str,
+) -> tuple[Path, dict[str, float]]:
+    """Ultralytics' training of ``model`` on ``data``, offline and seeded; the best
+    weights and their metrics on the dataset's val side.
+
+    Raises:
+        IdentifyError: training failed, or wrote no weights.
+    """
     try:
         result = model.train(
             data=str(data),
@@ -281,16 +303,16 @@ def _train(
             plots=False,
             # Ultralytics' check that mixed precision works on a GPU fetches a model.
             amp=False,
-            pretrained=False,
+            pretrained=pretrained,
             project=str(runs),
             name="train",
             exist_ok=True,
             verbose=False,
         )
     except Exception as exc:  # noqa: BLE001 - Ultralytics raises many kinds; the run failed
-        raise IdentifyError(f"training the detector failed: {type(exc).__name__}: {exc}") from None
+        raise IdentifyError(f"{what} failed: {type(exc).__name__}: {exc}") from None
     best = runs / "train" / "weights" / "best.pt"
     if not best.is_file():
-        raise IdentifyError(f"training the detector wrote no weights under {runs}")
+        raise IdentifyError(f"{what} wrote no weights under {runs}")
     metrics = getattr(result, "results_dict", {}) or {}
     return best, {key: float(value) for key, value in metrics.items()}

@@ -204,6 +204,8 @@ def _apply(
     if kind == "detector":
         builtin = target.name.removeprefix("builtin:") if path is None else "yolo"
         block = {**own_detector_settings(project), "kind": builtin}
+        if target.training.get("class_agnostic"):
+            block.pop("classes", None)  # it finds things, of no class of its own
         if path is not None:
             block["weights"] = relative(project, path)
             block["image_size"] = int(target.training.get("image_size", cfg.detector.image_size))

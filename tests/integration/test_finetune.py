@@ -1,0 +1,131 @@
+"""``identify detector finetune`` and ``identify evaluate``: a detector trained further on
+reviewed boxes (tiny here: one epoch at 64 px), registered as a version whose parent is
+its base and not live; two versions compared on the held-out reviewed pictures."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from identify_tui.cli import main
+from server.engine.catalog.store import Store
+from server.engine.project.config import DEFAULT_TAXONOMY, load_project
+from server.engine.workflows.index import build_index
+from tests.conftest import write_project
+from tests.integration.test_detected_objects import _scene as table_scene
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def reviewed(tmp_path_factory: pytest.TempPathFactory, embedder) -> Path:  # type: ignore[no-untyped-def]
+    """Six tables of two flags, every answer queued and each flag reviewed: Brazil
+    corrected (indexed), Japan named (not indexed at first: its first naming makes it a
+    class)."""
+    from server.engine.live.service import Service
+    from tests.conftest import DEMO_REFS
+
+    root = tmp_path_factory.mktemp("finetune")
+    refs = root / "refs"
+    refs.mkdir()
+    for name in ("Brazil", "apple_red", "banana"):
+        (refs / f"{name}.png").write_bytes((DEMO_REFS / f"{name}.png").read_bytes())
+    file = write_project(root, refs, "detector:\n  kind: quad\n")
+    project = load_project(file)
+    build_index(project, embedder)
+    service = Service.open(project, embedder)
+    try:
+        service.set_threshold("taxonomy", DEFAULT_TAXONOMY, 1.99, 0.0)
+        for seed in range(6):
+            objects = service.identify_prepared(
+                service.prepare(table_scene(seed)), source=f"t{seed}"
+            )
+            assert len(objects) == 2
+            left, right = sorted(objects, key=lambda o: o.bbox[0])
+            for obj, label in ((left, "Brazil"), (right, "Japan")):
+                item = service.review_item(obj.review_id)
+                kind = "corrected" if label == "Brazil" or seed else "confirmed"
+                plan = service.plan_annotation(item.id, kind, label)
+                service.commit_annotation(plan, service.prepare_annotation(plan))
+    finally:
+        service.close()
+    return file
+
+
+def test_a_finetuned_detector_is_a_new_version_not_live_and_is_compared_with_the_live_one(
+    reviewed: Path,
+) -> None:
+    before = reviewed.read_text()
+    code, out = run(
+        "detector", "finetune", "--project", str(reviewed), "--epochs", "1", "--image-size", "64"
+    )
+    assert code == 0, out
+    m = re.search(r"version (\d+) \((detector-ft-[0-9a-f]{8})\)", out)
+    assert m, out
+    version, name = int(m[1]), m[2]
+    assert re.search(r"held-out reviewed picture\(s\): mAP50 [\d.]+ \(base -\)", out)
+    assert reviewed.read_text() == before  # not live
+    project = load_project(reviewed)
+    weights = project.data_dir / "models" / f"{name}.pt"
+    card = json.loads(weights.with_suffix(".json").read_text())
+    assert card["class_agnostic"] and card["from"] == "yolo11n-pose.yaml"
+    assert card["pictures"]["train"] + card["pictures"]["val"] == 6 and card["pictures"]["val"] >= 1
+    assert card["objects"]["train"] + card["objects"]["val"] == 12
+    # The training labels: one class, the corners written as absent.
+    labels = next(
+        (project.data_dir / "detector" / "finetune" / "data" / "labels" / "train").glob("*.txt")
+    )
+    fields = labels.read_text().splitlines()[0].split()
+    assert len(fields) == 17 and fields[0] == "0" and fields[5:] == ["0"] * 12
+
+    result = CliRunner().invoke(
+        main, ["evaluate", "--project", str(reviewed), "live", str(version), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    compared = json.loads(result.stdout)
+    a, b = compared["a"], compared["b"]
+    assert compared["data"] == "val" and a["pictures"] == b["pictures"] == card["pictures"]["val"]
+    assert a["objects"] == 2 * a["pictures"]
+    # The edge finder finds both flags on these tables; a one-epoch model finds less.
+    assert a["recall"] >= 0.5 and b["recall"] <= a["recall"]
+    assert set(a["per_class_recall"]) == {"Brazil", "Japan"}
+    assert compared["difference"]["recall"] == pytest.approx(b["recall"] - a["recall"], abs=1e-3)
+    assert 0 <= a["open_set_accuracy"] <= 1 and a["false_positives_per_picture"] >= 0
+    code, table = run("evaluate", "--project", str(reviewed), "live", str(version))
+    assert code == 0 and "open-set accuracy" in table and "recall Brazil" in table
+
+    # Made live, then fine-tuned again from it: the new version's parent is it.
+    assert run("versions", "use", str(version), "--project", str(reviewed))[0] == 0
+    code, out = run(
+        "detector", "finetune", "--project", str(reviewed), "--epochs", "1", "--image-size", "64"
+    )
+    assert code == 0, out
+    assert re.search(r"on \d+ held-out reviewed picture\(s\): mAP50 [\d.]+ \(base [\d.]+\)", out)
+    second = int(re.search(r"version (\d+)", out)[1])  # type: ignore[index]
+    store = Store(project.db_path)
+    try:
+        assert store.version(second).parent_id == version
+    finally:
+        store.close()
+
+
+def test_nothing_reviewed_or_a_wrong_version_is_one_clear_error(
+    tmp_path: Path,
+    small_refs: Path,
+    embedder,  # type: ignore[no-untyped-def]
+) -> None:
+    file = write_project(tmp_path, small_refs, "detector:\n  kind: quad\n")
+    build_index(load_project(file), embedder)
+    code, out = run("detector", "finetune", "--project", str(file), "--epochs", "1")
+    assert code != 0 and "review more first" in out
+    code, out = run("evaluate", "--project", str(file), "live", "live")
+    assert code != 0 and "no reviewed picture" in out
+    code, out = run("evaluate", "--project", str(file), "live", "nope")
+    assert code != 0 and "registry id or 'live'" in out

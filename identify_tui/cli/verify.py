@@ -9,6 +9,7 @@ import sys
 import click
 
 from identify_tui.cli.common import EXIT_UNFIT, project_option, stage, user_errors
+from server.engine.workflows.reviewed_crops import MIN_HELD_OUT
 from server.engine.workflows.train import train_project
 from server.engine.workflows.verify import verify_project
 from server.engine.workflows.verify_report import format_report
@@ -91,10 +92,30 @@ def train(project: str, as_json: bool, force: bool) -> None:
             f"{report.seconds:.1f}s\nheld-out top-1: plain {report.validation_top1_plain:.3f}"
             f", with the head {report.validation_top1:.3f}"
         )
+        real = report.real
+        if real.get("trained_on") or real.get("held_out"):
+            line = (
+                f"reviewed crops: {real['trained_on']} trained on, {real['held_out']} held out "
+                "(the newest pictures)"
+            )
+            if "top1" in real:
+                line += f"; held-out top-1: plain {real['top1_plain']:.3f}, with the head {real['top1']:.3f}"
+            if "auc" in real:
+                line += (
+                    f"; false positives told apart (AUC, {real['negatives_held_out']}): "
+                    f"plain {real['auc_plain']:.3f}, with the head {real['auc']:.3f}"
+                )
+            click.echo(line)
+            if real["held_out"] < MIN_HELD_OUT:
+                click.echo(
+                    f"  fewer than {MIN_HELD_OUT} reviewed crops held out: judged on the "
+                    "synthetic views"
+                )
         for note in report.notes:
             click.echo(f"  {note}")
     if report.verdict == "worse":
-        click.echo(f"kept {current}: the new head did worse on the held-out views", err=as_json)
+        judged = "reviewed crops" if report.real.get("held_out", 0) >= MIN_HELD_OUT else "views"
+        click.echo(f"kept {current}: the new head did worse on the held-out {judged}", err=as_json)
         return
     if report.verdict == "locate":
         click.echo(

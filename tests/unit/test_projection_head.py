@@ -12,8 +12,7 @@ import torch
 from server.engine.errors import ModelUnavailableError
 from server.engine.vision.embedders.base import ModelSpec
 from server.engine.vision.embedders.projected import Head, ProjectedEmbedder, head_module, load_head
-from server.engine.workflows.head_fitting import fit_whitening, supcon
-from server.engine.workflows.train import nearest_mean
+from server.engine.workflows.head_fitting import fit_whitening, nearest_mean, supcon
 
 BASE = ModelSpec(model_id="efficientnet-lite0/imagenet/gem3", dim=1280)
 

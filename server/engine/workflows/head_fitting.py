@@ -74,3 +74,18 @@ def supcon(z: Any, y: Any, temperature: float) -> Any:
     log_prob = sim - torch.logsumexp(sim, dim=1, keepdim=True)
     log_prob = log_prob.masked_fill(eye, 0.0)
     return -((log_prob * positive).sum(1) / positive.sum(1).clamp(min=1)).mean()
+
+
+def nearest_mean(
+    train: np.ndarray, train_y: np.ndarray, test: np.ndarray, test_y: np.ndarray
+) -> tuple[float, float]:
+    """Top-1 and median margin of ``test`` against each class's mean training vector."""
+    n = int(max(train_y.max(), test_y.max())) + 1
+    means = np.zeros((n, train.shape[1]), np.float32)
+    np.add.at(means, train_y, train)
+    means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
+    sims = test @ means.T
+    right = sims[np.arange(len(test)), test_y]
+    sims[np.arange(len(test)), test_y] = -np.inf
+    wrong = sims.max(axis=1)
+    return float((right > wrong).mean()), float(np.median(right - wrong))

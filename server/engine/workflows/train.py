@@ -22,6 +22,7 @@ blind to a quarter of the classes, travel in the same file for verify's unknown 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,9 +53,10 @@ from server.engine.workflows.common import (
     reference_count,
     writer_lock,
 )
-from server.engine.workflows.head_fitting import fit_whitening, supcon
+from server.engine.workflows.head_fitting import fit_whitening, nearest_mean, supcon
 from server.engine.workflows.index import IndexSummary, build_index
 from server.engine.workflows.preflight import preflight
+from server.engine.workflows.reviewed_crops import ReviewedCrops, judge_on_reviewed, reviewed_crops
 from server.engine.workflows.verify import run_verify
 from server.engine.workflows.verify_report import VerifyReport
 
@@ -101,6 +103,10 @@ class TrainReport:
     """The trained ``Head`` (not part of the JSON)."""
     head_file: Path | None = None
     """Where ``adopt`` wrote it."""
+    real: dict[str, Any] = field(default_factory=dict)
+    """Reviewed crops (``reviewed_crops``): how many trained on and held out, and the
+    held-out top-1 and false-positive separation (AUC) plain and with the head; the
+    verdict rests on them when enough are held out."""
 
     def to_json(self) -> dict[str, Any]:
         """JSON-friendly form."""
@@ -173,19 +179,18 @@ def training_vectors(
     )
 
 
-def nearest_mean(
-    train: np.ndarray, train_y: np.ndarray, test: np.ndarray, test_y: np.ndarray
-) -> tuple[float, float]:
-    """Top-1 and median margin of ``test`` against each class's mean training vector."""
-    n = int(max(train_y.max(), test_y.max())) + 1
-    means = np.zeros((n, train.shape[1]), np.float32)
-    np.add.at(means, train_y, train)
-    means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
-    sims = test @ means.T
-    right = sims[np.arange(len(test)), test_y]
-    sims[np.arange(len(test)), test_y] = -np.inf
-    wrong = sims.max(axis=1)
-    return float((right > wrong).mean()), float(np.median(right - wrong))
+def with_reviewed(data: TrainingSet, real: ReviewedCrops) -> TrainingSet:
+    """The training set with the reviewed crops that are not held out added as views
+    to train on (the held-out ones judge the head: ``judge_on_reviewed``)."""
+    train = ~real.held_out
+    if not train.any():
+        return data
+    return dataclasses.replace(
+        data,
+        vectors=np.concatenate([data.vectors, real.vectors[train]]),
+        labels=np.concatenate([data.labels, real.labels[train]]),
+        holdout=np.concatenate([data.holdout, np.zeros(int(train.sum()), bool)]),
+    )
 
 
 def fit_head(vectors: np.ndarray, labels: np.ndarray, project: Project) -> Any:
@@ -302,21 +307,21 @@ def train_projection(
         if len({r.label for r in store.active_references()}) < 2:
             raise NoReferencesError("train needs at least two classes to tell apart")
         data = training_vectors(project, embedder, store, progress)
+        real = reviewed_crops(store, embedder, data.classes)
     finally:
         store.close()
+    data = with_reviewed(data, real)
     vectors, labels = data.vectors, data.labels
     fit, val = ~data.holdout, data.holdout
     head = fit_with_folds(data, project, embedder.spec.model_id)
     plain_top1, plain_margin = nearest_mean(vectors[fit], labels[fit], vectors[val], labels[val])
     projected = head.project(vectors)
     top1, margin = nearest_mean(projected[fit], labels[fit], projected[val], labels[val])
-    verdict = (
-        "worse"
-        if top1 < plain_top1
-        else "locate"
-        if needs_force(project) and not force
-        else "adopted"
-    )
+    judged = judge_on_reviewed(real, vectors[fit], labels[fit], head)
+    worse = judged["top1"] < judged["top1_plain"] if real.judged else top1 < plain_top1
+    if real.judged and judged.get("auc") is not None:
+        worse = worse or judged["auc"] < judged["auc_plain"]
+    verdict = "worse" if worse else "locate" if needs_force(project) and not force else "adopted"
     adopted = verdict == "adopted"
     return TrainReport(
         classes=len(data.classes),
@@ -334,6 +339,7 @@ def train_projection(
         seconds=time.perf_counter() - started,
         notes=data.notes,
         head=head,
+        real=judged,
     )
 
 
@@ -431,7 +437,14 @@ def _register(before: Project, report: TrainReport) -> None:
             "validation_top1": round(report.validation_top1, 4),
             "validation_top1_plain": round(report.validation_top1_plain, 4),
         }
-        training = {"method": before.config.train.method, "data": "synthetic views"}
+        real = report.real
+        if "top1" in real:
+            metrics |= {"reviewed_top1": real["top1"], "reviewed_top1_plain": real["top1_plain"]}
+        training = {
+            "method": before.config.train.method,
+            "data": "synthetic views" + (" and reviewed crops" if real.get("trained_on") else ""),
+            "reviewed": real,
+        }
         register_adopted(store, before, identity, embedder.id, training, metrics, "identify train")
     finally:
         store.close()

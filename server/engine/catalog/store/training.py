@@ -29,6 +29,9 @@ class TrainingRow:
     track_id: str | None
     taxonomy: str | None
     created_at: str
+    region_path: str | None = None
+    """The thing's own crop, when one was kept (straightened, or cut at the resolution
+    it came in)."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,8 @@ class TrainingRows(StoreBase):
                 args.append(value)
         rows = self.db.execute(
             "select a.id, a.type, a.true_label, a.box, coalesce(i.path, ''), "
-            "coalesce(i.content_hash, ''), r.source, r.track_id, a.taxonomy, a.created_at "
+            "coalesce(i.content_hash, ''), r.source, r.track_id, a.taxonomy, a.created_at, "
+            "r.region_path "
             "from annotations a join images i on i.id = a.image_id "
             "left join review r on r.id = a.review_id "
             f"where {' and '.join(where)} order by a.id",

@@ -78,5 +78,10 @@ def export(
         f"{done.backgrounds['train']} / {done.backgrounds['val']} background(s), "
         f"{len(done.classes)} class(es)"
     )
+    if not done.pictures["val"]:
+        click.echo(
+            "  the val side is empty (one picture or live track, or --val-share 0): "
+            "Ultralytics and pycocotools evaluations need val pictures"
+        )
     for why, count in sorted(done.skipped.items()):
         click.echo(f"  left out {count} annotation(s): {why}")

@@ -86,10 +86,8 @@ def show(project: str, version_id: int) -> None:
 
 
 def _said(done: Switched) -> None:
-    click.echo(
-        f"{done.project.name}: {done.kind} {done.before.id} ({done.before.name}) -> "
-        f"{done.after.id} ({done.after.name})"
-    )
+    was = "?" if done.before is None else f"{done.before.id} ({done.before.name})"
+    click.echo(f"{done.project.name}: {done.kind} {was} -> {done.after.id} ({done.after.name})")
     if done.summary is not None:
         click.echo(
             f"re-indexed in the new space: {done.summary.embedded} embedded, "

@@ -184,8 +184,13 @@ def test_filters_and_the_split_are_stable_and_a_bad_request_loses_nothing(
 ) -> None:
     ref = str(reviewed["project"].file)
     out = tmp_path / "x"
+    # Filters choose pictures: the table (it holds a missed thing) goes with every box
+    # reviewed on it, and the picture of false positives only stays out.
     _, only_missed = export_dataset(ref, out, "yolo", types=["missed"])
-    assert only_missed.per_class == {"Brazil": 0, "Japan": 0, "grapes": 1}
+    assert only_missed.per_class == {"Brazil": 1, "Japan": 1, "grapes": 1}
+    assert sum(only_missed.pictures.values()) == 1 and not sum(only_missed.backgrounds.values())
+    _, negatives = export_dataset(ref, tmp_path / "neg", "yolo", types=["false_positive"])
+    assert sum(negatives.backgrounds.values()) == 1 and sum(negatives.pictures.values()) == 1
     # The class numbers stay those of every annotation, whatever the filter.
     assert only_missed.classes == ["Brazil", "Japan", "grapes"]
     before = sorted(p.relative_to(out).as_posix() for p in out.rglob("*"))

@@ -97,7 +97,15 @@ def test_a_finetuned_detector_is_a_new_version_not_live_and_is_compared_with_the
     assert a["recall"] >= 0.5 and b["recall"] <= a["recall"]
     assert set(a["per_class_recall"]) == {"Brazil", "Japan"}
     assert compared["difference"]["recall"] == pytest.approx(b["recall"] - a["recall"], abs=1e-3)
-    assert 0 <= a["open_set_accuracy"] <= 1 and a["false_positives_per_picture"] >= 0
+    # No answer passes the thresholds (1.99) and both flags are indexed (Japan since its
+    # first naming): every object found was answered unknown, which is wrong.
+    assert a["open_set_accuracy"] == 0.0
+    assert a["false_positives_per_picture"] == 0.0  # the edge finder finds the two flags only
+    # What was evaluated was never trained on: no picture is on both sides.
+    export = project.data_dir / "detector" / "finetune" / "export" / "images"
+    sides = {s: {f.read_bytes() for f in (export / s).iterdir()} for s in ("train", "val")}
+    assert len(sides["val"]) == a["pictures"] and not sides["train"] & sides["val"]
+    assert card["reviewed_until"] is not None
     code, table = run("evaluate", "--project", str(reviewed), "live", str(version))
     assert code == 0 and "open-set accuracy" in table and "recall Brazil" in table
 

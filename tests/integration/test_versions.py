@@ -104,7 +104,7 @@ def test_a_changed_missing_or_non_model_file_is_refused_and_nothing_changes(
     before = project_file.read_text()
     for version, message in (
         (b, "has changed since"),
-        (c, "not"),
+        (c, "notes.pt is not a YOLO model"),
         (d, "is gone"),
         (99, "no model version 99"),
     ):
@@ -126,6 +126,7 @@ def test_a_trained_head_is_a_version_of_its_embedder_and_rolls_back_to_the_plain
     code, out = run("versions", "list", "--project", str(project_file), "--kind", "head")
     live = next(ln for ln in out.splitlines() if ln.startswith("*"))
     assert head_id in live and "validation_top1" in live and "from " in live
+    head_version = live.split()[1]
 
     code, out = run("versions", "rollback", "--kind", "head", "--project", str(project_file))
     assert code == 0, out
@@ -136,7 +137,36 @@ def test_a_trained_head_is_a_version_of_its_embedder_and_rolls_back_to_the_plain
     assert project_embedder(proj.config).spec.projection == "none"
 
     code, out = run("versions", "rollback", "--kind", "head", "--project", str(project_file))
-    assert code == 0, out
+    assert code != 0 and "nothing to roll back to" in out  # the plain model came first
+    code, out = run("versions", "use", head_version, "--project", str(project_file))
+    assert code == 0 and "re-indexed in the new space: 0 embedded, 6 unchanged" in out, out
     proj = load_project(project_file)
     assert proj.config.projection is not None and proj.config.projection.id == head_id
     assert project_embedder(proj.config).spec.projection == head_id
+
+
+def test_rollback_walks_back_and_restores_the_settings_and_a_lost_live_file_is_left(
+    project_file: Path, tmp_path: Path
+) -> None:
+    project = load_project(project_file)
+    first = _register(project_file, _yolo_file(project.data_dir, tmp_path / "b.pt"), "b")
+    second = _register(project_file, _yolo_file(project.data_dir, tmp_path / "c.pt"), "c")
+    for version in (first, second):
+        assert run("versions", "use", str(version), "--project", str(project_file))[0] == 0
+    # C -> B -> quad (A): back along the switches, not to and fro.
+    code, out = run("versions", "rollback", "--kind", "detector", "--project", str(project_file))
+    assert code == 0 and f"-> {first} (b)" in out, out
+    code, out = run("versions", "rollback", "--kind", "detector", "--project", str(project_file))
+    assert code == 0 and "(builtin:quad)" in out, out
+    cfg = load_project(project_file).config.detector
+    assert (cfg.kind, cfg.weights, cfg.image_size, cfg.max_det) == ("quad", None, 640, 7)
+    code, out = run("versions", "rollback", "--kind", "detector", "--project", str(project_file))
+    assert code != 0 and "nothing to roll back to" in out
+    # The live weights deleted by hand: listing says so; switching away still works.
+    assert run("versions", "use", str(second), "--project", str(project_file))[0] == 0
+    (tmp_path / "c.pt").unlink()
+    code, out = run("versions", "list", "--project", str(project_file))
+    assert code != 0 and "c.pt" in out
+    code, out = run("versions", "use", str(first), "--project", str(project_file))
+    assert code == 0 and "detector ? -> " in out, out
+    assert load_project(project_file).config.detector.weights == tmp_path / "b.pt"

@@ -76,7 +76,8 @@ def gather(
     until: str | None = None,
     val_share: float = DEFAULT_VAL_SHARE,
 ) -> Gathered:
-    """The pictures annotated with ``types`` (see the module docstring), split.
+    """The pictures chosen by the filters (``_chosen``), with every box reviewed on
+    each (see the module docstring), split.
 
     Raises:
         IdentifyError: an unknown type or a share outside [0, 1).
@@ -86,12 +87,18 @@ def gather(
         raise IdentifyError(f"annotation types must be among {', '.join(TYPES)}, not {wrong}")
     if not 0 <= val_share < 1:
         raise IdentifyError(f"the val share must be at least 0 and under 1, not {val_share}")
+    by_picture: dict[str, list[TrainingRow]] = {}
+    for row in store.training_rows(TYPES):
+        by_picture.setdefault(row.content_hash, []).append(row)
     pictures: dict[str, Picture] = {}
     skipped: dict[str, int] = {}
-    for row in store.training_rows(sorted(set(types)), taxonomy, since, until):
-        why = _add(pictures, row)
-        if why:
-            skipped[why] = skipped.get(why, 0) + 1
+    for rows in by_picture.values():
+        if not _chosen(rows, types, taxonomy, since, until):
+            continue
+        for row in rows:
+            why = _add(pictures, row)
+            if why:
+                skipped[why] = skipped.get(why, 0) + 1
     ordered = list(pictures.values())
     for picture in ordered:
         picture.split = split_of(picture.group, val_share)
@@ -100,6 +107,23 @@ def gather(
     # export, whatever its filters.
     classes = store.annotated_classes(UNKNOWN_CLASS)
     return Gathered(ordered, classes, skipped)
+
+
+def _chosen(
+    rows: list[TrainingRow],
+    types: Collection[str],
+    taxonomy: str | None,
+    since: str | None,
+    until: str | None,
+) -> bool:
+    """Whether the filters take a picture. They choose pictures, not boxes: a picture
+    goes with every box reviewed on it (an object left out would be taught as
+    background), when one of its annotations is of ``types`` (in ``taxonomy``) and its
+    first annotation was made in [since, until)."""
+    first = min(r.created_at for r in rows)
+    if (since is not None and first < since) or (until is not None and first >= until):
+        return False
+    return any(r.type in types and (taxonomy is None or r.taxonomy == taxonomy) for r in rows)
 
 
 def _add(pictures: dict[str, Picture], row: TrainingRow) -> str | None:

@@ -75,34 +75,42 @@ def write(
     _check_target(out, overwrite)
     partial = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
-    names = {
-        p.key: f"{i:06d}{p.path.suffix.lower() or '.jpg'}" for i, p in enumerate(gathered.pictures)
-    }
-    for picture in gathered.pictures:
-        target = partial / "images" / picture.split / names[picture.key]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(picture.path, target)
-        update(1)
-    if fmt == "yolo":
-        _write_yolo(gathered, partial, names, out.resolve())
-    else:
-        _write_coco(gathered, partial, names)
-    written = _summary(gathered, out, fmt)
-    manifest = {
-        "format": fmt,
-        "created_at": now_iso(),
-        **about,
-        "classes": gathered.classes,
-        "pictures": written.pictures,
-        "objects": written.objects,
-        "backgrounds": written.backgrounds,
-        "per_class": written.per_class,
-        "skipped": gathered.skipped,
-        "split_by": "live track, else picture (a hash of its key: stable across exports)",
-        "annotations": {p.split + "/" + names[p.key]: p.annotations for p in gathered.pictures},
-    }
-    (partial / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-    _move_into_place(partial, out)
+    try:
+        names = {
+            p.key: f"{i:06d}{p.path.suffix.lower() or '.jpg'}"
+            for i, p in enumerate(gathered.pictures)
+        }
+        for picture in gathered.pictures:
+            target = partial / "images" / picture.split / names[picture.key]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(picture.path, target)
+            update(1)
+        if fmt == "yolo":
+            _write_yolo(gathered, partial, names, out.resolve())
+        else:
+            _write_coco(gathered, partial, names)
+        written = _summary(gathered, out, fmt)
+        manifest = {
+            "format": fmt,
+            "created_at": now_iso(),
+            **about,
+            "classes": gathered.classes,
+            "pictures": written.pictures,
+            "objects": written.objects,
+            "backgrounds": written.backgrounds,
+            "per_class": written.per_class,
+            "skipped": gathered.skipped,
+            "split_by": "live track, else picture (a hash of its key: stable across exports)",
+            "annotations": {p.split + "/" + names[p.key]: p.annotations for p in gathered.pictures},
+        }
+        (partial / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        _move_into_place(partial, out)
+    except OSError as exc:
+        shutil.rmtree(partial, ignore_errors=True)  # never half an export left behind
+        raise IdentifyError(f"exporting to {out} failed: {exc}") from None
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     return written
 
 

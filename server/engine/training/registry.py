@@ -68,7 +68,7 @@ def live_identity(project: Project, kind: Kind) -> Identity:
     cfg = project.config
     if kind == "detector":
         d = cfg.detector
-        if d.weights is not None:
+        if d.kind == "yolo" and d.weights is not None:
             return Identity(kind, d.weights.stem, d.weights, file_hash(d.weights))
         return Identity(kind, f"builtin:{d.kind}", None, _named(f"detector:{d.kind}"))
     if kind == "head":
@@ -127,7 +127,14 @@ def register_live(store: Store, project: Project, kind: Kind) -> VersionRow:
     if known is not None:
         return known
     parent = register_live(store, project, "embedder").id if kind == "head" else None
-    version = register(store, project, identity, parent, {"registered": "found live"})
+    training: dict[str, Any] = {"registered": "found live"}
+    if kind == "detector":
+        # What the block said besides, so that going back to it restores them.
+        training |= {
+            "image_size": project.config.detector.image_size,
+            "classes": list(project.config.detector.classes),
+        }
+    version = register(store, project, identity, parent, training)
     store.record_switch(kind, version.id, "found live")
     return version
 
@@ -143,14 +150,23 @@ def live_versions(store: Store, project: Project) -> dict[Kind, VersionRow | Ide
 
 
 def previous(store: Store, kind: Kind, live_id: int | None) -> VersionRow:
-    """The version live before the live one (a rollback's target).
+    """The version live before the live one (a rollback's target): the switches
+    replayed as a stack, each rollback taking the top off, so that rolling back twice
+    from C (after A, B, C) gives B, then A.
 
     Raises:
         IdentifyError: no earlier version went live.
     """
-    for version_id, _, _ in store.switches(kind):
-        if version_id != live_id:
-            return store.version(version_id)
+    stack: list[int] = []
+    for version_id, _, reason in reversed(store.switches(kind)):
+        if reason == "rollback" and len(stack) > 1:
+            stack.pop()
+        elif not stack or stack[-1] != version_id:
+            stack.append(version_id)
+    if stack and stack[-1] != live_id:
+        return store.version(stack[-1])  # the file was edited since: back to the last
+    if len(stack) > 1:
+        return store.version(stack[-2])
     raise IdentifyError(f"no earlier {kind} version was live: nothing to roll back to")
 
 
@@ -170,3 +186,23 @@ def register_adopted(
     version = register(store, before, identity, parent_id, training, metrics)
     store.record_switch(identity.kind, version.id, reason)
     return version
+
+
+def register_head(
+    before: Project,
+    head_id: str,
+    head_file: Path,
+    training: dict[str, Any],
+    metrics: dict[str, Any],
+) -> VersionRow:
+    """An adopted projection head in the registry, made for the live embedder, with the
+    switch to it (``register_adopted``)."""
+    store = Store(before.db_path)
+    try:
+        embedder = register_live(store, before, "embedder")
+        identity = Identity("head", head_id, head_file, file_hash(head_file))
+        return register_adopted(
+            store, before, identity, embedder.id, training, metrics, "identify train"
+        )
+    finally:
+        store.close()

@@ -52,11 +52,17 @@ class Compared:
     a: Side
     b: Side
 
-    def difference(self) -> dict[str, float]:
-        """B minus A, per number."""
+    def difference(self) -> dict[str, object]:
+        """B minus A, per number (and per class's recall)."""
         a, b = self.a.scored, self.b.scored
         keys = ("map50", "recall", "false_positives_per_picture", "open_set_accuracy")
-        return {k: round(getattr(b, k) - getattr(a, k), 4) for k in keys}
+        out: dict[str, object] = {k: round(getattr(b, k) - getattr(a, k), 4) for k in keys}
+        classes = sorted(set(a.per_class_recall) | set(b.per_class_recall))
+        out["per_class_recall"] = {
+            c: round(b.per_class_recall.get(c, 0.0) - a.per_class_recall.get(c, 0.0), 4)
+            for c in classes
+        }
+        return out
 
     def to_json(self) -> dict[str, object]:
         return {

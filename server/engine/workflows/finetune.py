@@ -23,7 +23,7 @@ from server.engine.catalog.store import Store, VersionRow
 from server.engine.errors import IdentifyError
 from server.engine.project.config import Project
 from server.engine.training.dataset import TYPES, Gathered, gather
-from server.engine.training.export import SPLITS, write
+from server.engine.training.export import SPLITS, Written, write
 from server.engine.training.finetune import THING, training_set
 from server.engine.training.registry import (
     Identity,
@@ -109,7 +109,7 @@ def finetune_detector(
         export = write(gathered, work / "export", "yolo", {"project": project.name}, overwrite=True)
         yolo = offline_ultralytics(project.data_dir)
         logging.getLogger("ultralytics").setLevel(logging.WARNING)
-        model = yolo.YOLO(str(weights) if weights else ARCHITECTURE)
+        model = _load(yolo, weights)
         keypoints = _keypoints(model, weights)
         scenes = project.data_dir / "detector" / "scenes"
         replayed = replay and keypoints == 4 and scenes.is_dir()
@@ -125,19 +125,8 @@ def finetune_detector(
                 model, data, runs, epochs, size, device, seed, weights is not None, "fine-tuning"
             )
         metrics = _measure(yolo, best, data, size, device, runs)
-        training: dict[str, Any] = {
-            "from": base_version.name if base_version else ARCHITECTURE,
-            "epochs": epochs,
-            "image_size": size,
-            "seed": seed,
-            "class_agnostic": True,
-            "classes": [THING],
-            "replayed_scenes": replayed,
-            "pictures": export.pictures,
-            "objects": export.objects,
-            "backgrounds": export.backgrounds,
-            "annotations": sum(len(p.annotations) for p in gathered.pictures),
-        }
+        training = _training(base_version, epochs, size, seed, replayed, export, gathered)
+        training["reviewed_until"] = store_newest(project)
         measured = {
             "map50_reviewed_val": round(metrics[0], 4),
             "recall_reviewed_val": round(metrics[1], 4),
@@ -156,6 +145,50 @@ def finetune_detector(
         metrics[1],
         None if base_metrics is None else base_metrics[1],
     )
+
+
+def _training(
+    base: VersionRow | None,
+    epochs: int,
+    size: int,
+    seed: int,
+    replayed: bool,
+    export: Written,
+    gathered: Gathered,
+) -> dict[str, Any]:
+    """What a fine-tuned version was trained on, as the registry keeps it."""
+    return {
+        "from": base.name if base else ARCHITECTURE,
+        "epochs": epochs,
+        "image_size": size,
+        "seed": seed,
+        "class_agnostic": True,
+        "classes": [THING],
+        "replayed_scenes": replayed,
+        "pictures": export.pictures,
+        "objects": export.objects,
+        "backgrounds": export.backgrounds,
+        "annotations": sum(len(p.annotations) for p in gathered.pictures),
+    }
+
+
+def _load(yolo: Any, weights: Path | None) -> Any:
+    """The base model, or one clear error for a file Ultralytics cannot load."""
+    try:
+        return yolo.YOLO(str(weights) if weights else ARCHITECTURE)
+    except Exception as exc:  # noqa: BLE001 - Ultralytics raises many kinds for a bad file
+        raise IdentifyError(
+            f"{weights} is not a YOLO model Ultralytics can load: {type(exc).__name__}: {exc}"
+        ) from None
+
+
+def store_newest(project: Project) -> str | None:
+    """When the newest annotation was made."""
+    store = Store(project.db_path)
+    try:
+        return store.newest_annotation_at()
+    finally:
+        store.close()
 
 
 def _check_sides(gathered: Gathered) -> None:
@@ -215,6 +248,7 @@ def _measure(
         workers=0,
         plots=False,
         verbose=False,
+        single_cls=True,  # class agnostic, as it is trained: a COCO base's classes count as one
         project=str(runs),
         name="val",
         exist_ok=True,

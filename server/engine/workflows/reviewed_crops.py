@@ -46,6 +46,9 @@ class ReviewedCrops:
     negatives_held_out: np.ndarray
     skipped: int
     """Crops whose picture is gone or unreadable."""
+    held_out_references: frozenset[int] = frozenset()
+    """References made of held-out crops (a unified taxonomy's labels): left out of
+    training, or the head would be judged on its own references."""
 
     @property
     def judged(self) -> bool:
@@ -74,7 +77,7 @@ def _held_out_groups(rows: Sequence[TrainingRow]) -> set[str]:
     grow with time, and tell apart what one second holds)."""
     first: dict[str, int] = {}
     for row in rows:
-        key = f"track:{row.source}:{row.track_id}" if row.track_id else row.content_hash
+        key = _key(row)
         first[key] = min(first.get(key, row.annotation_id), row.annotation_id)
     ordered = sorted(first, key=lambda k: first[k])
     keep = len(ordered) - round(len(ordered) * HELD_OUT_SHARE)
@@ -85,19 +88,19 @@ def reviewed_crops(store: Store, embedder: Embedder, classes: Sequence[str]) -> 
     """The reviewed crops of ``classes`` and the false positives (see the module
     docstring), embedded by ``embedder`` (the plain model)."""
     class_of = {label: i for i, label in enumerate(classes)}
-    rows = [
-        r
-        for r in store.training_rows(["confirmed", "corrected", "false_positive"])
-        if r.type == "false_positive" or r.label in class_of
-    ]
-    held = _held_out_groups(rows)
+    every = store.training_rows(["confirmed", "corrected", "false_positive"])
+    held = _held_out_groups(every)
+    made = frozenset(
+        r.reference_id for r in every if r.reference_id is not None and _key(r) in held
+    )
+    rows = [r for r in every if r.type == "false_positive" or r.label in class_of]
     crops, labels, out, skipped = [], [], [], 0
     for row in rows:
         crop = _crop(row)
         if crop is None:
             skipped += 1
             continue
-        key = f"track:{row.source}:{row.track_id}" if row.track_id else row.content_hash
+        key = _key(row)
         crops.append(crop)
         labels.append(-1 if row.type == "false_positive" else class_of[row.label or ""])
         out.append(key in held)
@@ -115,8 +118,21 @@ def reviewed_crops(store: Store, embedder: Embedder, classes: Sequence[str]) -> 
     y, h = np.array(labels, int), np.array(out, bool)
     positive = y >= 0
     return ReviewedCrops(
-        vectors[positive], y[positive], h[positive], vectors[~positive], h[~positive], skipped
+        vectors[positive], y[positive], h[positive], vectors[~positive], h[~positive], skipped, made
     )
+
+
+def held_out_references(store: Store) -> frozenset[int]:
+    """The references made of the crops ``reviewed_crops`` holds out, known before the
+    training views are rendered (so they are not rendered)."""
+    rows = store.training_rows(["confirmed", "corrected", "false_positive"])
+    held = _held_out_groups(rows)
+    return frozenset(r.reference_id for r in rows if r.reference_id is not None and _key(r) in held)
+
+
+def _key(row: TrainingRow) -> str:
+    """What a crop's side of the split goes with: its live track, else its picture."""
+    return f"track:{row.source}:{row.track_id}" if row.track_id else row.content_hash
 
 
 def judge_on_reviewed(

@@ -36,12 +36,7 @@ from server.engine.catalog.store import ReferenceRow, Store
 from server.engine.catalog.vectors import VIEW_SIZE
 from server.engine.errors import ImageRejected, NoReferencesError, NotIndexedError
 from server.engine.project.config import Project, Projection, write_projection
-from server.engine.training.registry import (
-    Identity,
-    file_hash,
-    register_adopted,
-    register_live,
-)
+from server.engine.training.registry import register_head
 from server.engine.vision import backdrops, synth, threads
 from server.engine.vision.embedders import Embedder, create_embedder, project_embedder
 from server.engine.vision.images import flatten_alpha, load_image
@@ -56,7 +51,12 @@ from server.engine.workflows.common import (
 from server.engine.workflows.head_fitting import fit_whitening, nearest_mean, supcon
 from server.engine.workflows.index import IndexSummary, build_index
 from server.engine.workflows.preflight import preflight
-from server.engine.workflows.reviewed_crops import ReviewedCrops, judge_on_reviewed, reviewed_crops
+from server.engine.workflows.reviewed_crops import (
+    ReviewedCrops,
+    held_out_references,
+    judge_on_reviewed,
+    reviewed_crops,
+)
 from server.engine.workflows.verify import run_verify
 from server.engine.workflows.verify_report import VerifyReport
 
@@ -135,12 +135,14 @@ def training_vectors(
     embedder: Embedder,
     store: Store,
     progress: Callable[[int], None] | None = None,
+    leave_out: frozenset[int] = frozenset(),
 ) -> TrainingSet:
-    """Plain-model vectors of every active reference and its synthetic views."""
+    """Plain-model vectors of every active reference (but those of ``leave_out``) and
+    its synthetic views."""
     cfg = project.config.train
     rng = np.random.default_rng(cfg.seed)
     backgrounds = [backdrops.fallback_background(rng, VIEW_SIZE) for _ in range(TRAIN_BACKGROUNDS)]
-    refs = store.active_references()
+    refs = [r for r in store.active_references() if r.id not in leave_out]
     classes = sorted({r.label for r in refs})
     class_of = {label: i for i, label in enumerate(classes)}
     held = max(1, cfg.views // 4)
@@ -306,7 +308,8 @@ def train_projection(
     try:
         if len({r.label for r in store.active_references()}) < 2:
             raise NoReferencesError("train needs at least two classes to tell apart")
-        data = training_vectors(project, embedder, store, progress)
+        # References made of held-out reviewed crops stay out of training.
+        data = training_vectors(project, embedder, store, progress, held_out_references(store))
         real = reviewed_crops(store, embedder, data.classes)
     finally:
         store.close()
@@ -426,25 +429,18 @@ def train_project(ref: str, force: bool = False, stage: Stage = quiet) -> TrainR
 
 
 def _register(before: Project, report: TrainReport) -> None:
-    """Put the adopted head in the registry, made for the live embedder, with the switch
-    to it (``before``: the project as it was, whose head is registered first)."""
+    """Put the adopted head in the registry with the switch to it (``before``: the
+    project as it was, whose head is registered first)."""
     assert report.head_file is not None
-    store = Store(before.db_path)
-    try:
-        embedder = register_live(store, before, "embedder")
-        identity = Identity("head", report.head.id, report.head_file, file_hash(report.head_file))
-        metrics = {
-            "validation_top1": round(report.validation_top1, 4),
-            "validation_top1_plain": round(report.validation_top1_plain, 4),
-        }
-        real = report.real
-        if "top1" in real:
-            metrics |= {"reviewed_top1": real["top1"], "reviewed_top1_plain": real["top1_plain"]}
-        training = {
-            "method": before.config.train.method,
-            "data": "synthetic views" + (" and reviewed crops" if real.get("trained_on") else ""),
-            "reviewed": real,
-        }
-        register_adopted(store, before, identity, embedder.id, training, metrics, "identify train")
-    finally:
-        store.close()
+    real = report.real
+    metrics = {
+        "validation_top1": round(report.validation_top1, 4),
+        "validation_top1_plain": round(report.validation_top1_plain, 4),
+    } | (
+        {"reviewed_top1": real["top1"], "reviewed_top1_plain": real["top1_plain"]}
+        if "top1" in real
+        else {}
+    )
+    data = "synthetic views" + (" and reviewed crops" if real.get("trained_on") else "")
+    training = {"method": before.config.train.method, "data": data, "reviewed": real}
+    register_head(before, report.head.id, report.head_file, training, metrics)

@@ -124,7 +124,8 @@ class Switched:
 
     project: Project
     kind: Kind
-    before: VersionRow
+    before: VersionRow | None
+    """None: the live version's file could not be read."""
     after: VersionRow
     summary: IndexSummary | None = None
     """The index built in the new space (a head or an embedder)."""
@@ -148,8 +149,11 @@ def use_version(ref: str, version_id: int, stage: Stage = quiet, reason: str = "
         try:
             target = store.version(version_id)
             kind = _kind(target.kind) or "detector"
-            before = register_live(store, project, kind)
-            if before.id == target.id:
+            try:
+                before: VersionRow | None = register_live(store, project, kind)
+            except IdentifyError:
+                before = None  # the live file is gone or unreadable: switching away is the fix
+            if before is not None and before.id == target.id:
                 raise IdentifyError(f"{kind} version {target.id} ({target.name}) is live already")
             path = _checked_file(project, target)
             summary, checked = _apply(project, store, kind, target, path, stage)
@@ -171,7 +175,10 @@ def roll_back(ref: str, kind: str, stage: Stage = quiet) -> Switched:
         raise IdentifyError(f"no earlier {wanted} version was live: nothing to roll back to")
     store = Store(project.db_path)
     try:
-        live = store.version_by_hash(wanted, live_identity(project, wanted).content_hash)
+        try:
+            live = store.version_by_hash(wanted, live_identity(project, wanted).content_hash)
+        except IdentifyError:
+            live = None  # its file is gone: going back is the way out
         target = previous(store, wanted, None if live is None else live.id)
     finally:
         store.close()
@@ -202,21 +209,7 @@ def _apply(
     """Write the project file for ``target``, re-indexing first for a new space."""
     cfg = project.config
     if kind == "detector":
-        builtin = target.name.removeprefix("builtin:") if path is None else "yolo"
-        block = {**own_detector_settings(project), "kind": builtin}
-        if target.training.get("class_agnostic"):
-            block.pop("classes", None)  # it finds things, of no class of its own
-        if path is not None:
-            block["weights"] = relative(project, path)
-            block["image_size"] = int(target.training.get("image_size", cfg.detector.image_size))
-        config = dataclasses.replace(
-            cfg.detector,
-            kind=typing.cast(DetectorKind, builtin),
-            weights=path,
-            image_size=int(block.get("image_size", cfg.detector.image_size)),
-        )
-        detectors.make(config, project.data_dir)  # loads, or one clear error
-        write_block(project.file, "detector", block, "identify versions")
+        _apply_detector(project, target, path)
         return None, None
     if kind == "head":
         embedder_now = register_live(store, project, "embedder")
@@ -236,7 +229,7 @@ def _apply(
             )
         new = dataclasses.replace(cfg, projection=projection)
     else:
-        name, _, pretrained = target.name.partition("/")
+        name, _, pretrained = target.name.rpartition("/")  # names may hold a "/"
         model = dataclasses.replace(
             cfg.model,
             name=name,
@@ -271,6 +264,27 @@ def _apply(
     with stage("re-verifying", tested) as update:
         checked = run_verify(reloaded, project_embedder(reloaded.config), progress=update)
     return summary, checked
+
+
+def _apply_detector(project: Project, target: VersionRow, path: Path | None) -> None:
+    """Write the detector block for ``target``, once its model loads."""
+    cfg = project.config.detector
+    builtin = target.name.removeprefix("builtin:") if path is None else "yolo"
+    block = {**own_detector_settings(project), "kind": builtin}
+    block.pop("classes", None)
+    if target.training.get("classes") and not target.training.get("class_agnostic"):
+        block["classes"] = list(target.training["classes"])  # as it was live
+    if path is not None:
+        block["weights"] = relative(project, path)
+    block["image_size"] = int(target.training.get("image_size", cfg.image_size))
+    config = dataclasses.replace(
+        cfg,
+        kind=typing.cast(DetectorKind, builtin),
+        weights=path,
+        image_size=int(block["image_size"]),
+    )
+    detectors.make(config, project.data_dir)  # loads, or one clear error
+    write_block(project.file, "detector", block, "identify versions")
 
 
 def describe(item: VersionRow | Identity) -> str:

@@ -32,6 +32,8 @@ class TrainingRow:
     region_path: str | None = None
     """The thing's own crop, when one was kept (straightened, or cut at the resolution
     it came in)."""
+    reference_id: int | None = None
+    """The reference the annotation made of the crop (a unified taxonomy's label)."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ class TrainingRows(StoreBase):
         rows = self.db.execute(
             "select a.id, a.type, a.true_label, a.box, coalesce(i.path, ''), "
             "coalesce(i.content_hash, ''), r.source, r.track_id, a.taxonomy, a.created_at, "
-            "r.region_path "
+            "r.region_path, a.reference_id "
             "from annotations a join images i on i.id = a.image_id "
             "left join review r on r.id = a.review_id "
             f"where {' and '.join(where)} order by a.id",
@@ -116,6 +118,11 @@ class TrainingRows(StoreBase):
             [unnamed, unnamed],
         ).fetchall()
         return [r[0] for r in rows]
+
+    def newest_annotation_at(self) -> str | None:
+        """When the newest annotation was made (None: there is none)."""
+        row = self.db.execute("select max(created_at) from annotations").fetchone()
+        return None if row is None else row[0]
 
     # --- the registry --------------------------------------------------------------
 

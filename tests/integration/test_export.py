@@ -20,6 +20,8 @@ from server.engine.workflows.index import build_index
 from tests.conftest import write_project
 from tests.integration.test_detected_objects import _scene as table_scene
 
+ODD = 'AC/DC: "Live" #1 [ü], {x}'
+"""A class name with what breaks YAML and file names unquoted."""
 DRAWN = [20, 20, 70, 60]
 """The box a reviewer draws round a thing the detector missed."""
 
@@ -51,7 +53,7 @@ def reviewed(tmp_path: Path, small_refs: Path, embedder) -> dict[str, Any]:  # t
         boxes = {"Brazil": list(left.bbox), "Japan": list(right.bbox)}
         _annotate(service, left.review_id, "corrected", "Brazil")
         _annotate(service, right.review_id, "confirmed", "Japan")
-        _annotate(service, left.review_id, "missed", "grapes", DRAWN)
+        _annotate(service, left.review_id, "missed", ODD, DRAWN)
         for obj in second:
             _annotate(service, obj.review_id, "false_positive")
         stored = service.review_item(left.review_id)
@@ -78,9 +80,9 @@ def test_a_yolo_export_holds_each_reviewed_box_and_ultralytics_trains_on_it(
     assert done.pictures == {"train": 1, "val": 1}
     assert sum(done.objects.values()) == 3 and sum(done.backgrounds.values()) == 1
     # Classes in the order first annotated: the correction, the new class, the drawn one.
-    assert done.classes == ["Brazil", "Japan", "grapes"]
+    assert done.classes == ["Brazil", "Japan", ODD]
     data = yaml.safe_load((out / "data.yaml").read_text())
-    assert data["names"] == {0: "Brazil", 1: "Japan", 2: "grapes"}
+    assert data["names"] == {0: "Brazil", 1: "Japan", 2: ODD}
     assert Path(data["path"]) == out.resolve()
     labels = _read_labels(out)
     [objects] = [lines for lines in labels.values() if lines]
@@ -106,7 +108,7 @@ def test_a_yolo_export_holds_each_reviewed_box_and_ultralytics_trains_on_it(
     )
     assert all(0 < v <= 1 for line in objects for v in line[1:])
     manifest = json.loads((out / "export.json").read_text())
-    assert manifest["per_class"] == {"Brazil": 1, "Japan": 1, "grapes": 1}
+    assert manifest["per_class"] == {"Brazil": 1, "Japan": 1, ODD: 1}
     assert sorted(len(ids) for ids in manifest["annotations"].values()) == [2, 3]
 
     # Ultralytics takes it unchanged: its dataset check, then one tiny epoch.
@@ -116,7 +118,7 @@ def test_a_yolo_export_holds_each_reviewed_box_and_ultralytics_trains_on_it(
     from ultralytics.data.utils import check_det_dataset
 
     checked = check_det_dataset(str(out / "data.yaml"))
-    assert checked["nc"] == 3 and checked["names"] == {0: "Brazil", 1: "Japan", 2: "grapes"}
+    assert checked["nc"] == 3 and checked["names"] == {0: "Brazil", 1: "Japan", 2: ODD}
     model = yolo.YOLO("yolo11n.yaml")
     result = model.train(
         data=str(out / "data.yaml"),
@@ -150,7 +152,7 @@ def test_a_coco_export_loads_in_pycocotools_and_scores_its_own_boxes_perfectly(
     assert sum(len(c.getImgIds()) for c in loaded.values()) == 2
     assert sum(len(c.getAnnIds()) for c in loaded.values()) == 3
     [truth] = [c for c in loaded.values() if c.getAnnIds()]
-    assert [c["name"] for c in truth.loadCats(truth.getCatIds())] == ["Brazil", "Japan", "grapes"]
+    assert [c["name"] for c in truth.loadCats(truth.getCatIds())] == ["Brazil", "Japan", ODD]
     for image in truth.loadImgs(truth.getImgIds()):
         assert (out / "images" / image["file_name"]).is_file()
     # Its own boxes as detections: a perfect score, so the boxes and ids are consistent.
@@ -187,12 +189,12 @@ def test_filters_and_the_split_are_stable_and_a_bad_request_loses_nothing(
     # Filters choose pictures: the table (it holds a missed thing) goes with every box
     # reviewed on it, and the picture of false positives only stays out.
     _, only_missed = export_dataset(ref, out, "yolo", types=["missed"])
-    assert only_missed.per_class == {"Brazil": 1, "Japan": 1, "grapes": 1}
+    assert only_missed.per_class == {"Brazil": 1, "Japan": 1, ODD: 1}
     assert sum(only_missed.pictures.values()) == 1 and not sum(only_missed.backgrounds.values())
     _, negatives = export_dataset(ref, tmp_path / "neg", "yolo", types=["false_positive"])
     assert sum(negatives.backgrounds.values()) == 1 and sum(negatives.pictures.values()) == 1
     # The class numbers stay those of every annotation, whatever the filter.
-    assert only_missed.classes == ["Brazil", "Japan", "grapes"]
+    assert only_missed.classes == ["Brazil", "Japan", ODD]
     before = sorted(p.relative_to(out).as_posix() for p in out.rglob("*"))
     with pytest.raises(IdentifyError, match="--overwrite"):
         export_dataset(ref, out, "yolo")

@@ -188,6 +188,26 @@ def register_adopted(
     return version
 
 
+def record_version(
+    project: Project,
+    identity: Identity,
+    parent_id: int | None,
+    training: dict[str, Any],
+    metrics: dict[str, Any],
+    adopted_by: str | None = None,
+) -> VersionRow:
+    """A version a command just made, registered in the project's database; with
+    ``adopted_by`` (the command) it went live, and the switch is kept
+    (``register_adopted``: ``project`` is the project as it was)."""
+    store = Store(project.db_path)
+    try:
+        if adopted_by is None:
+            return register(store, project, identity, parent_id, training, metrics)
+        return register_adopted(store, project, identity, parent_id, training, metrics, adopted_by)
+    finally:
+        store.close()
+
+
 def register_head(
     before: Project,
     head_id: str,
@@ -195,14 +215,11 @@ def register_head(
     training: dict[str, Any],
     metrics: dict[str, Any],
 ) -> VersionRow:
-    """An adopted projection head in the registry, made for the live embedder, with the
-    switch to it (``register_adopted``)."""
+    """An adopted projection head, made for the live embedder, with the switch to it."""
     store = Store(before.db_path)
     try:
-        embedder = register_live(store, before, "embedder")
-        identity = Identity("head", head_id, head_file, file_hash(head_file))
-        return register_adopted(
-            store, before, identity, embedder.id, training, metrics, "identify train"
-        )
+        embedder = register_live(store, before, "embedder").id
     finally:
         store.close()
+    identity = Identity("head", head_id, head_file, file_hash(head_file))
+    return record_version(before, identity, embedder, training, metrics, "identify train")

@@ -28,10 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from server.engine.catalog.store import Store, VersionRow
+from server.engine.catalog.store import VersionRow
 from server.engine.errors import IdentifyError, NoReferencesError
 from server.engine.project.config import DetectorConfig, Project, write_block
-from server.engine.training.registry import Identity, file_hash, register, register_adopted
+from server.engine.training.registry import Identity, file_hash, record_version
 from server.engine.vision.backdrops import fallback_background
 from server.engine.vision.detectors.yolo import offline_ultralytics
 from server.engine.vision.embedders.torch_common import pick_device
@@ -143,34 +143,19 @@ def train_detector(
             "identify detector train",
         )
         card = json.loads(weights.with_suffix(".json").read_text())
-        _register(project, weights, digest, card, "identify detector train")
+        _register(project, weights, digest, card)
     return run
 
 
-def _register(
-    project: Project,
-    weights: Path,
-    digest: str,
-    card: dict[str, Any],
-    reason: str,
-    parent: int | None = None,
-    live: bool = True,
-) -> VersionRow:
-    """Put a detector the project now has in the registry (with the switch to it, when
-    it went live)."""
-    store = Store(project.db_path)
-    try:
-        identity = Identity("detector", weights.stem, weights, digest)
-        held_out = card.pop("held_out_map50", {})
-        metrics = {
-            "map50_synthetic": held_out.get("boxes"),
-            "corners_map50_synthetic": held_out.get("corners"),
-        }
-        if live:
-            return register_adopted(store, project, identity, parent, card, metrics, reason)
-        return register(store, project, identity, parent, card, metrics)
-    finally:
-        store.close()
+def _register(project: Project, weights: Path, digest: str, card: dict[str, Any]) -> VersionRow:
+    """Put the detector the project now has in the registry, with the switch to it."""
+    held_out = card.pop("held_out_map50", {})
+    metrics = {
+        "map50_synthetic": held_out.get("boxes"),
+        "corners_map50_synthetic": held_out.get("corners"),
+    }
+    identity = Identity("detector", weights.stem, weights, digest)
+    return record_version(project, identity, None, card, metrics, "identify detector train")
 
 
 def _write_card(

@@ -28,7 +28,7 @@ from server.engine.training.finetune import THING, training_set
 from server.engine.training.registry import (
     Identity,
     file_hash,
-    register,
+    record_version,
     register_live,
     stored_path,
 )
@@ -228,12 +228,8 @@ def _keep(
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(best, target)
     target.with_suffix(".json").write_text(json.dumps({**training, **measured}, indent=2) + "\n")
-    store = Store(project.db_path)
-    try:
-        identity = Identity("detector", target.stem, target, digest)
-        return register(store, project, identity, base.id if base else None, training, measured)
-    finally:
-        store.close()
+    identity = Identity("detector", target.stem, target, digest)
+    return record_version(project, identity, base.id if base else None, training, measured)
 
 
 def _measure(

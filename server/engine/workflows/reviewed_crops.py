@@ -46,9 +46,6 @@ class ReviewedCrops:
     negatives_held_out: np.ndarray
     skipped: int
     """Crops whose picture is gone or unreadable."""
-    held_out_references: frozenset[int] = frozenset()
-    """References made of held-out crops (a unified taxonomy's labels): left out of
-    training, or the head would be judged on its own references."""
 
     @property
     def judged(self) -> bool:
@@ -90,9 +87,6 @@ def reviewed_crops(store: Store, embedder: Embedder, classes: Sequence[str]) -> 
     class_of = {label: i for i, label in enumerate(classes)}
     every = store.training_rows(["confirmed", "corrected", "false_positive"])
     held = _held_out_groups(every)
-    made = frozenset(
-        r.reference_id for r in every if r.reference_id is not None and _key(r) in held
-    )
     rows = [r for r in every if r.type == "false_positive" or r.label in class_of]
     crops, labels, out, skipped = [], [], [], 0
     for row in rows:
@@ -118,7 +112,7 @@ def reviewed_crops(store: Store, embedder: Embedder, classes: Sequence[str]) -> 
     y, h = np.array(labels, int), np.array(out, bool)
     positive = y >= 0
     return ReviewedCrops(
-        vectors[positive], y[positive], h[positive], vectors[~positive], h[~positive], skipped, made
+        vectors[positive], y[positive], h[positive], vectors[~positive], h[~positive], skipped
     )
 
 

@@ -1,4 +1,4 @@
-"""``identify evaluate``: two detector versions side by side on reviewed pictures."""
+"""``identify evaluate``: two versions side by side on reviewed data neither trained on."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import click
 
 from identify_tui.cli import common
 from identify_tui.cli.common import project_option, user_errors
+from server.engine.training.evaluate import Scored
 from server.engine.workflows.evaluate import evaluate_versions
 
 
@@ -23,9 +24,13 @@ from server.engine.workflows.evaluate import evaluate_versions
 @click.option("--json", "as_json", is_flag=True, help="The numbers as one JSON object.")
 @user_errors
 def evaluate(project: str, a: str, b: str, since: str | None, as_json: bool) -> None:
-    """Compare detector versions A and B (registry ids, or live) on reviewed pictures
-    neither trained on: mAP50 and recall at IoU 0.5, recall per class, false positives
-    per picture, and open-set accuracy of identification through each. Changes nothing.
+    """Compare versions A and B (registry ids, or live) on reviewed data neither trained
+    on. Detectors, on the held-out reviewed pictures: mAP50 and recall at IoU 0.5,
+    recall per class, false positives per picture, and open-set accuracy of
+    identification through each. Heads or embedders, on the held-out reviewed crops,
+    each indexed and calibrated in its own space: top-1, known things accepted right,
+    unknown things and false positives rejected, open-set accuracy, per class. Changes
+    nothing.
 
     \b
     Example:
@@ -36,21 +41,32 @@ def evaluate(project: str, a: str, b: str, since: str | None, as_json: bool) -> 
         click.echo(json.dumps(done.to_json()))
         return
     sa, sb = done.a.scored, done.b.scored
-    click.echo(
-        f"{done.project.name}: {sa.pictures} reviewed picture(s) ({done.data}), "
-        f"{sa.objects} object(s)" + (f"; {done.unreadable} unreadable" if done.unreadable else "")
+    what = (
+        f"{sa.pictures} reviewed picture(s) ({done.data}), {sa.objects} object(s)"
+        if isinstance(sa, Scored)
+        else f"{sa.objects} reviewed crop(s) ({done.data}), {sa.known} of indexed classes"
     )
+    unreadable = f"; {done.unreadable} unreadable" if done.unreadable else ""
+    click.echo(f"{done.project.name}: {what}{unreadable}")
     click.echo(f"{'':<28} {'A ' + done.a.name[:24]:>26} {'B ' + done.b.name[:24]:>26} {'B - A':>8}")
     diff = done.difference()
-    for key, words in (
-        ("map50", "mAP50"),
-        ("recall", "recall (IoU 0.5)"),
-        ("false_positives_per_picture", "false positives / picture"),
-        ("open_set_accuracy", "open-set accuracy"),
-    ):
+    for key in sa.NUMBERS:
         click.echo(
-            f"{words:<28} {getattr(sa, key):>26.3f} {getattr(sb, key):>26.3f} {diff[key]:>+8.3f}"
+            f"{WORDS[key]:<28} {getattr(sa, key):>26.3f} {getattr(sb, key):>26.3f} "
+            f"{diff[key]:>+8.3f}"
         )
+    per = "recall" if isinstance(sa, Scored) else "right"
     for label in sorted(set(sa.per_class_recall) | set(sb.per_class_recall)):
         ra, rb = sa.per_class_recall.get(label, 0.0), sb.per_class_recall.get(label, 0.0)
-        click.echo(f"{'  recall ' + label[:19]:<28} {ra:>26.3f} {rb:>26.3f} {rb - ra:>+8.3f}")
+        click.echo(f"{'  ' + per + ' ' + label[:19]:<28} {ra:>26.3f} {rb:>26.3f} {rb - ra:>+8.3f}")
+
+
+WORDS = {
+    "map50": "mAP50",
+    "recall": "recall (IoU 0.5)",
+    "false_positives_per_picture": "false positives / picture",
+    "open_set_accuracy": "open-set accuracy",
+    "top1": "top-1 (indexed classes)",
+    "known_accepted_right": "known, accepted right",
+    "unknown_rejected": "unknown & FP rejected",
+}

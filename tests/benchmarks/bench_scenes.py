@@ -71,6 +71,23 @@ def _ap50(scored: list[tuple[float, bool]], positives: int) -> float:
     return float(np.sum(steps * precision))
 
 
+def make_scenes(
+    things: list[tuple[str, bool, Path]], n: int, seed: int, data: Path
+) -> list[tuple[list[tuple[str, bool, Path]], Any]]:
+    """``n`` scenes of 2-5 of ``things`` each, on the dataset's benchmark-half
+    backgrounds: (the things picked, the scene)."""
+    rng = np.random.default_rng(seed)
+    manifest = json.loads((data / "manifest.json").read_text())
+    backgrounds = load_backgrounds([Path(p) for p in manifest["backgrounds"]], rng=rng)
+    images = {label: load_image(path, keep_alpha=True) for label, _, path in things}
+    scenes = []
+    for _ in range(n):
+        picks = [things[i] for i in rng.choice(len(things), int(rng.integers(2, 6)), replace=False)]
+        bg = backgrounds[int(rng.integers(len(backgrounds)))]
+        scenes.append((picks, scene([images[p[0]] for p in picks], bg, rng)))
+    return scenes
+
+
 def run_set(
     name: str,
     things: list[tuple[str, bool, Path]],
@@ -81,15 +98,7 @@ def run_set(
     yolo: Path | None = None,
     kinds: tuple[str, ...] = ("locate", "quad", "yolo"),
 ) -> dict[str, Any]:
-    rng = np.random.default_rng(seed)
-    manifest = json.loads((data / "manifest.json").read_text())
-    backgrounds = load_backgrounds([Path(p) for p in manifest["backgrounds"]], rng=rng)
-    images = {label: load_image(path, keep_alpha=True) for label, _, path in things}
-    scenes = []
-    for _ in range(n):
-        picks = [things[i] for i in rng.choice(len(things), int(rng.integers(2, 6)), replace=False)]
-        bg = backgrounds[int(rng.integers(len(backgrounds)))]
-        scenes.append((picks, scene([images[p[0]] for p in picks], bg, rng)))
+    scenes = make_scenes(things, n, seed, data)
     out: dict[str, Any] = {}
     config = ident.project.config.detector
     for kind in [k for k in kinds if k != "yolo" or yolo is not None]:
@@ -156,6 +165,7 @@ def _measure(ident: Identifier, detector: Any, scenes: list[Any]) -> dict[str, A
         "detector_ms": round(1000 * detect_s / frames, 1),
         "crop_ms": round(1000 * per_crop, 1),
         "objects_per_frame": round(objects_total / frames, 2),
+        "unmatched_per_frame": round((objects_total - found) / frames, 2),
         "latency_ratio": round(
             (frame_s / frames) / (detect_s / frames + objects_total / frames * per_crop), 2
         ),

@@ -12,7 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from identify_tui.cli import main
+from server.engine.catalog.store import Store
 from server.engine.project.config import DEFAULT_TAXONOMY, load_project
+from server.engine.training.registry import PLAIN_HEAD, register_live
 from server.engine.workflows.index import build_index
 from tests.conftest import DEMO_REFS, write_project
 from tests.integration.test_detected_objects import _scene as table_scene
@@ -99,9 +101,47 @@ def test_the_head_is_judged_on_the_newest_reviewed_crops(
         assert 0 <= real[key] <= 1, real
     better = real["top1"] >= real["top1_plain"] and real["auc"] >= real["auc_plain"]
     assert report["adopted"] == better, real
-    if report["adopted"]:
-        live = next(ln for ln in versions.splitlines() if ln.startswith("*"))
-        assert "reviewed_top1" in live
+    assert report["adopted"], real  # the evaluation below compares it with the plain model
+    live = next(ln for ln in versions.splitlines() if ln.startswith("*"))
+    assert "reviewed_top1" in live
+
+    # The head and the plain model side by side on the same held-out crops, each indexed
+    # and calibrated in its own space, in a copy: the project is left as it was.
+    project = load_project(file)
+    before = file.read_text()
+    store = Store(project.db_path)
+    try:
+        plain = next(v for v in store.versions("head") if v.name == PLAIN_HEAD)
+        detector = register_live(store, project, "detector")
+    finally:
+        store.close()
+    result = CliRunner().invoke(
+        main, ["evaluate", "--project", str(file), "live", str(plain.id), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    compared = json.loads(result.stdout)
+    a, b = compared["a"], compared["b"]
+    assert compared["kind"] == "head" and compared["data"] == "held-out"
+    assert a["objects"] == b["objects"] == real["held_out"] + real["negatives_held_out"]
+    assert a["known"] == b["known"] == real["held_out"]
+    for side in (a, b):
+        for key in ("top1", "known_accepted_right", "unknown_rejected", "open_set_accuracy"):
+            assert 0 <= side[key] <= 1, side
+        assert set(side["per_class_recall"]) == {"Brazil", "Japan"}
+    # Each is judged at its own space's thresholds (the head's scale is not the plain one's).
+    assert a["threshold"] != b["threshold"] or a["margin"] != b["margin"]
+    assert compared["difference"]["open_set_accuracy"] == pytest.approx(
+        b["open_set_accuracy"] - a["open_set_accuracy"], abs=1e-3
+    )
+    assert file.read_text() == before
+    assert not list(project.data_dir.glob(".judging-*"))
+    table = CliRunner().invoke(main, ["evaluate", "--project", str(file), "live", str(plain.id)])
+    assert table.exit_code == 0 and "reviewed crop(s) (held-out)" in table.stdout
+    assert "unknown & FP rejected" in table.stdout
+    mixed = CliRunner().invoke(
+        main, ["evaluate", "--project", str(file), str(plain.id), str(detector.id)]
+    )
+    assert mixed.exit_code != 0 and "different kinds" in mixed.output
 
 
 def test_with_few_reviews_the_synthetic_views_decide_and_say_so(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.engine.training.evaluate import Seen, iou, match, score
+from server.engine.training.evaluate import Answer, Seen, iou, match, score, score_answers
 
 A = (0, 0, 10, 10)
 B = (20, 0, 30, 10)
@@ -47,3 +47,21 @@ def test_an_unindexed_thing_said_unknown_is_right_and_nothing_found_scores_zero(
     )
     empty = score([[("fox", A)]], [[]], known={"cat"})
     assert (empty.recall, empty.map50, empty.open_set_accuracy) == (0.0, 0.0, 0.0)
+
+
+def test_an_identification_version_is_scored_per_crop_against_what_the_index_holds() -> None:
+    answers = [
+        Answer("cat", "cat", "cat"),  # known, named: right
+        Answer("cat", "cat", None),  # known, best candidate right but not accepted: wrong
+        Answer("dog", "cat", "cat"),  # known, taken for another: wrong
+        Answer(None, "cat", None),  # a false positive (or a class not indexed) rejected
+        Answer(None, "dog", "dog"),  # ... or accepted: wrong
+    ]
+    s = score_answers(answers, 0.7, 0.05)
+    assert (s.objects, s.known) == (5, 3)
+    assert s.top1 == pytest.approx(2 / 3)
+    assert s.known_accepted_right == pytest.approx(1 / 3)
+    assert s.unknown_rejected == pytest.approx(1 / 2)
+    assert s.open_set_accuracy == pytest.approx(2 / 5)
+    assert s.per_class_recall == {"cat": 0.5, "dog": 0.0}
+    assert s.to_json()["threshold"] == 0.7

@@ -16,6 +16,13 @@ picture for a located object). Then:
   (a class the index knows) or unknown (a class it does not); a missed object is wrong;
   a detection that matches nothing and names a class is a false accept, counted wrong
   too (issue 16's per-object rule).
+
+Two identification versions (heads, embedders) are judged on reviewed crops instead
+(``score_answers``): each crop's true answer is its class when the index holds it, and
+unknown for a class it does not hold and for a false positive (nothing of interest).
+Then ``top1`` (the best candidate is the class, over the crops of known classes),
+``known_accepted_right``, ``unknown_rejected`` and ``open_set_accuracy`` over all, with
+recall (accepted right) per class.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -52,6 +60,13 @@ class Scored:
     per_class_recall: dict[str, float]
     false_positives_per_picture: float
     open_set_accuracy: float
+
+    NUMBERS: ClassVar[tuple[str, ...]] = (
+        "map50",
+        "recall",
+        "false_positives_per_picture",
+        "open_set_accuracy",
+    )
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -142,4 +157,72 @@ def score(
         per_class_recall={c: found[c] / n for c, n in sorted(total.items())},
         false_positives_per_picture=unmatched / pictures if pictures else 0.0,
         open_set_accuracy=right / (objects + false_accepts) if objects + false_accepts else 0.0,
+    )
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One reviewed crop and what a version answered."""
+
+    truth: str | None
+    """The right answer: the class, when the index holds it; None: unknown."""
+    top1: str | None
+    """The best candidate, accepted or not."""
+    label: str | None
+    """The answer given (None: unknown)."""
+
+
+@dataclass(frozen=True)
+class IdScored:
+    """An identification version's numbers on reviewed crops."""
+
+    objects: int
+    known: int
+    """Crops of classes the index holds."""
+    top1: float
+    known_accepted_right: float
+    unknown_rejected: float
+    open_set_accuracy: float
+    per_class_recall: dict[str, float]
+    threshold: float
+    margin: float
+    """The thresholds it was judged at (calibrated in its own space)."""
+
+    NUMBERS: ClassVar[tuple[str, ...]] = (
+        "top1",
+        "known_accepted_right",
+        "unknown_rejected",
+        "open_set_accuracy",
+    )
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "objects": self.objects,
+            "known": self.known,
+            **{k: round(getattr(self, k), 4) for k in self.NUMBERS},
+            "per_class_recall": {k: round(v, 4) for k, v in self.per_class_recall.items()},
+            "threshold": self.threshold,
+            "margin": self.margin,
+        }
+
+
+def score_answers(answers: Sequence[Answer], threshold: float, margin: float) -> IdScored:
+    """A version's numbers on reviewed crops (see the module docstring)."""
+
+    def share(hits: Sequence[bool]) -> float:
+        return sum(hits) / len(hits) if hits else 0.0
+
+    known = [a for a in answers if a.truth is not None]
+    total: Counter[str] = Counter(a.truth for a in known if a.truth is not None)
+    right: Counter[str] = Counter(a.truth for a in known if a.truth and a.label == a.truth)
+    return IdScored(
+        objects=len(answers),
+        known=len(known),
+        top1=share([a.top1 == a.truth for a in known]),
+        known_accepted_right=share([a.label == a.truth for a in known]),
+        unknown_rejected=share([a.label is None for a in answers if a.truth is None]),
+        open_set_accuracy=share([a.label == a.truth for a in answers]),
+        per_class_recall={c: right[c] / n for c, n in sorted(total.items())},
+        threshold=threshold,
+        margin=margin,
     )

@@ -53,7 +53,9 @@ class ReviewedCrops:
         return int(self.held_out.sum()) >= MIN_HELD_OUT
 
 
-def _crop(row: TrainingRow) -> np.ndarray | None:
+def reviewed_crop(row: TrainingRow) -> np.ndarray | None:
+    """A reviewed object's picture: its kept crop, else its box cut from the stored
+    picture (None: gone, unreadable, or under 8 px)."""
     try:
         if row.region_path and Path(row.region_path).is_file():
             return load_image(Path(row.region_path))
@@ -69,12 +71,12 @@ def _crop(row: TrainingRow) -> np.ndarray | None:
     return crop if min(crop.shape[:2]) >= 8 else None
 
 
-def _held_out_groups(rows: Sequence[TrainingRow]) -> set[str]:
+def held_out_groups(rows: Sequence[TrainingRow]) -> set[str]:
     """The newest ``HELD_OUT_SHARE`` of the pictures, by their first annotation (ids
     grow with time, and tell apart what one second holds)."""
     first: dict[str, int] = {}
     for row in rows:
-        key = _key(row)
+        key = picture_key(row)
         first[key] = min(first.get(key, row.annotation_id), row.annotation_id)
     ordered = sorted(first, key=lambda k: first[k])
     keep = len(ordered) - round(len(ordered) * HELD_OUT_SHARE)
@@ -86,15 +88,15 @@ def reviewed_crops(store: Store, embedder: Embedder, classes: Sequence[str]) -> 
     docstring), embedded by ``embedder`` (the plain model)."""
     class_of = {label: i for i, label in enumerate(classes)}
     every = store.training_rows(["confirmed", "corrected", "false_positive"])
-    held = _held_out_groups(every)
+    held = held_out_groups(every)
     rows = [r for r in every if r.type == "false_positive" or r.label in class_of]
     crops, labels, out, skipped = [], [], [], 0
     for row in rows:
-        crop = _crop(row)
+        crop = reviewed_crop(row)
         if crop is None:
             skipped += 1
             continue
-        key = _key(row)
+        key = picture_key(row)
         crops.append(crop)
         labels.append(-1 if row.type == "false_positive" else class_of[row.label or ""])
         out.append(key in held)
@@ -120,11 +122,21 @@ def held_out_references(store: Store) -> frozenset[int]:
     """The references made of the crops ``reviewed_crops`` holds out, known before the
     training views are rendered (so they are not rendered)."""
     rows = store.training_rows(["confirmed", "corrected", "false_positive"])
-    held = _held_out_groups(rows)
-    return frozenset(r.reference_id for r in rows if r.reference_id is not None and _key(r) in held)
+    held = held_out_groups(rows)
+    return frozenset(
+        r.reference_id for r in rows if r.reference_id is not None and picture_key(r) in held
+    )
 
 
-def _key(row: TrainingRow) -> str:
+def held_out_sources(store: Store) -> frozenset[str]:
+    """The sources (as identify was told them) of the pictures ``reviewed_crops`` holds
+    out: what a head may be judged on beyond its crops."""
+    rows = store.training_rows(["confirmed", "corrected", "false_positive"])
+    held = held_out_groups(rows)
+    return frozenset(r.source for r in rows if r.source is not None and picture_key(r) in held)
+
+
+def picture_key(row: TrainingRow) -> str:
     """What a crop's side of the split goes with: its live track, else its picture."""
     return f"track:{row.source}:{row.track_id}" if row.track_id else row.content_hash
 

@@ -22,6 +22,7 @@ from server.engine.errors import IdentifyError
 from server.engine.project.config import (
     DetectorKind,
     Project,
+    ProjectConfig,
     Projection,
     remove_block,
     write_block,
@@ -155,7 +156,7 @@ def use_version(ref: str, version_id: int, stage: Stage = quiet, reason: str = "
                 before = None  # the live file is gone or unreadable: switching away is the fix
             if before is not None and before.id == target.id:
                 raise IdentifyError(f"{kind} version {target.id} ({target.name}) is live already")
-            path = _checked_file(project, target)
+            path = checked_file(project, target)
             summary, checked = _apply(project, store, kind, target, path, stage)
             store.record_switch(kind, target.id, reason)
         finally:
@@ -185,7 +186,12 @@ def roll_back(ref: str, kind: str, stage: Stage = quiet) -> Switched:
     return use_version(ref, target.id, stage, "rollback")
 
 
-def _checked_file(project: Project, version: VersionRow) -> Path | None:
+def checked_file(project: Project, version: VersionRow) -> Path | None:
+    """The version's file, checked to be the one registered (None: a built-in).
+
+    Raises:
+        IdentifyError: the file is gone or changed.
+    """
     path = stored_path(project, version)
     if path is None:
         return None
@@ -207,36 +213,10 @@ def _apply(
     stage: Stage,
 ) -> tuple[IndexSummary | None, VerifyReport | None]:
     """Write the project file for ``target``, re-indexing first for a new space."""
-    cfg = project.config
     if kind == "detector":
         _apply_detector(project, target, path)
         return None, None
-    if kind == "head":
-        embedder_now = register_live(store, project, "embedder")
-        if target.parent_id not in (None, embedder_now.id) and target.name != PLAIN_HEAD:
-            raise IdentifyError(
-                f"head version {target.id} was made for embedder version {target.parent_id}, "
-                f"not the live one ({embedder_now.id}: {embedder_now.name})"
-            )
-        projection = None
-        if path is not None:
-            projection = Projection(
-                file=path,
-                id=target.name,
-                trained_at=target.created_at,
-                validation_top1=target.metrics.get("validation_top1"),
-                validation_top1_plain=target.metrics.get("validation_top1_plain"),
-            )
-        new = dataclasses.replace(cfg, projection=projection)
-    else:
-        name, _, pretrained = target.name.rpartition("/")  # names may hold a "/"
-        model = dataclasses.replace(
-            cfg.model,
-            name=name,
-            pretrained=None if pretrained in ("", "default") else pretrained,
-            checkpoint=path,
-        )
-        new = dataclasses.replace(cfg, model=model, projection=None)
+    new = space_config(project, store, kind, target, path)
     switched = dataclasses.replace(project, config=new)
     count = reference_count(project)
     with stage("re-indexing", count) as update:
@@ -264,6 +244,43 @@ def _apply(
     with stage("re-verifying", tested) as update:
         checked = run_verify(reloaded, project_embedder(reloaded.config), progress=update)
     return summary, checked
+
+
+def space_config(
+    project: Project, store: Store, kind: Kind, target: VersionRow, path: Path | None
+) -> ProjectConfig:
+    """The project's configuration with ``target`` (a head or an embedder version, its
+    file checked: ``path``) in place of the live one.
+
+    Raises:
+        IdentifyError: a head made for another embedder than the live one.
+    """
+    cfg = project.config
+    if kind == "head":
+        embedder_now = register_live(store, project, "embedder")
+        if target.parent_id not in (None, embedder_now.id) and target.name != PLAIN_HEAD:
+            raise IdentifyError(
+                f"head version {target.id} was made for embedder version {target.parent_id}, "
+                f"not the live one ({embedder_now.id}: {embedder_now.name})"
+            )
+        projection = None
+        if path is not None:
+            projection = Projection(
+                file=path,
+                id=target.name,
+                trained_at=target.created_at,
+                validation_top1=target.metrics.get("validation_top1"),
+                validation_top1_plain=target.metrics.get("validation_top1_plain"),
+            )
+        return dataclasses.replace(cfg, projection=projection)
+    name, _, pretrained = target.name.rpartition("/")  # names may hold a "/"
+    model = dataclasses.replace(
+        cfg.model,
+        name=name,
+        pretrained=None if pretrained in ("", "default") else pretrained,
+        checkpoint=path,
+    )
+    return dataclasses.replace(cfg, model=model, projection=None)
 
 
 def _apply_detector(project: Project, target: VersionRow, path: Path | None) -> None:

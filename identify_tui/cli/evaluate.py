@@ -55,6 +55,8 @@ def evaluate(project: str, a: str, b: str, since: str | None, as_json: bool) -> 
             f"{WORDS[key]:<28} {getattr(sa, key):>26.3f} {getattr(sb, key):>26.3f} "
             f"{diff[key]:>+8.3f}"
         )
+    for note in done.notes:
+        click.echo(f"note: {note}")
     per = "recall" if isinstance(sa, Scored) else "right"
     for label in sorted(set(sa.per_class_recall) | set(sb.per_class_recall)):
         ra, rb = sa.per_class_recall.get(label, 0.0), sb.per_class_recall.get(label, 0.0)

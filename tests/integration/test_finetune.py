@@ -123,6 +123,96 @@ def test_a_finetuned_detector_is_a_new_version_not_live_and_is_compared_with_the
     finally:
         store.close()
 
+    # The round trip ends with a roll back: the edge finder is live again.
+    code, out = run("versions", "rollback", "--kind", "detector", "--project", str(reviewed))
+    assert code == 0, out
+    assert "kind: quad" in reviewed.read_text() and name not in reviewed.read_text()
+
+    # A version whose classes the model lacks is refused whole (as one registered live
+    # with a filter would be): the project file is left as it was.
+    store = Store(project.db_path)
+    try:
+        training = json.dumps(
+            {**store.version(version).training, "class_agnostic": False, "classes": ["Brazil"]}
+        )
+        store.db.execute("update model_versions set training = ? where id = ?", [training, version])
+        store.db.conn.commit()
+    finally:
+        store.close()
+    before = reviewed.read_text()
+    code, out = run("versions", "use", str(version), "--project", str(reviewed))
+    assert code != 0 and "has no class 'Brazil'" in out
+    assert reviewed.read_text() == before
+
+
+def test_an_interrupted_finetune_leaves_nothing_and_the_live_version_as_it_was(
+    reviewed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from server.engine.workflows import finetune
+
+    project = load_project(reviewed)
+    before = reviewed.read_text()
+    store = Store(project.db_path)
+    try:
+        versions = len(store.versions())
+    finally:
+        store.close()
+    models = set((project.data_dir / "models").glob("*"))
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(finetune, "fit_yolo", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        finetune.finetune_detector(str(reviewed), epochs=1, image_size=64)
+    assert reviewed.read_text() == before
+    store = Store(project.db_path)
+    try:
+        assert len(store.versions()) == versions
+    finally:
+        store.close()
+    assert set((project.data_dir / "models").glob("*")) == models
+    # The project is free again: the writer lock went with the interruption.
+    code, out = run("evaluate", "--project", str(reviewed), "live", "99")
+    assert code != 0 and "99" in out
+    code, out = run("detector", "finetune", "--project", str(reviewed), "--from", "99")
+    assert code != 0 and "99" in out
+
+
+def test_a_judgement_leaves_out_the_references_its_crops_made(
+    reviewed: Path,
+) -> None:
+    """Unified: every naming made a reference, Japan's the only ones it has. A copy
+    without them does not know Japan; the project still does; the copy goes after."""
+    from server.engine.decide.identifier import Identifier
+    from server.engine.vision.embedders import project_embedder
+    from server.engine.workflows.judging_copy import judging_copy
+
+    project = load_project(reviewed)
+    store = Store(project.db_path)
+    try:
+        made = {r.reference_id for r in store.training_rows(["confirmed", "corrected"])}
+    finally:
+        store.close()
+    made.discard(None)
+    stale = project.data_dir / ".judging-999999999-x"  # a killed process's
+    stale.mkdir()
+    embedder = project_embedder(project.config)
+    with judging_copy(project, project.config, made) as copy:  # type: ignore[arg-type]
+        assert not stale.exists()
+        ident = Identifier.open(copy, embedder)
+        try:
+            assert "Japan" not in ident.labels.values()
+            assert {"Brazil", "Apple Red", "Banana"} <= set(ident.labels.values())
+        finally:
+            ident.close()
+    ident = Identifier.open(project, embedder)
+    try:
+        assert "Japan" in ident.labels.values()
+    finally:
+        ident.close()
+    assert not list(project.data_dir.glob(".judging-*"))
+
 
 def test_nothing_reviewed_or_a_wrong_version_is_one_clear_error(
     tmp_path: Path,

@@ -16,7 +16,6 @@ use``.
 
 from __future__ import annotations
 
-import dataclasses
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from server.engine.catalog.store import Store, VersionRow
 from server.engine.decide.identifier import Identifier
 from server.engine.decide.objects import decide, sight
 from server.engine.errors import IdentifyError, ImageRejected
-from server.engine.project.config import DetectorConfig, DetectorKind, Project
+from server.engine.project.config import DetectorConfig, Project
 from server.engine.training.dataset import TYPES, Picture, gather
 from server.engine.training.evaluate import Box, IdScored, Scored, Seen, score
 from server.engine.training.registry import Identity, Kind, live_identity, stored_path
@@ -37,6 +36,8 @@ from server.engine.workflows.evaluate_spaces import judged_rows, readable, score
 from server.engine.workflows.export import when
 from server.engine.workflows.judging_copy import judging_copy
 from server.engine.workflows.preflight import preflight
+from server.engine.workflows.reviewed_crops import MIN_HELD_OUT
+from server.engine.workflows.versions import detector_config
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class Compared:
     unreadable: int
     a: Side
     b: Side
+    notes: tuple[str, ...] = ()
 
     def difference(self) -> dict[str, object]:
         """B minus A, per number (and per class's recall)."""
@@ -80,6 +82,7 @@ class Compared:
             "a": {"version": self.a.name, **self.a.scored.to_json()},
             "b": {"version": self.b.name, **self.b.scored.to_json()},
             "difference": self.difference(),
+            "notes": list(self.notes),
         }
 
 
@@ -107,17 +110,12 @@ def _version(store: Store, project: Project, ref: str, kind: Kind) -> VersionRow
     return store.version(int(ref))
 
 
-def _config(project: Project, version: VersionRow | Identity) -> DetectorConfig:
-    cfg = project.config.detector
-    if isinstance(version, Identity):
-        return cfg
-    path = stored_path(project, version)
-    if path is None:
-        kind = typing.cast(DetectorKind, version.name.removeprefix("builtin:"))
-        return dataclasses.replace(cfg, kind=kind, weights=None)
-    size = int(version.training.get("image_size", cfg.image_size))
-    classes = () if version.training.get("class_agnostic") else cfg.classes
-    return dataclasses.replace(cfg, kind="yolo", weights=path, image_size=size, classes=classes)
+def _config(project: Project, version: VersionRow | Identity, live: bool) -> DetectorConfig:
+    """A detector version's settings: the live one's as they are, a registered one's as
+    it would be live (``versions.detector_config``)."""
+    if live or isinstance(version, Identity):
+        return project.config.detector
+    return detector_config(project, version, stored_path(project, version))
 
 
 def _name(version: VersionRow | Identity) -> str:
@@ -144,7 +142,10 @@ def evaluate_versions(
         versions = [_version(store, project, r, kind) for r in (a, b)]
         if kind != "detector":
             rows, crops, unreadable = readable(judged_rows(store, start))
-            configs = [side_config(project, store, kind, v) for v in versions]
+            configs = [
+                side_config(project, store, kind, v, r == "live")
+                for v, r in zip(versions, (a, b), strict=True)
+            ]
         else:
             gathered = gather(store, TYPES, since=start)
             made = {
@@ -159,13 +160,21 @@ def evaluate_versions(
             for n, c in zip(names, configs, strict=True)
         ]
         data = f"since {start}" if start else "held-out"
-        return Compared(project, kind, data, unreadable, sides[0], sides[1])
+        few = (
+            f"only {len(rows)} crop(s) judged: with fewer than {MIN_HELD_OUT}, a rate's "
+            "standard error passes 0.1, more than the gaps versions make"
+        )
+        notes = (few,) if len(rows) < MIN_HELD_OUT else ()
+        return Compared(project, kind, data, unreadable, sides[0], sides[1], notes)
     pictures = [p for p in gathered.pictures if start is not None or p.split == "val"]
     if not pictures:
         where = f"reviewed since {start}" if start else "on the held-out (val) side"
         raise IdentifyError(f"no reviewed picture {where} to evaluate on: review more first")
     leave_out = {r for p in pictures for i in p.annotations if (r := made.get(i)) is not None}
-    found = [detectors.make(_config(project, v), project.data_dir) for v in versions]
+    found = [
+        detectors.make(_config(project, v, r == "live"), project.data_dir)
+        for v, r in zip(versions, (a, b), strict=True)
+    ]
     with judging_copy(project, project.config, leave_out, stage) as copy:
         scored, unreadable = _run(copy, pictures, found, stage)
     data = f"since {start}" if start else "val"

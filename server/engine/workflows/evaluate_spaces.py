@@ -6,9 +6,12 @@ classes; false positives, things of no interest) of the pictures ``identify trai
 holds out: the newest quarter, split by picture and live track, so a head ``train`` made
 never saw them. With ``since``, every one reviewed from then on. Each version is judged
 as it would run live, in a copy of the project (``judging_copy``) whose index is built
-in the version's space without the references made of these crops, at thresholds
+in the version's space without the references made of these crops, at the thresholds
 ``identify verify``'s self-test calibrates there (written nowhere), each crop identified
-as a detector's crop is. Nothing of the project changes.
+as a detector's crop is. Thresholds set by hand (a taxonomy's or a class's in the
+project file, or through the server) were set for the live space, not a candidate's, so
+both versions are judged at their own calibration alone. Nothing of the project
+changes.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from server.engine.workflows.common import Stage, quiet, reference_count
 from server.engine.workflows.judging_copy import judging_copy
 from server.engine.workflows.reviewed_crops import held_out_groups, picture_key, reviewed_crop
 from server.engine.workflows.verify import run_verify
+from server.engine.workflows.verify_report import VerifyReport
 from server.engine.workflows.versions import checked_file, space_config
 
 TYPES = ("confirmed", "corrected", "false_positive")
@@ -46,10 +50,10 @@ def judged_rows(store: Store, since: str | None) -> list[TrainingRow]:
 
 
 def side_config(
-    project: Project, store: Store, kind: Kind, version: VersionRow | Identity
+    project: Project, store: Store, kind: Kind, version: VersionRow | Identity, live: bool
 ) -> ProjectConfig:
-    """The project's configuration with ``version`` in place (the live one as it is)."""
-    if isinstance(version, Identity):
+    """The project's configuration with ``version`` in place (``live``: as it is)."""
+    if live or isinstance(version, Identity):
         return project.config
     return space_config(project, store, kind, version, checked_file(project, version))
 
@@ -65,14 +69,17 @@ def score_space(
     """One version's numbers on the crops of ``rows`` (see the module docstring)."""
     leave_out = {r.reference_id for r in rows if r.reference_id is not None}
     with judging_copy(project, config, leave_out, stage, f"indexing for {name}") as copy:
+        store = Store(copy.db_path)
+        try:
+            for scope, key, _, _ in store.threshold_overrides():
+                store.set_threshold_override(scope, key, None, None)
+        finally:
+            store.close()
         embedder = project_embedder(config)
         tested = min(reference_count(copy), config.verify.max_references)
         with stage(f"calibrating {name}", tested) as update:
             checked = run_verify(copy, embedder, write=False, progress=update)
-        calibration = Calibration(checked.threshold, checked.margin_threshold, checked.model)
-        judged = dataclasses.replace(
-            copy, config=dataclasses.replace(config, calibration=calibration)
-        )
+        judged = dataclasses.replace(copy, config=calibrated_only(config, checked))
         ident = Identifier.open(judged, embedder)
         try:
             known = set(ident.labels.values())
@@ -93,6 +100,15 @@ def score_space(
         for row, d in zip(rows, decisions, strict=True)
     ]
     return score_answers(answers, checked.threshold, checked.margin_threshold)
+
+
+def calibrated_only(config: ProjectConfig, checked: VerifyReport) -> ProjectConfig:
+    """``config`` deciding at ``checked``'s calibration, with no threshold set by hand."""
+    calibration = Calibration(checked.threshold, checked.margin_threshold, checked.model)
+    taxonomies = tuple(
+        dataclasses.replace(t, threshold=None, margin=None, classes={}) for t in config.taxonomies
+    )
+    return dataclasses.replace(config, calibration=calibration, taxonomies=taxonomies)
 
 
 def readable(rows: Sequence[TrainingRow]) -> tuple[list[TrainingRow], list[np.ndarray], int]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -226,8 +227,15 @@ def _keep(
     digest = file_hash(best)
     target = project.data_dir / "models" / f"detector-ft-{digest[:8]}.pt"
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(best, target)
-    target.with_suffix(".json").write_text(json.dumps({**training, **measured}, indent=2) + "\n")
+    # Whole or not at all: copied beside, then moved in (an interruption leaves no
+    # truncated weights under a version's name).
+    partial = target.with_name(f".{target.name}.partial")
+    shutil.copyfile(best, partial)
+    card = target.with_suffix(".json")
+    card_partial = card.with_name(f".{card.name}.partial")
+    card_partial.write_text(json.dumps({**training, **measured}, indent=2) + "\n")
+    os.replace(partial, target)
+    os.replace(card_partial, card)
     identity = Identity("detector", target.stem, target, digest)
     return record_version(project, identity, base.id if base else None, training, measured)
 

@@ -6,12 +6,15 @@ crop is in the index it would be judged against, and matches itself. A judgement
 reviewed data is therefore made in a copy: the database copied (SQLite's online backup,
 safe while a server writes), the references made of the judged annotations retired
 there, and an index built in the version's space beside it. The project itself is not
-touched; the copy is removed afterwards.
+touched; the copy is removed afterwards, and one left by a process that was killed is
+removed by the next judgement.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import shutil
 import sqlite3
 import tempfile
 from collections.abc import Collection, Iterator
@@ -24,6 +27,8 @@ from server.engine.vision.embedders import project_embedder
 from server.engine.workflows.common import Stage, quiet, reference_count
 from server.engine.workflows.index import build_index
 
+PREFIX = ".judging-"
+
 
 @contextmanager
 def judging_copy(
@@ -35,7 +40,9 @@ def judging_copy(
 ) -> Iterator[Project]:
     """The project in a temporary folder under its data folder, with ``config`` (a
     version's space) and without the references ``leave_out``, indexed."""
-    with tempfile.TemporaryDirectory(prefix=".judging-", dir=project.data_dir) as tmp:
+    _sweep(project.data_dir)
+    prefix = f"{PREFIX}{os.getpid()}-"
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=project.data_dir) as tmp:
         copy = dataclasses.replace(project, data_dir=Path(tmp), config=config)
         with (
             closing(sqlite3.connect(project.db_path)) as source,
@@ -51,3 +58,21 @@ def judging_copy(
         with stage(what, reference_count(project)) as update:
             build_index(copy, project_embedder(config), update)
         yield copy
+
+
+def _sweep(data_dir: Path) -> None:
+    """Remove the copies of processes that are gone (named by their process id)."""
+    for folder in data_dir.glob(f"{PREFIX}*"):
+        pid = folder.name.removeprefix(PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's
+    return True

@@ -20,6 +20,7 @@ from pathlib import Path
 from server.engine.catalog.store import Store, VersionRow
 from server.engine.errors import IdentifyError
 from server.engine.project.config import (
+    DetectorConfig,
     DetectorKind,
     Project,
     ProjectConfig,
@@ -257,11 +258,13 @@ def space_config(
     """
     cfg = project.config
     if kind == "head":
-        embedder_now = register_live(store, project, "embedder")
-        if target.parent_id not in (None, embedder_now.id) and target.name != PLAIN_HEAD:
+        live = live_identity(project, "embedder")
+        embedder_now = store.version_by_hash("embedder", live.content_hash)  # read only
+        now = None if embedder_now is None else embedder_now.id
+        if target.parent_id not in (None, now) and target.name != PLAIN_HEAD:
             raise IdentifyError(
                 f"head version {target.id} was made for embedder version {target.parent_id}, "
-                f"not the live one ({embedder_now.id}: {embedder_now.name})"
+                f"not the live one ({now or 'unregistered'}: {live.name})"
             )
         projection = None
         if path is not None:
@@ -283,24 +286,36 @@ def space_config(
     return dataclasses.replace(cfg, model=model, projection=None)
 
 
-def _apply_detector(project: Project, target: VersionRow, path: Path | None) -> None:
-    """Write the detector block for ``target``, once its model loads."""
+def detector_config(project: Project, target: VersionRow, path: Path | None) -> DetectorConfig:
+    """The project's detector settings with ``target`` in place: its weights (``path``;
+    None: a built-in), the image size it was trained at, and the classes it had live (a
+    class-agnostic model's none; a model never live with a filter, none)."""
     cfg = project.config.detector
-    builtin = target.name.removeprefix("builtin:") if path is None else "yolo"
-    block = {**own_detector_settings(project), "kind": builtin}
-    block.pop("classes", None)
+    classes: tuple[str, ...] = ()
     if target.training.get("classes") and not target.training.get("class_agnostic"):
-        block["classes"] = list(target.training["classes"])  # as it was live
+        classes = tuple(target.training["classes"])
+    kind = target.name.removeprefix("builtin:") if path is None else "yolo"
+    return dataclasses.replace(
+        cfg,
+        kind=typing.cast(DetectorKind, kind),
+        weights=path,
+        image_size=int(target.training.get("image_size", cfg.image_size)),
+        classes=classes,
+    )
+
+
+def _apply_detector(project: Project, target: VersionRow, path: Path | None) -> None:
+    """Write the detector block for ``target``, once its model loads with the classes it
+    is to filter on (one clear error when it lacks one)."""
+    config = detector_config(project, target, path)
+    detectors.make(config, project.data_dir)
+    block = {**own_detector_settings(project), "kind": config.kind}
+    block.pop("classes", None)
+    if config.classes:
+        block["classes"] = list(config.classes)  # as it was live
     if path is not None:
         block["weights"] = relative(project, path)
-    block["image_size"] = int(target.training.get("image_size", cfg.image_size))
-    config = dataclasses.replace(
-        cfg,
-        kind=typing.cast(DetectorKind, builtin),
-        weights=path,
-        image_size=int(block["image_size"]),
-    )
-    detectors.make(config, project.data_dir)  # loads, or one clear error
+    block["image_size"] = config.image_size
     write_block(project.file, "detector", block, "identify versions")
 
 

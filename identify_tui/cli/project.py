@@ -58,7 +58,7 @@ def index(project: str) -> None:
     click.echo(
         f"indexed {proj.name}: {s.index_size} references in {s.classes} classes "
         f"({s.embedded} embedded, {s.unchanged} unchanged, {s.retired} removed, "
-        f"{len(s.skipped)} skipped) in {s.seconds:.1f}s with {run.space_id}"
+        f"{len(s.skipped)} skipped) in {s.seconds:.1f}s with {run.space_id} on {run.device}"
     )
     if s.rebuilt_index:
         click.echo("the vector index was rebuilt from the database")

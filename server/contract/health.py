@@ -43,6 +43,8 @@ class ProjectHealth(TypedDict):
     project: str
     model: str
     projection: str
+    device: str
+    """Where the model runs (``model.device`` with ``auto`` resolved)."""
     index_size: int
     classes: int
     thresholds: DefaultThresholds

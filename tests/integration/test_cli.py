@@ -43,6 +43,7 @@ def test_index_is_incremental_and_a_second_run_embeds_nothing(
     code, out, err = run("index", "--project", str(project))
     assert code == 0, out
     assert "6 references in 6 classes (6 embedded, 0 unchanged" in out
+    assert out.rstrip().endswith("with efficientnet-lite0/imagenet/gem3 on cpu"), out
     # No bar where nobody watches: one line as the stage starts, one as it ends.
     assert "embedding" not in out
     assert [line.split(":")[1].strip() for line in err.splitlines()] == ["embedding"] * 2

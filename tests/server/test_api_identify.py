@@ -31,6 +31,7 @@ async def test_health_reports_model_index_classes_and_queue(client: Client) -> N
     assert resp.status == 200
     body = await resp.json()
     assert body["model"] == "efficientnet-lite0/imagenet/gem3"
+    assert body["device"] == "cpu"  # `auto` on a machine without a GPU
     assert body["index_size"] == 4 and body["classes"] == 4
     assert body["thresholds"]["threshold"] == 0.6  # the model default (uncalibrated)
     assert body["queue"]["pending"] == 0

@@ -75,6 +75,7 @@ def health(
         "project": live.project.name,
         "model": live.embedder.spec.model_id,
         "projection": live.embedder.spec.projection,
+        "device": live.embedder.device,
         "index_size": len(live.ident.index),
         "classes": len(set(live.ident.labels.values())),
         "thresholds": thresholds["default"],

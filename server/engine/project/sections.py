@@ -62,6 +62,17 @@ class ReferenceSource:
     ``Cards > Yu-Gi-Oh > Dark Magician``."""
 
 
+DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+"""What ``model.device`` and ``detector.device`` may say."""
+DEVICES = "auto, cpu, cuda, cuda:N or mps"
+
+
+def check_device(device: str, field: str) -> None:
+    """A project file's device, spelt as one of ``DEVICES`` (raises ValueError)."""
+    if not DEVICE.fullmatch(device):
+        raise ValueError(f"{field} must be {DEVICES}, not {device!r}")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Which embedder turns an image into a vector."""
@@ -73,13 +84,15 @@ class ModelConfig:
     checkpoint: Path | None = None
     """A local weights file, used instead of downloading; relative to the project file."""
     device: str = "auto"
-    """``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
+    """``auto`` (a CUDA GPU, then Apple's GPU, then the CPU), ``cpu``, ``cuda``,
+    ``cuda:N`` or ``mps``."""
     batch_size: int = 16
     """Images per forward pass when indexing."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError("model.batch_size must be at least 1")
+        check_device(self.device, "model.device")
 
 
 @dataclass(frozen=True)
@@ -210,12 +223,13 @@ class DetectorConfig:
     max_det: int = 20
     """Most things taken from one picture (the best ones)."""
     device: str = "auto"
-    """``yolo``: ``auto`` (a CUDA GPU when there is one, else the CPU), ``cpu``,
+    """``yolo``: ``auto`` (a CUDA GPU, then Apple's GPU, then the CPU), ``cpu``,
     ``cuda``, ``cuda:1``, ``mps``; ``identify detector train`` trains there too."""
     min_area: float = 0.01
     """``quad``: the smallest thing, as a share of the picture's area."""
 
     def __post_init__(self) -> None:
+        check_device(self.device, "detector.device")
         if self.kind == "yolo" and self.weights is None:
             raise ValueError("detector.weights must name a YOLO model file for kind yolo")
         if not 0 <= self.confidence <= 1 or not 0 < self.iou <= 1:

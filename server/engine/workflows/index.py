@@ -47,6 +47,8 @@ class IndexRun:
     project: Project
     summary: IndexSummary
     space_id: str
+    device: str
+    """Where the model ran (``model.device``, ``auto`` resolved)."""
 
 
 def index_project(ref: str, stage: Stage = quiet) -> IndexRun:
@@ -64,7 +66,7 @@ def index_project(ref: str, stage: Stage = quiet) -> IndexRun:
     scanned = scan(project)
     with writer_lock(project, "identify index"), stage("embedding", len(scanned[0])) as update:
         summary = build_index(project, embedder, update, scanned)
-    return IndexRun(project, summary, embedder.spec.space_id)
+    return IndexRun(project, summary, embedder.spec.space_id, embedder.device)
 
 
 def build_index(

@@ -39,6 +39,11 @@ class Embedder(Protocol):
 
     spec: ModelSpec
 
+    @property
+    def device(self) -> str:
+        """Where it runs: ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` (``auto`` resolved)."""
+        ...
+
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         """One RGB uint8 image (H, W, 3) -> the model's input tensor as float32 (C, H, W).
 

@@ -194,6 +194,11 @@ class ProjectedEmbedder:
         self.head = head
         self.spec = replace(base.spec, dim=head.out_dim, projection=head.id)
 
+    @property
+    def device(self) -> str:
+        """The base model's device (the head runs beside it)."""
+        return self.base.device
+
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         """See ``Embedder.preprocess``."""
         return self.base.preprocess(image)

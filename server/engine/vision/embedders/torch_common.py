@@ -6,17 +6,49 @@ import cv2
 import numpy as np
 
 from server.engine.errors import ModelUnavailableError
+from server.engine.project.sections import DEVICE, DEVICES
 
 
 def pick_device(device: str) -> str:
-    """Resolve ``auto`` to ``cuda`` when a GPU is present, else ``cpu``."""
+    """The device to run on: ``auto`` picks a CUDA GPU, then Apple's GPU (``mps``), then
+    the CPU; any other value is that device, checked to be there.
+
+    Raises:
+        ModelUnavailableError: the device asked for is not on this machine, or is not a
+            device name.
+    """
     import torch
 
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelUnavailableError(f"device '{device}' asked for, but no CUDA GPU is available")
+        if torch.cuda.is_available():
+            return "cuda"
+        return "mps" if _mps() else "cpu"
+    if not DEVICE.fullmatch(device):
+        raise ModelUnavailableError(f"unknown device {device!r}: use {DEVICES}")
+    if device == "mps" and not _mps():
+        raise ModelUnavailableError(
+            "device 'mps' asked for, but Apple's GPU (Metal) is not available here: use auto or cpu"
+        )
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ModelUnavailableError(
+                f"device {device!r} asked for, but no CUDA GPU is available: use auto or cpu"
+            )
+        index = int(device.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise ModelUnavailableError(
+                f"device {device!r} asked for, but this machine has "
+                f"{torch.cuda.device_count()} CUDA GPU(s) (cuda:0 to "
+                f"cuda:{torch.cuda.device_count() - 1})"
+            )
     return device
+
+
+def _mps() -> bool:
+    import torch
+
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
 
 
 def resize_normalise(

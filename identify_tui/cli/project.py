@@ -109,6 +109,9 @@ def models(every: bool) -> None:
     """
     rows, left_out = list_models(every)
     for m in rows:
-        click.echo(f"{m.name:<28} {'here' if m.offline else 'download'}  {m.description}")
+        backends = "+".join(m.backends)
+        click.echo(
+            f"{m.name:<28} {'here' if m.offline else 'download'}  {backends:<9}  {m.description}"
+        )
     if left_out:
         click.echo(f"... and {left_out} more open_clip architectures: identify models --all")

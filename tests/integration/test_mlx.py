@@ -82,9 +82,9 @@ def test_what_mlx_cannot_run_is_one_clear_error(
 ) -> None:
     with pytest.raises(
         ModelUnavailableError,
-        match="runs on backend torch only; backend mlx runs efficientnet-lite0",
+        match="runs on backend torch only; backend mlx runs efficientnet-lite0 and CLIP",
     ):
-        create_embedder(ModelConfig(name="ViT-B-32", backend="mlx"))
+        create_embedder(ModelConfig(name="RN50", backend="mlx"))
     with pytest.raises(ModelUnavailableError, match="Apple's GPU"):
         create_embedder(ModelConfig(name="efficientnet-lite0", device="mps", backend="mlx"))
     refs = tmp_path / "refs"
@@ -100,3 +100,22 @@ def test_what_mlx_cannot_run_is_one_clear_error(
     monkeypatch.setitem(sys.modules, "mlx.core", None)  # MLX not installed
     with pytest.raises(ModelUnavailableError, match=r"pip install 'mlx\[cpu\]'.*backend: torch"):
         create_embedder(MLX)
+
+
+def test_mlx_gives_the_torch_clip_towers_vectors(tmp_path: Path) -> None:
+    """ViT-B-32 with seeded weights saved to a file (no CLIP weights can be fetched
+    here): the same vectors from both backends, and from neither a constant."""
+    import open_clip
+    import torch
+
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "vit-b-32-seed0.pt"
+    torch.save(open_clip.create_model("ViT-B-32", pretrained=None).state_dict(), checkpoint)
+    cfg = {"name": "ViT-B-32", "checkpoint": checkpoint, "device": "cpu"}
+    torch_e = create_embedder(ModelConfig(**cfg))  # type: ignore[arg-type]
+    mlx_e = create_embedder(ModelConfig(**cfg, backend="mlx"))  # type: ignore[arg-type]
+    assert mlx_e.spec == torch_e.spec and mlx_e.device == "mlx:cpu"
+    pictures = _pictures()[::7][:4]
+    a, b = embed_images(torch_e, pictures), embed_images(mlx_e, pictures)
+    assert float((a * b).sum(axis=1).min()) >= 0.999
+    assert float((a[0] * a[1:]).sum(axis=1).max()) < 0.999  # the pictures differ

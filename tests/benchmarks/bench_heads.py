@@ -134,6 +134,7 @@ def open_set_accuracy(
     crops = [load_image(data / q["crop"]) for q in asked]
     text = file.read_text(encoding="utf-8")
     out: dict[str, Any] = {"unknown_share": round(unknown_share, 4)}
+    rights: dict[str, np.ndarray] = {}
     for name, head in (("plain", None), *heads.items()):
         file.write_text(text, encoding="utf-8")  # the project as the reviews left it
         project = load_project(file)
@@ -170,6 +171,7 @@ def open_set_accuracy(
                 for d, q in zip(decided, asked, strict=True)
             ]
         )
+        rights[name] = right
         out[name] = {
             **_at_mix(known, right, unknown_share),
             "top1": round(float(top1[known].mean()), 4),
@@ -178,7 +180,35 @@ def open_set_accuracy(
         }
     out["known_queries"] = int(sum(q["known"] for q in asked))
     out["unknown_queries"] = int(sum(not q["known"] for q in asked))
+    known = np.array([q["known"] for q in asked])
+    out["reviewed_minus"] = {
+        other: _paired(known, rights["reviewed"], rights[other], unknown_share)
+        for other in ("plain", "synthetic")
+    }
     return out
+
+
+def _paired(known: np.ndarray, a: np.ndarray, b: np.ndarray, u: float) -> dict[str, Any]:
+    """Open-set accuracy of ``a`` minus ``b`` on the same queries, with a 95 % interval
+    from resampling the queries (the same draw for both; known and unknown apart)."""
+
+    def at(idx: np.ndarray) -> float:
+        k, n = known[idx], ~known[idx]
+        return float(
+            (1 - u) * (a[idx][k].mean() - b[idx][k].mean())
+            + u * (a[idx][n].mean() - b[idx][n].mean())
+        )
+
+    rng = np.random.default_rng(0)
+    k_idx, u_idx = np.flatnonzero(known), np.flatnonzero(~known)
+    draws = [
+        at(np.concatenate([rng.choice(k_idx, len(k_idx)), rng.choice(u_idx, len(u_idx))]))
+        for _ in range(2000)
+    ]
+    return {
+        "difference": round(at(np.arange(len(known))), 4),
+        "ci": [round(float(np.percentile(draws, q)), 4) for q in (2.5, 97.5)],
+    }
 
 
 def _best_any(decided: list[Any], known: np.ndarray, top1: np.ndarray, u: float) -> float:

@@ -189,8 +189,9 @@ def test_a_device_that_is_not_there_fails_at_load(
     if not torch.cuda.is_available():
         with pytest.raises(ModelUnavailableError, match="no CUDA GPU"):
             detectors.make(_yolo(yolo_files["detect"], device="cuda:3"), tmp_path)
-    with pytest.raises(ModelUnavailableError, match="does not run \\(on device 'gpu0'\\)"):
-        detectors.make(_yolo(yolo_files["detect"], device="gpu0"), tmp_path)
+    # A device name that is none is refused as the project file is read.
+    with pytest.raises(ValueError, match="detector.device must be auto, cpu, cuda, cuda:N or mps"):
+        _yolo(yolo_files["detect"], device="gpu0")
 
 
 def test_the_class_filter_and_max_det_hold_even_at_300(

@@ -19,17 +19,15 @@ import yaml
 
 from server.engine.errors import ProjectConfigError
 from server.engine.project.outreach import AlertsConfig, ClustersConfig, WebhookConfig
+from server.engine.project.runners import DetectorConfig, DetectorKind, ModelConfig
 from server.engine.project.sections import (
     DEFAULT_RARITY_SUFFIXES,
     DEFAULT_TAXONOMY,
     PROJECT_NAME_RE,
     CameraConfig,
     ClassThreshold,
-    DetectorConfig,
-    DetectorKind,
     IndexConfig,
     LocateConfig,
-    ModelConfig,
     NamingRules,
     Projection,
     ReferenceSource,

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from server.engine.project.sections import DetectorConfig
+from server.engine.project.runners import DetectorConfig
 from server.engine.vision.detectors.quad import MAX_AREA, WORK_SIDE, QuadFinder, edges
 from server.engine.vision.rectify import is_usable, order_corners
 

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from server.engine.errors import ModelUnavailableError
-from server.engine.project.sections import DEVICE, DEVICES
+from server.engine.project.runners import DEVICE, DEVICES
 
 
 def pick_device(device: str) -> str:

@@ -1,11 +1,13 @@
-"""MLX against torch for the offline embedder: the same vectors, and how fast each is here.
+"""MLX against torch: the same vectors, and how fast each is here.
 
-Per dataset, the first ``--images`` query crops are embedded by both backends
-(EfficientNet-Lite0, the packaged weights): the cosine between the two vectors of each
-image (parity), and milliseconds per image at batch 16 and batch 1, each the median of
-``--repeats`` timed passes after one warm-up::
+Per dataset, the first ``--images`` query crops are embedded by both backends, for
+EfficientNet-Lite0 (the packaged weights) and, with ``--clip``, CLIP ViT-B-32 (seeded
+weights saved to a file: no CLIP weights can be fetched here; the speed does not depend
+on the values): the cosine between the two vectors of each image (parity), and
+milliseconds per image at batch 16 (or all the images, when fewer) and batch 1, each
+the median of ``--repeats`` timed passes after one warm-up::
 
-    python -m tests.benchmarks.bench_mlx --data .bench/data --data .bench/cards-cross
+    python -m tests.benchmarks.bench_mlx --data .bench/data --data .bench/cards-cross --clip
 """
 
 from __future__ import annotations
@@ -34,16 +36,17 @@ def _ms_per_image(embedder: Embedder, batch: np.ndarray, repeats: int) -> float:
     return round(1000 * float(np.median(times)) / len(batch), 2)
 
 
-def run(data: Path, images: int, repeats: int) -> dict[str, Any]:
+def run(data: Path, model: dict[str, Any], images: int, repeats: int) -> dict[str, Any]:
     manifest = json.loads((data / "manifest.json").read_text())
     crops = [load_image(data / q["crop"]) for q in manifest["queries"][:images]]
-    torch_e = create_embedder(ModelConfig(name="efficientnet-lite0", device="cpu"))
-    mlx_e = create_embedder(ModelConfig(name="efficientnet-lite0", device="cpu", backend="mlx"))
+    torch_e = create_embedder(ModelConfig(**model, device="cpu"))
+    mlx_e = create_embedder(ModelConfig(**model, device="cpu", backend="mlx"))
     batch = np.stack([torch_e.preprocess(c) for c in crops])
     a, b = torch_e.embed_batch(batch), mlx_e.embed_batch(batch)
     cosine = (a * b).sum(axis=1)
     out: dict[str, Any] = {
         "data": data.name,
+        "model": model["name"],
         "images": len(crops),
         "cosine_min": round(float(cosine.min()), 6),
         "cosine_mean": round(float(cosine.mean()), 6),
@@ -61,8 +64,20 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=REPO / ".bench" / "results" / "mlx.json")
+    parser.add_argument("--clip", action="store_true", help="Also CLIP ViT-B-32 (seeded).")
     args = parser.parse_args()
-    results = [run(d, args.images, args.repeats) for d in args.data]
+    models: list[dict[str, Any]] = [{"name": "efficientnet-lite0"}]
+    if args.clip:
+        import open_clip
+        import torch
+
+        torch.manual_seed(0)
+        checkpoint = REPO / ".bench" / "vit-b-32-seed0.pt"
+        if not checkpoint.is_file():
+            checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(open_clip.create_model("ViT-B-32").state_dict(), checkpoint)
+        models.append({"name": "ViT-B-32", "checkpoint": checkpoint})
+    results = [run(d, m, args.images, args.repeats) for m in models for d in args.data]
     for r in results:
         print(json.dumps(r), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)

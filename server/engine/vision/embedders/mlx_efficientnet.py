@@ -32,6 +32,13 @@ from server.engine.vision.embedders.efficientnet import (
 from server.engine.vision.embedders.torch_common import resize_normalise, resized_normalised
 
 
+def compiled(mx: Any, fn: Any) -> Any:
+    """``fn`` compiled by MLX on Apple's GPU (Metal fuses its element-wise steps); as it
+    is on the CPU, where MLX would compile C++ with the system's compiler at run time (a
+    compiler a machine may lack, and whose cache another process may be writing)."""
+    return mx.compile(fn) if mx.default_device() == mx.gpu else fn
+
+
 def import_mlx() -> Any:
     """``mlx.core``, or one clear error naming the backends that work."""
     try:
@@ -134,7 +141,7 @@ class MlxEfficientNetLite0Embedder:
         self.spec = SPEC
         self._mx = mx
         self._blocks = convert(mx, load_efficientnet_lite0(checkpoint))
-        self._forward = mx.compile(self._features)
+        self._forward = compiled(mx, self._features)
 
     @property
     def device(self) -> str:

@@ -20,7 +20,7 @@ import numpy as np
 
 from server.engine.errors import ModelUnavailableError
 from server.engine.vision.embedders.base import l2_normalise
-from server.engine.vision.embedders.mlx_efficientnet import import_mlx
+from server.engine.vision.embedders.mlx_efficientnet import compiled, import_mlx
 from server.engine.vision.embedders.openclip import load_clip
 from server.engine.vision.embedders.torch_common import resize_normalise
 
@@ -160,7 +160,7 @@ class MlxOpenClipEmbedder:
         self._tower = convert(mx, clip.model.visual)
         self._size, self._mean, self._std = clip.size, clip.mean, clip.std
         self.spec = clip.spec
-        self._forward = mx.compile(lambda x: forward(mx, self._tower, x))
+        self._forward = compiled(mx, lambda x: forward(mx, self._tower, x))
 
     @property
     def device(self) -> str:

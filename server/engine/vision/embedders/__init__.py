@@ -187,10 +187,8 @@ def _mlx_embedder(cfg: ModelConfig) -> Embedder:
             "efficientnet-lite0 and CLIP's vision transformers (ViT-B-32, ViT-B-16, "
             "ViT-L-14, ...)"
         )
-    from server.engine.vision.embedders.mlx_efficientnet import (
-        MlxEfficientNetLite0Embedder,
-        import_mlx,
-    )
+    from server.engine.vision.embedders.mlx_common import import_mlx
+    from server.engine.vision.embedders.mlx_efficientnet import MlxEfficientNetLite0Embedder
     from server.engine.vision.embedders.mlx_openclip import MlxOpenClipEmbedder
 
     mx = import_mlx()

@@ -29,26 +29,8 @@ from server.engine.vision.embedders.efficientnet import (
     STD,
     load_efficientnet_lite0,
 )
+from server.engine.vision.embedders.mlx_common import compiled, import_mlx, mlx_device
 from server.engine.vision.embedders.torch_common import resize_normalise, resized_normalised
-
-
-def compiled(mx: Any, fn: Any) -> Any:
-    """``fn`` compiled by MLX on Apple's GPU (Metal fuses its element-wise steps); as it
-    is on the CPU, where MLX would compile C++ with the system's compiler at run time (a
-    compiler a machine may lack, and whose cache another process may be writing)."""
-    return mx.compile(fn) if mx.default_device() == mx.gpu else fn
-
-
-def import_mlx() -> Any:
-    """``mlx.core``, or one clear error naming the backends that work."""
-    try:
-        import mlx.core as mx
-    except ImportError as exc:
-        raise ModelUnavailableError(
-            f"model.backend mlx needs MLX ({exc}): pip install 'mlx[cpu]' on Linux, "
-            "'mlx' on Apple Silicon; or use backend: torch"
-        ) from None
-    return mx
 
 
 @dataclass(frozen=True)
@@ -146,7 +128,7 @@ class MlxEfficientNetLite0Embedder:
     @property
     def device(self) -> str:
         """``mlx:gpu`` (Apple's GPU) or ``mlx:cpu``."""
-        return f"mlx:{'gpu' if self._mx.default_device() == self._mx.gpu else 'cpu'}"
+        return mlx_device(self._mx)
 
     def _features(self, x: Any) -> Any:
         for block in self._blocks:

@@ -20,7 +20,7 @@ import numpy as np
 
 from server.engine.errors import ModelUnavailableError
 from server.engine.vision.embedders.base import l2_normalise
-from server.engine.vision.embedders.mlx_efficientnet import compiled, import_mlx
+from server.engine.vision.embedders.mlx_common import compiled, import_mlx, mlx_device
 from server.engine.vision.embedders.openclip import load_clip
 from server.engine.vision.embedders.torch_common import resize_normalise
 
@@ -165,7 +165,7 @@ class MlxOpenClipEmbedder:
     @property
     def device(self) -> str:
         """``mlx:gpu`` (Apple's GPU) or ``mlx:cpu``."""
-        return f"mlx:{'gpu' if self._mx.default_device() == self._mx.gpu else 'cpu'}"
+        return mlx_device(self._mx)
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         """See ``Embedder.preprocess``."""
